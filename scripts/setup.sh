@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-time, idempotent setup of the project-local Python environment that
+# carries libtorch (the torch==2.13.0 wheel, what tch 0.26 expects).
+#
+#   bash scripts/setup.sh            # torch only
+#   DREAM_MPC_MUJOCO=1 bash scripts/setup.sh   # also mujoco + dm-control
+#
+# A second run downloads nothing: it checks the installed versions and exits.
+# The same wheel carries the CUDA libraries, so on a GPU workstation the
+# trainer uses the GPU with no further step (`--device auto`).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+torch_version="2.13.0"
+
+py="${PYTHON:-python3}"
+if [ ! -x "$venv/bin/python3" ]; then
+  echo "[setup] creating $venv"
+  "$py" -m venv "$venv"
+fi
+have() { "$venv/bin/python3" -c "import importlib.metadata as m,sys; sys.exit(0 if m.version('$1')=='$2' else 1)" 2>/dev/null; }
+
+if have torch "$torch_version"; then
+  echo "[setup] torch $torch_version already installed"
+else
+  echo "[setup] installing torch==$torch_version (about 4.7 GB with its CUDA libraries; needed even on CPU)"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "torch==$torch_version"
+fi
+if [ "${DREAM_MPC_MUJOCO:-0}" = "1" ]; then
+  if have mujoco 3.17.0 && have dm-control 1.0.50; then
+    echo "[setup] mujoco 3.17.0 and dm-control 1.0.50 already installed"
+  else
+    echo "[setup] installing mujoco==3.17.0 dm-control==1.0.50"
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "mujoco==3.17.0" "dm-control==1.0.50"
+  fi
+fi
+echo "[setup] done; now: source scripts/env.sh"

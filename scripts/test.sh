@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The full test suite, from a fresh clone with nothing installed by hand:
+#   bash scripts/test.sh
+# 1. installs what it needs (project venv with the torch wheel for libtorch),
+# 2. checks formatting and lints (warnings are errors),
+# 3. checks that the controller's dependency tree is free of libtorch,
+# 4. runs every test of the workspace.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+start=$(date +%s)
+stage() { echo "=== [$(( $(date +%s) - start ))s] $*"; }
+
+stage "setup"
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+bash scripts/setup.sh
+# shellcheck source=/dev/null
+source scripts/env.sh
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "controller dependency tree is free of libtorch"
+if cargo tree -p dream-mpc -e normal,build --prefix none | grep -E '^(torch-sys|tch) '; then
+  echo "error: the controller crate (dream-mpc) depends on libtorch" >&2
+  exit 1
+fi
+
+stage "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
+stage "done"

@@ -1,0 +1,5 @@
+//! Simulated robots for dream-mpc: the `Task` trait and its implementations.
+
+pub mod task;
+
+pub use task::{Backend, Step, Task, TaskError, TaskSpec};

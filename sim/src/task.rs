@@ -1,0 +1,159 @@
+//! The `Task` trait: one simulated robot with a DeepMind-Control-Suite-style
+//! episode (reset with a seed, step with a normalized action, reward in
+//! [0, 1], fixed episode length). Native tasks (this crate's own physics)
+//! and MuJoCo-backed tasks implement the same trait.
+//!
+//! Buffers are the caller's: `reset` and `step` write the observation into
+//! a slice of length `spec().obs_size` and never allocate, so a task can sit
+//! inside a real-time loop (the ROS 2 robot node) or a training loop.
+
+use std::fmt;
+
+/// Which physics engine runs a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// This crate's own Rust physics (see each task's module docs for how
+    /// it integrates and where it differs from MuJoCo).
+    Native,
+    /// MuJoCo through `mujoco-rs` on the suite's own model files.
+    Mujoco,
+}
+
+/// Static description of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSpec {
+    /// Registry name, e.g. `pendulum-swingup` (native) or
+    /// `mujoco/cheetah-run`.
+    pub name: String,
+    pub backend: Backend,
+    /// Length of the observation vector (the suite's keys concatenated in
+    /// the suite's order).
+    pub obs_size: usize,
+    /// Number of actuators. Actions are normalized to [-1, 1]; the task
+    /// scales them to actuator units (gear / control range).
+    pub action_size: usize,
+    /// Seconds between two `step` calls.
+    pub control_timestep: f64,
+    /// Physics steps per control step.
+    pub physics_substeps: usize,
+    /// Steps per episode (1000 for every suite task).
+    pub episode_len: usize,
+}
+
+/// Result of one control step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    /// Reward of this step, in [0, 1].
+    pub reward: f64,
+    /// True on the last step of the episode (time limit reached).
+    pub done: bool,
+}
+
+/// What can go wrong when driving a task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskError {
+    /// No task of that name in the registry; lists the known names.
+    UnknownTask { name: String, known: Vec<String> },
+    /// The action has the wrong number of elements.
+    ActionSize { expected: usize, got: usize },
+    /// The action holds NaN or infinity at `index`.
+    NonFiniteAction { index: usize, value: f64 },
+    /// A buffer passed in has the wrong length.
+    BufferSize {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// `step` after the episode ended; call `reset`.
+    EpisodeOver,
+    /// `step` before the first `reset`.
+    NotReset,
+    /// A backend is missing (e.g. libmujoco or the suite's model files).
+    Backend(String),
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::UnknownTask { name, known } => {
+                write!(
+                    f,
+                    "unknown task '{name}'; known tasks: {}",
+                    known.join(", ")
+                )
+            }
+            TaskError::ActionSize { expected, got } => {
+                write!(f, "action has {got} elements, the task expects {expected}")
+            }
+            TaskError::NonFiniteAction { index, value } => {
+                write!(
+                    f,
+                    "action element {index} is {value}; actions must be finite"
+                )
+            }
+            TaskError::BufferSize {
+                what,
+                expected,
+                got,
+            } => write!(f, "{what} buffer has length {got}, expected {expected}"),
+            TaskError::EpisodeOver => write!(f, "the episode is over; call reset first"),
+            TaskError::NotReset => write!(f, "the task was never reset; call reset first"),
+            TaskError::Backend(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// Check an action: right length, all finite. Returns it unchanged; the
+/// task clamps finite out-of-range values to [-1, 1] as the suite does.
+pub fn check_action(action: &[f64], action_size: usize) -> Result<(), TaskError> {
+    if action.len() != action_size {
+        return Err(TaskError::ActionSize {
+            expected: action_size,
+            got: action.len(),
+        });
+    }
+    if let Some((index, &value)) = action.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(TaskError::NonFiniteAction { index, value });
+    }
+    Ok(())
+}
+
+/// Check a caller's buffer length.
+pub fn check_buffer(what: &'static str, buf: &[f64], expected: usize) -> Result<(), TaskError> {
+    if buf.len() != expected {
+        return Err(TaskError::BufferSize {
+            what,
+            expected,
+            got: buf.len(),
+        });
+    }
+    Ok(())
+}
+
+/// A simulated robot.
+pub trait Task: Send {
+    /// Static description (sizes, timestep, episode length).
+    fn spec(&self) -> &TaskSpec;
+
+    /// Start a new episode; the initial state is drawn from the suite's
+    /// distribution with a generator seeded by `seed` (same seed, same
+    /// state). Writes the first observation.
+    fn reset(&mut self, seed: u64, obs: &mut [f64]) -> Result<(), TaskError>;
+
+    /// Apply `action` (normalized, length `action_size`; finite values
+    /// outside [-1, 1] are clamped, NaN/inf and wrong length are errors) for
+    /// one control timestep; writes the next observation, returns the reward.
+    fn step(&mut self, action: &[f64], obs: &mut [f64]) -> Result<Step, TaskError>;
+
+    /// Generalized positions and velocities (MuJoCo's qpos / qvel layout).
+    fn state(&self, qpos: &mut [f64], qvel: &mut [f64]);
+
+    /// Number of generalized positions and velocities.
+    fn state_size(&self) -> (usize, usize);
+
+    /// Overwrite the physics state (for replaying recorded trajectories)
+    /// and write the matching observation. Does not change the step count.
+    fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError>;
+}

@@ -1,0 +1,1 @@
+//! dream-mpc trainer (libtorch through tch).
