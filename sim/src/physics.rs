@@ -70,10 +70,11 @@ pub fn rk4<const N: usize>(
 /// elimination without pivoting; fine for mass matrices).
 pub fn solve_spd<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
     for k in 0..N {
+        let pivot_row = a[k];
         for i in (k + 1)..N {
-            let f = a[i][k] / a[k][k];
-            for j in k..N {
-                a[i][j] -= f * a[k][j];
+            let f = a[i][k] / pivot_row[k];
+            for (aij, akj) in a[i][k..].iter_mut().zip(&pivot_row[k..]) {
+                *aij -= f * akj;
             }
             b[i] -= f * b[k];
         }

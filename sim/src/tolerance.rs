@@ -143,11 +143,11 @@ impl Tolerance {
         value_at_margin: f64,
     ) -> Result<Self, ToleranceError> {
         let (lower, upper) = bounds;
-        // `!(a <= b)` also rejects NaN.
-        if !(lower <= upper) {
+        // Written so that NaN fails too.
+        if lower.is_nan() || upper.is_nan() || lower > upper {
             return Err(ToleranceError::Bounds { lower, upper });
         }
-        if !(margin >= 0.0) {
+        if margin.is_nan() || margin < 0.0 {
             return Err(ToleranceError::Margin(margin));
         }
         let lo_ok = if sigmoid.allows_zero() {
@@ -155,7 +155,7 @@ impl Tolerance {
         } else {
             value_at_margin > 0.0
         };
-        if !(lo_ok && value_at_margin < 1.0) {
+        if !lo_ok || value_at_margin.is_nan() || value_at_margin >= 1.0 {
             return Err(ToleranceError::ValueAtMargin {
                 sigmoid,
                 value: value_at_margin,
@@ -272,6 +272,9 @@ mod tests {
             Err(ToleranceError::ValueAtMargin { .. })
         ));
         assert!(Tolerance::new((0.0, 1.0), 1.0, Sigmoid::Quadratic, 0.0).is_ok());
+        assert!(Tolerance::gaussian((f64::NAN, 1.0), 1.0).is_err());
+        assert!(Tolerance::gaussian((0.0, 1.0), f64::NAN).is_err());
+        assert!(Tolerance::new((0.0, 1.0), 1.0, Sigmoid::Linear, f64::NAN).is_err());
         assert!(Tolerance::new((0.0, 1.0), 1.0, Sigmoid::Linear, 1.0).is_err());
         let msg = Tolerance::gaussian((2.0, 1.0), 1.0)
             .unwrap_err()
