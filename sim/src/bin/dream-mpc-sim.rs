@@ -93,7 +93,7 @@ fn run(task_name: &str, episodes: u64, seed: u64, policy_name: &str) -> Result<(
         let s = seed + i;
         let r = run_episode(task.as_mut(), pol.as_mut(), s)?;
         println!(
-            "episode {i} seed {s} return {:.1} steps {} wall {:.3}s",
+            "episode {i} seed {s} return {:.1} steps {} wall {:.4}s",
             r.ret,
             r.steps,
             r.wall.as_secs_f64()
