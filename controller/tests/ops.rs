@@ -311,7 +311,8 @@ fn multi_slot_tape_matches_single_slot() {
     let (rows, slots) = (3, 4);
     let mut rng = Rng::new(1);
     let mut tape = p.tape(rows + 2, slots);
-    let data: Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> = (0..slots)
+    type Batch = Vec<Vec<f32>>;
+    let data: Vec<(Batch, Batch)> = (0..slots)
         .map(|_| {
             (
                 rand_inputs(&p, rows, &mut rng),
