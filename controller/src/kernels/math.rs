@@ -1,10 +1,11 @@
 //! Gemm, MatMul, Add, Sub, Mul and Div (by a constant): builders and
 //! kernels, forward and backward side by side.
 
+use super::gemm::gemm_acc;
 use super::lower::{BVal, Konst, Lowering, NodeCtx, Value};
 use super::{Builder, Bwd, Fwd, Kernel, Loc};
 use crate::bundle::BundleError;
-use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+use nalgebra::DMatrix;
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Gemm", gemm),
@@ -15,7 +16,8 @@ pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Div", div),
 ];
 
-/// `y = x W^T + b` over the last axis (`x` has `cols = rows * width/in`
+/// `y = x W^T + b` over the last axis (both passes through the
+/// allocation-free [`gemm_acc`]) (`x` has `cols = rows * width/in`
 /// rows of `in`). `w` is `[out, in]`, `wt` its transpose (kept so that both
 /// passes are one plain gemm).
 #[derive(Debug)]
@@ -41,17 +43,14 @@ impl Kernel for Linear {
         for c in ys.chunks_exact_mut(self.d_out) {
             c.copy_from_slice(&self.bias);
         }
-        let xv = DMatrixView::from_slice(xs, self.d_in, cols);
-        let mut yv = DMatrixViewMut::from_slice(ys, self.d_out, cols);
-        yv.gemm(1.0, &self.w, &xv, 1.0);
+        // Column-major [out, in] storage is row-major [in, out]: y += x W^T.
+        gemm_acc(cols, self.d_in, self.d_out, xs, self.w.as_slice(), ys);
     }
     /// One gemm: `dx += dy W`.
     fn backward(&self, b: &mut Bwd) {
         let cols = b.rows * self.x.width / self.d_in;
         let (dy, dx) = b.grad_io(self.y, self.x);
-        let dyv = DMatrixView::from_slice(dy, self.d_out, cols);
-        let mut dxv = DMatrixViewMut::from_slice(dx, self.d_in, cols);
-        dxv.gemm(1.0, &self.wt, &dyv, 1.0);
+        gemm_acc(cols, self.d_out, self.d_in, dy, self.wt.as_slice(), dx);
     }
     fn flops(&self) -> (u64, u64) {
         let f = (self.x.width * self.d_out) as u64;

@@ -24,6 +24,7 @@
 //! aliases (no copy, no kernel).
 
 pub mod array;
+pub mod gemm;
 mod lower;
 pub mod math;
 pub mod nn;
