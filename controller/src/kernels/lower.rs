@@ -324,6 +324,12 @@ fn check_interface(
         });
     }
     for (v, s) in declared_vals.iter().zip(spec) {
+        if s.size == 0 {
+            return Err(BundleError::Interface {
+                module: module.into(),
+                message: format!("{what} `{}` has size 0", s.name),
+            });
+        }
         let (rank, last) = declared(v);
         if rank != 2 || last.is_some_and(|l| l != s.size as i64) {
             return Err(BundleError::Interface {
@@ -465,7 +471,6 @@ pub(crate) fn compile(
     check_interface(module, "input", &real_inputs, &spec.inputs)?;
     let outs: Vec<&pb::ValueInfoProto> = graph.output.iter().collect();
     check_interface(module, "output", &outs, &spec.outputs)?;
-    tract_check(module, &proto, spec)?;
 
     let mut lw = Lowering {
         values: HashMap::new(),
@@ -515,6 +520,11 @@ pub(crate) fn compile(
         }
         *onnx_ops.entry(node.op_type.clone()).or_insert(0) += 1;
     }
+    // tract's type check comes after our own lowering, which refuses
+    // out-of-range axes first: tract 0.23's LayerNormalization inference
+    // loops `0..axis` and hangs on a corrupted huge axis (found by the
+    // loader fuzz test).
+    tract_check(module, &proto, spec)?;
     let mut output_locs = vec![];
     for s in &spec.outputs {
         match lw.values.get(&s.name) {

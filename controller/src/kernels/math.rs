@@ -67,6 +67,9 @@ fn linear(
     op: &'static str,
 ) -> Result<(), BundleError> {
     let (d_out, d_in) = w.shape();
+    if d_out == 0 || d_in == 0 {
+        return Err(ctx.unsupported(format!("empty weight matrix [{d_out}, {d_in}]")));
+    }
     if x.shape.last() != Some(&d_in) {
         return Err(ctx.unsupported(format!(
             "input rows have shape {:?}, weight expects last dim {d_in}",
