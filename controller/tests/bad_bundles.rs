@@ -103,6 +103,15 @@ fn manifest_onnx_shape_disagreement() {
         matches!(&e, BundleError::Interface { module, .. } if module == "dynamics"),
         "{e}"
     );
+    // Consistent with its ONNX file but not with the manifest's sizes.
+    let (d, mut m) = good("roles");
+    m.q_ensemble = 3;
+    rewrite_manifest(&d, &m);
+    let e = load_err(&d);
+    assert!(
+        matches!(&e, BundleError::Interface { module, .. } if module == "q"),
+        "{e}"
+    );
     let (d, mut m) = good("iface2");
     m.modules.get_mut("reward").unwrap().outputs[0].name = "reward".into();
     rewrite_manifest(&d, &m);
@@ -112,7 +121,7 @@ fn manifest_onnx_shape_disagreement() {
         "{e}"
     );
     // The graph declares the manifest's size, but its weights disagree:
-    // tract's type check catches it.
+    // the compiler's shape propagation (or tract's type check) catches it.
     let (d, mut m) = good("iface3");
     let mut g = GraphBuilder::new("reward");
     let z = g.input("z", 16);
@@ -122,9 +131,10 @@ fn manifest_onnx_shape_disagreement() {
     replace_file(&d, &mut m, "reward.onnx", &g.finish().to_bytes());
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Onnx { module, .. } if module == "reward"),
+        matches!(&e, BundleError::Onnx { module, .. } | BundleError::UnsupportedNode { module, .. } if module == "reward"),
         "{e}"
     );
+    assert!(e.to_string().contains("15"), "{e}");
 }
 
 #[test]

@@ -172,6 +172,40 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
     if m.modules.is_empty() {
         return Err(bad("no modules".into()));
     }
+    check_roles(m)
+}
+
+/// The standard modules' row sizes must follow the manifest's sizes:
+/// encoder obs -> z; dynamics z, a -> z; reward z, a -> reward width;
+/// q z, a -> q_ensemble x value width; policy z -> mu, log_std.
+fn check_roles(m: &Manifest) -> Result<(), BundleError> {
+    let (o, l, a) = (m.observation.size, m.latent.size(), m.action.size);
+    let roles: [(&str, Vec<usize>, Vec<usize>); 5] = [
+        ("encoder", vec![o], vec![l]),
+        ("dynamics", vec![l, a], vec![l]),
+        ("reward", vec![l, a], vec![m.reward_decoding.width()]),
+        (
+            "q",
+            vec![l, a],
+            vec![m.q_ensemble * m.value_decoding.width()],
+        ),
+        ("policy", vec![l], vec![a, a]),
+    ];
+    for (name, ins, outs) in roles {
+        let Some(spec) = m.modules.get(name) else {
+            continue;
+        };
+        let got_in: Vec<usize> = spec.inputs.iter().map(|t| t.size).collect();
+        let got_out: Vec<usize> = spec.outputs.iter().map(|t| t.size).collect();
+        if got_in != ins || got_out != outs {
+            return Err(BundleError::Interface {
+                module: name.into(),
+                message: format!(
+                    "the manifest's sizes (observation {o}, latent {l}, action {a}, decodings) require inputs {ins:?} -> outputs {outs:?}, the module declares {got_in:?} -> {got_out:?}"
+                ),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -63,6 +63,19 @@ impl TdmpcSpec {
     }
 }
 
+impl TdmpcSpec {
+    /// The benchmark's small model: latent 64, hidden 256, 6 actions,
+    /// 5 Q heads, 101 bins (`controller/benches/kernels.rs`; the trainer's
+    /// libtorch comparison builds the same weights from the same spec).
+    pub fn bench_small() -> Self {
+        TdmpcSpec::new(24, 6, 64, 256, 5, 1)
+    }
+    /// The benchmark's medium model: latent 512, hidden 512 (TD-MPC2 "5M").
+    pub fn bench_medium() -> Self {
+        TdmpcSpec::new(24, 6, 512, 512, 5, 2)
+    }
+}
+
 /// `torch.nn.Linear`: `y = x w^T + b`, `w` row-major `[d_out, d_in]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearP {
