@@ -8,7 +8,24 @@
 //! FACTS.md. Single thread.
 //!
 //! Run: `cargo bench -p dream-mpc --bench kernels` (add `-- --quick` for
-//! fewer repetitions).
+//! fewer repetitions). Without a release build of the dependencies at
+//! hand, the same code optimized inside the dev profile:
+//! `cargo build -p dream-mpc --benches --config
+//! 'profile.dev.package.dream-mpc.opt-level=3' --config
+//! 'profile.dev.package.dream-mpc.debug-assertions=false' --config
+//! 'profile.dev.package.dream-mpc.overflow-checks=false'` and run
+//! `target/debug/deps/kernels-*` pinned with `taskset -c 1`.
+//!
+//! Measured 2026-11-24 17:26 UTC that way, on the shared 2-vCPU Intel
+//! Xeon (AVX-512) dev machine under load average ~4 from other builds
+//! (so absolute numbers are pessimistic):
+//!
+//! | model  | H  | MACs f+b | fwd med | f+b med  | f+b p99  | GFLOP/s | of 256 |
+//! |--------|----|----------|---------|----------|----------|---------|--------|
+//! | small  | 3  | 36.3 M   | 1.17 ms | 2.60 ms  | 3.34 ms  | 27.9    | 10.9 % |
+//! | small  | 16 | 193 M    | 6.36 ms | 14.1 ms  | 38.9 ms  | 27.5    | 10.7 % |
+//! | medium | 3  | 205 M    | 8.93 ms | 19.2 ms  | 58.0 ms  | 21.3    | 8.3 %  |
+//! | medium | 16 | 1.09 G   | 85.3 ms | 173 ms   | 190 ms   | 12.6    | 4.9 %  |
 
 use dream_mpc::bundle::testing::{TdmpcModel, TdmpcSpec};
 use dream_mpc::kernels::{Program, Tape};

@@ -2,13 +2,10 @@
 //! allocation (nalgebra's `gemm` hands large products to `matrixmultiply`,
 //! which allocates its packing buffers on every call).
 //!
-//! A register-blocked micro-kernel (4 rows x `NR` columns of accumulators,
+//! A register-blocked micro-kernel (8 rows x `NR` columns of accumulators,
 //! broadcast-A times contiguous-B-row FMAs) compiled three times: AVX-512,
 //! AVX2+FMA and the baseline target, picked at run time by CPU feature
 //! detection (a cached atomic load per call).
-
-/// Rows of the micro-kernel.
-const MR: usize = 4;
 
 #[inline(always)]
 fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -57,14 +54,22 @@ fn gemm_generic<const NR: usize, const FMA: bool>(
     b: &[f32],
     c: &mut [f32],
 ) {
+    // Rows 8 at a time (one pass over each B panel for a planner's 8
+    // candidates), then 4, then 1.
     let nfull = n / NR * NR;
-    let mfull = m / MR * MR;
     for j in (0..nfull).step_by(NR) {
-        for i in (0..mfull).step_by(MR) {
-            block::<MR, NR, FMA>(k, n, a, b, c, i, j);
+        let mut i = 0;
+        while i + 8 <= m {
+            block::<8, NR, FMA>(k, n, a, b, c, i, j);
+            i += 8;
         }
-        for i in mfull..m {
+        if i + 4 <= m {
+            block::<4, NR, FMA>(k, n, a, b, c, i, j);
+            i += 4;
+        }
+        while i < m {
             block::<1, NR, FMA>(k, n, a, b, c, i, j);
+            i += 1;
         }
     }
     // Remaining columns (fewer than NR): plain loops.
@@ -85,13 +90,13 @@ fn gemm_generic<const NR: usize, const FMA: bool>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn gemm_avx512(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    gemm_generic::<64, true>(m, k, n, a, b, c)
+    gemm_generic::<32, true>(m, k, n, a, b, c)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    gemm_generic::<16, true>(m, k, n, a, b, c)
+    gemm_generic::<8, true>(m, k, n, a, b, c)
 }
 
 /// `c += a b` with `a` row-major `[m, k]`, `b` row-major `[k, n]`, `c`

@@ -39,6 +39,19 @@ fn softplus_f(x: f32) -> f32 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
+/// `(tanh(softplus(x)), sigmoid(x))` from one `exp`: with `e = e^x`,
+/// `tanh(ln(1 + e)) = e (e + 2) / (e (e + 2) + 2)`. Above 20 both are 1 in
+/// f32 (and `e^2x` would overflow).
+#[inline]
+fn mish_parts(x: f32) -> (f32, f32) {
+    if x > 20.0 {
+        return (1.0, 1.0);
+    }
+    let e = x.exp();
+    let n = e * (e + 2.0);
+    (n / (n + 2.0), e / (1.0 + e))
+}
+
 impl ActKind {
     fn name(self) -> &'static str {
         match self {
@@ -63,7 +76,7 @@ impl ActKind {
                     a * x.exp_m1()
                 }
             }
-            ActKind::Mish => x * softplus_f(x).tanh(),
+            ActKind::Mish => x * mish_parts(x).0,
             ActKind::Softplus => softplus_f(x),
         }
     }
@@ -88,8 +101,8 @@ impl ActKind {
                 }
             }
             ActKind::Mish => {
-                let t = softplus_f(x).tanh();
-                t + x * sigm(x) * (1.0 - t * t)
+                let (t, s) = mish_parts(x);
+                t + x * s * (1.0 - t * t)
             }
             ActKind::Softplus => sigm(x),
         }
