@@ -1,5 +1,152 @@
 //! `dream-mpc`: the robot-side command line.
-fn main() {
-    eprintln!("dream-mpc: no subcommands yet");
-    std::process::exit(2);
+//!
+//! `dream-mpc check <bundle>` loads a bundle (manifest, checksums, ONNX type
+//! check, compile), runs every module against tract on random rows and, when
+//! the bundle ships `references.json`, against the libtorch references
+//! (forward and VJP); prints a summary and exits 1 on any failure.
+
+use clap::{Parser, Subcommand};
+use dream_mpc::bundle::load::REFERENCE_TOLERANCE;
+use dream_mpc::bundle::Bundle;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dream-mpc", version, about = "Dream-MPC robot controller")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate a model bundle and print a summary.
+    Check {
+        /// Bundle folder (holding manifest.json).
+        bundle: PathBuf,
+        /// Rows of the random batch used for the tract comparison.
+        #[arg(long, default_value_t = 4)]
+        rows: usize,
+        /// Seed of the random batch.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> {
+    let b = Bundle::load(dir).map_err(|e| e.to_string())?;
+    let m = &b.manifest;
+    println!(
+        "bundle {}: task `{}`, format {} v{}",
+        dir.display(),
+        m.task,
+        m.format,
+        m.version
+    );
+    println!(
+        "  observation {}, action {}, latent {} ({:?}), discount {}, Q heads {}",
+        m.observation.size,
+        m.action.size,
+        m.latent.size(),
+        m.latent,
+        m.discount,
+        m.q_ensemble
+    );
+    println!(
+        "  producer `{}`, {} training steps, seed {}",
+        m.provenance.producer, m.provenance.training_steps, m.provenance.seed
+    );
+    let tract = b
+        .tract_agreement(rows.max(1), seed)
+        .map_err(|e| e.to_string())?;
+    println!();
+    println!(
+        "{:<10} {:<22} {:<22} {:>9} {:>7} {:>10} {:>10} {:>10}",
+        "module", "inputs", "outputs", "params", "kernels", "MACs/row", "floats/row", "vs tract"
+    );
+    let mut ok = true;
+    for (name, p) in &b.modules {
+        let io = |v: &[dream_mpc::bundle::manifest::TensorSpec]| {
+            v.iter()
+                .map(|t| format!("{}[{}]", t.name, t.size))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let err = tract[name];
+        ok &= err <= REFERENCE_TOLERANCE;
+        println!(
+            "{:<10} {:<22} {:<22} {:>9} {:>7} {:>10} {:>10} {:>10.2e}{}",
+            name,
+            io(p.inputs()),
+            io(p.outputs()),
+            p.params(),
+            p.kernel_ops().count(),
+            p.flops(1).0,
+            p.frame_width(),
+            err,
+            if err <= REFERENCE_TOLERANCE {
+                ""
+            } else {
+                "  FAIL"
+            }
+        );
+    }
+    println!();
+    for (name, p) in &b.modules {
+        let ops: Vec<String> = p
+            .onnx_ops()
+            .iter()
+            .map(|(o, n)| format!("{o} x{n}"))
+            .collect();
+        println!("{name:<10} ops: {}", ops.join(", "));
+    }
+    println!();
+    if m.references.is_some() {
+        let r = b.verify_references().map_err(|e| e.to_string())?;
+        println!("references (scaled error, tolerance {:.0e}):", r.tolerance);
+        for a in &r.modules {
+            let f: Vec<String> = a
+                .forward
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.2e}"))
+                .collect();
+            let g: Vec<String> = a.vjp.iter().map(|(k, v)| format!("d{k} {v:.2e}")).collect();
+            println!(
+                "  {:<10} {} cases  forward: {}  vjp: {}{}",
+                a.module,
+                a.cases,
+                f.join(", "),
+                g.join(", "),
+                if a.worst() <= r.tolerance {
+                    ""
+                } else {
+                    "  FAIL"
+                }
+            );
+        }
+        ok &= r.passed();
+    } else {
+        println!("references: none in this bundle (only the tract comparison was run)");
+    }
+    Ok(ok)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check { bundle, rows, seed } => match check(&bundle, rows, seed) {
+            Ok(true) => {
+                println!("OK");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!("dream-mpc check: FAILED (an error above exceeds the tolerance {REFERENCE_TOLERANCE:.0e})");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("dream-mpc check: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
 }

@@ -1,0 +1,473 @@
+//! Random TD-MPC2-shaped bundles for tests and benchmarks (planner,
+//! trainer and controller tests reuse them).
+//!
+//! [`TdmpcModel::random`] draws the weights of a TD-MPC2-style world model
+//! (NormedLinear = Linear -> LayerNorm -> Mish blocks, SimNorm latent, a
+//! two-hot reward head, an ensemble of Q heads, a Gaussian policy head);
+//! the weights are public fields, so the same model can be rebuilt in
+//! libtorch for side-by-side timing or reference checks.
+//! [`TdmpcModel::write`] writes a complete bundle folder (manifest, ONNX
+//! files, checksums; references optional via [`write_bundle`]).
+//!
+//! ```no_run
+//! use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+//! let dir = std::env::temp_dir().join("tiny-bundle");
+//! write_random_tdmpc_bundle(&dir, 5, 1, 16, 32, 2, 7).unwrap();
+//! let b = Bundle::load(&dir).unwrap();
+//! assert!(b.modules.contains_key("dynamics"));
+//! ```
+
+use super::manifest::*;
+use super::onnx_build::{attr_float, attr_int, GraphBuilder, OnnxModel};
+use crate::rng::Rng;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Sizes of a random TD-MPC2-style model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TdmpcSpec {
+    pub obs: usize,
+    pub act: usize,
+    pub latent: usize,
+    pub hidden: usize,
+    /// Q ensemble size.
+    pub n_q: usize,
+    /// Two-hot bins of reward and Q (1 = scalar outputs).
+    pub bins: usize,
+    /// SimNorm group (must divide `latent`; 0 = no SimNorm).
+    pub simnorm_group: usize,
+    pub seed: u64,
+}
+
+impl TdmpcSpec {
+    /// TD-MPC2 defaults (101 bins, SimNorm groups of 8) at the given sizes.
+    pub fn new(
+        obs: usize,
+        act: usize,
+        latent: usize,
+        hidden: usize,
+        n_q: usize,
+        seed: u64,
+    ) -> Self {
+        TdmpcSpec {
+            obs,
+            act,
+            latent,
+            hidden,
+            n_q,
+            bins: 101,
+            simnorm_group: 8,
+            seed,
+        }
+    }
+}
+
+impl TdmpcSpec {
+    /// The benchmark's small model: latent 64, hidden 256, 6 actions,
+    /// 5 Q heads, 101 bins (`controller/benches/kernels.rs`; the trainer's
+    /// libtorch comparison builds the same weights from the same spec).
+    pub fn bench_small() -> Self {
+        TdmpcSpec::new(24, 6, 64, 256, 5, 1)
+    }
+    /// The benchmark's medium model: latent 512, hidden 512 (TD-MPC2 "5M").
+    pub fn bench_medium() -> Self {
+        TdmpcSpec::new(24, 6, 512, 512, 5, 2)
+    }
+}
+
+/// `torch.nn.Linear`: `y = x w^T + b`, `w` row-major `[d_out, d_in]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearP {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+/// `torch.nn.LayerNorm(d)` parameters (eps 1e-5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormP {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+/// Activation after a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// The ONNX `Mish` op.
+    Mish,
+    /// Mish written as `x * tanh(softplus(x))`.
+    MishOps,
+    /// Softmax in groups of this size (TD-MPC2's SimNorm).
+    SimNorm(usize),
+    /// None.
+    Identity,
+}
+
+/// One layer: Linear, optional LayerNorm, activation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerP {
+    pub linear: LinearP,
+    pub norm: Option<NormP>,
+    pub act: Act,
+}
+
+/// A stack of layers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    pub layers: Vec<LayerP>,
+}
+
+fn uniform(rng: &mut Rng, n: usize, a: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| rng.uniform_in(-a as f64, a as f64) as f32)
+        .collect()
+}
+
+impl LinearP {
+    /// torch's default init: U(-1/sqrt(in), 1/sqrt(in)).
+    pub fn random(rng: &mut Rng, d_in: usize, d_out: usize) -> Self {
+        let a = 1.0 / (d_in as f32).sqrt();
+        LinearP {
+            d_in,
+            d_out,
+            w: uniform(rng, d_in * d_out, a),
+            b: uniform(rng, d_out, a),
+        }
+    }
+}
+
+impl Mlp {
+    /// TD-MPC2's `mlp(in, [hidden..], out, act)`: NormedLinear(Mish) blocks
+    /// through `dims[..n-1]`, then the last layer NormedLinear with `last`
+    /// (when `Some`) or a plain Linear (when `None`). LayerNorm scales and
+    /// shifts are randomized around (1, 0) so that they matter in tests.
+    pub fn random(rng: &mut Rng, dims: &[usize], last: Option<Act>) -> Self {
+        let n = dims.len() - 1;
+        let layers = (0..n)
+            .map(|k| {
+                let linear = LinearP::random(rng, dims[k], dims[k + 1]);
+                let normed = k + 1 < n || last.is_some();
+                let norm = normed.then(|| NormP {
+                    gamma: (0..dims[k + 1])
+                        .map(|_| 1.0 + 0.2 * rng.normal() as f32)
+                        .collect(),
+                    beta: (0..dims[k + 1])
+                        .map(|_| 0.1 * rng.normal() as f32)
+                        .collect(),
+                });
+                let act = if k + 1 < n {
+                    Act::Mish
+                } else {
+                    last.unwrap_or(Act::Identity)
+                };
+                LayerP { linear, norm, act }
+            })
+            .collect();
+        Mlp { layers }
+    }
+
+    /// Emit the layers into `g` starting from value `x`; returns the output value.
+    pub fn emit(&self, g: &mut GraphBuilder, x: &str) -> String {
+        let mut h = x.to_string();
+        for l in &self.layers {
+            let p = &l.linear;
+            h = g.linear(&h, &p.w, Some(&p.b), p.d_in, p.d_out);
+            if let Some(n) = &l.norm {
+                let s = g.constant("ln_scale", &[p.d_out], &n.gamma);
+                let b = g.constant("ln_bias", &[p.d_out], &n.beta);
+                h = g.node(
+                    "LayerNormalization",
+                    &[&h, &s, &b],
+                    vec![attr_int("axis", -1), attr_float("epsilon", 1e-5)],
+                );
+            }
+            h = emit_act(g, &h, l.act, p.d_out);
+        }
+        h
+    }
+
+    /// Output size.
+    pub fn d_out(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.linear.d_out)
+    }
+}
+
+/// Emit activation `act` on value `h` of row size `d`.
+pub fn emit_act(g: &mut GraphBuilder, h: &str, act: Act, d: usize) -> String {
+    match act {
+        Act::Mish => g.node("Mish", &[h], vec![]),
+        Act::MishOps => {
+            let sp = g.node("Softplus", &[h], vec![]);
+            let t = g.node("Tanh", &[&sp], vec![]);
+            g.node("Mul", &[h, &t], vec![])
+        }
+        Act::SimNorm(grp) => {
+            let s1 = g.constant_i64("simnorm_shape", &[-1, (d / grp) as i64, grp as i64]);
+            let r = g.node("Reshape", &[h, &s1], vec![]);
+            let sm = g.node("Softmax", &[&r], vec![attr_int("axis", -1)]);
+            let s2 = g.constant_i64("flat_shape", &[-1, d as i64]);
+            g.node("Reshape", &[&sm, &s2], vec![])
+        }
+        Act::Identity => h.to_string(),
+    }
+}
+
+/// A random TD-MPC2-style world model with policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TdmpcModel {
+    pub spec: TdmpcSpec,
+    /// obs -> z (SimNorm).
+    pub encoder: Mlp,
+    /// [z, a] -> z' (SimNorm).
+    pub dynamics: Mlp,
+    /// [z, a] -> reward logits (`bins`).
+    pub reward: Mlp,
+    /// `n_q` heads, each [z, a] -> `bins`; the module output is head-major.
+    pub q: Vec<Mlp>,
+    /// z -> [mu, log_std] (split in the graph).
+    pub policy: Mlp,
+}
+
+/// A module's interface, graph and name, ready to be written.
+pub struct BuiltModule {
+    pub name: String,
+    pub spec: ModuleSpec,
+    pub model: OnnxModel,
+}
+
+fn ts(name: &str, size: usize) -> TensorSpec {
+    TensorSpec {
+        name: name.into(),
+        size,
+    }
+}
+
+impl TdmpcModel {
+    /// Draw all weights from `spec.seed`.
+    pub fn random(spec: &TdmpcSpec) -> Self {
+        let mut rng = Rng::new(spec.seed);
+        let s = spec;
+        let lat = if s.simnorm_group > 0 {
+            Act::SimNorm(s.simnorm_group)
+        } else {
+            Act::Mish
+        };
+        let za = s.latent + s.act;
+        TdmpcModel {
+            spec: spec.clone(),
+            encoder: Mlp::random(&mut rng, &[s.obs, s.hidden, s.latent], Some(lat)),
+            dynamics: Mlp::random(&mut rng, &[za, s.hidden, s.hidden, s.latent], Some(lat)),
+            reward: Mlp::random(&mut rng, &[za, s.hidden, s.hidden, s.bins], None),
+            q: (0..s.n_q)
+                .map(|_| Mlp::random(&mut rng, &[za, s.hidden, s.hidden, s.bins], None))
+                .collect(),
+            policy: Mlp::random(&mut rng, &[s.latent, s.hidden, s.hidden, 2 * s.act], None),
+        }
+    }
+
+    /// The five modules as ONNX graphs with their manifest interfaces:
+    /// `encoder` (obs -> z), `dynamics` (z, a -> z_next), `reward`
+    /// (z, a -> r), `q` (z, a -> q), `policy` (z -> mu, log_std).
+    pub fn modules(&self) -> Vec<BuiltModule> {
+        let s = &self.spec;
+        let mut out = vec![];
+        let za = |name: &str| {
+            let mut g = GraphBuilder::new(name);
+            let z = g.input("z", s.latent);
+            let a = g.input("a", s.act);
+            let x = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
+            (g, x)
+        };
+        // encoder
+        let mut g = GraphBuilder::new("encoder");
+        let x = g.input("obs", s.obs);
+        let z = self.encoder.emit(&mut g, &x);
+        g.output(&z, "z", s.latent);
+        out.push((
+            "encoder",
+            vec![ts("obs", s.obs)],
+            vec![ts("z", s.latent)],
+            g,
+        ));
+        // dynamics
+        let (mut g, x) = za("dynamics");
+        let y = self.dynamics.emit(&mut g, &x);
+        g.output(&y, "z_next", s.latent);
+        out.push((
+            "dynamics",
+            vec![ts("z", s.latent), ts("a", s.act)],
+            vec![ts("z_next", s.latent)],
+            g,
+        ));
+        // reward
+        let (mut g, x) = za("reward");
+        let y = self.reward.emit(&mut g, &x);
+        g.output(&y, "r", s.bins);
+        out.push((
+            "reward",
+            vec![ts("z", s.latent), ts("a", s.act)],
+            vec![ts("r", s.bins)],
+            g,
+        ));
+        // q ensemble, head-major
+        let (mut g, x) = za("q");
+        let heads: Vec<String> = self.q.iter().map(|m| m.emit(&mut g, &x)).collect();
+        let hr: Vec<&str> = heads.iter().map(|h| h.as_str()).collect();
+        let y = if hr.len() == 1 {
+            heads[0].clone()
+        } else {
+            g.node("Concat", &hr, vec![attr_int("axis", 1)])
+        };
+        g.output(&y, "q", s.n_q * s.bins);
+        out.push((
+            "q",
+            vec![ts("z", s.latent), ts("a", s.act)],
+            vec![ts("q", s.n_q * s.bins)],
+            g,
+        ));
+        // policy
+        let mut g = GraphBuilder::new("policy");
+        let z = g.input("z", s.latent);
+        let h = self.policy.emit(&mut g, &z);
+        let sizes = g.constant_i64("split", &[s.act as i64, s.act as i64]);
+        let parts = g.node_n("Split", &[&h, &sizes], 2, vec![attr_int("axis", 1)]);
+        g.output(&parts[0], "mu", s.act);
+        g.output(&parts[1], "log_std", s.act);
+        out.push((
+            "policy",
+            vec![ts("z", s.latent)],
+            vec![ts("mu", s.act), ts("log_std", s.act)],
+            g,
+        ));
+        out.into_iter()
+            .map(|(name, inputs, outputs, g)| BuiltModule {
+                name: name.into(),
+                spec: ModuleSpec {
+                    file: format!("{name}.onnx"),
+                    inputs,
+                    outputs,
+                },
+                model: g.finish(),
+            })
+            .collect()
+    }
+
+    /// A manifest for this model (checksums and modules left empty; see
+    /// [`write_bundle`]).
+    pub fn manifest(&self) -> Manifest {
+        let s = &self.spec;
+        let dec = if s.bins > 1 {
+            Decoding::TwoHotSymlog {
+                bins: s.bins,
+                vmin: -10.0,
+                vmax: 10.0,
+            }
+        } else {
+            Decoding::Scalar
+        };
+        Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            task: "random-test".into(),
+            observation: ObservationSpec {
+                size: s.obs,
+                mean: vec![0.0; s.obs],
+                std: vec![1.0; s.obs],
+            },
+            action: ActionSpec {
+                size: s.act,
+                low: vec![-1.0; s.act],
+                high: vec![1.0; s.act],
+            },
+            latent: LatentSpec::Vector {
+                size: s.latent,
+                simnorm_group: s.simnorm_group,
+            },
+            discount: 0.99,
+            reward_decoding: dec.clone(),
+            value_decoding: dec,
+            q_ensemble: s.n_q,
+            planner: PlannerDefaults {
+                candidates: 8,
+                horizon: 3,
+                iterations: 4,
+                step_size: 0.1,
+                beta: 0.1,
+            },
+            modules: BTreeMap::new(),
+            references: None,
+            provenance: Provenance {
+                producer: "dream_mpc::bundle::testing".into(),
+                training_steps: 0,
+                seed: s.seed,
+                revision: None,
+                notes: Some(format!("{s:?}")),
+            },
+            checksums: BTreeMap::new(),
+        }
+    }
+
+    /// Write the bundle folder `dir` (created if needed); returns its manifest.
+    pub fn write(&self, dir: &Path) -> std::io::Result<Manifest> {
+        write_bundle(dir, self.manifest(), &self.modules(), None)
+    }
+}
+
+/// Lowercase hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Write a bundle: each module's ONNX file, `references.json` when given,
+/// then `manifest.json` with `modules`, `references` and `checksums` filled
+/// in from what was written. Returns the written manifest.
+pub fn write_bundle(
+    dir: &Path,
+    mut manifest: Manifest,
+    modules: &[BuiltModule],
+    references: Option<&References>,
+) -> std::io::Result<Manifest> {
+    std::fs::create_dir_all(dir)?;
+    for m in modules {
+        let bytes = m.model.to_bytes();
+        std::fs::write(dir.join(&m.spec.file), &bytes)?;
+        manifest
+            .checksums
+            .insert(m.spec.file.clone(), sha256_hex(&bytes));
+        manifest.modules.insert(m.name.clone(), m.spec.clone());
+    }
+    if let Some(r) = references {
+        let bytes = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("references.json"), &bytes)?;
+        manifest
+            .checksums
+            .insert("references.json".into(), sha256_hex(&bytes));
+        manifest.references = Some("references.json".into());
+    }
+    let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("manifest.json"), text)?;
+    Ok(manifest)
+}
+
+/// Write a random TD-MPC2-style bundle (101 two-hot bins, SimNorm groups of
+/// 8 when `latent` is a multiple of 8, else no SimNorm) to `dir`.
+pub fn write_random_tdmpc_bundle(
+    dir: &Path,
+    obs: usize,
+    act: usize,
+    latent: usize,
+    hidden: usize,
+    n_q: usize,
+    seed: u64,
+) -> std::io::Result<Manifest> {
+    let mut spec = TdmpcSpec::new(obs, act, latent, hidden, n_q, seed);
+    if !latent.is_multiple_of(8) {
+        spec.simnorm_group = 0;
+    }
+    TdmpcModel::random(&spec).write(dir)
+}

@@ -1,0 +1,154 @@
+//! `Bundle::verify_references` and `dream-mpc check`: agreement is measured
+//! and reported, a corrupted reference is caught and named, a bad bundle
+//! fails the command. (The libtorch references themselves are checked in
+//! the trainer crate; here the references come from tract for the forward
+//! pass and from our own kernels for the VJP, then get corrupted.)
+
+use dream_mpc::bundle::load::run_module;
+use dream_mpc::bundle::manifest::{ReferenceCase, References};
+use dream_mpc::bundle::testing::{write_bundle, TdmpcModel, TdmpcSpec};
+use dream_mpc::bundle::Bundle;
+use dream_mpc::kernels::{tract_forward, Program};
+use dream_mpc::rng::Rng;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn model() -> TdmpcModel {
+    let mut s = TdmpcSpec::new(5, 2, 16, 16, 2, 31);
+    s.bins = 5;
+    TdmpcModel::random(&s)
+}
+
+fn references(m: &TdmpcModel, rows: usize) -> References {
+    let mut rng = Rng::new(4);
+    let mut modules = BTreeMap::new();
+    for b in m.modules() {
+        let bytes = b.model.to_bytes();
+        let p = Program::compile(&b.name, &bytes, &b.spec).unwrap();
+        let xs: Vec<Vec<f32>> = p
+            .inputs()
+            .iter()
+            .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
+            .collect();
+        let cts: Vec<Vec<f32>> = p
+            .outputs()
+            .iter()
+            .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
+            .collect();
+        let xr: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+        let ys = tract_forward(&b.name, &bytes, &b.spec, rows, &xr).unwrap();
+        let (_, vjp) = run_module(&p, rows, &xs, &cts);
+        let named = |specs: &[dream_mpc::bundle::manifest::TensorSpec],
+                     v: &[Vec<f32>]|
+         -> BTreeMap<String, Vec<f32>> {
+            specs
+                .iter()
+                .zip(v)
+                .map(|(s, v)| (s.name.clone(), v.clone()))
+                .collect()
+        };
+        let case = ReferenceCase {
+            batch: rows,
+            inputs: named(p.inputs(), &xs),
+            outputs: named(p.outputs(), &ys),
+            cotangents: named(p.outputs(), &cts),
+            vjp: named(p.inputs(), &vjp),
+        };
+        modules.insert(b.name.clone(), vec![case]);
+    }
+    References { modules }
+}
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dmpc-check-{tag}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    d
+}
+
+fn check_cmd(d: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
+        .arg("check")
+        .arg(d)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn references_agree_and_check_passes() {
+    let m = model();
+    let d = dir("good");
+    write_bundle(&d, m.manifest(), &m.modules(), Some(&references(&m, 3))).unwrap();
+    let b = Bundle::load(&d).unwrap();
+    let r = b.verify_references().unwrap();
+    assert_eq!(r.modules.len(), 5);
+    assert!(r.passed(), "{r:?}");
+    for a in &r.modules {
+        assert_eq!(a.cases, 1);
+        assert_eq!(a.forward.len(), b.modules[&a.module].outputs().len());
+        assert_eq!(a.vjp.len(), b.modules[&a.module].inputs().len());
+        assert_eq!(
+            a.vjp.values().fold(0.0f32, |m, v| m.max(*v)),
+            0.0,
+            "our own VJP is the reference"
+        );
+    }
+    let (ok, text) = check_cmd(&d);
+    assert!(ok, "{text}");
+    for name in [
+        "encoder",
+        "dynamics",
+        "reward",
+        "q",
+        "policy",
+        "references",
+        "Mish",
+        "OK",
+    ] {
+        assert!(text.contains(name), "summary lacks `{name}`:\n{text}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn corrupted_reference_is_caught() {
+    let m = model();
+    let d = dir("badref");
+    let mut refs = references(&m, 2);
+    refs.modules.get_mut("dynamics").unwrap()[0]
+        .vjp
+        .get_mut("a")
+        .unwrap()[1] += 0.5;
+    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    let r = Bundle::load(&d).unwrap().verify_references().unwrap();
+    assert!(!r.passed());
+    let bad: Vec<&str> = r
+        .modules
+        .iter()
+        .filter(|a| a.worst() > r.tolerance)
+        .map(|a| a.module.as_str())
+        .collect();
+    assert_eq!(bad, ["dynamics"]);
+    let dyn_ = r.modules.iter().find(|a| a.module == "dynamics").unwrap();
+    assert!(dyn_.vjp["a"] > r.tolerance && dyn_.vjp["z"] <= r.tolerance);
+    let (ok, text) = check_cmd(&d);
+    assert!(!ok && text.contains("FAIL"), "{text}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn check_fails_on_bad_bundle() {
+    let m = model();
+    let d = dir("badbundle");
+    m.write(&d).unwrap();
+    std::fs::write(d.join("reward.onnx"), b"not onnx").unwrap();
+    let (ok, text) = check_cmd(&d);
+    assert!(
+        !ok && text.contains("reward.onnx") && text.contains("checksum"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}

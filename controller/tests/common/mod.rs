@@ -1,0 +1,123 @@
+//! Shared helpers of the controller's integration tests: small graphs as
+//! cases, random inputs, tract agreement and finite-difference checks.
+#![allow(dead_code)]
+
+use dream_mpc::bundle::load::{run_module, scaled_error};
+use dream_mpc::bundle::manifest::{ModuleSpec, TensorSpec};
+use dream_mpc::bundle::onnx_build::GraphBuilder;
+use dream_mpc::kernels::{tract_forward, Program};
+use dream_mpc::rng::Rng;
+
+/// One module under test.
+pub struct Case {
+    pub name: String,
+    pub spec: ModuleSpec,
+    pub bytes: Vec<u8>,
+}
+
+pub fn tspecs(v: &[(&str, usize)]) -> Vec<TensorSpec> {
+    v.iter()
+        .map(|(n, s)| TensorSpec {
+            name: n.to_string(),
+            size: *s,
+        })
+        .collect()
+}
+
+/// Finish `g` (opset `opset`) into a case with the given interface.
+pub fn case(
+    name: &str,
+    g: GraphBuilder,
+    opset: i64,
+    inputs: &[(&str, usize)],
+    outputs: &[(&str, usize)],
+) -> Case {
+    Case {
+        name: name.into(),
+        spec: ModuleSpec {
+            file: format!("{name}.onnx"),
+            inputs: tspecs(inputs),
+            outputs: tspecs(outputs),
+        },
+        bytes: g.finish_with_opset(opset).to_bytes(),
+    }
+}
+
+/// Standard normal inputs pushed at least 0.05 away from 0 (so that a
+/// finite difference never straddles Relu's kink).
+pub fn rand_inputs(p: &Program, rows: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+    p.inputs()
+        .iter()
+        .map(|s| {
+            (0..rows * s.size)
+                .map(|_| {
+                    let x = rng.normal() as f32;
+                    x.signum() * (x.abs() + 0.05)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub fn rand_cotangents(p: &Program, rows: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+    p.outputs()
+        .iter()
+        .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
+        .collect()
+}
+
+/// Worst scaled error between our forward and tract's on random rows.
+pub fn tract_error(c: &Case, p: &Program, rows: usize, seed: u64) -> f32 {
+    let mut rng = Rng::new(seed);
+    let xs = rand_inputs(p, rows, &mut rng);
+    let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+    let theirs = tract_forward(&c.name, &c.bytes, &c.spec, rows, &refs).expect("tract runs");
+    let cts: Vec<Vec<f32>> = p
+        .outputs()
+        .iter()
+        .map(|s| vec![0.0; rows * s.size])
+        .collect();
+    let (ours, _) = run_module(p, rows, &xs, &cts);
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .zip(&theirs)
+        .map(|(a, b)| scaled_error(a, b))
+        .fold(0.0, f32::max)
+}
+
+fn loss(p: &Program, rows: usize, xs: &[Vec<f32>], cts: &[Vec<f32>]) -> f64 {
+    let (ys, _) = run_module(p, rows, xs, cts);
+    ys.iter()
+        .zip(cts)
+        .map(|(y, c)| {
+            y.iter()
+                .zip(c)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// Worst error of the VJP against central finite differences of
+/// `L = sum(cotangent * output)` at a random point (step `h`), scaled by the
+/// largest gradient entry (at least 0.01).
+pub fn fd_error(p: &Program, rows: usize, seed: u64, h: f32) -> f32 {
+    let mut rng = Rng::new(seed);
+    let xs = rand_inputs(p, rows, &mut rng);
+    let cts = rand_cotangents(p, rows, &mut rng);
+    let (_, g) = run_module(p, rows, &xs, &cts);
+    let scale = g.iter().flatten().fold(0.01f32, |m, v| m.max(v.abs()));
+    let mut worst = 0.0f32;
+    for k in 0..xs.len() {
+        for i in 0..xs[k].len() {
+            let mut xp = xs.clone();
+            xp[k][i] += h;
+            let lp = loss(p, rows, &xp, &cts);
+            xp[k][i] -= 2.0 * h;
+            let lm = loss(p, rows, &xp, &cts);
+            let fd = ((lp - lm) / (2.0 * h as f64)) as f32;
+            worst = worst.max((fd - g[k][i]).abs() / scale);
+        }
+    }
+    worst
+}
