@@ -7,4 +7,5 @@
 //! This crate must never depend on libtorch (checked by the test suite).
 
 pub mod bundle;
+pub mod planner;
 pub mod rng;
