@@ -24,6 +24,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod config;
+pub mod decode;
 pub mod model;
 pub mod native;
 pub mod objective;
