@@ -1,7 +1,7 @@
 //! Latency of every planner at its default budget, single core.
 //!
 //! ```text
-//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...]
+//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...] [--kinds dream_mpc,...]
 //! ```
 //!
 //! For each model and planner: a closed loop in the model itself (the
@@ -28,6 +28,7 @@ struct Args {
     ticks: usize,
     sampling_ticks: usize,
     models: Vec<String>,
+    kinds: Vec<String>,
 }
 
 fn args() -> Args {
@@ -35,6 +36,10 @@ fn args() -> Args {
         ticks: 10_000,
         sampling_ticks: 1_000,
         models: vec!["lq".into()],
+        kinds: PlannerKind::ALL
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +48,7 @@ fn args() -> Args {
             "--ticks" => a.ticks = value().parse().expect("--ticks N"),
             "--sampling-ticks" => a.sampling_ticks = value().parse().expect("--sampling-ticks N"),
             "--models" => a.models = value().split(',').map(String::from).collect(),
+            "--kinds" => a.kinds = value().split(',').map(String::from).collect(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -79,6 +85,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn bench<M: LatentModel>(name: &str, model: &M, defaults: &PlannerDefaults, a: &Args) {
     let l = model.dims().latent;
     for kind in PlannerKind::ALL {
+        if !a.kinds.iter().any(|k| k == kind.name()) {
+            continue;
+        }
         let cfg = PlannerConfig::for_kind(kind, defaults, 0.99);
         let ticks = if kind.is_sampling() {
             a.sampling_ticks
