@@ -8,4 +8,5 @@
 
 pub mod bundle;
 pub mod kernels;
+pub mod planner;
 pub mod rng;

@@ -1,0 +1,173 @@
+//! Latency of every planner at its default budget, single core.
+//!
+//! ```text
+//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...] [--kinds dream_mpc,...]
+//! ```
+//!
+//! For each model and planner: a closed loop in the model itself (the
+//! planned action moves the latent through the model's dynamics, so reuse
+//! sees realistic consecutive ticks), 100 warm-up ticks, then `ticks` timed
+//! ticks; reports p50/p99/max latency, model evaluations (rows forward and
+//! backward) per tick, multiply-adds per tick and GFLOP/s (2 flops per
+//! multiply-add) against the 256 GFLOP/s per-core peak of FACTS.md.
+//! CEM and MPPI (512 samples x 6 iterations) run `--sampling-ticks`
+//! (default 1,000) because a tick costs ~100x a Dream-MPC tick.
+//!
+//! Models: `lq` is the native linear-quadratic model (latent 64, action 6):
+//! its model cost is tiny, so its row measures the planner's own overhead.
+
+use dream_mpc::bundle::manifest::PlannerDefaults;
+use dream_mpc::planner::native::{Disagreement, LinearQuadratic};
+use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
+use dream_mpc::rng::Rng;
+use std::time::{Duration, Instant};
+
+const PEAK_GFLOPS: f64 = 256.0;
+
+struct Args {
+    ticks: usize,
+    sampling_ticks: usize,
+    models: Vec<String>,
+    kinds: Vec<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        ticks: 10_000,
+        sampling_ticks: 1_000,
+        models: vec!["lq".into()],
+        kinds: PlannerKind::ALL.iter().map(|k| k.name().to_string()).collect(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--ticks" => a.ticks = value().parse().expect("--ticks N"),
+            "--sampling-ticks" => a.sampling_ticks = value().parse().expect("--sampling-ticks N"),
+            "--models" => a.models = value().split(',').map(String::from).collect(),
+            "--kinds" => a.kinds = value().split(',').map(String::from).collect(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn lq_model(latent: usize, action: usize) -> LinearQuadratic {
+    let mut rng = Rng::new(1);
+    let mut m = LinearQuadratic::point_mass(latent, 5, 0.1, 1.0, 0.1, 1.0);
+    m.m = action;
+    m.b = (0..latent * action)
+        .map(|_| 0.1 * rng.normal() as f32)
+        .collect();
+    m.w_a = vec![0.1; action];
+    m.k = (0..action * latent)
+        .map(|_| 0.1 * rng.normal() as f32)
+        .collect();
+    m.bias = vec![0.0; action];
+    m.log_std = vec![-1.0; action];
+    m.heads = 6;
+    m.disagreement = Some(Disagreement {
+        center: vec![0.1; latent],
+        width: 1.0,
+        scale: 0.5,
+    });
+    m
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn bench<M: LatentModel>(name: &str, model: &M, defaults: &PlannerDefaults, a: &Args) {
+    let l = model.dims().latent;
+    for kind in PlannerKind::ALL {
+        if !a.kinds.iter().any(|k| k == kind.name()) {
+            continue;
+        }
+        let cfg = PlannerConfig::for_kind(kind, defaults, 0.99);
+        let ticks = if kind.is_sampling() {
+            a.sampling_ticks
+        } else {
+            a.ticks
+        };
+        let mut planner = Planner::new(model, cfg.clone()).unwrap();
+        let mut stepper = model.tape(1, 1);
+        let mut rng = Rng::new(3);
+        let mut z: Vec<f32> = (0..l).map(|_| 0.5 * rng.normal() as f32).collect();
+        let z_start = z.clone();
+        let mut zn = vec![0.0; l];
+        let mut action = vec![0.0; model.dims().action];
+        let mut lat = Vec::with_capacity(ticks);
+        let (mut fwd, mut bwd, mut flops, mut unfinished) = (0u64, 0u64, 0u64, 0usize);
+        for tick in 0..100 + ticks {
+            if tick % 200 == 0 {
+                z.copy_from_slice(&z_start); // episodes of 200 ticks
+                planner.reset();
+            }
+            let t0 = Instant::now();
+            let r = planner
+                .plan(model, &z, t0 + Duration::from_secs(10))
+                .unwrap();
+            let dt = t0.elapsed();
+            action.copy_from_slice(r.action.as_slice());
+            if tick >= 100 {
+                lat.push(dt);
+                fwd += r.evals.forward;
+                bwd += r.evals.backward;
+                flops += r.evals.flops;
+                unfinished += usize::from(r.status != PlanStatus::Finished);
+            }
+            model.next(&mut stepper, 0, &z, &action, &mut zn);
+            z.copy_from_slice(&zn);
+        }
+        let total: Duration = lat.iter().sum();
+        lat.sort();
+        let n = ticks as f64;
+        let gflops = 2.0 * flops as f64 / total.as_secs_f64() / 1e9;
+        println!(
+            "{name:>10} {:>16} N={:<3} H={} K={:<2} ticks={ticks:<6} p50={:>9.1?} p99={:>9.1?} max={:>9.1?} fwd_rows/tick={:>7.0} bwd_rows/tick={:>6.0} MMAC/tick={:>8.3} GFLOP/s={:>6.1} ({:.1}% of {PEAK_GFLOPS}) not_finished={unfinished}",
+            kind.name(),
+            if kind.is_sampling() { cfg.cem_samples } else { cfg.candidates },
+            cfg.horizon,
+            cfg.budget_iterations(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat[lat.len() - 1],
+            fwd as f64 / n,
+            bwd as f64 / n,
+            flops as f64 / n / 1e6,
+            gflops,
+            100.0 * gflops / PEAK_GFLOPS,
+        );
+    }
+}
+
+fn main() {
+    let a = args();
+    let defaults = PlannerDefaults {
+        candidates: 8,
+        horizon: 3,
+        iterations: 5,
+        step_size: 0.05,
+        beta: 0.1,
+    };
+    for name in a.models.clone() {
+        match name.as_str() {
+            "lq" => bench("lq", &lq_model(64, 6), &defaults, &a),
+            "small" | "medium" => {
+                // Random TD-MPC2-shaped bundles (two-hot reward/Q, 5 heads):
+                // small = latent 64, hidden 256; medium = latent 128, hidden 512.
+                let (latent, hidden) = if name == "small" { (64, 256) } else { (128, 512) };
+                let dir = std::env::temp_dir().join(format!("dream-mpc-bench-{name}"));
+                let _ = std::fs::remove_dir_all(&dir);
+                dream_mpc::bundle::testing::write_random_tdmpc_bundle(&dir, 24, 6, latent, hidden, 5, 1)
+                    .unwrap();
+                let bundle = dream_mpc::bundle::Bundle::load(&dir).unwrap();
+                let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
+                bench(&name, &model, &defaults, &a);
+            }
+            other => panic!("unknown model {other} (known: lq, small, medium)"),
+        }
+    }
+}

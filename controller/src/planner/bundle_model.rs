@@ -1,0 +1,261 @@
+//! NEXT STEP: declared as `pub mod bundle_model;` in planner/mod.rs once the
+//! kernels land in main (written against the `Program`/`Tape`/`Bundle` API
+//! of the bundle branch, not yet compiled here).
+//!
+//! [`LatentModel`] over a loaded [`Bundle`]: each method is one compiled
+//! module's forward or backward, plus the reward/value decoding of the
+//! manifest (two-hot symlog or scalar) and its derivative.
+
+use super::decode::{decode, decode_vjp};
+use super::model::{LatentModel, ModelDims, Module};
+use crate::bundle::manifest::Decoding;
+use crate::bundle::{Bundle, BundleError};
+use crate::kernels::{Program, Tape};
+
+/// The bundle's dynamics, reward, Q and policy modules as one latent model.
+pub struct BundleModel<'b> {
+    dynamics: &'b Program,
+    reward: &'b Program,
+    q: &'b Program,
+    policy: &'b Program,
+    dims: ModelDims,
+    reward_decoding: Decoding,
+    value_decoding: Decoding,
+}
+
+/// The four modules' tapes plus the raw (undecoded) reward and Q outputs
+/// of every slot, kept for the decoding's VJP.
+pub struct BundleTape {
+    dynamics: Tape,
+    reward: Tape,
+    q: Tape,
+    policy: Tape,
+    batch: usize,
+    /// `[slots, batch, reward width]`.
+    reward_out: Vec<f32>,
+    /// `[slots, batch, heads * value width]`.
+    q_out: Vec<f32>,
+    /// Cotangent of the raw outputs, `[batch, max width]`.
+    d_out: Vec<f32>,
+    /// Zero cotangent of the policy's log_std, `[batch, action]`.
+    zeros: Vec<f32>,
+}
+
+impl BundleTape {
+    /// Floats held by the four tapes and the decoding buffers.
+    pub fn floats(&self) -> usize {
+        self.dynamics.floats()
+            + self.reward.floats()
+            + self.q.floats()
+            + self.policy.floats()
+            + self.reward_out.len()
+            + self.q_out.len()
+            + self.d_out.len()
+            + self.zeros.len()
+    }
+}
+
+fn interface(module: &str, message: String) -> BundleError {
+    BundleError::Interface {
+        module: module.into(),
+        message,
+    }
+}
+
+/// Checks that `p` has inputs/outputs named and sized as expected.
+fn check(
+    p: &Program,
+    module: &str,
+    inputs: &[(&str, usize)],
+    outputs: &[(&str, usize)],
+) -> Result<(), BundleError> {
+    let got = |specs: &[crate::bundle::manifest::TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| format!("{}[{}]", s.name, s.size))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let want = |specs: &[(&str, usize)]| {
+        specs
+            .iter()
+            .map(|(n, s)| format!("{n}[{s}]"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if got(p.inputs()) != want(inputs) || got(p.outputs()) != want(outputs) {
+        return Err(interface(
+            module,
+            format!(
+                "the planner needs ({}) -> ({}), the bundle has ({}) -> ({})",
+                want(inputs),
+                want(outputs),
+                got(p.inputs()),
+                got(p.outputs())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl<'b> BundleModel<'b> {
+    /// Looks up and checks the four modules: `dynamics (z, a) -> z_next`,
+    /// `reward (z, a) -> r`, `q (z, a) -> q`, `policy z -> (mu, log_std)`,
+    /// sized by the manifest's latent, action, decodings and ensemble.
+    pub fn new(bundle: &'b Bundle) -> Result<Self, BundleError> {
+        let m = &bundle.manifest;
+        let (l, a, nq) = (m.latent.size(), m.action.size, m.q_ensemble);
+        let (rw, qw) = (m.reward_decoding.width(), m.value_decoding.width());
+        let dynamics = bundle.module("dynamics")?;
+        let reward = bundle.module("reward")?;
+        let q = bundle.module("q")?;
+        let policy = bundle.module("policy")?;
+        check(dynamics, "dynamics", &[("z", l), ("a", a)], &[("z_next", l)])?;
+        check(reward, "reward", &[("z", l), ("a", a)], &[("r", rw)])?;
+        check(q, "q", &[("z", l), ("a", a)], &[("q", nq * qw)])?;
+        check(policy, "policy", &[("z", l)], &[("mu", a), ("log_std", a)])?;
+        if nq == 0 {
+            return Err(interface("q", "q_ensemble is 0".into()));
+        }
+        Ok(BundleModel {
+            dynamics,
+            reward,
+            q,
+            policy,
+            dims: ModelDims {
+                latent: l,
+                action: a,
+                q_heads: nq,
+            },
+            reward_decoding: m.reward_decoding.clone(),
+            value_decoding: m.value_decoding.clone(),
+        })
+    }
+}
+
+impl LatentModel for BundleModel<'_> {
+    type Tape = BundleTape;
+
+    fn dims(&self) -> ModelDims {
+        self.dims
+    }
+
+    fn tape(&self, batch: usize, slots: usize) -> BundleTape {
+        let (rw, qw) = (self.reward_decoding.width(), self.value_decoding.width());
+        let nqw = self.dims.q_heads * qw;
+        BundleTape {
+            dynamics: self.dynamics.tape(batch, slots),
+            reward: self.reward.tape(batch, slots),
+            q: self.q.tape(batch, slots),
+            policy: self.policy.tape(batch, slots),
+            batch,
+            reward_out: vec![0.0; slots * batch * rw],
+            q_out: vec![0.0; slots * batch * nqw],
+            d_out: vec![0.0; batch * rw.max(nqw)],
+            zeros: vec![0.0; batch * self.dims.action],
+        }
+    }
+
+    fn next(&self, tape: &mut BundleTape, slot: usize, z: &[f32], a: &[f32], z_next: &mut [f32]) {
+        self.dynamics
+            .forward(&mut tape.dynamics, slot, &[z, a], &mut [z_next]);
+    }
+
+    fn next_vjp(
+        &self,
+        tape: &mut BundleTape,
+        slot: usize,
+        dz_next: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        self.dynamics
+            .backward(&mut tape.dynamics, slot, &[dz_next], &mut [dz, da]);
+    }
+
+    fn reward(&self, tape: &mut BundleTape, slot: usize, z: &[f32], a: &[f32], r: &mut [f32]) {
+        let w = self.reward_decoding.width();
+        let o = slot * tape.batch * w;
+        let out = &mut tape.reward_out[o..o + r.len() * w];
+        self.reward
+            .forward(&mut tape.reward, slot, &[z, a], &mut [&mut *out]);
+        for (r, logits) in r.iter_mut().zip(out.chunks_exact(w)) {
+            *r = decode(&self.reward_decoding, logits);
+        }
+    }
+
+    fn reward_vjp(
+        &self,
+        tape: &mut BundleTape,
+        slot: usize,
+        dr: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        let w = self.reward_decoding.width();
+        let o = slot * tape.batch * w;
+        let out = &tape.reward_out[o..o + dr.len() * w];
+        let d_out = &mut tape.d_out[..dr.len() * w];
+        for ((g, logits), d) in dr
+            .iter()
+            .zip(out.chunks_exact(w))
+            .zip(d_out.chunks_exact_mut(w))
+        {
+            decode_vjp(&self.reward_decoding, logits, *g, d);
+        }
+        self.reward
+            .backward(&mut tape.reward, slot, &[&*d_out], &mut [dz, da]);
+    }
+
+    fn q(&self, tape: &mut BundleTape, slot: usize, z: &[f32], a: &[f32], q: &mut [f32]) {
+        let w = self.value_decoding.width();
+        let o = slot * tape.batch * self.dims.q_heads * w;
+        let out = &mut tape.q_out[o..o + q.len() * w];
+        self.q.forward(&mut tape.q, slot, &[z, a], &mut [&mut *out]);
+        for (q, logits) in q.iter_mut().zip(out.chunks_exact(w)) {
+            *q = decode(&self.value_decoding, logits);
+        }
+    }
+
+    fn q_vjp(&self, tape: &mut BundleTape, slot: usize, dq: &[f32], dz: &mut [f32], da: &mut [f32]) {
+        let w = self.value_decoding.width();
+        let o = slot * tape.batch * self.dims.q_heads * w;
+        let out = &tape.q_out[o..o + dq.len() * w];
+        let d_out = &mut tape.d_out[..dq.len() * w];
+        for ((g, logits), d) in dq
+            .iter()
+            .zip(out.chunks_exact(w))
+            .zip(d_out.chunks_exact_mut(w))
+        {
+            decode_vjp(&self.value_decoding, logits, *g, d);
+        }
+        self.q.backward(&mut tape.q, slot, &[&*d_out], &mut [dz, da]);
+    }
+
+    fn pi(
+        &self,
+        tape: &mut BundleTape,
+        slot: usize,
+        z: &[f32],
+        mu: &mut [f32],
+        log_std: &mut [f32],
+    ) {
+        self.policy
+            .forward(&mut tape.policy, slot, &[z], &mut [mu, log_std]);
+    }
+
+    fn pi_vjp(&self, tape: &mut BundleTape, slot: usize, dmu: &[f32], dz: &mut [f32]) {
+        let zeros = &tape.zeros[..dmu.len()];
+        self.policy
+            .backward(&mut tape.policy, slot, &[dmu, zeros], &mut [dz]);
+    }
+
+    fn flops(&self, module: Module, rows: usize) -> (u64, u64) {
+        match module {
+            Module::Dynamics => self.dynamics.flops(rows),
+            Module::Reward => self.reward.flops(rows),
+            Module::Q => self.q.flops(rows),
+            Module::Policy => self.policy.flops(rows),
+        }
+    }
+}

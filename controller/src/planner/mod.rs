@@ -1,0 +1,464 @@
+//! # Planners: Dream-MPC and its baselines
+//!
+//! One algorithm with switchable ingredients (the paper's table):
+//!
+//! | kind | init | improvement | uncertainty | reuse |
+//! |---|---|---|---|---|
+//! | [`PlannerKind::Policy`] | policy mean | – | – | – |
+//! | [`PlannerKind::Cem`] | Gaussian | CEM (elite mean/std) | – | mean shift |
+//! | [`PlannerKind::Mppi`] | Gaussian + policy rollouts | MPPI weights | – | mean shift |
+//! | [`PlannerKind::GradMpc`] | zeros / uniform | K Adam steps | – | – |
+//! | [`PlannerKind::PolicyGradMpc`] | policy rollouts | K Adam steps | – | – |
+//! | [`PlannerKind::DreamMpc`] | policy rollouts + previous plan | K Adam steps | yes | yes |
+//!
+//! Every planner maximizes the same objective J ([`objective`]), owns a
+//! [`Workspace`] allocated once, and [`Planner::plan`] allocates nothing.
+//! The budget is fixed (N, H, K or CEM samples/elites/iterations) plus a
+//! deadline: the planner is anytime — it holds the policy action until its
+//! first evaluation of the candidates finishes, then the best sequence
+//! evaluated so far — and returns a [`PlanStatus`] saying how it ended.
+//! [`Evals`] counts model rows run forward and backward so planners can be
+//! compared at equal compute.
+
+// Index loops read like the equations in this numerical code.
+#![allow(clippy::needless_range_loop)]
+
+pub mod bundle_model;
+pub mod config;
+pub mod decode;
+pub mod model;
+pub mod native;
+pub mod objective;
+mod rollout;
+pub mod workspace;
+
+pub use config::{ConfigError, GradInit, PlannerConfig, PlannerKind};
+pub use model::{LatentModel, ModelDims, Module};
+pub use objective::Weights;
+pub use workspace::Workspace;
+
+use crate::rng::Rng;
+use rollout::Fill;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Adam's moment decay rates and epsilon (Kingma & Ba defaults).
+const ADAM_B1: f32 = 0.9;
+const ADAM_B2: f32 = 0.999;
+const ADAM_EPS: f32 = 1e-8;
+
+/// How a tick ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanStatus {
+    /// All iterations of the budget ran.
+    Finished,
+    /// The deadline stopped the iterations early (the action is the best so
+    /// far, or the policy action if not even the first evaluation ran).
+    Deadline,
+    /// Every candidate's J or gradient went non-finite: the action is the
+    /// policy action, or zero if that is non-finite too.
+    AllNonFinite,
+}
+
+/// Model rows run forward and backward during one tick, summed over
+/// modules, and their multiply-adds when the model reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evals {
+    /// Rows through a module's forward pass.
+    pub forward: u64,
+    /// Rows through a module's VJP.
+    pub backward: u64,
+    /// Multiply-adds of those passes (0 if the model does not count).
+    pub flops: u64,
+}
+
+impl Evals {
+    fn fwd<M: LatentModel>(&mut self, model: &M, module: Module, rows: usize) {
+        self.forward += rows as u64;
+        self.flops += model.flops(module, rows).0;
+    }
+    fn bwd<M: LatentModel>(&mut self, model: &M, module: Module, rows: usize) {
+        self.backward += rows as u64;
+        self.flops += model.flops(module, rows).1;
+    }
+}
+
+/// A normalized action, every element in [-1, 1] (a view into the
+/// planner's workspace).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Action<'a>(&'a [f32]);
+
+impl<'a> Action<'a> {
+    /// The action's elements, each in [-1, 1].
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.0
+    }
+}
+
+/// What a tick returns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanResult<'a> {
+    /// First action of the best candidate (or the policy fallback).
+    pub action: Action<'a>,
+    pub status: PlanStatus,
+    /// Iterations completed (Adam steps, or CEM/MPPI iterations).
+    pub iterations: usize,
+    pub evals: Evals,
+    /// Predicted J of the returned sequence (None for the policy planner
+    /// and when no candidate was evaluated).
+    pub j: Option<f32>,
+}
+
+/// Bad input to [`Planner::plan`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// z0 does not have the model's latent size.
+    LatentSize { expected: usize, got: usize },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::LatentSize { expected, got } => {
+                write!(
+                    f,
+                    "z0 has {got} elements, the model's latent has {expected}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// A planner of any [`PlannerKind`] over a model `M`.
+pub struct Planner<M: LatentModel> {
+    config: PlannerConfig,
+    dims: ModelDims,
+    weights: Weights,
+    ws: Workspace,
+    tape: M::Tape,
+    rng: Rng,
+    /// Longest initial evaluation and iteration seen so far: the planner
+    /// does not start one that would end after the deadline.
+    est_init: Duration,
+    est_iter: Duration,
+}
+
+impl<M: LatentModel> Planner<M> {
+    /// Validates `config`, allocates the workspace and the model tape
+    /// (batch [`PlannerConfig::batch`], H + 1 slots). Start-up only.
+    pub fn new(model: &M, config: PlannerConfig) -> Result<Self, ConfigError> {
+        let dims = model.dims();
+        let ws = Workspace::new(&dims, &config)?;
+        let tape = model.tape(config.batch(), config.horizon + 1);
+        let weights = Weights {
+            discount: config.discount,
+            beta: if config.uncertainty { config.beta } else { 0.0 },
+        };
+        Ok(Planner {
+            rng: Rng::new(config.seed),
+            config,
+            dims,
+            weights,
+            ws,
+            tape,
+            est_init: Duration::ZERO,
+            est_iter: Duration::ZERO,
+        })
+    }
+
+    pub fn config(&self) -> &PlannerConfig {
+        &self.config
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    /// The best sequence of the last tick, `[H, A]` row-major.
+    pub fn plan_sequence(&self) -> &[f32] {
+        &self.ws.best
+    }
+
+    /// Best J after the initial evaluation and after each iteration of the
+    /// last tick (anytime profile).
+    pub fn trace(&self) -> &[f32] {
+        &self.ws.trace[..self.ws.trace_len]
+    }
+
+    /// Forgets the previous plan (new episode).
+    pub fn reset(&mut self) {
+        self.ws.has_prev = false;
+    }
+
+    /// One tick from latent `z0` with a wall-clock `deadline`.
+    ///
+    /// Cost: gradient planners run 1 + K batched rollouts of B rows over H
+    /// steps (dynamics, reward, Q if uncertainty is on, policy and Q at the
+    /// end) and K VJPs of the same; CEM/MPPI run their iterations' rollouts
+    /// forward only. Allocates nothing.
+    pub fn plan(
+        &mut self,
+        model: &M,
+        z0: &[f32],
+        deadline: Instant,
+    ) -> Result<PlanResult<'_>, PlanError> {
+        let start = Instant::now();
+        let (b, l, na) = (self.ws.b, self.dims.latent, self.dims.action);
+        if z0.len() != l {
+            return Err(PlanError::LatentSize {
+                expected: l,
+                got: z0.len(),
+            });
+        }
+        let mut evals = Evals::default();
+        let ws = &mut self.ws;
+        for row in ws.z[..b * l].chunks_exact_mut(l) {
+            row.copy_from_slice(z0);
+        }
+        // The policy action at z0: held until a candidate is evaluated.
+        model.pi(
+            &mut self.tape,
+            0,
+            &ws.z[..l],
+            &mut ws.mu[..na],
+            &mut ws.log_std[..na],
+        );
+        evals.fwd(model, Module::Policy, 1);
+        for (p, m) in ws.policy_action.iter_mut().zip(&ws.mu[..na]) {
+            *p = m.tanh();
+        }
+        ws.best_j = f32::NEG_INFINITY;
+        ws.trace_len = 0;
+
+        let mut status = PlanStatus::Finished;
+        let mut iterations = 0;
+        if self.config.kind != PlannerKind::Policy {
+            if Instant::now() + self.est_init >= deadline {
+                status = PlanStatus::Deadline;
+            } else if self.config.kind.is_gradient() {
+                (status, iterations) = self.gradient_ascent(model, &mut evals, start, deadline);
+            } else {
+                (status, iterations) = self.sample(model, &mut evals, start, deadline);
+            }
+        }
+
+        let ws = &mut self.ws;
+        let have_best = ws.best_j > f32::NEG_INFINITY;
+        let policy_ok = ws.policy_action.iter().all(|x| x.is_finite());
+        if have_best {
+            let (best, action) = (&ws.best[..na], &mut ws.action);
+            action.copy_from_slice(best);
+        } else {
+            if self.config.kind != PlannerKind::Policy && status != PlanStatus::Deadline {
+                status = PlanStatus::AllNonFinite;
+            }
+            if policy_ok {
+                ws.action.copy_from_slice(&ws.policy_action);
+            } else {
+                status = PlanStatus::AllNonFinite;
+                ws.action.iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+        debug_assert!(ws.action.iter().all(|x| (-1.0..=1.0).contains(x)));
+        Ok(PlanResult {
+            action: Action(&ws.action),
+            status,
+            iterations,
+            evals,
+            j: have_best.then_some(ws.best_j),
+        })
+    }
+
+    /// Gradient planners: initial candidates, then K Adam steps on the
+    /// action sequences, each followed by a re-evaluation.
+    fn gradient_ascent(
+        &mut self,
+        model: &M,
+        evals: &mut Evals,
+        start: Instant,
+        deadline: Instant,
+    ) -> (PlanStatus, usize) {
+        let cfg = &self.config;
+        let ws = &mut self.ws;
+        let (b, h, na, n) = (ws.b, ws.h, ws.na, cfg.candidates);
+        let policy_init = cfg.kind != PlannerKind::GradMpc;
+        let reuse_row = (cfg.reuse && ws.has_prev).then_some(n);
+        // Initial sequences.
+        if !policy_init {
+            for x in ws.a.iter_mut() {
+                *x = match cfg.grad_init {
+                    GradInit::Zeros => 0.0,
+                    GradInit::Uniform => self.rng.uniform_in(-1.0, 1.0) as f32,
+                };
+            }
+        }
+        if let Some(row) = reuse_row {
+            for t in 0..h {
+                let src = (t + 1).min(h - 1) * na;
+                let dst = (t * b + row) * na;
+                ws.a[dst..dst + na].copy_from_slice(&ws.prev[src..src + na]);
+            }
+        }
+        let fill = if policy_init {
+            Fill::Policy {
+                rows: if reuse_row.is_some() { n } else { b },
+                reuse_row,
+            }
+        } else {
+            Fill::None
+        };
+        ws.valid.iter_mut().for_each(|v| *v = true);
+        ws.adam_m.iter_mut().for_each(|x| *x = 0.0);
+        ws.adam_v.iter_mut().for_each(|x| *x = 0.0);
+        rollout::forward(
+            model,
+            &mut self.tape,
+            ws,
+            &mut self.rng,
+            evals,
+            fill,
+            self.weights,
+            cfg.uncertainty,
+        );
+        rollout::keep_best(ws);
+        self.est_init = self.est_init.max(start.elapsed());
+
+        let mut done = 0;
+        let mut status = PlanStatus::Finished;
+        let (mut b1k, mut b2k) = (1.0f32, 1.0f32);
+        for k in 1..=cfg.iterations {
+            let t0 = Instant::now();
+            if t0 + self.est_iter > deadline {
+                status = PlanStatus::Deadline;
+                break;
+            }
+            if !ws.valid.iter().any(|&v| v) {
+                status = PlanStatus::AllNonFinite;
+                break;
+            }
+            rollout::backward(
+                model,
+                &mut self.tape,
+                ws,
+                evals,
+                self.weights,
+                cfg.uncertainty,
+            );
+            // Adam ascent on each live candidate, clipped to [-1, 1].
+            b1k *= ADAM_B1;
+            b2k *= ADAM_B2;
+            let (bc1, bc2) = (1.0 - b1k, 1.0 - b2k);
+            for t in 0..h {
+                for row in 0..b {
+                    if !ws.valid[row] {
+                        continue;
+                    }
+                    let o = (t * b + row) * na;
+                    for i in o..o + na {
+                        let g = ws.da[i];
+                        ws.adam_m[i] = ADAM_B1 * ws.adam_m[i] + (1.0 - ADAM_B1) * g;
+                        ws.adam_v[i] = ADAM_B2 * ws.adam_v[i] + (1.0 - ADAM_B2) * g * g;
+                        let step = (ws.adam_m[i] / bc1) / ((ws.adam_v[i] / bc2).sqrt() + ADAM_EPS);
+                        ws.a[i] = (ws.a[i] + cfg.step_size * step).clamp(-1.0, 1.0);
+                    }
+                }
+            }
+            rollout::forward(
+                model,
+                &mut self.tape,
+                ws,
+                &mut self.rng,
+                evals,
+                Fill::None,
+                self.weights,
+                cfg.uncertainty,
+            );
+            rollout::keep_best(ws);
+            done = k;
+            self.est_iter = self.est_iter.max(t0.elapsed());
+        }
+        if cfg.reuse {
+            ws.prev.copy_from_slice(&ws.best);
+            ws.has_prev = ws.best_j > f32::NEG_INFINITY;
+        }
+        (status, done)
+    }
+
+    /// CEM / MPPI: sample around a mean, evaluate, refit to the elites.
+    fn sample(
+        &mut self,
+        model: &M,
+        evals: &mut Evals,
+        start: Instant,
+        deadline: Instant,
+    ) -> (PlanStatus, usize) {
+        let cfg = &self.config;
+        let ws = &mut self.ws;
+        let (b, h, na) = (ws.b, ws.h, ws.na);
+        let mppi = cfg.kind == PlannerKind::Mppi;
+        let first_gauss = if mppi { cfg.candidates } else { 0 };
+        // Mean shift: start from the previous mean moved one step ahead.
+        for t in 0..h {
+            for i in 0..na {
+                ws.mean[t * na + i] = if cfg.reuse && ws.has_prev {
+                    ws.prev[(t + 1).min(h - 1) * na + i]
+                } else {
+                    0.0
+                };
+                ws.std[t * na + i] = cfg.cem_init_std;
+            }
+        }
+        let mut done = 0;
+        let mut status = PlanStatus::Finished;
+        for it in 1..=cfg.cem_iterations {
+            let t0 = Instant::now();
+            if it > 1 && t0 + self.est_iter > deadline {
+                status = PlanStatus::Deadline;
+                break;
+            }
+            for t in 0..h {
+                for row in first_gauss..b {
+                    for i in 0..na {
+                        let eps = self.rng.normal() as f32;
+                        let k = t * na + i;
+                        ws.a[(t * b + row) * na + i] =
+                            (ws.mean[k] + ws.std[k] * eps).clamp(-1.0, 1.0);
+                    }
+                }
+            }
+            let fill = if mppi && it == 1 {
+                Fill::Policy {
+                    rows: first_gauss,
+                    reuse_row: None,
+                }
+            } else {
+                Fill::None
+            };
+            ws.valid.iter_mut().for_each(|v| *v = true);
+            rollout::forward(
+                model,
+                &mut self.tape,
+                ws,
+                &mut self.rng,
+                evals,
+                fill,
+                self.weights,
+                cfg.uncertainty,
+            );
+            rollout::keep_best(ws);
+            rollout::refit(ws, cfg, mppi);
+            done = it;
+            if it == 1 {
+                self.est_init = self.est_init.max(start.elapsed());
+            }
+            self.est_iter = self.est_iter.max(t0.elapsed());
+        }
+        if cfg.reuse {
+            ws.prev.copy_from_slice(&ws.mean);
+            ws.has_prev = ws.best_j > f32::NEG_INFINITY;
+        }
+        (status, done)
+    }
+}

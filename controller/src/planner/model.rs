@@ -1,0 +1,102 @@
+//! The latent model a planner queries: one step of the world model at a
+//! time, on a batch of candidates, with a tape slot per time step so the
+//! vector-Jacobian products (VJPs) can run after the forward pass.
+//!
+//! The trait mirrors the compiled-kernel API (`Program::forward/backward`
+//! with a `Tape` and a slot): each method is one module of the bundle
+//! (TD-MPC2's `next`, `reward`, `Q`, `pi`) and each `*_vjp` overwrites its
+//! outputs with the input-gradients of the forward recorded at the same
+//! slot. Every slice is row-major `[rows, size]`; `rows` is implied by the
+//! slice lengths and is at most the batch the tape was made for.
+//!
+//! Decoding (two-hot symlog and the like) happens inside the model: the
+//! planner sees scalar rewards and one scalar per Q head.
+
+/// Sizes a planner needs from a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelDims {
+    /// Length of the latent vector z.
+    pub latent: usize,
+    /// Length of the (normalized, [-1, 1]) action a.
+    pub action: usize,
+    /// Number of Q heads (the ensemble whose spread is the uncertainty u).
+    pub q_heads: usize,
+}
+
+/// Which module of the model a call runs (for compute accounting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Module {
+    /// Latent dynamics `(z, a) -> z_next`.
+    Dynamics,
+    /// Reward `(z, a) -> r`.
+    Reward,
+    /// Q ensemble `(z, a) -> q[heads]`.
+    Q,
+    /// Policy prior `z -> (mu, log_std)` (pre-tanh Gaussian).
+    Policy,
+}
+
+/// One step of a latent world model, batched over candidates.
+///
+/// Control-path contract: after [`LatentModel::tape`], no method allocates.
+pub trait LatentModel {
+    /// Activations recorded by forward calls, one slot per time step.
+    type Tape;
+
+    /// Sizes of z, a and the Q ensemble.
+    fn dims(&self) -> ModelDims;
+
+    /// A tape for at most `batch` rows and `slots` time steps.
+    /// Allocates; call once at start-up.
+    fn tape(&self, batch: usize, slots: usize) -> Self::Tape;
+
+    /// `z_next = d(z, a)`; records at `slot`.
+    fn next(&self, tape: &mut Self::Tape, slot: usize, z: &[f32], a: &[f32], z_next: &mut [f32]);
+    /// VJP of [`LatentModel::next`] at `slot`: overwrites `dz`, `da`.
+    fn next_vjp(
+        &self,
+        tape: &mut Self::Tape,
+        slot: usize,
+        dz_next: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    );
+
+    /// `r = R(z, a)` (one decoded scalar per row); records at `slot`.
+    fn reward(&self, tape: &mut Self::Tape, slot: usize, z: &[f32], a: &[f32], r: &mut [f32]);
+    /// VJP of [`LatentModel::reward`] at `slot`: overwrites `dz`, `da`.
+    fn reward_vjp(
+        &self,
+        tape: &mut Self::Tape,
+        slot: usize,
+        dr: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    );
+
+    /// `q[row, i] = Q_i(z, a)` (decoded, `[rows, q_heads]`); records at `slot`.
+    fn q(&self, tape: &mut Self::Tape, slot: usize, z: &[f32], a: &[f32], q: &mut [f32]);
+    /// VJP of [`LatentModel::q`] at `slot`: overwrites `dz`, `da`.
+    fn q_vjp(&self, tape: &mut Self::Tape, slot: usize, dq: &[f32], dz: &mut [f32], da: &mut [f32]);
+
+    /// `(mu, log_std) = pi(z)`: the pre-tanh Gaussian policy prior; the
+    /// action is `tanh(mu + exp(log_std) * eps)`. Records at `slot`.
+    fn pi(
+        &self,
+        tape: &mut Self::Tape,
+        slot: usize,
+        z: &[f32],
+        mu: &mut [f32],
+        log_std: &mut [f32],
+    );
+    /// VJP of `mu` of [`LatentModel::pi`] at `slot` (the log-std output
+    /// gets a zero cotangent): overwrites `dz`.
+    fn pi_vjp(&self, tape: &mut Self::Tape, slot: usize, dmu: &[f32], dz: &mut [f32]);
+
+    /// Multiply-adds of one call of `module` on `rows` rows: (forward,
+    /// backward). Zero when the model does not know.
+    fn flops(&self, module: Module, rows: usize) -> (u64, u64) {
+        let _ = (module, rows);
+        (0, 0)
+    }
+}

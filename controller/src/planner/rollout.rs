@@ -1,0 +1,257 @@
+//! Batched rollouts of the candidates through the latent model, the VJP of
+//! J back to the actions, and the bookkeeping between iterations.
+//! Nothing here allocates.
+
+use super::config::PlannerConfig;
+use super::model::{LatentModel, Module};
+use super::objective::{self, Weights};
+use super::workspace::Workspace;
+use super::Evals;
+use crate::rng::Rng;
+
+/// Where the actions of a rollout come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fill {
+    /// Actions already in the workspace.
+    None,
+    /// Rows `0..rows` are policy rollouts, `a_t = tanh(mu + std * eps)`
+    /// (row 0 the mean, eps = 0); `reuse_row` (the shifted previous plan)
+    /// gets its last action from the policy mean.
+    Policy {
+        rows: usize,
+        reuse_row: Option<usize>,
+    },
+}
+
+/// Rolls every row forward over H steps, evaluates V(z_H) at the policy's
+/// action and J per row; rows whose J is not finite are marked invalid.
+/// Cost: H x (dynamics + reward [+ Q]) + policy + Q on B rows, plus H policy
+/// calls when filling from the policy.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<M: LatentModel>(
+    model: &M,
+    tape: &mut M::Tape,
+    ws: &mut Workspace,
+    rng: &mut Rng,
+    evals: &mut Evals,
+    fill: Fill,
+    w: Weights,
+    uncertainty: bool,
+) {
+    let (b, h, l, na, nq) = (ws.b, ws.h, ws.l, ws.na, ws.nq);
+    let (bl, ba) = (b * l, b * na);
+    for t in 0..h {
+        let (z_now, z_later) = ws.z.split_at_mut((t + 1) * bl);
+        let z_t = &z_now[t * bl..];
+        let z_next = &mut z_later[..bl];
+        let a_t = &mut ws.a[t * ba..(t + 1) * ba];
+        if let Fill::Policy { rows, reuse_row } = fill {
+            model.pi(tape, t, z_t, &mut ws.mu, &mut ws.log_std);
+            evals.fwd(model, Module::Policy, b);
+            for row in 0..rows {
+                for i in row * na..(row + 1) * na {
+                    let eps = if row == 0 { 0.0 } else { rng.normal() as f32 };
+                    a_t[i] = (ws.mu[i] + ws.log_std[i].exp() * eps).tanh();
+                }
+            }
+            if let (Some(row), true) = (reuse_row, t == h - 1) {
+                for i in row * na..(row + 1) * na {
+                    a_t[i] = ws.mu[i].tanh();
+                }
+            }
+        }
+        let a_t = &ws.a[t * ba..(t + 1) * ba];
+        model.next(tape, t, z_t, a_t, z_next);
+        model.reward(tape, t, z_t, a_t, &mut ws.r[t * b..(t + 1) * b]);
+        evals.fwd(model, Module::Dynamics, b);
+        evals.fwd(model, Module::Reward, b);
+        if uncertainty {
+            model.q(tape, t, z_t, a_t, &mut ws.q[t * b * nq..(t + 1) * b * nq]);
+            evals.fwd(model, Module::Q, b);
+        }
+    }
+    // Terminal value at the policy's mean action.
+    let z_h = &ws.z[h * bl..];
+    model.pi(tape, h, z_h, &mut ws.mu, &mut ws.log_std);
+    for (a, m) in ws.a_term.iter_mut().zip(&ws.mu) {
+        *a = m.tanh();
+    }
+    model.q(tape, h, z_h, &ws.a_term, &mut ws.q[h * b * nq..]);
+    evals.fwd(model, Module::Policy, b);
+    evals.fwd(model, Module::Q, b);
+
+    let (r, q) = (&ws.r, &ws.q);
+    let heads = |t: usize, row: usize| &q[(t * b + row) * nq..(t * b + row + 1) * nq];
+    for row in 0..b {
+        let j = objective::objective(
+            w,
+            h,
+            |t| r[t * b + row],
+            |t| {
+                if uncertainty {
+                    objective::spread(heads(t, row))
+                } else {
+                    0.0
+                }
+            },
+            objective::mean(heads(h, row)),
+        );
+        ws.j[row] = j;
+        if !j.is_finite() {
+            ws.valid[row] = false;
+        }
+    }
+}
+
+/// dJ/da for every row (into `ws.da`) from the tape of the last
+/// [`forward`]; rows whose gradient is not finite are marked invalid.
+/// Cost: the VJPs of the forward's modules on B rows (the H policy calls of
+/// a fill excluded: the initial actions are free variables).
+pub(crate) fn backward<M: LatentModel>(
+    model: &M,
+    tape: &mut M::Tape,
+    ws: &mut Workspace,
+    evals: &mut Evals,
+    w: Weights,
+    uncertainty: bool,
+) {
+    let (b, h, na, nq) = (ws.b, ws.h, ws.na, ws.nq);
+    let ba = b * na;
+    // dJ/dV(z_H) = g^H, through mean_i Q_i(z_H, tanh(mu(z_H))).
+    let g_h = objective::discount_pow(w, h);
+    for row in 0..b {
+        let dq = &mut ws.dq[row * nq..(row + 1) * nq];
+        let q = &ws.q[(h * b + row) * nq..(h * b + row + 1) * nq];
+        objective::mean_vjp(q, if ws.valid[row] { g_h } else { 0.0 }, dq);
+    }
+    model.q_vjp(tape, h, &ws.dq, &mut ws.dz_tmp, &mut ws.da_tmp);
+    for ((dmu, da), a) in ws.dmu.iter_mut().zip(&ws.da_tmp).zip(&ws.a_term) {
+        *dmu = da * (1.0 - a * a);
+    }
+    model.pi_vjp(tape, h, &ws.dmu, &mut ws.dz);
+    add(&mut ws.dz, &ws.dz_tmp);
+    evals.bwd(model, Module::Q, b);
+    evals.bwd(model, Module::Policy, b);
+
+    for t in (0..h).rev() {
+        // ws.dz holds dJ/dz_{t+1}.
+        let g_t = objective::discount_pow(w, t);
+        let da_t = &mut ws.da[t * ba..(t + 1) * ba];
+        model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
+        for (dr, &v) in ws.dr.iter_mut().zip(&ws.valid) {
+            *dr = if v { g_t } else { 0.0 };
+        }
+        model.reward_vjp(tape, t, &ws.dr, &mut ws.dz_tmp, &mut ws.da_tmp);
+        add(&mut ws.dz_prev, &ws.dz_tmp);
+        add(da_t, &ws.da_tmp);
+        evals.bwd(model, Module::Dynamics, b);
+        evals.bwd(model, Module::Reward, b);
+        if uncertainty && w.beta > 0.0 {
+            for row in 0..b {
+                let q = &ws.q[(t * b + row) * nq..(t * b + row + 1) * nq];
+                let scale = if ws.valid[row] { -w.beta * g_t } else { 0.0 };
+                objective::spread_vjp(q, scale, &mut ws.dq[row * nq..(row + 1) * nq]);
+            }
+            model.q_vjp(tape, t, &ws.dq, &mut ws.dz_tmp, &mut ws.da_tmp);
+            add(&mut ws.dz_prev, &ws.dz_tmp);
+            add(da_t, &ws.da_tmp);
+            evals.bwd(model, Module::Q, b);
+        }
+        std::mem::swap(&mut ws.dz, &mut ws.dz_prev);
+    }
+    for row in 0..b {
+        let finite = (0..h).all(|t| {
+            let o = (t * b + row) * na;
+            ws.da[o..o + na].iter().all(|x| x.is_finite())
+        });
+        if !finite {
+            ws.valid[row] = false;
+        }
+    }
+}
+
+fn add(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, x)| *a += x);
+}
+
+/// Copies the best valid row of the last evaluation into `ws.best` if it
+/// beats the best so far, and appends the best J to the trace.
+pub(crate) fn keep_best(ws: &mut Workspace) {
+    let (b, h, na) = (ws.b, ws.h, ws.na);
+    let mut arg = None;
+    let mut top = ws.best_j;
+    for row in 0..b {
+        if ws.valid[row] && ws.j[row] > top {
+            top = ws.j[row];
+            arg = Some(row);
+        }
+    }
+    if let Some(row) = arg {
+        ws.best_j = top;
+        for t in 0..h {
+            let src = (t * b + row) * na;
+            ws.best[t * na..(t + 1) * na].copy_from_slice(&ws.a[src..src + na]);
+        }
+    }
+    if ws.trace_len < ws.trace.len() {
+        ws.trace[ws.trace_len] = ws.best_j;
+        ws.trace_len += 1;
+    }
+}
+
+/// Refits the sampling mean and std to the elites of the last evaluation:
+/// CEM averages the top E rows; MPPI weights them by
+/// exp(temperature * (J - max J)). The std is kept in [min_std, init_std].
+pub(crate) fn refit(ws: &mut Workspace, cfg: &PlannerConfig, mppi: bool) {
+    let (b, h, na) = (ws.b, ws.h, ws.na);
+    let mut live = 0;
+    for row in 0..b {
+        if ws.valid[row] {
+            ws.order[live] = row;
+            live += 1;
+        }
+    }
+    if live == 0 {
+        return;
+    }
+    let e = cfg.cem_elites.min(live);
+    let j = &ws.j;
+    let order = &mut ws.order[..live];
+    if e < live {
+        order.select_nth_unstable_by(e - 1, |&x, &y| j[y].total_cmp(&j[x]));
+    }
+    let elites = &ws.order[..e];
+    let top = elites
+        .iter()
+        .map(|&r| j[r])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut total = 0.0;
+    for (k, &row) in elites.iter().enumerate() {
+        let wk = if mppi {
+            (cfg.cem_temperature * (j[row] - top)).exp()
+        } else {
+            1.0
+        };
+        ws.weights[k] = wk;
+        total += wk;
+    }
+    for t in 0..h {
+        for i in 0..na {
+            let at = |row: usize| ws.a[(t * b + row) * na + i];
+            let mean: f32 = elites
+                .iter()
+                .zip(&ws.weights)
+                .map(|(&r, wk)| wk * at(r))
+                .sum::<f32>()
+                / total;
+            let var: f32 = elites
+                .iter()
+                .zip(&ws.weights)
+                .map(|(&r, wk)| wk * (at(r) - mean) * (at(r) - mean))
+                .sum::<f32>()
+                / total;
+            ws.mean[t * na + i] = mean;
+            ws.std[t * na + i] = var.sqrt().clamp(cfg.cem_min_std, cfg.cem_init_std);
+        }
+    }
+}

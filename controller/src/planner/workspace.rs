@@ -1,0 +1,165 @@
+//! The planner's memory, allocated once (OpEn's cache pattern) and reused
+//! by every tick.
+
+use super::config::{ConfigError, PlannerConfig};
+use super::model::ModelDims;
+
+/// All buffers of one planner. Sizes, with B = [`PlannerConfig::batch`],
+/// H = horizon, L = latent, A = action, Q = Q heads, E = elites, K =
+/// iterations of the kind, and G = B for gradient planners, else 0:
+///
+/// | buffer | floats |
+/// |---|---|
+/// | actions, latents, rewards, Q values | H·B·A + (H+1)·B·L + H·B + (H+1)·B·Q |
+/// | policy outputs, terminal actions, J | 3·B·A + B |
+/// | gradients and Adam moments | 3·H·G·A + 3·G·L + 2·G·A + G + G·Q |
+/// | best, previous, mean, std, action | 4·H·A + A |
+/// | MPPI weights, trace | E + K + 1 |
+///
+/// plus B flags and B indices; [`Workspace::floats`] returns the float
+/// total. Nothing else is allocated by a planner after start-up.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub(crate) b: usize,
+    pub(crate) h: usize,
+    pub(crate) l: usize,
+    pub(crate) na: usize,
+    pub(crate) nq: usize,
+    /// a: `[H, B, A]`, time-major so each step's batch is contiguous.
+    pub(crate) a: Vec<f32>,
+    /// z: `[H+1, B, L]`; slot 0 holds z0 broadcast.
+    pub(crate) z: Vec<f32>,
+    /// r: `[H, B]`.
+    pub(crate) r: Vec<f32>,
+    /// Q heads: `[H+1, B, Q]`; slot H is at the terminal policy action.
+    pub(crate) q: Vec<f32>,
+    pub(crate) mu: Vec<f32>,
+    pub(crate) log_std: Vec<f32>,
+    /// tanh(mu(z_H)): the terminal action, `[B, A]`.
+    pub(crate) a_term: Vec<f32>,
+    /// J per candidate.
+    pub(crate) j: Vec<f32>,
+    /// Candidate still alive (its J and gradient have stayed finite).
+    pub(crate) valid: Vec<bool>,
+    pub(crate) da: Vec<f32>,
+    pub(crate) adam_m: Vec<f32>,
+    pub(crate) adam_v: Vec<f32>,
+    pub(crate) dz: Vec<f32>,
+    pub(crate) dz_prev: Vec<f32>,
+    pub(crate) dz_tmp: Vec<f32>,
+    pub(crate) da_tmp: Vec<f32>,
+    pub(crate) dmu: Vec<f32>,
+    pub(crate) dr: Vec<f32>,
+    pub(crate) dq: Vec<f32>,
+    /// Best sequence so far this tick, `[H, A]`, and its J.
+    pub(crate) best: Vec<f32>,
+    pub(crate) best_j: f32,
+    /// Previous tick's best sequence (gradient) or mean (CEM), `[H, A]`.
+    pub(crate) prev: Vec<f32>,
+    pub(crate) has_prev: bool,
+    pub(crate) mean: Vec<f32>,
+    pub(crate) std: Vec<f32>,
+    pub(crate) order: Vec<usize>,
+    pub(crate) weights: Vec<f32>,
+    /// tanh(mu(z0)): the policy action held until an iteration finishes.
+    pub(crate) policy_action: Vec<f32>,
+    /// The action returned by the last tick.
+    pub(crate) action: Vec<f32>,
+    /// Best J after the initial evaluation and after each iteration.
+    pub(crate) trace: Vec<f32>,
+    pub(crate) trace_len: usize,
+}
+
+impl Workspace {
+    /// Validates `config` and allocates every buffer (see the table above).
+    pub fn new(dims: &ModelDims, config: &PlannerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let (b, h, l, na, nq) = (
+            config.batch(),
+            config.horizon,
+            dims.latent,
+            dims.action,
+            dims.q_heads,
+        );
+        let g = if config.kind.is_gradient() { b } else { 0 };
+        let e = if config.kind.is_sampling() {
+            config.cem_elites
+        } else {
+            0
+        };
+        let v = |n: usize| vec![0.0f32; n];
+        Ok(Workspace {
+            b,
+            h,
+            l,
+            na,
+            nq,
+            a: v(h * b * na),
+            z: v((h + 1) * b * l),
+            r: v(h * b),
+            q: v((h + 1) * b * nq),
+            mu: v(b * na),
+            log_std: v(b * na),
+            a_term: v(b * na),
+            j: v(b),
+            valid: vec![false; b],
+            da: v(h * g * na),
+            adam_m: v(h * g * na),
+            adam_v: v(h * g * na),
+            dz: v(g * l),
+            dz_prev: v(g * l),
+            dz_tmp: v(g * l),
+            da_tmp: v(g * na),
+            dmu: v(g * na),
+            dr: v(g),
+            dq: v(g * nq),
+            best: v(h * na),
+            best_j: f32::NEG_INFINITY,
+            prev: v(h * na),
+            has_prev: false,
+            mean: v(h * na),
+            std: v(h * na),
+            order: vec![0; b],
+            weights: v(e),
+            policy_action: v(na),
+            action: v(na),
+            trace: v(config.budget_iterations() + 1),
+            trace_len: 0,
+        })
+    }
+
+    /// Floats allocated (the f32 buffers above).
+    pub fn floats(&self) -> usize {
+        [
+            &self.a,
+            &self.z,
+            &self.r,
+            &self.q,
+            &self.mu,
+            &self.log_std,
+            &self.a_term,
+            &self.j,
+            &self.da,
+            &self.adam_m,
+            &self.adam_v,
+            &self.dz,
+            &self.dz_prev,
+            &self.dz_tmp,
+            &self.da_tmp,
+            &self.dmu,
+            &self.dr,
+            &self.dq,
+            &self.best,
+            &self.prev,
+            &self.mean,
+            &self.std,
+            &self.weights,
+            &self.policy_action,
+            &self.action,
+            &self.trace,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum()
+    }
+}

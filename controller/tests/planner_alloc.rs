@@ -1,0 +1,111 @@
+//! Every planner's `plan` performs zero heap allocations after start-up,
+//! checked with a counting global allocator (counts on this thread only, so
+//! the test harness's own threads do not interfere).
+
+use dream_mpc::bundle::manifest::PlannerDefaults;
+use dream_mpc::planner::native::{Disagreement, LinearQuadratic};
+use dream_mpc::planner::{LatentModel, Planner, PlannerConfig, PlannerKind};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCS.with(|c| c.get())
+}
+
+/// Allocations made by `ticks` calls of `plan` (the first call included),
+/// with a generous deadline and with one that cuts the iterations short.
+pub fn allocations_while_planning<M: LatentModel>(model: &M, config: PlannerConfig) -> usize {
+    let mut p = Planner::new(model, config).unwrap();
+    let latent = model.dims().latent;
+    let mut z = [0.0f32; 64];
+    let before = allocations();
+    for tick in 0..20 {
+        for (i, x) in z[..latent].iter_mut().enumerate() {
+            *x = ((tick * 7 + i) as f32 * 0.37).sin();
+        }
+        let deadline = if tick % 5 == 4 {
+            Instant::now()
+        } else {
+            Instant::now() + Duration::from_secs(60)
+        };
+        let r = p.plan(model, &z[..latent], deadline).unwrap();
+        assert!(r.action.as_slice().iter().all(|a| a.is_finite()));
+    }
+    allocations() - before
+}
+
+#[test]
+fn no_planner_allocates_while_planning() {
+    let mut m = LinearQuadratic::point_mass(4, 4, 0.3, 1.0, 0.1, 1.0);
+    m.k = vec![-0.5; 16];
+    m.disagreement = Some(Disagreement {
+        center: vec![0.1; 4],
+        width: 0.3,
+        scale: 0.5,
+    });
+    let d = PlannerDefaults {
+        candidates: 8,
+        horizon: 3,
+        iterations: 5,
+        step_size: 0.05,
+        beta: 0.5,
+    };
+    // Sanity: the counter does see allocations on this thread.
+    let before = allocations();
+    let v = std::hint::black_box(vec![1u8; 10]);
+    assert!(allocations() > before && v.len() == 10);
+    for kind in PlannerKind::ALL {
+        let mut c = PlannerConfig::for_kind(kind, &d, 0.99);
+        c.cem_samples = 64;
+        c.cem_elites = 8;
+        assert_eq!(allocations_while_planning(&m, c.clone()), 0, "{kind:?}");
+        // Ablations switch ingredients; none may allocate either.
+        c.reuse = !c.reuse;
+        c.uncertainty = !c.uncertainty;
+        assert_eq!(allocations_while_planning(&m, c), 0, "{kind:?} ablation");
+    }
+}
+
+#[test]
+fn no_planner_allocates_on_a_bundle_model() {
+    use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+    use dream_mpc::planner::bundle_model::BundleModel;
+    let dir = std::env::temp_dir().join(format!("dream-mpc-planner-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // obs 5, action 2, latent 16, hidden 32, 2 Q heads, two-hot reward/Q.
+    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 2, 7).unwrap();
+    let bundle = Bundle::load(&dir).unwrap();
+    let model = BundleModel::new(&bundle).unwrap();
+    let m = &bundle.manifest;
+    for kind in PlannerKind::ALL {
+        let mut c = PlannerConfig::for_kind(kind, &m.planner, m.discount);
+        c.cem_samples = 32;
+        c.cem_elites = 4;
+        assert_eq!(allocations_while_planning(&model, c), 0, "{kind:?} on a bundle");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
