@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! dream-mpc-train export --out models/plumbing --obs-size 3 --action-size 1
+//! dream-mpc-train train --task pendulum-swingup --config config/train-small.json --out runs/pendulum
+//! dream-mpc-train train --task pendulum-swingup --out runs/pendulum --resume
 //! ```
 
 use clap::{Parser, Subcommand};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{ModelConfig, WorldModel};
+use dream_mpc_trainer::train::{train, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +44,39 @@ enum Cmd {
         n_q: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Train online on a task, evaluating, exporting and checkpointing every
+    /// `eval_every` environment steps; writes metrics.csv,
+    /// learning_curve.png, checkpoint/ and bundle/ under --out.
+    Train {
+        /// Task name (overrides the config file's `task`).
+        #[arg(long)]
+        task: Option<String>,
+        /// JSON training configuration (see `TrainConfig` for fields and
+        /// defaults); missing fields take their defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Override the config's total environment steps.
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Continue the run in --out from its checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// auto | cpu | cuda. This build trains on the CPU; `cuda` is
+        /// refused with an error rather than silently run on the CPU.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// libtorch intra-op threads.
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -82,6 +118,69 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             println!("wrote {}", out.display());
+            Ok(())
+        }
+        Cmd::Train {
+            task,
+            config,
+            out,
+            steps,
+            seed,
+            resume,
+            device,
+            threads,
+            quiet,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => {
+                    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    serde_json::from_slice::<TrainConfig>(&bytes)
+                        .map_err(|e| format!("{}: {e}", p.display()))?
+                }
+                None => TrainConfig::default(),
+            };
+            if let Some(t) = task {
+                cfg.task = t;
+            }
+            if let Some(s) = steps {
+                cfg.steps = s;
+            }
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            match device.as_str() {
+                "auto" | "cpu" => {}
+                "cuda" => {
+                    return Err(
+                        "--device cuda: this build trains on the CPU only; use --device cpu".into(),
+                    )
+                }
+                other => return Err(format!("--device '{other}': expected auto, cpu or cuda")),
+            }
+            if threads < 1 {
+                return Err(format!("--threads {threads} must be >= 1"));
+            }
+            tch::set_num_threads(threads);
+            cfg.validate().map_err(|e| e.to_string())?;
+            let task = dream_mpc_trainer::tasks::make(&cfg.task).map_err(|e| e.to_string())?;
+            let opts = RunOptions {
+                out,
+                resume,
+                progress: !quiet,
+                stop_after: None,
+            };
+            let s = train(&cfg, task, &opts).map_err(|e| e.to_string())?;
+            let last_eval = s.metrics.iter().rev().find_map(|m| m.eval_return);
+            println!(
+                "{} env steps, {} updates in {:.1} s; last eval return {}; bundle {}",
+                s.env_steps,
+                s.updates,
+                s.wall_s,
+                last_eval
+                    .map(|r| format!("{r:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+                s.bundle.display()
+            );
             Ok(())
         }
     }
