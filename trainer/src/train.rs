@@ -18,7 +18,9 @@
 //! Reproducibility: every agent step and every update draws from generators
 //! seeded by `(seed, counter)` (our xoshiro `Rng` for indices, the libtorch
 //! generator for dropout and policy noise), so a resumed run continues
-//! exactly as the uninterrupted one on CPU. Checkpoints are taken at
+//! exactly as the uninterrupted one on CPU (libtorch's generator is
+//! process-global: two runs in one process must not run concurrently).
+//! Checkpoints are taken at
 //! episode ends (model, target Q, Adam moments, replay buffer, counters).
 
 use crate::export::{default_planner, export_bundle, ExportMeta};
