@@ -35,9 +35,9 @@ fn tiny(steps: u64) -> TrainConfig {
     c
 }
 
-fn opts(out: &PathBuf, resume: bool, stop_after: Option<u64>) -> RunOptions {
+fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOptions {
     RunOptions {
-        out: out.clone(),
+        out: out.to_path_buf(),
         resume,
         progress: false,
         stop_after,
