@@ -339,7 +339,9 @@ impl Replay {
         self.rewards.len() / self.len.max(1)
     }
 
-    fn push_episode(&mut self, obs: &[f32], actions: &[f32], rewards: &[f32]) {
+    /// Append one episode (`len + 1` observation rows, `len` actions and
+    /// rewards).
+    pub fn push_episode(&mut self, obs: &[f32], actions: &[f32], rewards: &[f32]) {
         debug_assert_eq!(rewards.len(), self.len);
         self.obs.extend_from_slice(obs);
         self.actions.extend_from_slice(actions);

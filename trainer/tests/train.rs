@@ -208,3 +208,15 @@ fn bad_input_is_refused_before_training() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The shipped small config parses (no unknown fields) and validates.
+#[test]
+fn shipped_config_is_valid() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/train-small.json");
+    let cfg: TrainConfig = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.model.latent, 64);
+    let mut bad = cfg.clone();
+    bad.rho = 0.0;
+    assert!(bad.validate().unwrap_err().to_string().contains("rho = 0"));
+}
