@@ -601,9 +601,13 @@ impl Agent {
             let flat = next_z.reshape([h as i64 * b, -1]);
             let (a_next, _) = self.sample_pi(&flat);
             let q = self.target.q_all(&flat, &a_next, false);
+            // Two distinct random heads (the same one when n_q = 1).
             let i = rng.below(nq);
-            let j = (i + 1 + rng.below(nq - 1).min(nq.saturating_sub(2))) % nq;
-            let j = if nq == 1 { i } else { j };
+            let j = if nq > 1 {
+                (i + 1 + rng.below(nq - 1)) % nq
+            } else {
+                i
+            };
             let qmin = q.narrow(1, i as i64, 1).minimum(&q.narrow(1, j as i64, 1));
             let td = &rew + qmin.view([h as i64, b, 1]) * c.discount;
             (next_z, td)
@@ -897,8 +901,21 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<RunSummary, TrainError> {
     cfg.validate()?;
-    prepare_output(opts)?;
     let spec = task.spec().clone();
+    if spec.name != cfg.task {
+        return Err(TrainError::Config(format!(
+            "task '{}' was requested but the task given is '{}'",
+            cfg.task, spec.name
+        )));
+    }
+    let agent_len = cfg.agent_episode_len(spec.episode_len);
+    if cfg.horizon >= agent_len {
+        return Err(TrainError::Config(format!(
+            "horizon = {} must be below the episode's {agent_len} agent steps",
+            cfg.horizon
+        )));
+    }
+    prepare_output(opts)?;
     let mut agent = Agent::new(cfg, spec.obs_size, spec.action_size, spec.episode_len);
     let ckdir = opts.out.join("checkpoint");
     let mut state = State {

@@ -151,6 +151,12 @@ fn bad_input_is_refused_before_training() {
         .to_string();
     assert!(e.contains("latent = 12"), "{e}");
     let mut c = tiny(400);
+    c.max_episode_steps = 6;
+    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("horizon = 3"), "{e}");
+    let mut c = tiny(400);
     c.discount = 1.5;
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("discount = 1.5"), "{e}");
