@@ -1,0 +1,486 @@
+//! Bundle export: one ONNX file per module written straight from the tch
+//! weights (no Python), `references.json` computed by libtorch autograd, and
+//! `manifest.json` with the sha256 of every file.
+//!
+//! Each tch [`Layer`] becomes the same ONNX nodes: `Gemm(transB=1)`, then
+//! `LayerNormalization(axis=-1)` and the activation. Mish is written as
+//! `Mul(x, Tanh(Softplus(x)))`: the `Mish` op only entered the ONNX standard
+//! at opset 18 (tract reads it anyway, but other runtimes at opset 17 need
+//! not). SimNorm is `Reshape [-1, L/g, g] -> Softmax(axis=-1) -> Reshape
+//! [-1, L]`. Inputs `z` and `a` are separate graph inputs joined by a
+//! `Concat` inside the graph. The policy's last `Linear` is written as two
+//! `Gemm`s (rows of mu and of log_std), and log_std is squashed with
+//! `Tanh -> Mul -> Add` exactly as [`WorldModel::squash_log_std`].
+//!
+//! Reward and value decoding is `Scalar`: the Dream-MPC planner
+//! differentiates reward and Q with respect to the actions on the robot,
+//! and a scalar head costs one output column instead of 101 two-hot logits
+//! plus a softmax and symexp per head per step. DMC rewards lie in [0, 1]
+//! and values in [0, 1/(1-g)], so the scale problem two-hot solves in
+//! TD-MPC2's multi-task setting does not arise for single tasks.
+//!
+//! The layout is `latent.kind = "vector"`; an RSSM exporter would write
+//! `kind = "rssm"` plus a `recurrent` module with the same manifest.
+
+use crate::model::{to_vec, Act, Layer, Mlp, WorldModel, LN_EPS};
+use dream_mpc::bundle::manifest::{
+    ActionSpec, Decoding, LatentSpec, Manifest, ModuleSpec, ObservationSpec, PlannerDefaults,
+    Provenance, ReferenceCase, References, TensorSpec, FORMAT, VERSION,
+};
+use dream_mpc::bundle::onnx_build::{attr_float, attr_int, GraphBuilder, OnnxModel};
+use dream_mpc::rng::Rng;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Everything the manifest needs that the model itself does not know.
+#[derive(Clone, Debug)]
+pub struct ExportMeta {
+    pub task: String,
+    /// Observation normalization (length obs_size; std > 0).
+    pub obs_mean: Vec<f32>,
+    pub obs_std: Vec<f32>,
+    /// Actuator bounds for model actions -1 and +1.
+    pub action_low: Vec<f32>,
+    pub action_high: Vec<f32>,
+    pub discount: f32,
+    pub planner: PlannerDefaults,
+    pub provenance: Provenance,
+}
+
+impl ExportMeta {
+    /// Identity normalization, bounds [-1, 1], discount 0.99 and the
+    /// default planner budget: for untrained plumbing bundles.
+    pub fn plain(task: &str, obs_size: usize, action_size: usize) -> Self {
+        ExportMeta {
+            task: task.into(),
+            obs_mean: vec![0.0; obs_size],
+            obs_std: vec![1.0; obs_size],
+            action_low: vec![-1.0; action_size],
+            action_high: vec![1.0; action_size],
+            discount: 0.99,
+            planner: default_planner(),
+            provenance: Provenance {
+                producer: format!("dream-mpc-train {}", env!("CARGO_PKG_VERSION")),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Default planner budget shipped in bundles (TD-MPC2 horizon 3; a few
+/// gradient iterations on policy-seeded candidates).
+pub fn default_planner() -> PlannerDefaults {
+    PlannerDefaults {
+        candidates: 8,
+        horizon: 3,
+        iterations: 4,
+        step_size: 0.1,
+        beta: 0.1,
+    }
+}
+
+/// What can go wrong writing a bundle.
+#[derive(Debug)]
+pub enum ExportError {
+    /// A file or folder could not be written; names it.
+    Io { path: PathBuf, err: std::io::Error },
+    /// Metadata does not match the model (e.g. wrong normalization length).
+    Meta(String),
+    /// libtorch failed computing references.
+    Torch(tch::TchError),
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportError::Io { path, err } => write!(f, "cannot write {}: {err}", path.display()),
+            ExportError::Meta(m) => write!(f, "export metadata: {m}"),
+            ExportError::Torch(e) => write!(f, "libtorch: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+impl From<tch::TchError> for ExportError {
+    fn from(e: tch::TchError) -> Self {
+        ExportError::Torch(e)
+    }
+}
+
+fn emit_layer(g: &mut GraphBuilder, x: &str, l: &Layer) -> String {
+    let w = to_vec(&l.linear.ws);
+    let b = l.linear.bs.as_ref().map(to_vec);
+    let y = g.linear(x, &w, b.as_deref(), l.d_in, l.d_out);
+    match &l.norm {
+        None => y,
+        Some((ln, act)) => {
+            let n = l.d_out;
+            let scale = g.constant(
+                "ln_scale",
+                &[n],
+                &to_vec(ln.ws.as_ref().expect("affine LN")),
+            );
+            let bias = g.constant("ln_bias", &[n], &to_vec(ln.bs.as_ref().expect("affine LN")));
+            let y = g.node(
+                "LayerNormalization",
+                &[&y, &scale, &bias],
+                vec![attr_int("axis", -1), attr_float("epsilon", LN_EPS as f32)],
+            );
+            emit_act(g, &y, *act, n)
+        }
+    }
+}
+
+fn emit_act(g: &mut GraphBuilder, x: &str, act: Act, n: usize) -> String {
+    match act {
+        Act::Mish => {
+            let sp = g.node("Softplus", &[x], vec![]);
+            let t = g.node("Tanh", &[&sp], vec![]);
+            g.node("Mul", &[x, &t], vec![])
+        }
+        Act::SimNorm(grp) => {
+            let s1 = g.constant_i64("simnorm_shape", &[-1, (n / grp) as i64, grp as i64]);
+            let r = g.node("Reshape", &[x, &s1], vec![]);
+            let sm = g.node("Softmax", &[&r], vec![attr_int("axis", -1)]);
+            let s2 = g.constant_i64("flat_shape", &[-1, n as i64]);
+            g.node("Reshape", &[&sm, &s2], vec![])
+        }
+    }
+}
+
+fn emit_mlp(g: &mut GraphBuilder, x: &str, m: &Mlp, skip_last: bool) -> String {
+    let n = m.layers.len() - usize::from(skip_last);
+    let mut h = x.to_string();
+    for l in &m.layers[..n] {
+        h = emit_layer(g, &h, l);
+    }
+    h
+}
+
+/// The five ONNX graphs of `model`, by module name.
+pub fn onnx_modules(model: &WorldModel) -> BTreeMap<&'static str, (OnnxModel, ModuleSpec)> {
+    let (o, a, l) = (model.obs_size, model.action_size, model.cfg.latent);
+    let spec = |name: &str, ins: &[(&str, usize)], outs: &[(&str, usize)]| ModuleSpec {
+        file: format!("{name}.onnx"),
+        inputs: ins
+            .iter()
+            .map(|&(n, s)| TensorSpec {
+                name: n.into(),
+                size: s,
+            })
+            .collect(),
+        outputs: outs
+            .iter()
+            .map(|&(n, s)| TensorSpec {
+                name: n.into(),
+                size: s,
+            })
+            .collect(),
+    };
+    let mut out = BTreeMap::new();
+
+    let mut g = GraphBuilder::new("encoder");
+    let x = g.input("obs", o);
+    let z = emit_mlp(&mut g, &x, &model.encoder, false);
+    g.output(&z, "z", l);
+    out.insert(
+        "encoder",
+        (g.finish(), spec("encoder", &[("obs", o)], &[("z", l)])),
+    );
+
+    let za_graph = |name: &str, m: &[&Mlp], out_name: &str, out_size: usize| {
+        let mut g = GraphBuilder::new(name);
+        let z = g.input("z", l);
+        let a = g.input("a", a);
+        let za = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
+        let heads: Vec<String> = m.iter().map(|m| emit_mlp(&mut g, &za, m, false)).collect();
+        let y = if heads.len() == 1 {
+            heads[0].clone()
+        } else {
+            let hs: Vec<&str> = heads.iter().map(|s| s.as_str()).collect();
+            g.node("Concat", &hs, vec![attr_int("axis", 1)])
+        };
+        g.output(&y, out_name, out_size);
+        g.finish()
+    };
+    let za_ins = [("z", l), ("a", a)];
+    out.insert(
+        "dynamics",
+        (
+            za_graph("dynamics", &[&model.dynamics], "z_next", l),
+            spec("dynamics", &za_ins, &[("z_next", l)]),
+        ),
+    );
+    out.insert(
+        "reward",
+        (
+            za_graph("reward", &[&model.reward], "r", 1),
+            spec("reward", &za_ins, &[("r", 1)]),
+        ),
+    );
+    let nq = model.q.len();
+    let qs: Vec<&Mlp> = model.q.iter().collect();
+    out.insert(
+        "q",
+        (
+            za_graph("q", &qs, "q", nq),
+            spec("q", &za_ins, &[("q", nq)]),
+        ),
+    );
+
+    let mut g = GraphBuilder::new("policy");
+    let z = g.input("z", l);
+    let h = emit_mlp(&mut g, &z, &model.policy, true);
+    let last = model.policy.layers.last().expect("policy has layers");
+    let w = last.linear.ws.shallow_clone();
+    let bias = last
+        .linear
+        .bs
+        .as_ref()
+        .expect("policy bias")
+        .shallow_clone();
+    let ai = a as i64;
+    let mu = g.linear(
+        &h,
+        &to_vec(&w.narrow(0, 0, ai)),
+        Some(&to_vec(&bias.narrow(0, 0, ai))),
+        last.d_in,
+        a,
+    );
+    let raw = g.linear(
+        &h,
+        &to_vec(&w.narrow(0, ai, ai)),
+        Some(&to_vec(&bias.narrow(0, ai, ai))),
+        last.d_in,
+        a,
+    );
+    let (lo, hi) = (model.cfg.log_std_min, model.cfg.log_std_max);
+    let t = g.node("Tanh", &[&raw], vec![]);
+    let half = g.constant("half_range", &[1], &[0.5 * (hi - lo)]);
+    let mid = g.constant("mid", &[1], &[lo + 0.5 * (hi - lo)]);
+    let ts = g.node("Mul", &[&t, &half], vec![]);
+    let log_std = g.node("Add", &[&ts, &mid], vec![]);
+    g.output(&mu, "mu", a);
+    g.output(&log_std, "log_std", a);
+    out.insert(
+        "policy",
+        (
+            g.finish(),
+            spec("policy", &[("z", l)], &[("mu", a), ("log_std", a)]),
+        ),
+    );
+    out
+}
+
+fn normal_vec(rng: &mut Rng, n: usize, scale: f64) -> Vec<f32> {
+    (0..n).map(|_| (rng.normal() * scale) as f32).collect()
+}
+
+/// One reference case: inputs are leaves with `requires_grad`, outputs come
+/// from `f`, the VJP is the gradient of `sum_k <cotangent_k, output_k>`.
+fn reference_case(
+    batch: usize,
+    inputs: Vec<(&str, Vec<f32>, usize)>,
+    f: impl Fn(&[Tensor]) -> Vec<(&'static str, Tensor)>,
+    rng: &mut Rng,
+) -> Result<ReferenceCase, tch::TchError> {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|(_, v, s)| {
+            Tensor::from_slice(v)
+                .view([batch as i64, *s as i64])
+                .set_requires_grad(true)
+        })
+        .collect();
+    let outs = f(&leaves);
+    let mut loss = Tensor::zeros([], (tch::Kind::Float, tch::Device::Cpu));
+    let mut case = ReferenceCase {
+        batch,
+        inputs: inputs
+            .iter()
+            .map(|(n, v, _)| (n.to_string(), v.clone()))
+            .collect(),
+        outputs: BTreeMap::new(),
+        cotangents: BTreeMap::new(),
+        vjp: BTreeMap::new(),
+    };
+    for (name, y) in &outs {
+        let cot = normal_vec(rng, y.numel(), 1.0);
+        let ct = Tensor::from_slice(&cot).view(y.size().as_slice());
+        loss += (y * &ct).sum(tch::Kind::Float);
+        case.outputs.insert(name.to_string(), to_vec(y));
+        case.cotangents.insert(name.to_string(), cot);
+    }
+    let grads = Tensor::f_run_backward(&[&loss], &leaves, false, false)?;
+    for ((name, _, _), g) in inputs.iter().zip(grads) {
+        case.vjp.insert(name.to_string(), to_vec(&g));
+    }
+    Ok(case)
+}
+
+/// Reference vectors for every module: `cases` random cases of `batch`
+/// rows each, seeded by `seed`. Latent inputs are encodings of random
+/// observations (valid SimNorm latents); actions are uniform in [-1, 1].
+pub fn references(
+    model: &WorldModel,
+    cases: usize,
+    batch: usize,
+    seed: u64,
+) -> Result<References, tch::TchError> {
+    let mut rng = Rng::new(seed);
+    let (o, a, l) = (model.obs_size, model.action_size, model.cfg.latent);
+    let mut modules: BTreeMap<String, Vec<ReferenceCase>> = BTreeMap::new();
+    let latent = |rng: &mut Rng| {
+        let obs =
+            Tensor::from_slice(&normal_vec(rng, batch * o, 1.0)).view([batch as i64, o as i64]);
+        to_vec(&tch::no_grad(|| model.encode(&obs)))
+    };
+    let action = |rng: &mut Rng| -> Vec<f32> {
+        (0..batch * a)
+            .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
+            .collect()
+    };
+    for _ in 0..cases {
+        let obs = normal_vec(&mut rng, batch * o, 1.0);
+        let c = reference_case(
+            batch,
+            vec![("obs", obs, o)],
+            |x| vec![("z", model.encode(&x[0]))],
+            &mut rng,
+        )?;
+        modules.entry("encoder".into()).or_default().push(c);
+
+        type ZaFn<'m> = Box<dyn Fn(&[Tensor]) -> Vec<(&'static str, Tensor)> + 'm>;
+        let za: [(&str, ZaFn); 3] = [
+            (
+                "dynamics",
+                Box::new(|x: &[Tensor]| vec![("z_next", model.next(&x[0], &x[1]))]),
+            ),
+            (
+                "reward",
+                Box::new(|x: &[Tensor]| vec![("r", model.reward(&x[0], &x[1]))]),
+            ),
+            (
+                "q",
+                Box::new(|x: &[Tensor]| vec![("q", model.q_all(&x[0], &x[1], false))]),
+            ),
+        ];
+        for (name, f) in za {
+            let z = latent(&mut rng);
+            let act = action(&mut rng);
+            let c = reference_case(batch, vec![("z", z, l), ("a", act, a)], f, &mut rng)?;
+            modules.entry(name.into()).or_default().push(c);
+        }
+
+        let z = latent(&mut rng);
+        let c = reference_case(
+            batch,
+            vec![("z", z, l)],
+            |x| {
+                let (mu, ls) = model.pi(&x[0]);
+                vec![("mu", mu), ("log_std", ls)]
+            },
+            &mut rng,
+        )?;
+        modules.entry("policy".into()).or_default().push(c);
+    }
+    Ok(References { modules })
+}
+
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    std::fs::write(path, bytes).map_err(|err| ExportError::Io {
+        path: path.to_path_buf(),
+        err,
+    })
+}
+
+/// Write the bundle for `model` into `dir` (created if missing; files of
+/// the same names are replaced). `manifest.json` is written last, so a
+/// folder with a manifest is complete. References: 3 cases of batch 4.
+pub fn export_bundle(
+    model: &WorldModel,
+    meta: &ExportMeta,
+    dir: &Path,
+    ref_seed: u64,
+) -> Result<Manifest, ExportError> {
+    let (o, a) = (model.obs_size, model.action_size);
+    for (what, len, want) in [
+        ("obs_mean", meta.obs_mean.len(), o),
+        ("obs_std", meta.obs_std.len(), o),
+        ("action_low", meta.action_low.len(), a),
+        ("action_high", meta.action_high.len(), a),
+    ] {
+        if len != want {
+            return Err(ExportError::Meta(format!(
+                "{what} has length {len}, expected {want}"
+            )));
+        }
+    }
+    if let Some((i, s)) = meta
+        .obs_std
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.is_nan() || **s <= 0.0)
+    {
+        return Err(ExportError::Meta(format!("obs_std[{i}] = {s} must be > 0")));
+    }
+    std::fs::create_dir_all(dir).map_err(|err| ExportError::Io {
+        path: dir.to_path_buf(),
+        err,
+    })?;
+    let mut checksums = BTreeMap::new();
+    let mut modules = BTreeMap::new();
+    for (name, (onnx, spec)) in onnx_modules(model) {
+        let bytes = onnx.to_bytes();
+        write(&dir.join(&spec.file), &bytes)?;
+        checksums.insert(spec.file.clone(), sha256_hex(&bytes));
+        modules.insert(name.to_string(), spec);
+    }
+    let refs = references(model, 3, 4, ref_seed)?;
+    let ref_bytes = serde_json::to_vec(&refs).expect("references serialize");
+    write(&dir.join("references.json"), &ref_bytes)?;
+    checksums.insert("references.json".into(), sha256_hex(&ref_bytes));
+
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        task: meta.task.clone(),
+        observation: ObservationSpec {
+            size: o,
+            mean: meta.obs_mean.clone(),
+            std: meta.obs_std.clone(),
+        },
+        action: ActionSpec {
+            size: a,
+            low: meta.action_low.clone(),
+            high: meta.action_high.clone(),
+        },
+        latent: LatentSpec::Vector {
+            size: model.cfg.latent,
+            simnorm_group: model.cfg.simnorm_group,
+        },
+        discount: meta.discount,
+        reward_decoding: Decoding::Scalar,
+        value_decoding: Decoding::Scalar,
+        q_ensemble: model.q.len(),
+        planner: meta.planner.clone(),
+        modules,
+        references: Some("references.json".into()),
+        provenance: meta.provenance.clone(),
+        checksums,
+    };
+    let mbytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialize");
+    write(&dir.join("manifest.json"), &mbytes)?;
+    Ok(manifest)
+}

@@ -1,0 +1,314 @@
+//! The TD-MPC2-style world model in libtorch: encoder h, latent dynamics d,
+//! reward R, an ensemble of Q heads and a Gaussian policy prior pi.
+//!
+//! Every module is a stack of [`Layer`]s (`Linear -> LayerNorm -> act`),
+//! simple enough that [`crate::export`] mirrors it 1:1 in ONNX. The latent
+//! z is SimNorm-normalized in groups of `simnorm_group` (softmax per group).
+//! Reward and Q are decoded as `Scalar` (one number per head); see
+//! [`crate::export`] for why.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Kind, Tensor};
+
+/// Sizes of the model. Defaults are a small model that trains on CPU.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Latent size L (a multiple of `simnorm_group`). Default 64.
+    pub latent: usize,
+    /// Hidden width of every MLP. Default 256.
+    pub hidden: usize,
+    /// Hidden layers per MLP (each `Linear -> LayerNorm -> Mish`). Default 2.
+    pub layers: usize,
+    /// Number of Q heads (the ensemble). Default 5.
+    pub n_q: usize,
+    /// SimNorm group size (the latent is a softmax per group). Default 8.
+    pub simnorm_group: usize,
+    /// Policy log-std range: `log_std = min + (max-min) * (tanh(x)+1)/2`.
+    /// Defaults -10 and 2 (TD-MPC2).
+    pub log_std_min: f32,
+    pub log_std_max: f32,
+    /// Dropout after the first layer of each Q head, training only (not
+    /// exported). Default 0.01.
+    pub q_dropout: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            latent: 64,
+            hidden: 256,
+            layers: 2,
+            n_q: 5,
+            simnorm_group: 8,
+            log_std_min: -10.0,
+            log_std_max: 2.0,
+            q_dropout: 0.01,
+        }
+    }
+}
+
+/// An invalid model configuration, naming the field and value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigError {
+    /// A size that must be positive is zero.
+    Zero(&'static str),
+    /// `latent` is not a multiple of `simnorm_group`.
+    LatentNotGroupMultiple { latent: usize, group: usize },
+    /// `log_std_min >= log_std_max` or not finite.
+    LogStdRange { min: f32, max: f32 },
+    /// Dropout outside [0, 1).
+    Dropout(f64),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Zero(field) => write!(f, "model.{field} must be > 0"),
+            ConfigError::LatentNotGroupMultiple { latent, group } => write!(
+                f,
+                "model.latent = {latent} is not a multiple of model.simnorm_group = {group}"
+            ),
+            ConfigError::LogStdRange { min, max } => write!(
+                f,
+                "model.log_std_min = {min} must be finite and below model.log_std_max = {max}"
+            ),
+            ConfigError::Dropout(p) => write!(f, "model.q_dropout = {p} must be in [0, 1)"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ModelConfig {
+    /// Check every field; the first problem is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("latent", self.latent),
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("n_q", self.n_q),
+            ("simnorm_group", self.simnorm_group),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if !self.latent.is_multiple_of(self.simnorm_group) {
+            return Err(ConfigError::LatentNotGroupMultiple {
+                latent: self.latent,
+                group: self.simnorm_group,
+            });
+        }
+        if !(self.log_std_min.is_finite()
+            && self.log_std_max.is_finite()
+            && self.log_std_min < self.log_std_max)
+        {
+            return Err(ConfigError::LogStdRange {
+                min: self.log_std_min,
+                max: self.log_std_max,
+            });
+        }
+        if !(0.0..1.0).contains(&self.q_dropout) {
+            return Err(ConfigError::Dropout(self.q_dropout));
+        }
+        Ok(())
+    }
+}
+
+/// Activation after a layer's LayerNorm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// `x * tanh(softplus(x))`.
+    Mish,
+    /// Softmax over consecutive groups of this size.
+    SimNorm(usize),
+}
+
+/// `Linear`, then optionally `LayerNorm -> act` (the plain output layer has
+/// neither).
+#[derive(Debug)]
+pub struct Layer {
+    pub linear: nn::Linear,
+    pub norm: Option<(nn::LayerNorm, Act)>,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// LayerNorm epsilon (torch default; written into the ONNX node).
+pub const LN_EPS: f64 = 1e-5;
+
+impl Layer {
+    fn new(p: nn::Path, d_in: usize, d_out: usize, act: Option<Act>) -> Layer {
+        let linear = nn::linear(&p / "linear", d_in as i64, d_out as i64, Default::default());
+        let norm = act.map(|a| {
+            let ln = nn::layer_norm(
+                &p / "ln",
+                vec![d_out as i64],
+                nn::LayerNormConfig {
+                    eps: LN_EPS,
+                    ..Default::default()
+                },
+            );
+            (ln, a)
+        });
+        Layer {
+            linear,
+            norm,
+            d_in,
+            d_out,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let y = self.linear.forward(x);
+        match &self.norm {
+            None => y,
+            Some((ln, act)) => {
+                let y = ln.forward(&y);
+                match *act {
+                    Act::Mish => y.mish(),
+                    Act::SimNorm(g) => simnorm(&y, g),
+                }
+            }
+        }
+    }
+}
+
+/// SimNorm: softmax over consecutive groups of `g` along the last axis.
+pub fn simnorm(x: &Tensor, g: usize) -> Tensor {
+    let size = x.size();
+    let l = size[size.len() - 1];
+    x.reshape([-1, l / g as i64, g as i64])
+        .softmax(-1, Kind::Float)
+        .reshape(size.as_slice())
+}
+
+/// A stack of layers: `layers` hidden `Linear -> LN -> Mish` and an output
+/// layer (`Linear -> LN -> SimNorm` for latents, plain `Linear` otherwise).
+#[derive(Debug)]
+pub struct Mlp {
+    pub layers: Vec<Layer>,
+}
+
+impl Mlp {
+    fn new(
+        p: nn::Path,
+        d_in: usize,
+        hidden: usize,
+        n_hidden: usize,
+        d_out: usize,
+        out: Option<Act>,
+    ) -> Mlp {
+        let mut layers = Vec::with_capacity(n_hidden + 1);
+        let mut d = d_in;
+        for k in 0..n_hidden {
+            layers.push(Layer::new(&p / k, d, hidden, Some(Act::Mish)));
+            d = hidden;
+        }
+        layers.push(Layer::new(&p / n_hidden, d, d_out, out));
+        Mlp { layers }
+    }
+
+    /// Forward; `dropout` (training only) after the first layer.
+    pub fn forward_t(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
+        let mut h = self.layers[0].forward(x);
+        if train && dropout > 0.0 {
+            h = h.dropout(dropout, true);
+        }
+        for l in &self.layers[1..] {
+            h = l.forward(&h);
+        }
+        h
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_t(x, 0.0, false)
+    }
+}
+
+/// The world model with its variables in one `VarStore`.
+#[derive(Debug)]
+pub struct WorldModel {
+    pub cfg: ModelConfig,
+    pub obs_size: usize,
+    pub action_size: usize,
+    pub encoder: Mlp,
+    pub dynamics: Mlp,
+    pub reward: Mlp,
+    pub q: Vec<Mlp>,
+    pub policy: Mlp,
+}
+
+impl WorldModel {
+    /// Build the modules under `root` (variables land in its `VarStore`).
+    pub fn new(root: &nn::Path, cfg: &ModelConfig, obs_size: usize, action_size: usize) -> Self {
+        let (l, h, n, a) = (cfg.latent, cfg.hidden, cfg.layers, action_size);
+        let sn = Some(Act::SimNorm(cfg.simnorm_group));
+        WorldModel {
+            cfg: cfg.clone(),
+            obs_size,
+            action_size,
+            encoder: Mlp::new(root / "encoder", obs_size, h, n, l, sn),
+            dynamics: Mlp::new(root / "dynamics", l + a, h, n, l, sn),
+            reward: Mlp::new(root / "reward", l + a, h, n, 1, None),
+            q: (0..cfg.n_q)
+                .map(|k| Mlp::new(root / "q" / k, l + a, h, n, 1, None))
+                .collect(),
+            policy: Mlp::new(root / "policy", l, h, n, 2 * a, None),
+        }
+    }
+
+    /// obs `[B, obs]` -> z `[B, L]`.
+    pub fn encode(&self, obs: &Tensor) -> Tensor {
+        self.encoder.forward(obs)
+    }
+
+    /// (z, a) -> z_next.
+    pub fn next(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        self.dynamics.forward(&Tensor::cat(&[z, a], 1))
+    }
+
+    /// (z, a) -> r `[B, 1]`.
+    pub fn reward(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        self.reward.forward(&Tensor::cat(&[z, a], 1))
+    }
+
+    /// (z, a) -> q `[B, n_q]` (head-major columns); dropout when `train`.
+    pub fn q_all(&self, z: &Tensor, a: &Tensor, train: bool) -> Tensor {
+        let za = Tensor::cat(&[z, a], 1);
+        let heads: Vec<Tensor> = self
+            .q
+            .iter()
+            .map(|m| m.forward_t(&za, self.cfg.q_dropout, train))
+            .collect();
+        Tensor::cat(&heads, 1)
+    }
+
+    /// z -> (mu, log_std), each `[B, A]`, log_std squashed into
+    /// `[log_std_min, log_std_max]`.
+    pub fn pi(&self, z: &Tensor) -> (Tensor, Tensor) {
+        let out = self.policy.forward(z);
+        let a = self.action_size as i64;
+        let mu = out.narrow(1, 0, a);
+        let raw = out.narrow(1, a, a);
+        (mu, self.squash_log_std(&raw))
+    }
+
+    /// `min + (max - min) * (tanh(x) + 1) / 2`.
+    pub fn squash_log_std(&self, raw: &Tensor) -> Tensor {
+        let (lo, hi) = (self.cfg.log_std_min as f64, self.cfg.log_std_max as f64);
+        raw.tanh() * (0.5 * (hi - lo)) + (lo + 0.5 * (hi - lo))
+    }
+}
+
+/// Copy a tensor (any shape) into a flat `Vec<f32>` on the CPU.
+pub fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t
+        .detach()
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view([-1]);
+    Vec::<f32>::try_from(&t).expect("float tensor to Vec<f32>")
+}

@@ -1,0 +1,228 @@
+//! Short online training runs on the trainer's plumbing task (tiny sizes):
+//! losses decrease, the exported bundle reproduces libtorch in tract,
+//! resume continues exactly, bad input is refused before training.
+
+use dream_mpc_trainer::tasks;
+use dream_mpc_trainer::train::{train, RunOptions, TrainConfig};
+use dream_mpc_trainer::verify::tract_forward_check;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// libtorch's generator is process-global: runs in parallel test threads
+/// would reseed each other, so the runs in this file take turns.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dmpc-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn tiny(steps: u64) -> TrainConfig {
+    let mut c = TrainConfig {
+        task: tasks::Reach1d::NAME.into(),
+        seed: 5,
+        steps,
+        seed_steps: 200,
+        batch: 32,
+        eval_every: 400,
+        eval_episodes: 1,
+        ..Default::default()
+    };
+    c.model.latent = 16;
+    c.model.hidden = 32;
+    c.model.n_q = 3;
+    c
+}
+
+fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        resume,
+        progress: false,
+        stop_after,
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn short_run_learns_and_exports_a_checked_bundle() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let out = tmpdir("short");
+    let cfg = tiny(800);
+    let s = train(
+        &cfg,
+        tasks::make(&cfg.task).unwrap(),
+        &opts(&out, false, None),
+    )
+    .unwrap();
+    assert_eq!(s.env_steps, 800);
+    assert_eq!(s.updates, 400);
+    assert_eq!(s.losses.len(), 400);
+    // Model losses fall from the first updates to the last.
+    let first = &s.losses[..40];
+    let last = &s.losses[s.losses.len() - 40..];
+    let fr = mean(first.iter().map(|l| l.reward));
+    let lr = mean(last.iter().map(|l| l.reward));
+    assert!(lr < 0.7 * fr, "reward loss {fr} -> {lr}");
+    for l in &s.losses {
+        assert!(l.consistency.is_finite() && l.value.is_finite() && l.policy.is_finite());
+    }
+    // Metrics CSV (header + one row per episode + one per evaluation), PNG.
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4 + 2, "{csv}");
+    assert!(s.metrics.iter().filter(|m| m.eval_return.is_some()).count() == 2);
+    let png = std::fs::read(out.join("learning_curve.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // The exported bundle runs in tract and matches libtorch.
+    let report = tract_forward_check(&s.bundle).unwrap();
+    assert_eq!(report.len(), 5);
+    for r in &report {
+        assert!(r.max_abs_err < 1e-4, "{r:?}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn resume_gives_identical_next_losses() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let cfg = tiny(600);
+    let full_dir = tmpdir("full");
+    let full = train(
+        &cfg,
+        tasks::make(&cfg.task).unwrap(),
+        &opts(&full_dir, false, None),
+    )
+    .unwrap();
+
+    let split_dir = tmpdir("split");
+    let a = train(
+        &cfg,
+        tasks::make(&cfg.task).unwrap(),
+        &opts(&split_dir, false, Some(400)),
+    )
+    .unwrap();
+    assert_eq!(a.env_steps, 400);
+    let b = train(
+        &cfg,
+        tasks::make(&cfg.task).unwrap(),
+        &opts(&split_dir, true, None),
+    )
+    .unwrap();
+    assert_eq!(b.env_steps, 600);
+    assert_eq!(a.losses.len() + b.losses.len(), full.losses.len());
+    let n = a.losses.len();
+    assert!(!b.losses.is_empty());
+    for (k, (x, y)) in b.losses.iter().zip(&full.losses[n..]).enumerate() {
+        assert_eq!(x, y, "update {} after resume differs", n + k);
+    }
+    std::fs::remove_dir_all(&full_dir).unwrap();
+    std::fs::remove_dir_all(&split_dir).unwrap();
+}
+
+#[test]
+fn bad_input_is_refused_before_training() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    // Unknown task: the error lists the known names.
+    let e = tasks::make("no-such-task").err().unwrap().to_string();
+    assert!(
+        e.contains("no-such-task") && e.contains(tasks::Reach1d::NAME),
+        "{e}"
+    );
+
+    // Invalid config values name the field.
+    let mut c = tiny(400);
+    c.batch = 0;
+    let out = tmpdir("bad");
+    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("batch = 0"), "{e}");
+    let mut c = tiny(400);
+    c.model.latent = 12;
+    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("latent = 12"), "{e}");
+    let mut c = tiny(400);
+    c.max_episode_steps = 6;
+    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("horizon = 3"), "{e}");
+    let mut c = tiny(400);
+    c.discount = 1.5;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("discount = 1.5"), "{e}");
+    assert!(!out.exists(), "nothing written for an invalid config");
+
+    // Unwritable output folder (a path below a regular file).
+    let file = tmpdir("file");
+    std::fs::write(&file, b"x").unwrap();
+    let c = tiny(400);
+    let e = train(
+        &c,
+        tasks::make(&c.task).unwrap(),
+        &opts(&file.join("sub"), false, None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot create"), "{e}");
+    std::fs::remove_file(&file).unwrap();
+
+    // Resume with nothing to resume.
+    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, true, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no checkpoint"), "{e}");
+
+    // An existing run is not overwritten without --resume, and an
+    // incompatible config cannot resume it.
+    train(
+        &c,
+        tasks::make(&c.task).unwrap(),
+        &opts(&out, false, Some(200)),
+    )
+    .unwrap();
+    let state = std::fs::read(out.join("checkpoint/state.json")).unwrap();
+    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--resume"), "{e}");
+    let mut other = c.clone();
+    other.model.hidden = 64;
+    let e = train(
+        &other,
+        tasks::make(&c.task).unwrap(),
+        &opts(&out, true, None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("cannot resume") && e.contains("hidden: 64"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("checkpoint/state.json")).unwrap(),
+        state
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The shipped small config parses (no unknown fields) and validates.
+#[test]
+fn shipped_config_is_valid() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/train-small.json");
+    let cfg: TrainConfig = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.model.latent, 64);
+    let mut bad = cfg.clone();
+    bad.rho = 0.0;
+    assert!(bad.validate().unwrap_err().to_string().contains("rho = 0"));
+}
