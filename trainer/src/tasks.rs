@@ -1,22 +1,28 @@
-//! Task lookup for the trainer. The suite's tasks come from
-//! `dream_mpc_sim`'s registry once it is in main; until then the only task
-//! is `trainer/reach-1d`, a tiny plumbing task used by the trainer's own
-//! tests (a unit point mass on a line that must reach and hold x = 0).
+//! Task lookup for the trainer: every task of `dream_mpc_sim`'s registry
+//! (the native Control Suite tasks, and `mujoco/<task>` when the sim's
+//! `mujoco` feature is on), plus `trainer/reach-1d`, a tiny plumbing task
+//! used by the trainer's own tests (a unit point mass on a line that must
+//! reach and hold x = 0).
 
 use dream_mpc_sim::task::{check_action, check_buffer, Backend, Step, Task, TaskError, TaskSpec};
 
 /// Names this build can train on.
 pub fn known() -> Vec<String> {
-    vec![Reach1d::NAME.to_string()]
+    let mut v = dream_mpc_sim::registry::names();
+    v.push(Reach1d::NAME.to_string());
+    v
 }
 
 /// A task by name, or `UnknownTask` listing the known names.
 pub fn make(name: &str) -> Result<Box<dyn Task>, TaskError> {
     match name {
         Reach1d::NAME => Ok(Box::new(Reach1d::new())),
-        _ => Err(TaskError::UnknownTask {
-            name: name.to_string(),
-            known: known(),
+        _ => dream_mpc_sim::registry::make(name).map_err(|e| match e {
+            TaskError::UnknownTask { name, .. } => TaskError::UnknownTask {
+                name,
+                known: known(),
+            },
+            other => other,
         }),
     }
 }
