@@ -8,3 +8,4 @@
 
 pub mod bundle;
 pub mod rng;
+pub mod ros;
