@@ -59,7 +59,7 @@ fn period(
     let kind = ctl.tick(now, now + Duration::from_millis(5), obs);
     act.write(ctl.output(), Instant::now());
     ctl.latency.push(now.elapsed().as_secs_f64());
-    if k % 50 == 0 {
+    if k.is_multiple_of(50) {
         ctl.summarize(100.0, sum);
         sum_cell.write(sum, Instant::now());
     }
