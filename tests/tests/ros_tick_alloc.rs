@@ -56,9 +56,11 @@ fn period(
 ) -> TickKind {
     let now = Instant::now();
     ctl.jitter.push(1e-6);
+    ctl.jitter_total.push(1e-6);
     let kind = ctl.tick(now, now + Duration::from_millis(5), obs);
     act.write(ctl.output(), Instant::now());
     ctl.latency.push(now.elapsed().as_secs_f64());
+    ctl.latency_total.push(now.elapsed().as_secs_f64());
     if k.is_multiple_of(50) {
         ctl.summarize(100.0, sum);
         sum_cell.write(sum, Instant::now());

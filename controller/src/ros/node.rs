@@ -11,7 +11,7 @@
 //! message, and [`run`] returns.
 
 use super::config::{Config, JointField, ObsKind, Reliability};
-use super::control::{summary, Controller, TickKind};
+use super::control::{summary, Controller};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
@@ -235,7 +235,6 @@ pub fn run(
     let published = Arc::new(AtomicU64::new(0));
     let diag_count = Arc::new(AtomicU64::new(0));
     let pub_thread = {
-        let stop = stop.clone();
         let act_cell = act_cell.clone();
         let sum_cell = sum_cell.clone();
         let final_written = final_written.clone();
@@ -285,7 +284,6 @@ pub fn run(
                             }
                         }
                     }
-                    let _ = stop.stopped();
                     thread::park_timeout(next_diag.saturating_duration_since(Instant::now()));
                 }
                 // Give the reliable writer a moment to put the last sample
@@ -299,7 +297,6 @@ pub fn run(
     // --- control ------------------------------------------------------
     let period = cfg.period();
     let plan_budget = period.mul_f64(cfg.plan_fraction);
-    let rate_cfg = cfg.control_rate_hz;
     let diag_ticks = ((cfg.diagnostics_period_s * cfg.control_rate_hz).round() as u64).max(1);
     let ctl_thread = {
         let stop = stop.clone();
@@ -329,15 +326,17 @@ pub fn run(
                         break;
                     }
                     let woke = Instant::now();
-                    controller
-                        .jitter
-                        .push(woke.saturating_duration_since(next).as_secs_f64());
+                    let jit = woke.saturating_duration_since(next).as_secs_f64();
+                    controller.jitter.push(jit);
+                    controller.jitter_total.push(jit);
                     let deadline = next + plan_budget;
                     controller.tick(woke, deadline, &obs_cell);
                     act_cell.write(controller.output(), Instant::now());
                     pub_handle.unpark();
                     let end = Instant::now();
-                    controller.latency.push((end - woke).as_secs_f64());
+                    let lat = (end - woke).as_secs_f64();
+                    controller.latency.push(lat);
+                    controller.latency_total.push(lat);
                     if end > deadline {
                         controller.counts.deadline_misses += 1;
                     }
@@ -362,9 +361,9 @@ pub fn run(
                 final_written.store(true, Ordering::SeqCst);
                 pub_handle.unpark();
                 let elapsed = start.elapsed().as_secs_f64();
-                let (p50, p99, max) = controller.latency.summary();
-                let (_, jp99, _) = controller.jitter.summary();
-                let _ = rate_cfg;
+                let lt = &controller.latency_total;
+                let (p50, p99, max) = (lt.quantile(0.5), lt.quantile(0.99), lt.max());
+                let jp99 = controller.jitter_total.quantile(0.99);
                 (controller.counts, elapsed, p50, p99, max, jp99)
             })
             .map_err(err("spawn control"))?
@@ -481,7 +480,6 @@ pub fn diagnostics(
         value: v,
     };
     let ms = |x: f64| format!("{:.3}", x * 1e3);
-    let _ = TickKind::Planned;
     DiagnosticArray {
         header: Header {
             stamp: msgs::Time::now(),
