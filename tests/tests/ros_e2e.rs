@@ -11,7 +11,7 @@
 //! bundle, and `in_process_policy` -> the planner on the same bundle.
 
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
+use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
 use ros2_client::{
     Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
@@ -88,8 +88,12 @@ fn spawn_controller(domain: u16, extra: &[&str]) -> Child {
 }
 
 fn sigint(child: &Child) {
+    signal(child, "-INT");
+}
+
+fn signal(child: &Child, sig: &str) {
     let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([sig, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
@@ -478,4 +482,91 @@ fn bad_config_is_refused_with_the_key_named() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// JointState observations are mapped by joint name and field; a message
+/// missing a configured joint gets the safe action; SIGTERM stops the node
+/// cleanly (exit 0, safe action last).
+#[test]
+fn joint_state_observation_and_sigterm() {
+    let d = domain(4);
+    let mut peer = Peer::new(d);
+    let actions = peer.actions();
+    let t = peer
+        .node
+        .create_topic(
+            &Name::parse("/joint_states").unwrap(),
+            msgs::joint_state_type(),
+            &qos(Reliability::Reliable, 1),
+        )
+        .unwrap();
+    let js = peer.node.create_publisher::<JointState>(&t, None).unwrap();
+    let mut ctl = spawn_controller(
+        d,
+        &[
+            "-p",
+            "topics.observation:=/joint_states",
+            "-p",
+            "observation.type:=JointState",
+            "-p",
+            "observation.joints:=[slider]",
+            "-p",
+            "observation.fields:=[position, velocity]",
+        ],
+    );
+    let mut got = wait_first_action(&actions);
+    let send = |names: &[&str], pos: &[f64], vel: &[f64], dur: Duration| {
+        let t0 = Instant::now();
+        while t0.elapsed() < dur {
+            js.publish(JointState {
+                header: msgs::Header {
+                    stamp: msgs::Time::now(),
+                    frame_id: String::new(),
+                },
+                name: names.iter().map(|s| s.to_string()).collect(),
+                position: pos.to_vec(),
+                velocity: vel.to_vec(),
+                effort: vec![],
+            })
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // slider is the second joint: obs = [0.1, 0.05] -> a = -0.4 - 0.1 = -0.5
+    send(
+        &["other", "slider"],
+        &[9.0, 0.1],
+        &[9.0, 0.05],
+        Duration::from_millis(400),
+    );
+    got.clear();
+    collect(&actions, &mut got);
+    assert!(
+        got.iter().any(|(_, a)| (a[0] + 0.5).abs() < 1e-6),
+        "JointState not mapped by name: {:?}",
+        got.last()
+    );
+    send(&["other"], &[0.1], &[0.0], Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(50));
+    collect(&actions, &mut got);
+    got.clear();
+    send(&["other"], &[0.1], &[0.0], Duration::from_millis(200));
+    collect(&actions, &mut got);
+    assert!(got.len() > 5);
+    assert!(
+        got.iter().all(|(_, a)| a == &vec![SAFE]),
+        "JointState without the configured joint was planned on: {:?}",
+        got.iter().map(|(_, a)| a[0]).collect::<Vec<_>>()
+    );
+    signal(&ctl, "-TERM");
+    let t_sig = Instant::now();
+    while ctl.try_wait().unwrap().is_none() && t_sig.elapsed() < Duration::from_secs(5) {
+        collect(&actions, &mut got);
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    collect(&actions, &mut got);
+    let (st, out, err, _) = wait_bounded(ctl, Duration::from_secs(1));
+    assert!(st.success(), "SIGTERM exit {st:?}: {err}");
+    assert_eq!(got.last().unwrap().1, vec![SAFE]);
+    assert!(json_field(&out, "wrong_size") > 5.0, "{out}");
 }
