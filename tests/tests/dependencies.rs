@@ -1,0 +1,60 @@
+//! The controller must build on a robot computer with nothing but the Rust
+//! toolchain: its dependency tree may never contain libtorch (`tch`,
+//! `torch-sys`). The same query on the trainer must find them, which proves
+//! the check can fail.
+
+use std::process::Command;
+
+fn tree(package: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn has_libtorch(tree: &str) -> Vec<&str> {
+    tree.lines()
+        .filter(|l| l.starts_with("tch ") || l.starts_with("torch-sys "))
+        .collect()
+}
+
+#[test]
+fn controller_is_free_of_libtorch() {
+    let t = tree("dream-mpc");
+    assert!(t.contains("tract-onnx"), "unexpected tree:\n{t}");
+    let found = has_libtorch(&t);
+    assert!(
+        found.is_empty(),
+        "controller depends on libtorch: {found:?}"
+    );
+}
+
+#[test]
+fn sim_is_free_of_libtorch() {
+    let t = tree("dream-mpc-sim");
+    let found = has_libtorch(&t);
+    assert!(found.is_empty(), "sim depends on libtorch: {found:?}");
+}
+
+#[test]
+fn the_check_finds_libtorch_in_the_trainer() {
+    let t = tree("dream-mpc-trainer");
+    assert_eq!(has_libtorch(&t).len(), 2, "tree:\n{t}");
+}
