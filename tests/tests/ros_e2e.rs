@@ -570,3 +570,66 @@ fn joint_state_observation_and_sigterm() {
     assert_eq!(got.last().unwrap().1, vec![SAFE]);
     assert!(json_field(&out, "wrong_size") > 5.0, "{out}");
 }
+
+/// The simulated robot's action-latency injection: with `L` steps of
+/// latency the episode over DDS matches an in-process run whose actions
+/// are applied `L` steps late (zeros first), and differs from the
+/// undelayed one, so the injection is real.
+#[test]
+fn sim_action_latency_injection_matches_delayed_in_process() {
+    let d = domain(5);
+    let (steps, seed, lag) = (100usize, 6u64, 10usize);
+    let ctl = spawn_controller(d, &["-p", "control_rate_hz:=200.0"]);
+    let sim = Command::new(&bins().1)
+        .current_dir(root())
+        .env("ROS_DOMAIN_ID", d.to_string())
+        .args([
+            "serve",
+            "--task",
+            "plumbing/point-mass",
+            "--seed",
+            &seed.to_string(),
+            "--max-steps",
+            &steps.to_string(),
+            "--action-latency-steps",
+            &lag.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (st, out, err, _) = wait_bounded(sim, Duration::from_secs(30));
+    assert!(st.success(), "sim failed: {err}");
+    sigint(&ctl);
+    let (cst, _, cerr, _) = wait_bounded(ctl, Duration::from_secs(5));
+    assert!(cst.success(), "{cerr}");
+    let dds_return = json_field(&out, "return");
+
+    let mut task = dream_mpc_sim::serve::make_task("plumbing/point-mass").unwrap();
+    let mut queue = std::collections::VecDeque::new();
+    let (delayed, _) =
+        dream_mpc_sim::serve::episode_in_process(task.as_mut(), seed, steps, |obs, act| {
+            let mut a = [0.0];
+            in_process_policy(obs, &mut a);
+            queue.push_back(a[0]);
+            act[0] = if queue.len() > lag {
+                queue.pop_front().unwrap()
+            } else {
+                0.0
+            };
+        })
+        .unwrap();
+    let (undelayed, _) =
+        dream_mpc_sim::serve::episode_in_process(task.as_mut(), seed, steps, in_process_policy)
+            .unwrap();
+    let margin = 0.03 * delayed.abs();
+    eprintln!("latency {lag}: DDS {dds_return:.4}, delayed in-process {delayed:.4}, undelayed {undelayed:.4}");
+    assert!(
+        (dds_return - delayed).abs() <= margin,
+        "DDS {dds_return} vs delayed in-process {delayed} (margin {margin})"
+    );
+    assert!(
+        (undelayed - delayed).abs() > 2.0 * margin,
+        "latency {lag} barely changes the return ({undelayed} vs {delayed}); pick a larger lag"
+    );
+}
