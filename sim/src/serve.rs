@@ -9,6 +9,7 @@
 //! Robustness knobs: Gaussian observation noise, and an action latency of a
 //! whole number of control steps.
 
+pub mod cli;
 pub mod point_mass;
 
 use crate::task::{Task, TaskError};

@@ -2,6 +2,7 @@
 //! the node (`dream-mpc run`). Native DDS through ros2-client; no ROS
 //! installation needed.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod msgs;
