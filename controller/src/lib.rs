@@ -10,3 +10,4 @@ pub mod bundle;
 pub mod kernels;
 pub mod planner;
 pub mod rng;
+pub mod ros;

@@ -13,6 +13,7 @@ pub mod pendulum;
 pub mod physics;
 pub mod policy;
 pub mod registry;
+pub mod serve;
 pub mod task;
 pub mod tolerance;
 

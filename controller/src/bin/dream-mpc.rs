@@ -4,6 +4,9 @@
 //! check, compile), runs every module against tract on random rows and, when
 //! the bundle ships `references.json`, against the libtorch references
 //! (forward and VJP); prints a summary and exits 1 on any failure.
+//!
+//! `dream-mpc run --params-file config/controller.yaml [--ros-args -p k:=v ...]`
+//! runs the ROS 2 controller node until Ctrl-C / SIGTERM.
 
 use clap::{Parser, Subcommand};
 use dream_mpc::bundle::load::REFERENCE_TOLERANCE;
@@ -31,6 +34,8 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Run the ROS 2 controller node (see config/controller.yaml).
+    Run(dream_mpc::ros::cli::RunArgs),
 }
 
 fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> {
@@ -147,6 +152,10 @@ fn main() -> ExitCode {
                 eprintln!("dream-mpc check: {e}");
                 ExitCode::from(1)
             }
+        },
+        Cmd::Run(args) => match dream_mpc::ros::cli::main(args) {
+            0 => ExitCode::SUCCESS,
+            c => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         },
     }
 }

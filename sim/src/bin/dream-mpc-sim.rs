@@ -1,9 +1,11 @@
-//! `dream-mpc-sim`: run, list and benchmark the simulated tasks.
+//! `dream-mpc-sim`: run, list and benchmark the simulated tasks, and serve
+//! one as a ROS 2 robot node.
 //!
 //! ```text
 //! dream-mpc-sim run --task pendulum-swingup --episodes 3 --seed 0 --policy swing
 //! dream-mpc-sim list
 //! dream-mpc-sim bench --steps 200000
+//! dream-mpc-sim serve --task pendulum-swingup --episodes 1
 //! ```
 
 use std::process::ExitCode;
@@ -56,6 +58,9 @@ enum Command {
         #[arg(long)]
         task: Option<String>,
     },
+    /// Serve a task as a ROS 2 robot node (observation out, action in,
+    /// episode return out).
+    Serve(dream_mpc_sim::serve::cli::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,12 @@ fn main() -> ExitCode {
         } => run(&task, episodes, seed, &policy),
         Command::List => list(),
         Command::Bench { steps, reps, task } => bench(steps, reps, task.as_deref()),
+        Command::Serve(args) => {
+            return match dream_mpc_sim::serve::cli::main(args) {
+                0 => ExitCode::SUCCESS,
+                c => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

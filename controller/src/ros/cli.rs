@@ -1,0 +1,97 @@
+//! The `dream-mpc run` subcommand: parse parameters, build the action
+//! source and controller, install the Ctrl-C / SIGTERM handler, run the
+//! node, print the final report. The binary only forwards to [`main`].
+
+use crate::ros::{self, control, Config, Controller, Params, StopHandle};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// ROS 2 parameter file (`dream_mpc: ros__parameters: ...`).
+    #[arg(long)]
+    pub params_file: Option<PathBuf>,
+    /// Stop by itself after this many seconds (benchmarks, tests).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Print the final report as one JSON line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// `--ros-args -p name:=value ... [--params-file FILE]`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ros_args: Vec<String>,
+}
+
+pub fn main(args: RunArgs) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("dream-mpc run: error: {e}");
+            2
+        }
+    }
+}
+
+fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut params = match &args.params_file {
+        Some(p) => Params::from_file(p)?,
+        None => Params::default(),
+    };
+    params.apply_ros_args(&args.ros_args)?;
+    let cfg = Config::from_params(params)?;
+    let domain = ros::node::domain_id_from_env()?;
+    let source = control::make_source(&cfg)?;
+    let controller = Controller::new(&cfg, source);
+    let stop = StopHandle::default();
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.stop())?;
+    }
+    if let Some(d) = args.duration_s {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs_f64(d));
+            stop.stop();
+        });
+    }
+    eprintln!(
+        "dream-mpc run: domain {domain}, {} Hz, {} -> {}, source {:?}",
+        cfg.control_rate_hz, cfg.observation_topic, cfg.action_topic, cfg.action_source
+    );
+    let r = ros::run(&cfg, controller, domain, stop)?;
+    let c = r.counts;
+    let line = format!(
+        concat!(
+            "{{\"ticks\":{},\"planned\":{},\"no_observation\":{},\"stale\":{},",
+            "\"wrong_size\":{},\"non_finite\":{},\"source_failed\":{},",
+            "\"deadline_misses\":{},\"overruns\":{},\"clamped\":{},",
+            "\"observations_received\":{},\"actions_published\":{},",
+            "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
+            "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{}}}"
+        ),
+        c.ticks,
+        c.planned,
+        c.no_observation,
+        c.stale,
+        c.wrong_size,
+        c.non_finite,
+        c.source_failed,
+        c.deadline_misses,
+        c.overruns,
+        c.clamped,
+        r.observations_received,
+        r.actions_published,
+        r.diagnostics_published,
+        r.elapsed_s,
+        c.ticks as f64 / r.elapsed_s.max(1e-9),
+        r.latency_p50_s,
+        r.latency_p99_s,
+        r.latency_max_s,
+        r.jitter_p99_s
+    );
+    if args.json {
+        println!("{line}");
+    } else {
+        eprintln!("dream-mpc run: stopped: {line}");
+    }
+    Ok(())
+}

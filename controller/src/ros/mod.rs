@@ -1,0 +1,14 @@
+//! ROS 2 side of the controller: messages, parameters, the control tick and
+//! the node (`dream-mpc run`). Native DDS through ros2-client; no ROS
+//! installation needed.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod msgs;
+pub mod node;
+pub mod slot;
+
+pub use config::{Config, ConfigError, Params};
+pub use control::{ActionSource, Controller, PlanStatus, TickKind, TickStatus};
+pub use node::{run, RunReport, StopHandle};

@@ -1,0 +1,192 @@
+//! Benchmark (not a test) of `dream-mpc run` over real DDS on localhost:
+//! the control loop at 100 Hz and at 500 Hz, `DREAM_MPC_BENCH_SECS` seconds
+//! each (default 60): achieved rate, tick latency p50/p99/max, period jitter
+//! p99, deadline misses and skipped periods (from the controller's own
+//! report), and observation-to-action latency across DDS measured by this
+//! process acting as the robot: it publishes an observation with a unique
+//! value (one in flight, the next 2-12 ms after the answer) and times the
+//! first action that answers it. That latency includes waiting for the
+//! controller's next tick (up to one period, about half on average), since
+//! the loop runs at its own fixed rate; the minimum approaches DDS transit.
+//!
+//!     cargo bench -p dream-mpc-tests --bench ros_loop
+//!     DREAM_MPC_BENCH_SECS=10 cargo bench -p dream-mpc-tests --bench ros_loop
+//!
+//! Uses the `linear` action source (`config/plumbing.yaml`) until the
+//! planner is wired in; then the tick latency is the planner's.
+
+use dream_mpc::ros::config::Reliability;
+use dream_mpc::ros::msgs::{self, Float64MultiArray};
+use dream_mpc::ros::node::qos;
+use ros2_client::{Context, ContextOptions, Name, NodeName, NodeOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn controller_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let release = dir.file_name().map(|n| n == "release").unwrap_or(false);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .args(["build", "-q", "-p", "dream-mpc", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success());
+    dir.join("dream-mpc")
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+}
+
+fn main() {
+    let secs: f64 = std::env::var("DREAM_MPC_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60.0);
+    let bin = controller_bin();
+    let domain = 220 + (std::process::id() % 10) as u16;
+    println!("ros_loop: {secs} s per rate, domain {domain}, action source linear");
+    for rate in [100.0, 500.0] {
+        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
+        let mut node = ctx
+            .new_node(
+                NodeName::new("/", "ros_loop_bench").unwrap(),
+                NodeOptions::new().enable_rosout(false),
+            )
+            .unwrap();
+        let q = qos(Reliability::Reliable, 1);
+        let ot = node
+            .create_topic(
+                &Name::parse("/observation").unwrap(),
+                msgs::float64_multi_array_type(),
+                &q,
+            )
+            .unwrap();
+        let at = node
+            .create_topic(
+                &Name::parse("/action").unwrap(),
+                msgs::float64_multi_array_type(),
+                &q,
+            )
+            .unwrap();
+        let obs_pub = node
+            .create_publisher::<Float64MultiArray>(&ot, None)
+            .unwrap();
+        let act_sub = node
+            .create_subscription::<Float64MultiArray>(&at, None)
+            .unwrap();
+        let mut child = Command::new(&bin)
+            .current_dir(root())
+            .env("ROS_DOMAIN_ID", domain.to_string())
+            .args([
+                "run",
+                "--json",
+                "--params-file",
+                "config/plumbing.yaml",
+                "--duration-s",
+                &format!("{}", secs + 2.0),
+                "--ros-args",
+                "-p",
+                &format!("control_rate_hz:={rate}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // wait for the controller, then ping
+        let t0 = Instant::now();
+        while act_sub.take().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut lat = Vec::new();
+        let (mut k, mut pending): (u64, Option<(f64, Instant)>) = (0, None);
+        let mut next_ping = Instant::now();
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut lost = 0u64;
+        // one ping in flight at a time; the next goes out 2-12 ms (seeded
+        // uniform) after the answer, so pings land at every phase of the
+        // control period instead of locking to it
+        let mut rng = dream_mpc::rng::Rng::new(7);
+        while Instant::now() < end {
+            let now = Instant::now();
+            if let Some((_, at)) = pending {
+                if now.duration_since(at) > Duration::from_millis(100) {
+                    lost += 1;
+                    pending = None;
+                    next_ping = now;
+                }
+            }
+            if pending.is_none() && now >= next_ping {
+                k += 1;
+                let x = 0.001 * ((k % 200) + 1) as f64;
+                let _ = obs_pub.publish(Float64MultiArray::vector("observation", vec![x, 0.0]));
+                pending = Some(((-4.0 * x) as f32 as f64, Instant::now()));
+            }
+            while let Ok(Some((m, _))) = act_sub.take() {
+                if let Some((want, at)) = pending {
+                    if (m.data[0] - want).abs() < 1e-6 {
+                        lat.push(at.elapsed().as_secs_f64());
+                        pending = None;
+                        next_ping =
+                            Instant::now() + Duration::from_secs_f64(rng.uniform_in(0.002, 0.012));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let mut out = String::new();
+        let st = child.wait().unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(st.success());
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let f = |k: &str| v[k].as_f64().unwrap();
+        let (min, p50, p99, max) = (
+            pct(&mut lat, 0.0),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            pct(&mut lat, 1.0),
+        );
+        println!(
+            "rate {rate:>5} Hz: achieved {:.2} Hz over {:.1} s ({} ticks); tick p50 {:.1} us p99 {:.1} us max {:.1} us (whole run); \
+             jitter p99 {:.1} us; deadline misses {} skipped periods {}; \
+             obs->action over DDS min {:.3} ms p50 {:.3} ms p99 {:.3} ms max {:.3} ms ({} answered, {} unanswered within 100 ms)",
+            f("rate_hz"),
+            f("elapsed_s"),
+            f("ticks"),
+            f("latency_p50_s") * 1e6,
+            f("latency_p99_s") * 1e6,
+            f("latency_max_s") * 1e6,
+            f("jitter_p99_s") * 1e6,
+            f("deadline_misses"),
+            f("overruns"),
+            min * 1e3,
+            p50 * 1e3,
+            p99 * 1e3,
+            max * 1e3,
+            lat.len(),
+            lost
+        );
+        drop(node);
+    }
+}
