@@ -3,3 +3,6 @@
 pub mod task;
 
 pub use task::{Backend, Step, Task, TaskError, TaskSpec};
+
+#[cfg(feature = "mujoco")]
+pub mod mujoco;
