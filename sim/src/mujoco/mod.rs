@@ -66,6 +66,12 @@ pub fn suite_dir() -> Result<PathBuf, TaskError> {
             }
         }
     }
+    find_suite_dir(tried)
+}
+
+/// The first of `tried` that holds the suite's model files and their
+/// `common/` assets; else an error listing `tried` and what to install.
+fn find_suite_dir(tried: Vec<PathBuf>) -> Result<PathBuf, TaskError> {
     for dir in &tried {
         if dir.join("cheetah.xml").is_file() && dir.join("common/materials.xml").is_file() {
             return Ok(dir.clone());
@@ -287,5 +293,125 @@ impl Task for MujocoTask {
         self.physics.forward_without_actuation();
         suite::observe(self.task, &self.ids, &self.physics, obs);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cartpole() -> (MujocoTask, Vec<f64>) {
+        let t = MujocoTask::new("mujoco/cartpole-swingup").unwrap();
+        let obs = vec![0.0; t.spec().obs_size];
+        (t, obs)
+    }
+
+    #[test]
+    fn registry_names_all_ten_tasks_and_builds_each() {
+        let names = names();
+        assert_eq!(names.len(), 10);
+        for name in &names {
+            assert!(name.starts_with(PREFIX), "{name}");
+            let task = make(name).unwrap();
+            assert_eq!(&task.spec().name, name);
+            assert_eq!(task.spec().backend, Backend::Mujoco);
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_known_tasks() {
+        let Err(TaskError::UnknownTask { name, known }) = MujocoTask::new("mujoco/cheetah-fly")
+        else {
+            panic!("expected UnknownTask");
+        };
+        assert_eq!(name, "mujoco/cheetah-fly");
+        assert!(known.contains(&"mujoco/cheetah-run".to_string()));
+    }
+
+    #[test]
+    fn missing_suite_files_name_what_to_install() {
+        let err = find_suite_dir(vec![PathBuf::from("/nonexistent/dm_control/suite")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("dm-control==1.0.50"), "{msg}");
+        assert!(msg.contains("/nonexistent/dm_control/suite"), "{msg}");
+    }
+
+    #[test]
+    fn bad_actions_and_misuse_are_refused() {
+        let (mut t, mut obs) = cartpole();
+        assert_eq!(t.step(&[0.0], &mut obs), Err(TaskError::NotReset));
+        t.reset(1, &mut obs).unwrap();
+        let nan = t.step(&[f64::NAN], &mut obs).unwrap_err();
+        assert!(
+            matches!(nan, TaskError::NonFiniteAction { index: 0, .. }),
+            "{nan:?}"
+        );
+        assert_eq!(
+            t.step(&[0.0, 0.0], &mut obs),
+            Err(TaskError::ActionSize {
+                expected: 1,
+                got: 2
+            })
+        );
+        let mut short = vec![0.0; 2];
+        assert!(matches!(
+            t.step(&[0.0], &mut short),
+            Err(TaskError::BufferSize { .. })
+        ));
+        for k in 0..1000 {
+            let s = t.step(&[0.3], &mut obs).unwrap();
+            assert_eq!(s.done, k == 999);
+            assert!((0.0..=1.0).contains(&s.reward));
+        }
+        assert_eq!(t.step(&[0.0], &mut obs), Err(TaskError::EpisodeOver));
+    }
+
+    #[test]
+    fn out_of_range_actions_are_clamped_to_the_control_range() {
+        let (mut a, mut oa) = cartpole();
+        let (mut b, mut ob) = cartpole();
+        a.reset(3, &mut oa).unwrap();
+        b.reset(3, &mut ob).unwrap();
+        let ra = a.step(&[7.5], &mut oa).unwrap();
+        let rb = b.step(&[1.0], &mut ob).unwrap();
+        assert_eq!(oa, ob);
+        assert_eq!(ra, rb);
+    }
+
+    #[test]
+    fn same_seed_same_episode_different_seed_different_state() {
+        for name in [
+            "mujoco/cheetah-run",
+            "mujoco/reacher-easy",
+            "mujoco/finger-spin",
+        ] {
+            let mut t = MujocoTask::new(name).unwrap();
+            let n = t.spec().obs_size;
+            let (mut o1, mut o2, mut o3) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            t.reset(7, &mut o1).unwrap();
+            let p1 = t.episode_params();
+            t.reset(8, &mut o3).unwrap();
+            t.reset(7, &mut o2).unwrap();
+            assert_eq!(o1, o2, "{name}");
+            assert_eq!(p1, t.episode_params(), "{name}");
+            assert_ne!(o1, o3, "{name}");
+        }
+    }
+
+    #[test]
+    fn set_state_round_trips_through_state() {
+        let mut t = MujocoTask::new("mujoco/walker-walk").unwrap();
+        let mut obs = vec![0.0; t.spec().obs_size];
+        t.reset(0, &mut obs).unwrap();
+        let (nq, nv) = t.state_size();
+        let (mut q, mut v) = (vec![0.0; nq], vec![0.0; nv]);
+        t.state(&mut q, &mut v);
+        let mut obs2 = vec![0.0; obs.len()];
+        t.set_state(&q, &v, &mut obs2).unwrap();
+        assert_eq!(obs, obs2);
+        assert!(matches!(
+            t.set_state(&q[1..], &v, &mut obs2),
+            Err(TaskError::BufferSize { what: "qpos", .. })
+        ));
     }
 }
