@@ -9,4 +9,13 @@ export LIBTORCH_USE_PYTORCH=1
 export LIBTORCH_BYPASS_VERSION_CHECK=0
 _dmpc_site="$("$VIRTUAL_ENV/bin/python3" -c 'import site; print(site.getsitepackages()[0])')"
 export LD_LIBRARY_PATH="$_dmpc_site/torch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# --- MuJoCo (sim feature `mujoco`; present after DREAM_MPC_MUJOCO=1 setup) ---
+# Build: mujoco-rs links libmujoco from MUJOCO_DYNAMIC_LINK_DIR. Run: the
+# loader finds libmujoco.so.3.17.0 in the wheel's folder. The sim reads the
+# Control Suite model files from DM_CONTROL_SUITE_DIR.
+if [ -e "$VIRTUAL_ENV/mujoco-link/libmujoco.so" ]; then
+  export MUJOCO_DYNAMIC_LINK_DIR="$VIRTUAL_ENV/mujoco-link"
+  export LD_LIBRARY_PATH="$_dmpc_site/mujoco:$LD_LIBRARY_PATH"
+  export DM_CONTROL_SUITE_DIR="$_dmpc_site/dm_control/suite"
+fi
 unset _dmpc_root _dmpc_site

@@ -33,5 +33,13 @@ if [ "${DREAM_MPC_MUJOCO:-0}" = "1" ]; then
     echo "[setup] installing mujoco==3.17.0 dm-control==1.0.50"
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "mujoco==3.17.0" "dm-control==1.0.50"
   fi
+  # --- MuJoCo link folder (sim feature `mujoco`) ---
+  # mujoco-rs links `-lmujoco` from MUJOCO_DYNAMIC_LINK_DIR, which must hold a
+  # plain `libmujoco.so`; the wheel ships only `libmujoco.so.3.17.0`, so give
+  # it that name in $venv/mujoco-link (env.sh exports the folder).
+  mj_lib="$("$venv/bin/python3" -c 'import mujoco, os; print(os.path.realpath(os.path.join(os.path.dirname(mujoco.__file__), "libmujoco.so.3.17.0")))')"
+  mkdir -p "$venv/mujoco-link"
+  ln -sfn "$mj_lib" "$venv/mujoco-link/libmujoco.so"
+  echo "[setup] libmujoco linked at $venv/mujoco-link/libmujoco.so"
 fi
 echo "[setup] done; now: source scripts/env.sh"

@@ -18,3 +18,6 @@ pub mod task;
 pub mod tolerance;
 
 pub use task::{Backend, Step, Task, TaskError, TaskSpec};
+
+#[cfg(feature = "mujoco")]
+pub mod mujoco;

