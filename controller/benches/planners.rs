@@ -36,7 +36,10 @@ fn args() -> Args {
         ticks: 10_000,
         sampling_ticks: 1_000,
         models: vec!["lq".into()],
-        kinds: PlannerKind::ALL.iter().map(|k| k.name().to_string()).collect(),
+        kinds: PlannerKind::ALL
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -158,11 +161,17 @@ fn main() {
             "small" | "medium" => {
                 // Random TD-MPC2-shaped bundles (two-hot reward/Q, 5 heads):
                 // small = latent 64, hidden 256; medium = latent 128, hidden 512.
-                let (latent, hidden) = if name == "small" { (64, 256) } else { (128, 512) };
+                let (latent, hidden) = if name == "small" {
+                    (64, 256)
+                } else {
+                    (128, 512)
+                };
                 let dir = std::env::temp_dir().join(format!("dream-mpc-bench-{name}"));
                 let _ = std::fs::remove_dir_all(&dir);
-                dream_mpc::bundle::testing::write_random_tdmpc_bundle(&dir, 24, 6, latent, hidden, 5, 1)
-                    .unwrap();
+                dream_mpc::bundle::testing::write_random_tdmpc_bundle(
+                    &dir, 24, 6, latent, hidden, 5, 1,
+                )
+                .unwrap();
                 let bundle = dream_mpc::bundle::Bundle::load(&dir).unwrap();
                 let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
                 bench(&name, &model, &defaults, &a);

@@ -6,6 +6,7 @@
 //!
 //! This crate must never depend on libtorch (checked by the test suite).
 
+pub mod agent;
 pub mod bundle;
 pub mod kernels;
 pub mod planner;

@@ -105,7 +105,11 @@ fn no_planner_allocates_on_a_bundle_model() {
         let mut c = PlannerConfig::for_kind(kind, &m.planner, m.discount);
         c.cem_samples = 32;
         c.cem_elites = 4;
-        assert_eq!(allocations_while_planning(&model, c), 0, "{kind:?} on a bundle");
+        assert_eq!(
+            allocations_while_planning(&model, c),
+            0,
+            "{kind:?} on a bundle"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,7 +36,12 @@ fn ts(name: &str, size: usize) -> TensorSpec {
     }
 }
 
-fn module(name: &str, g: GraphBuilder, ins: &[(&str, usize)], outs: &[(&str, usize)]) -> BuiltModule {
+fn module(
+    name: &str,
+    g: GraphBuilder,
+    ins: &[(&str, usize)],
+    outs: &[(&str, usize)],
+) -> BuiltModule {
     BuiltModule {
         name: name.into(),
         spec: ModuleSpec {
@@ -80,7 +85,12 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
         .collect();
     let y = g.linear(&x, &w, None, N + M, N);
     g.output(&y, "z_next", N);
-    mods.push(module("dynamics", g, &[("z", N), ("a", M)], &[("z_next", N)]));
+    mods.push(module(
+        "dynamics",
+        g,
+        &[("z", N), ("a", M)],
+        &[("z_next", N)],
+    ));
 
     let mut g = GraphBuilder::new("reward");
     let x2 = za(&mut g, true);
@@ -104,7 +114,12 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
     let ls = g.linear(&z, &[0.0; N * M], Some(&m.log_std), N, M);
     g.output(&mu, "mu", M);
     g.output(&ls, "log_std", M);
-    mods.push(module("policy", g, &[("z", N)], &[("mu", M), ("log_std", M)]));
+    mods.push(module(
+        "policy",
+        g,
+        &[("z", N)],
+        &[("mu", M), ("log_std", M)],
+    ));
 
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -125,6 +140,7 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
             simnorm_group: 0,
         },
         discount: 0.9,
+        action_repeat: 1,
         reward_decoding: Decoding::Scalar,
         value_decoding: Decoding::Scalar,
         q_ensemble: HEADS,
@@ -179,7 +195,8 @@ fn analytic_first_action(m: &LinearQuadratic, z0: &[f32], h: usize, g: f64) -> V
 }
 
 fn bundle_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dream-mpc-planner-lq-{tag}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("dream-mpc-planner-lq-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -195,7 +212,9 @@ fn bundle_model_agrees_with_the_native_twin() {
     let z = [0.3, -0.2, 0.7, 0.1, -0.5, 0.4];
     let a = [0.1, 0.9, -0.3, 0.2, 0.0, -1.0];
     let close = |x: &[f32], y: &[f32]| {
-        x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-5 * q.abs().max(1.0))
+        x.iter()
+            .zip(y)
+            .all(|(p, q)| (p - q).abs() < 1e-5 * q.abs().max(1.0))
     };
     let (mut x1, mut x2) = ([0.0f32; 12], [0.0f32; 12]);
     bm.next(&mut tb, 1, &z, &a, &mut x1[..6]);
@@ -215,8 +234,20 @@ fn bundle_model_agrees_with_the_native_twin() {
     bm.reward_vjp(&mut tb, 1, &[1.0, -2.0, 0.5], &mut dz1, &mut da1);
     m.reward_vjp(&mut tn, 1, &[1.0, -2.0, 0.5], &mut dz2, &mut da2);
     assert!(close(&dz1, &dz2) && close(&da1, &da2), "{dz1:?} {dz2:?}");
-    bm.next_vjp(&mut tb, 1, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut dz1, &mut da1);
-    m.next_vjp(&mut tn, 1, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut dz2, &mut da2);
+    bm.next_vjp(
+        &mut tb,
+        1,
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        &mut dz1,
+        &mut da1,
+    );
+    m.next_vjp(
+        &mut tn,
+        1,
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        &mut dz2,
+        &mut da2,
+    );
     assert!(close(&dz1, &dz2) && close(&da1, &da2), "{da1:?} {da2:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -233,7 +264,9 @@ fn grad_mpc_on_the_lq_bundle_reaches_the_analytic_optimum() {
     let z0 = [0.6f32, -0.4];
     let u = analytic_first_action(&m, &z0, 4, 0.9);
     let mut p = Planner::new(&bm, c.clone()).unwrap();
-    let r = p.plan(&bm, &z0, Instant::now() + Duration::from_secs(60)).unwrap();
+    let r = p
+        .plan(&bm, &z0, Instant::now() + Duration::from_secs(60))
+        .unwrap();
     assert_eq!(r.status, PlanStatus::Finished);
     let a = r.action.as_slice().to_vec();
     assert!(r.evals.flops > 0, "the kernels count their multiply-adds");
@@ -247,10 +280,15 @@ fn grad_mpc_on_the_lq_bundle_reaches_the_analytic_optimum() {
     c.cem_iterations = 10;
     c.cem_init_std = 0.5;
     let mut p = Planner::new(&bm, c).unwrap();
-    let r = p.plan(&bm, &z0, Instant::now() + Duration::from_secs(60)).unwrap();
+    let r = p
+        .plan(&bm, &z0, Instant::now() + Duration::from_secs(60))
+        .unwrap();
     let a = r.action.as_slice();
     for i in 0..M {
-        assert!((a[i] as f64 - u[i]).abs() < 0.05, "CEM {a:?} vs analytic {u:?}");
+        assert!(
+            (a[i] as f64 - u[i]).abs() < 0.05,
+            "CEM {a:?} vs analytic {u:?}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,6 +45,8 @@ pub struct ExportMeta {
     pub action_low: Vec<f32>,
     pub action_high: Vec<f32>,
     pub discount: f32,
+    /// Environment steps per agent step (see the manifest's field).
+    pub action_repeat: usize,
     pub planner: PlannerDefaults,
     pub provenance: Provenance,
 }
@@ -60,6 +62,7 @@ impl ExportMeta {
             action_low: vec![-1.0; action_size],
             action_high: vec![1.0; action_size],
             discount: 0.99,
+            action_repeat: 1,
             planner: default_planner(),
             provenance: Provenance {
                 producer: format!("dream-mpc-train {}", env!("CARGO_PKG_VERSION")),
@@ -471,6 +474,7 @@ pub fn export_bundle(
             simnorm_group: model.cfg.simnorm_group,
         },
         discount: meta.discount,
+        action_repeat: meta.action_repeat,
         reward_decoding: Decoding::Scalar,
         value_decoding: Decoding::Scalar,
         q_ensemble: model.q.len(),

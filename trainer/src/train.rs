@@ -878,6 +878,7 @@ fn export(
     let (o, a) = (agent.model.obs_size, agent.model.action_size);
     let mut meta = ExportMeta::plain(task, o, a);
     meta.discount = cfg.discount as f32;
+    meta.action_repeat = cfg.action_repeat;
     meta.planner = default_planner();
     meta.provenance = Provenance {
         producer: format!("dream-mpc-train {}", env!("CARGO_PKG_VERSION")),

@@ -166,6 +166,12 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
             )));
         }
     }
+    if m.action_repeat == 0 || m.action_repeat > 1000 {
+        return Err(bad(format!(
+            "action_repeat {} (must be in 1..=1000)",
+            m.action_repeat
+        )));
+    }
     if !(m.discount.is_finite() && m.discount > 0.0 && m.discount <= 1.0) {
         return Err(bad(format!("discount {} (must be in (0, 1])", m.discount)));
     }

@@ -43,6 +43,10 @@ pub struct Manifest {
     pub latent: LatentSpec,
     /// Discount g of the planner objective.
     pub discount: f32,
+    /// Environment steps each model step (and each planned action) spans:
+    /// the trainer's action repeat. Absent in older bundles: 1.
+    #[serde(default = "one")]
+    pub action_repeat: usize,
     pub reward_decoding: Decoding,
     pub value_decoding: Decoding,
     /// Number of Q heads in `q.onnx` (the ensemble; its spread is the
@@ -202,4 +206,8 @@ pub struct ReferenceCase {
     pub cotangents: BTreeMap<String, Vec<f32>>,
     /// Input name -> dL/d input = sum over outputs of cotangent^T J.
     pub vjp: BTreeMap<String, Vec<f32>>,
+}
+
+fn one() -> usize {
+    1
 }

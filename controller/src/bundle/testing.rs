@@ -386,6 +386,7 @@ impl TdmpcModel {
                 simnorm_group: s.simnorm_group,
             },
             discount: 0.99,
+            action_repeat: 1,
             reward_decoding: dec.clone(),
             value_decoding: dec,
             q_ensemble: s.n_q,

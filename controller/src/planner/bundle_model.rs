@@ -110,7 +110,12 @@ impl<'b> BundleModel<'b> {
         let reward = bundle.module("reward")?;
         let q = bundle.module("q")?;
         let policy = bundle.module("policy")?;
-        check(dynamics, "dynamics", &[("z", l), ("a", a)], &[("z_next", l)])?;
+        check(
+            dynamics,
+            "dynamics",
+            &[("z", l), ("a", a)],
+            &[("z_next", l)],
+        )?;
         check(reward, "reward", &[("z", l), ("a", a)], &[("r", rw)])?;
         check(q, "q", &[("z", l), ("a", a)], &[("q", nq * qw)])?;
         check(policy, "policy", &[("z", l)], &[("mu", a), ("log_std", a)])?;
@@ -217,7 +222,14 @@ impl LatentModel for BundleModel<'_> {
         }
     }
 
-    fn q_vjp(&self, tape: &mut BundleTape, slot: usize, dq: &[f32], dz: &mut [f32], da: &mut [f32]) {
+    fn q_vjp(
+        &self,
+        tape: &mut BundleTape,
+        slot: usize,
+        dq: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
         let w = self.value_decoding.width();
         let o = slot * tape.batch * self.dims.q_heads * w;
         let out = &tape.q_out[o..o + dq.len() * w];
@@ -229,7 +241,8 @@ impl LatentModel for BundleModel<'_> {
         {
             decode_vjp(&self.value_decoding, logits, *g, d);
         }
-        self.q.backward(&mut tape.q, slot, &[&*d_out], &mut [dz, da]);
+        self.q
+            .backward(&mut tape.q, slot, &[&*d_out], &mut [dz, da]);
     }
 
     fn pi(

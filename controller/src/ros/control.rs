@@ -9,6 +9,9 @@
 
 use super::config::{Config, SourceKind};
 use super::slot::Latest;
+use crate::agent::{planner_kind, Agent};
+use crate::bundle::Bundle;
+use crate::planner::PlannerConfig;
 use std::time::{Duration, Instant};
 
 /// How an action source's call ended (the planner's returned status).
@@ -105,13 +108,95 @@ impl std::fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+/// The Dream-MPC planner (or any baseline of the planner table) on a
+/// model bundle, through [`crate::agent::Agent`]. The bundle is loaded once
+/// at start-up and lives for the rest of the process (the node never
+/// reloads it), so the agent can borrow it for `'static`.
+pub struct PlannerSource {
+    agent: Agent<'static>,
+    name: &'static str,
+}
+
+impl PlannerSource {
+    /// Loads and checks the bundle, checks it against the node's sizes and
+    /// action mapping, and builds the planner with the configured budget.
+    pub fn new(cfg: &Config) -> Result<Self, SourceError> {
+        let dir = cfg
+            .bundle
+            .as_deref()
+            .ok_or_else(|| SourceError("action_source 'dream_mpc' needs `bundle`".into()))?;
+        let err = |e: &dyn std::fmt::Display| SourceError(format!("bundle {}: {e}", dir.display()));
+        let bundle = Bundle::load(dir).map_err(|e| err(&e))?;
+        let m = &bundle.manifest;
+        if m.observation.size != cfg.observation_size || m.action.size != cfg.action_size {
+            return Err(SourceError(format!(
+                "bundle {} is for observation {} / action {}, the parameters say observation.size {} / action.size {}",
+                dir.display(),
+                m.observation.size,
+                m.action.size,
+                cfg.observation_size,
+                cfg.action_size
+            )));
+        }
+        // The node maps normalized actions with offset + scale * a; the
+        // bundle was trained on low + (a + 1) / 2 * (high - low). They must
+        // be the same map, or the robot gets actions the model never meant.
+        for i in 0..m.action.size {
+            let (lo, hi) = (m.action.low[i] as f64, m.action.high[i] as f64);
+            let (scale, offset) = (cfg.action_scale[i], cfg.action_offset[i]);
+            let tol = 1e-6 * (1.0 + lo.abs().max(hi.abs()));
+            if ((offset - scale) - lo).abs() > tol || ((offset + scale) - hi).abs() > tol {
+                return Err(SourceError(format!(
+                    "action.scale[{i}] = {scale} and action.offset[{i}] = {offset} map [-1, 1] to [{}, {}], \
+                     but bundle {} was trained on [{lo}, {hi}] (set scale {} offset {})",
+                    offset - scale,
+                    offset + scale,
+                    dir.display(),
+                    (hi - lo) / 2.0,
+                    (hi + lo) / 2.0
+                )));
+            }
+        }
+        let kind = planner_kind(&cfg.planner).map_err(|e| SourceError(format!("planner: {e}")))?;
+        let mut pc = PlannerConfig::for_kind(kind, &m.planner, m.discount);
+        pc.candidates = cfg.budget.candidates;
+        pc.horizon = cfg.budget.horizon;
+        pc.iterations = cfg.budget.iterations;
+        let bundle: &'static Bundle = Box::leak(Box::new(bundle));
+        let agent = Agent::new(bundle, pc).map_err(|e| err(&e))?;
+        Ok(PlannerSource {
+            agent,
+            name: kind.name(),
+        })
+    }
+}
+
+impl ActionSource for PlannerSource {
+    fn act(&mut self, obs: &[f32], deadline: Instant, action: &mut [f32]) -> TickStatus {
+        match self.agent.act(obs, deadline) {
+            Ok(d) => {
+                action.copy_from_slice(self.agent.normalized_action());
+                TickStatus {
+                    status: match d.status {
+                        crate::planner::PlanStatus::Finished => PlanStatus::Done,
+                        crate::planner::PlanStatus::Deadline => PlanStatus::OutOfTime,
+                        crate::planner::PlanStatus::AllNonFinite => PlanStatus::Failed,
+                    },
+                    predicted_return: d.predicted_return.unwrap_or(f32::NAN),
+                }
+            }
+            Err(_) => TickStatus {
+                status: PlanStatus::Failed,
+                predicted_return: f32::NAN,
+            },
+        }
+    }
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
 /// Build the configured action source (allocates; start-up only).
-///
-/// Adapter point for the lead: `SourceKind::DreamMpc` is where the planner
-/// plugs in — load `dream_mpc::bundle::Bundle` from `cfg.bundle`, build the
-/// planner named `cfg.planner` with `cfg.budget`, and wrap it in a struct
-/// implementing [`ActionSource`] whose `act` calls the planner's
-/// `plan(obs, deadline, action)` and maps its status to [`PlanStatus`].
 pub fn make_source(cfg: &Config) -> Result<Box<dyn ActionSource>, SourceError> {
     match cfg.action_source {
         SourceKind::Linear => Ok(Box::new(LinearFeedback::new(
@@ -119,12 +204,7 @@ pub fn make_source(cfg: &Config) -> Result<Box<dyn ActionSource>, SourceError> {
             &cfg.linear_bias,
         ))),
         SourceKind::Zero => Ok(Box::new(ZeroAction)),
-        SourceKind::DreamMpc => Err(SourceError(format!(
-            "action_source 'dream_mpc' (planner '{}', bundle {}) is not wired into this build yet: \
-             the planner and bundle kernels land separately; use action_source: linear for plumbing",
-            cfg.planner,
-            cfg.bundle.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
-        ))),
+        SourceKind::DreamMpc => Ok(Box::new(PlannerSource::new(cfg)?)),
     }
 }
 

@@ -58,6 +58,41 @@ enum Command {
         #[arg(long)]
         task: Option<String>,
     },
+    /// Evaluate planners on a model bundle: return mean ± std over seeded
+    /// episodes and per-tick compute, one row per planner (Markdown table).
+    Eval {
+        /// Bundle folder (holding manifest.json), e.g. models/pendulum-swingup.
+        #[arg(long)]
+        bundle: std::path::PathBuf,
+        /// Task (default: the task the bundle was trained on).
+        #[arg(long)]
+        task: Option<String>,
+        /// Comma-separated planners, or `all` (policy, cem, mppi, grad_mpc,
+        /// policy_grad_mpc, dream_mpc).
+        #[arg(long, default_value = "all")]
+        planners: String,
+        /// Episodes per planner (seeds seed, seed + 1, ...).
+        #[arg(long, default_value_t = 10)]
+        episodes: usize,
+        /// Seed of the first episode (also the planners' seed).
+        #[arg(long, default_value_t = 1000)]
+        seed: u64,
+        /// Override the bundle's candidates N.
+        #[arg(long)]
+        candidates: Option<usize>,
+        /// Override the bundle's horizon H.
+        #[arg(long)]
+        horizon: Option<usize>,
+        /// Override the bundle's iterations K.
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Override the uncertainty weight beta.
+        #[arg(long)]
+        beta: Option<f32>,
+        /// Per-tick deadline in milliseconds (default: none).
+        #[arg(long)]
+        deadline_ms: Option<f64>,
+    },
     /// Serve a task as a ROS 2 robot node (observation out, action in,
     /// episode return out).
     Serve(dream_mpc_sim::serve::cli::ServeArgs),
@@ -74,6 +109,31 @@ fn main() -> ExitCode {
         } => run(&task, episodes, seed, &policy),
         Command::List => list(),
         Command::Bench { steps, reps, task } => bench(steps, reps, task.as_deref()),
+        Command::Eval {
+            bundle,
+            task,
+            planners,
+            episodes,
+            seed,
+            candidates,
+            horizon,
+            iterations,
+            beta,
+            deadline_ms,
+        } => eval(
+            &bundle,
+            task.as_deref(),
+            &planners,
+            episodes,
+            seed,
+            &dream_mpc_sim::evaluate::Overrides {
+                candidates,
+                horizon,
+                iterations,
+                beta,
+                deadline: deadline_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1e3)),
+            },
+        ),
         Command::Serve(args) => {
             return match dream_mpc_sim::serve::cli::main(args) {
                 0 => ExitCode::SUCCESS,
@@ -193,5 +253,62 @@ fn bench(steps: u64, reps: usize, only: Option<&str>) -> Result<(), AnyError> {
             1e9 / median
         );
     }
+    Ok(())
+}
+
+fn eval(
+    dir: &std::path::Path,
+    task: Option<&str>,
+    planners: &str,
+    episodes: usize,
+    seed: u64,
+    overrides: &dream_mpc_sim::evaluate::Overrides,
+) -> Result<(), AnyError> {
+    use dream_mpc::planner::PlannerKind;
+    if episodes == 0 {
+        return Err("--episodes must be at least 1".into());
+    }
+    let bundle = dream_mpc::bundle::Bundle::load(dir)?;
+    let task_name = task.unwrap_or(&bundle.manifest.task).to_string();
+    let kinds: Vec<PlannerKind> = if planners == "all" {
+        PlannerKind::ALL.to_vec()
+    } else {
+        planners
+            .split(',')
+            .map(|p| dream_mpc::agent::planner_kind(p.trim()))
+            .collect::<Result<_, _>>()?
+    };
+    let mut task = registry::make(&task_name)?;
+    let mut rows = Vec::new();
+    for kind in kinds {
+        let start = Instant::now();
+        let row = dream_mpc_sim::evaluate::evaluate(
+            &bundle,
+            task.as_mut(),
+            kind,
+            episodes,
+            seed,
+            overrides,
+            |e, r| {
+                eprintln!(
+                    "{} episode {e} seed {} return {r:.1}",
+                    kind.name(),
+                    seed + e as u64
+                )
+            },
+        )?;
+        eprintln!(
+            "{}: {:.1} ± {:.1} ({:.1} s)",
+            kind.name(),
+            row.mean(),
+            row.std(),
+            start.elapsed().as_secs_f64()
+        );
+        rows.push(row);
+    }
+    print!(
+        "{}",
+        dream_mpc_sim::evaluate::markdown_table(&task_name, episodes, &rows)
+    );
     Ok(())
 }

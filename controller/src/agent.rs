@@ -1,0 +1,235 @@
+//! # Agent: observation in, bounded action out
+//!
+//! The whole robot-side pipeline over one loaded [`Bundle`]: normalize the
+//! observation with the manifest's mean/std, encode it to the latent z0
+//! (`encoder` module), plan from z0 with any [`PlannerKind`], and map the
+//! chosen normalized action in [-1, 1] to actuator units with the
+//! manifest's bounds. The ROS 2 node, the simulated evaluation
+//! (`dream-mpc-sim run --policy planner`) and the trainer's evaluation all
+//! act through this one type, so what is measured is what runs on a robot.
+//!
+//! Everything is allocated in [`Agent::new`]; [`Agent::act`] allocates
+//! nothing (checked in `tests/agent.rs`).
+
+use crate::bundle::{Bundle, BundleError};
+use crate::kernels::{Program, Tape};
+use crate::planner::bundle_model::BundleModel;
+use crate::planner::{ConfigError, PlanError, PlanStatus, Planner, PlannerConfig, PlannerKind};
+use std::fmt;
+use std::time::Instant;
+
+/// Why an agent cannot be built, or cannot act on an input.
+#[derive(Debug)]
+pub enum AgentError {
+    Bundle(BundleError),
+    Config(ConfigError),
+    /// An unknown planner name (the known ones are listed).
+    UnknownPlanner(String),
+    /// The observation has the wrong length.
+    ObservationSize {
+        expected: usize,
+        got: usize,
+    },
+    /// The observation holds NaN or infinity (element index).
+    NonFiniteObservation(usize),
+    /// The bundle is recurrent; version-1 agents plan on vector latents.
+    UnsupportedLatent(String),
+    Plan(PlanError),
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Bundle(e) => write!(f, "{e}"),
+            AgentError::Config(e) => write!(f, "{e}"),
+            AgentError::UnknownPlanner(n) => write!(
+                f,
+                "unknown planner `{n}` (known: {})",
+                PlannerKind::ALL.map(|k| k.name()).join(", ")
+            ),
+            AgentError::ObservationSize { expected, got } => write!(
+                f,
+                "observation has {got} elements, the bundle expects {expected}"
+            ),
+            AgentError::NonFiniteObservation(i) => {
+                write!(f, "observation element {i} is NaN or infinite")
+            }
+            AgentError::UnsupportedLatent(k) => {
+                write!(f, "latent layout `{k}` is not supported by this agent")
+            }
+            AgentError::Plan(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+impl From<BundleError> for AgentError {
+    fn from(e: BundleError) -> Self {
+        AgentError::Bundle(e)
+    }
+}
+
+impl From<ConfigError> for AgentError {
+    fn from(e: ConfigError) -> Self {
+        AgentError::Config(e)
+    }
+}
+
+/// A planner kind by its config name; `-` and `_` are interchangeable
+/// (`dream-mpc` = `dream_mpc`).
+pub fn planner_kind(name: &str) -> Result<PlannerKind, AgentError> {
+    let n = name.replace('-', "_");
+    PlannerKind::ALL
+        .into_iter()
+        .find(|k| k.name() == n)
+        .ok_or_else(|| AgentError::UnknownPlanner(name.to_string()))
+}
+
+/// What one [`Agent::act`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    pub status: PlanStatus,
+    /// Predicted J of the chosen plan (None for the policy planner).
+    pub predicted_return: Option<f32>,
+    /// Completed iterations.
+    pub iterations: usize,
+    /// Model rows run forward and backward (encoder included).
+    pub forward_rows: u64,
+    pub backward_rows: u64,
+    /// Multiply-adds of the tick (encoder included).
+    pub flops: u64,
+}
+
+/// Observation-to-action pipeline over a bundle (see the module docs).
+pub struct Agent<'b> {
+    bundle: &'b Bundle,
+    encoder: &'b Program,
+    encoder_tape: Tape,
+    model: BundleModel<'b>,
+    planner: Planner<BundleModel<'b>>,
+    obs_norm: Vec<f32>,
+    z: Vec<f32>,
+    /// Normalized action in [-1, 1] of the last tick.
+    action: Vec<f32>,
+}
+
+impl<'b> Agent<'b> {
+    /// Builds the model adapter, the encoder tape and the planner workspace
+    /// for `config` (start-up only; allocates).
+    pub fn new(bundle: &'b Bundle, config: PlannerConfig) -> Result<Self, AgentError> {
+        let m = &bundle.manifest;
+        if !matches!(m.latent, crate::bundle::manifest::LatentSpec::Vector { .. }) {
+            return Err(AgentError::UnsupportedLatent(format!("{:?}", m.latent)));
+        }
+        let encoder = bundle.module("encoder")?;
+        let model = BundleModel::new(bundle)?;
+        let planner = Planner::new(&model, config)?;
+        Ok(Agent {
+            bundle,
+            encoder,
+            encoder_tape: encoder.tape(1, 1),
+            model,
+            planner,
+            obs_norm: vec![0.0; m.observation.size],
+            z: vec![0.0; m.latent.size()],
+            action: vec![0.0; m.action.size],
+        })
+    }
+
+    /// [`Agent::new`] with the bundle's default budget for `kind`.
+    pub fn with_defaults(
+        bundle: &'b Bundle,
+        kind: PlannerKind,
+        seed: u64,
+    ) -> Result<Self, AgentError> {
+        let m = &bundle.manifest;
+        let mut c = PlannerConfig::for_kind(kind, &m.planner, m.discount);
+        c.seed = seed;
+        Self::new(bundle, c)
+    }
+
+    pub fn bundle(&self) -> &'b Bundle {
+        self.bundle
+    }
+
+    pub fn planner(&self) -> &Planner<BundleModel<'b>> {
+        &self.planner
+    }
+
+    /// Observation size the bundle expects.
+    pub fn obs_size(&self) -> usize {
+        self.obs_norm.len()
+    }
+
+    /// Action size of the bundle.
+    pub fn action_size(&self) -> usize {
+        self.action.len()
+    }
+
+    /// The normalized action (each element in [-1, 1]) of the last tick.
+    pub fn normalized_action(&self) -> &[f32] {
+        &self.action
+    }
+
+    /// Forgets the previous plan (new episode).
+    pub fn reset(&mut self) {
+        self.planner.reset();
+    }
+
+    /// One tick: checks `obs` (size, finite), encodes it and plans until
+    /// `deadline`; the chosen normalized action is [`Agent::normalized_action`].
+    ///
+    /// Cost: one encoder row forward plus the planner's tick (see
+    /// [`Planner::plan`]). Allocates nothing.
+    pub fn act(&mut self, obs: &[f32], deadline: Instant) -> Result<Decision, AgentError> {
+        let spec = &self.bundle.manifest.observation;
+        if obs.len() != spec.size {
+            return Err(AgentError::ObservationSize {
+                expected: spec.size,
+                got: obs.len(),
+            });
+        }
+        if let Some(i) = obs.iter().position(|x| !x.is_finite()) {
+            return Err(AgentError::NonFiniteObservation(i));
+        }
+        for (((n, o), mean), std) in self
+            .obs_norm
+            .iter_mut()
+            .zip(obs)
+            .zip(&spec.mean)
+            .zip(&spec.std)
+        {
+            *n = (o - mean) / std;
+        }
+        self.encoder.forward(
+            &mut self.encoder_tape,
+            0,
+            &[&self.obs_norm],
+            &mut [&mut self.z],
+        );
+        let enc_flops = self.encoder.flops(1).0;
+        let r = self
+            .planner
+            .plan(&self.model, &self.z, deadline)
+            .map_err(AgentError::Plan)?;
+        self.action.copy_from_slice(r.action.as_slice());
+        Ok(Decision {
+            status: r.status,
+            predicted_return: r.j,
+            iterations: r.iterations,
+            forward_rows: r.evals.forward + 1,
+            backward_rows: r.evals.backward,
+            flops: r.evals.flops + enc_flops,
+        })
+    }
+
+    /// Maps the last normalized action to actuator units with the
+    /// manifest's bounds (`-1 -> low`, `+1 -> high`) into `out`.
+    pub fn actuator_action(&self, out: &mut [f32]) {
+        let a = &self.bundle.manifest.action;
+        for (((o, x), lo), hi) in out.iter_mut().zip(&self.action).zip(&a.low).zip(&a.high) {
+            *o = lo + (x.clamp(-1.0, 1.0) + 1.0) * 0.5 * (hi - lo);
+        }
+    }
+}

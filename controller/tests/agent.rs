@@ -1,0 +1,162 @@
+//! The observation-to-action pipeline (`Agent`) on a real exported bundle:
+//! bad observations are refused by name, actions stay in bounds and map to
+//! the manifest's actuator range, runs are deterministic, and a tick
+//! (normalize, encode, plan) allocates nothing after start-up.
+
+use dream_mpc::agent::{planner_kind, Agent, AgentError};
+use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+use dream_mpc::planner::{PlanStatus, PlannerKind};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCS.with(|c| c.get())
+}
+
+fn bundle(tag: &str) -> (PathBuf, Bundle) {
+    let dir = std::env::temp_dir().join(format!("dream-mpc-agent-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // obs 5, action 2, latent 16, hidden 32, 3 Q heads.
+    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 11).unwrap();
+    let b = Bundle::load(&dir).unwrap();
+    (dir, b)
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+#[test]
+fn planner_names_parse_with_dashes_or_underscores() {
+    assert_eq!(planner_kind("dream-mpc").unwrap(), PlannerKind::DreamMpc);
+    assert_eq!(
+        planner_kind("policy_grad_mpc").unwrap(),
+        PlannerKind::PolicyGradMpc
+    );
+    let e = planner_kind("ilqr").unwrap_err().to_string();
+    assert!(e.contains("ilqr") && e.contains("dream_mpc"), "{e}");
+}
+
+#[test]
+fn bad_observations_are_refused_by_name() {
+    let (dir, b) = bundle("bad");
+    let mut agent = Agent::with_defaults(&b, PlannerKind::DreamMpc, 0).unwrap();
+    match agent.act(&[0.0; 4], far()) {
+        Err(AgentError::ObservationSize {
+            expected: 5,
+            got: 4,
+        }) => {}
+        other => panic!("wrong size accepted: {other:?}"),
+    }
+    match agent.act(&[0.0, 1.0, f32::NAN, 0.0, 0.0], far()) {
+        Err(AgentError::NonFiniteObservation(2)) => {}
+        other => panic!("NaN accepted: {other:?}"),
+    }
+    match agent.act(&[0.0, f32::INFINITY, 0.0, 0.0, 0.0], far()) {
+        Err(AgentError::NonFiniteObservation(1)) => {}
+        other => panic!("inf accepted: {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_planner_acts_in_bounds_and_deterministically() {
+    let (dir, b) = bundle("bounds");
+    let obs = [0.3, -0.2, 0.9, 0.0, -1.5];
+    for kind in PlannerKind::ALL {
+        let run = || {
+            let mut a = Agent::with_defaults(&b, kind, 5).unwrap();
+            let mut out = Vec::new();
+            for t in 0..3 {
+                let o: Vec<f32> = obs.iter().map(|x| x + 0.1 * t as f32).collect();
+                let d = a.act(&o, far()).unwrap();
+                assert_eq!(d.status, PlanStatus::Finished, "{kind:?}");
+                assert!(d.forward_rows >= 2, "{kind:?} counted {d:?}");
+                let act = a.normalized_action().to_vec();
+                assert!(
+                    act.iter().all(|x| x.is_finite() && x.abs() <= 1.0),
+                    "{kind:?} {act:?}"
+                );
+                out.extend(act);
+            }
+            out
+        };
+        assert_eq!(run(), run(), "{kind:?} not deterministic");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn actuator_action_maps_minus_one_to_low_and_one_to_high() {
+    let dir = std::env::temp_dir().join(format!("dream-mpc-agent-map-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 11).unwrap();
+    // Rewrite the bounds (and the manifest is not checksummed itself).
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["action"]["low"] = serde_json::json!([-2.0, 0.0]);
+    m["action"]["high"] = serde_json::json!([2.0, 10.0]);
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let b = Bundle::load(&dir).unwrap();
+    let mut agent = Agent::with_defaults(&b, PlannerKind::Policy, 0).unwrap();
+    agent.act(&[0.1; 5], far()).unwrap();
+    let a = agent.normalized_action().to_vec();
+    let mut out = [0.0f32; 2];
+    agent.actuator_action(&mut out);
+    assert!((out[0] - 2.0 * a[0]).abs() < 1e-5, "{out:?} from {a:?}");
+    assert!(
+        (out[1] - 5.0 * (a[1] + 1.0)).abs() < 1e-4,
+        "{out:?} from {a:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_tick_allocates_nothing_after_start_up() {
+    let (dir, b) = bundle("alloc");
+    for kind in [
+        PlannerKind::DreamMpc,
+        PlannerKind::Policy,
+        PlannerKind::Mppi,
+    ] {
+        let mut agent = Agent::with_defaults(&b, kind, 1).unwrap();
+        let mut obs = [0.0f32; 5];
+        let before = allocations();
+        for t in 0..10 {
+            for (i, o) in obs.iter_mut().enumerate() {
+                *o = ((t * 5 + i) as f32 * 0.7).sin();
+            }
+            let deadline = if t % 4 == 3 { Instant::now() } else { far() };
+            agent.act(&obs, deadline).unwrap();
+        }
+        // Refused observations allocate nothing either.
+        let _ = agent.act(&[f32::NAN; 5], far());
+        assert_eq!(allocations() - before, 0, "{kind:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
