@@ -56,6 +56,8 @@ pub struct Overrides {
     pub horizon: Option<usize>,
     pub iterations: Option<usize>,
     pub beta: Option<f32>,
+    /// CEM/MPPI samples per iteration (elites scale with them, 1 in 8).
+    pub samples: Option<usize>,
     /// Per-tick deadline (None: no deadline, the full budget always runs).
     pub deadline: Option<Duration>,
 }
@@ -124,6 +126,10 @@ pub fn planner_config(
     }
     if let Some(b) = o.beta {
         c.beta = b;
+    }
+    if let Some(s) = o.samples {
+        c.cem_samples = s;
+        c.cem_elites = (s / 8).max(1);
     }
     c.seed = seed;
     c

@@ -13,53 +13,17 @@
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
+use dream_mpc_tests::{bins, json_field, root, wait_bounded};
 use ros2_client::{
     Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
 };
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const CONTROLLER_CONFIG: &str = "config/plumbing.yaml";
 /// The safe action the tests configure: distinct from anything the linear
 /// law outputs at rest, so "last message is the safe action" means something.
 const SAFE: f64 = 0.25;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Build the two binaries once (same profile and target dir as this test).
-fn bins() -> &'static (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-        let release = dir.file_name().map(|n| n == "release").unwrap_or(false);
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(root()).args([
-            "build",
-            "-q",
-            "-p",
-            "dream-mpc",
-            "-p",
-            "dream-mpc-sim",
-            "--bins",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build");
-        assert!(st.success(), "building the binaries failed");
-        (dir.join("dream-mpc"), dir.join("dream-mpc-sim"))
-    })
-}
 
 /// A private domain id per test (0..=232 are valid; ours 100..=219).
 fn domain(k: u16) -> u16 {
@@ -97,46 +61,6 @@ fn signal(child: &Child, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-type Exit = (std::process::ExitStatus, String, String, Duration);
-
-/// Wait for exit (bounded); returns (exit status, stdout, stderr, time).
-fn wait_bounded(mut child: Child, limit: Duration) -> Exit {
-    let t0 = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            let took = t0.elapsed();
-            let (mut out, mut err) = (String::new(), String::new());
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (st, out, err, took);
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn json_field(text: &str, key: &str) -> f64 {
-    let line = text.trim().lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no '{key}' in {line}"))
 }
 
 struct Peer {

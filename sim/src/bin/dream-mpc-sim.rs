@@ -89,6 +89,9 @@ enum Command {
         /// Override the uncertainty weight beta.
         #[arg(long)]
         beta: Option<f32>,
+        /// Override CEM/MPPI samples per iteration (elites: 1 in 8).
+        #[arg(long)]
+        samples: Option<usize>,
         /// Per-tick deadline in milliseconds (default: none).
         #[arg(long)]
         deadline_ms: Option<f64>,
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             horizon,
             iterations,
             beta,
+            samples,
             deadline_ms,
         } => eval(
             &bundle,
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
                 horizon,
                 iterations,
                 beta,
+                samples,
                 deadline: deadline_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1e3)),
             },
         ),

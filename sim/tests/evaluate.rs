@@ -1,0 +1,169 @@
+//! Planner evaluation on a simulated task over a real exported bundle
+//! (random weights, pendulum sizes): every planner runs whole episodes
+//! through the controller's Agent, the compute is counted, the action
+//! repeat of the bundle is honoured, and a bundle of the wrong sizes is an
+//! error that names both.
+
+use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+use dream_mpc::planner::PlannerKind;
+use dream_mpc_sim::evaluate::{evaluate, markdown_table, Overrides};
+use dream_mpc_sim::registry;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn pendulum_bundle(tag: &str, repeat: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dream-mpc-eval-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_random_tdmpc_bundle(&dir, 3, 1, 16, 32, 3, 4).unwrap();
+    if repeat != 1 {
+        let path = dir.join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["task"] = "pendulum-swingup".into();
+        m["action_repeat"] = repeat.into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn every_planner_runs_whole_episodes_and_counts_compute() {
+    let dir = pendulum_bundle("all", 1);
+    let b = Bundle::load(&dir).unwrap();
+    let mut task = registry::make("pendulum-swingup").unwrap();
+    let o = Overrides {
+        candidates: Some(4),
+        iterations: Some(2),
+        samples: Some(64),
+        ..Overrides::default()
+    };
+    let mut rows = Vec::new();
+    for kind in PlannerKind::ALL {
+        let mut seen = Vec::new();
+        let row = evaluate(&b, task.as_mut(), kind, 2, 7, &o, |e, r| seen.push((e, r))).unwrap();
+        assert_eq!(row.returns.len(), 2);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            row.ticks, 2000,
+            "{kind:?}: one tick per step without repeat"
+        );
+        assert_eq!(row.fallbacks, 0, "{kind:?}");
+        for r in &row.returns {
+            assert!((0.0..=1000.0).contains(r), "{kind:?} return {r}");
+        }
+        assert!(row.forward_rows >= 2.0, "{kind:?}");
+        if kind.is_gradient() {
+            assert!(row.backward_rows > 0.0, "{kind:?} ran no VJP");
+        } else {
+            assert_eq!(row.backward_rows, 0.0, "{kind:?} ran a VJP");
+        }
+        rows.push(row);
+    }
+    // Gradient planners at K = 2 run fewer rows than CEM's 64 x 6.
+    let cem = &rows[1];
+    let dream = &rows[5];
+    assert!(
+        cem.forward_rows > 5.0 * dream.forward_rows,
+        "{} vs {}",
+        cem.forward_rows,
+        dream.forward_rows
+    );
+    let table = markdown_table("pendulum-swingup", 2, &rows);
+    assert_eq!(table.lines().count(), 2 + PlannerKind::ALL.len(), "{table}");
+    assert!(table.contains("| dream_mpc |"), "{table}");
+    // Same seeds, same planner: the same returns.
+    let again = evaluate(
+        &b,
+        task.as_mut(),
+        PlannerKind::DreamMpc,
+        2,
+        7,
+        &o,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(again.returns, dream.returns);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn action_repeat_of_the_bundle_is_honoured() {
+    let dir = pendulum_bundle("repeat", 4);
+    let b = Bundle::load(&dir).unwrap();
+    let mut task = registry::make("pendulum-swingup").unwrap();
+    let row = evaluate(
+        &b,
+        task.as_mut(),
+        PlannerKind::Policy,
+        1,
+        0,
+        &Overrides::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(row.ticks, 250, "1000 steps / repeat 4");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bundle_for_other_sizes_is_refused() {
+    let dir = pendulum_bundle("sizes", 1);
+    let b = Bundle::load(&dir).unwrap();
+    let mut task = registry::make("cartpole-swingup").unwrap();
+    let e = evaluate(
+        &b,
+        task.as_mut(),
+        PlannerKind::Policy,
+        1,
+        0,
+        &Overrides::default(),
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("cartpole-swingup") && e.contains("observation 5"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn eval_cli_prints_the_results_table() {
+    let dir = pendulum_bundle("cli", 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc-sim"))
+        .args(["eval", "--bundle"])
+        .arg(&dir)
+        .args([
+            "--planners",
+            "policy,dream-mpc",
+            "--episodes",
+            "1",
+            "--iterations",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("| policy |") && stdout.contains("| dream_mpc |"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("dream_mpc episode 0 seed 1000 return"),
+        "{stderr}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_dream-mpc-sim"))
+        .args(["eval", "--bundle"])
+        .arg(&dir)
+        .args(["--planners", "ilqr"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown planner `ilqr`"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
