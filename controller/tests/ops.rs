@@ -65,7 +65,29 @@ fn activations() {
     let x = g.input("x", 5);
     let y = emit_act(&mut g, &x, Act::MishOps, 5);
     g.output(&y, "y", 5);
-    check(&case("mish_ops", g, 17, &[("x", 5)], &[("y", 5)]), 3);
+    let p = check(&case("mish_ops", g, 17, &[("x", 5)], &[("y", 5)]), 3);
+    // ... lowered as one fused Mish kernel (one exp instead of three
+    // transcendental passes), while the ONNX op counts stay as written.
+    let kops: Vec<&str> = p.kernel_ops().collect();
+    assert_eq!(kops, ["Mish"], "{kops:?}");
+    assert_eq!(p.onnx_ops().get("Softplus"), Some(&1));
+    // Not fused when the intermediate is used elsewhere (here an output).
+    let mut g = GraphBuilder::new("mish_shared");
+    let x = g.input("x", 5);
+    let sp = g.node("Softplus", &[&x], vec![]);
+    let t = g.node("Tanh", &[&sp], vec![]);
+    let y = g.node("Mul", &[&x, &t], vec![]);
+    g.output(&y, "y", 5);
+    g.output(&sp, "s", 5);
+    let p = check(
+        &case("mish_shared", g, 17, &[("x", 5)], &[("y", 5), ("s", 5)]),
+        3,
+    );
+    let kops: Vec<&str> = p.kernel_ops().collect();
+    assert!(
+        kops.contains(&"Softplus") && !kops.contains(&"Mish"),
+        "{kops:?}"
+    );
     let mut g = GraphBuilder::new("silu");
     let x = g.input("x", 5);
     let s = g.node("Sigmoid", &[&x], vec![]);

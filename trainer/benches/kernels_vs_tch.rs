@@ -13,10 +13,14 @@
 //! Prints median and p90 per call and GFLOP/s against the 256 GFLOP/s
 //! single-core fp32 peak (FACTS.md), counting 2 flops per multiply-add and
 //! the backward as the forward's multiply-adds again (input gradients only).
-//! The controller's kernels on the same exported bundle are timed in the
-//! same run once `dream_mpc::bundle::Bundle` is in main (see the report).
+//! The controller's compiled kernels run the same computation on the same
+//! model, exported as a bundle and loaded by `dream_mpc::bundle::Bundle`,
+//! in the same run; the ratio column is tch median / controller median.
 
-use dream_mpc_trainer::model::{Mlp, ModelConfig, WorldModel};
+use dream_mpc::bundle::Bundle;
+use dream_mpc::kernels::{Program, Tape};
+use dream_mpc_trainer::export::{export_bundle, ExportMeta};
+use dream_mpc_trainer::model::{to_vec, Mlp, ModelConfig, WorldModel};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -39,6 +43,98 @@ fn objective(m: &WorldModel, z0: &Tensor, acts: &[Tensor], gamma: f64) -> Tensor
     j + m.q_all(&z, &acts[h], false).mean(Kind::Float) * disc
 }
 
+/// The same objective and input gradients through the controller's kernels:
+/// reward and dynamics for t < H, the Q ensemble at H, then the chained VJP
+/// back to every action (cotangents g^t for r_t, g^H / n_q for each head).
+struct Controller<'b> {
+    d: &'b Program,
+    r: &'b Program,
+    q: &'b Program,
+    tapes: [Tape; 3],
+    z: Vec<Vec<f32>>,
+    a: Vec<Vec<f32>>,
+    rv: Vec<f32>,
+    qv: Vec<f32>,
+    ct_r: Vec<f32>,
+    ct_q: Vec<f32>,
+    dz: [Vec<f32>; 3],
+    da: [Vec<f32>; 3],
+    grad: Vec<Vec<f32>>,
+    gamma: f32,
+}
+
+impl<'b> Controller<'b> {
+    fn new(b: &'b Bundle, z0: Vec<f32>, a: Vec<Vec<f32>>, batch: usize, gamma: f32) -> Self {
+        let h = a.len() - 1;
+        let (d, r, q) = (
+            b.module("dynamics").unwrap(),
+            b.module("reward").unwrap(),
+            b.module("q").unwrap(),
+        );
+        let l = z0.len() / batch;
+        let na = a[0].len() / batch;
+        let nq = q.outputs()[0].size;
+        let mut z = vec![vec![0.0; batch * l]; h + 1];
+        z[0] = z0;
+        Controller {
+            tapes: [d.tape(batch, h + 1), r.tape(batch, h + 1), q.tape(batch, 1)],
+            d,
+            r,
+            q,
+            z,
+            grad: vec![vec![0.0; batch * na]; h + 1],
+            a,
+            rv: vec![0.0; batch],
+            qv: vec![0.0; batch * nq],
+            ct_r: vec![0.0; batch],
+            ct_q: vec![gamma.powi(h as i32) / nq as f32; batch * nq],
+            dz: [
+                vec![0.0; batch * l],
+                vec![0.0; batch * l],
+                vec![0.0; batch * l],
+            ],
+            da: [
+                vec![0.0; batch * na],
+                vec![0.0; batch * na],
+                vec![0.0; batch * na],
+            ],
+            gamma,
+        }
+    }
+
+    fn run(&mut self) -> f32 {
+        let h = self.a.len() - 1;
+        let [td, tr, tq] = &mut self.tapes;
+        let mut j = 0.0;
+        for t in 0..h {
+            let (zt, znext) = self.z.split_at_mut(t + 1);
+            self.r
+                .forward(tr, t, &[&zt[t], &self.a[t]], &mut [&mut self.rv]);
+            j += self.gamma.powi(t as i32) * self.rv.iter().sum::<f32>();
+            self.d
+                .forward(td, t, &[&zt[t], &self.a[t]], &mut [&mut znext[0]]);
+        }
+        self.q
+            .forward(tq, 0, &[&self.z[h], &self.a[h]], &mut [&mut self.qv]);
+        let [dz0, dz1, _] = &mut self.dz;
+        let [da0, da1, _] = &mut self.da;
+        self.q
+            .backward(tq, 0, &[&self.ct_q], &mut [dz0, &mut self.grad[h]]);
+        for t in (0..h).rev() {
+            self.d.backward(td, t, &[dz0], &mut [dz1, da0]);
+            self.ct_r.fill(self.gamma.powi(t as i32));
+            self.r.backward(tr, t, &[&self.ct_r], &mut [dz0, da1]);
+            for (i, g) in self.grad[t].iter_mut().enumerate() {
+                *g = da0[i] + da1[i];
+            }
+            for (x, y) in dz0.iter_mut().zip(dz1.iter()) {
+                *x += y;
+            }
+        }
+        j
+    }
+}
+
 fn stats(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (v[v.len() / 2], v[(v.len() * 9) / 10])
@@ -50,8 +146,8 @@ fn main() {
     let batch = 8usize;
     let (obs, act) = (8usize, 2usize);
     println!(
-        "{:<28} {:>4} {:>12} {:>12} {:>10} {:>8}",
-        "model", "H", "median_us", "p90_us", "GFLOP/s", "of_peak"
+        "{:<28} {:>4} {:>12} {:>12} {:>10} {:>8} {:>8}",
+        "model", "H", "median_us", "p90_us", "GFLOP/s", "of_peak", "ratio"
     );
     for (label, latent, hidden) in [("small L64 h256", 64, 256), ("medium L512 h512", 512, 512)] {
         let cfg = ModelConfig {
@@ -62,6 +158,10 @@ fn main() {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let m = WorldModel::new(&vs.root(), &cfg, obs, act);
         vs.freeze();
+        let dir = std::env::temp_dir().join(format!("dream-mpc-kernels-vs-tch-{latent}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        export_bundle(&m, &ExportMeta::plain("bench", obs, act), &dir, 0).expect("export");
+        let bundle = Bundle::load(&dir).expect("load");
         let z0 = tch::no_grad(|| {
             m.encode(&Tensor::randn(
                 [batch as i64, obs as i64],
@@ -93,14 +193,44 @@ fn main() {
             let (med, p90) = stats(times);
             let gf = flops / med / 1e9;
             println!(
-                "{:<28} {:>4} {:>12.1} {:>12.1} {:>10.2} {:>7.1}%",
+                "{:<28} {:>4} {:>12.1} {:>12.1} {:>10.2} {:>7.1}% {:>8}",
                 format!("tch {label}"),
                 h,
                 med * 1e6,
                 p90 * 1e6,
                 gf,
-                100.0 * gf / PEAK_GFLOPS
+                100.0 * gf / PEAK_GFLOPS,
+                "1.0"
+            );
+            let mut c = Controller::new(
+                &bundle,
+                to_vec(&z0),
+                acts.iter().map(to_vec).collect(),
+                batch,
+                0.99,
+            );
+            let mut times = Vec::with_capacity(reps * 5);
+            for k in 0..reps * 5 + 5 {
+                let t0 = Instant::now();
+                std::hint::black_box(c.run());
+                if k >= 5 {
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+            }
+            assert!(c.grad.iter().flatten().all(|g| g.is_finite()));
+            let (cmed, cp90) = stats(times);
+            let cgf = flops / cmed / 1e9;
+            println!(
+                "{:<28} {:>4} {:>12.1} {:>12.1} {:>10.2} {:>7.1}% {:>7.1}x",
+                format!("controller {label}"),
+                h,
+                cmed * 1e6,
+                cp90 * 1e6,
+                cgf,
+                100.0 * cgf / PEAK_GFLOPS,
+                med / cmed
             );
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -97,6 +97,24 @@ fn untrained_bundle_matches_tract_and_checksums() {
     for r in &report {
         assert!(r.max_abs_err < 1e-4, "{r:?}");
     }
+
+    // The controller loads it without libtorch and its compiled kernels
+    // reproduce libtorch's outputs and autograd VJPs for every module, and
+    // tract's forward on random rows.
+    let bundle = dream_mpc::bundle::Bundle::load(&dir).unwrap();
+    let refs = bundle.verify_references().unwrap();
+    assert_eq!(refs.modules.len(), 5);
+    for m in &refs.modules {
+        assert!(m.cases > 0 && !m.vjp.is_empty(), "{m:?}");
+        assert!(
+            m.worst() <= refs.tolerance,
+            "{m:?} (tolerance {})",
+            refs.tolerance
+        );
+    }
+    for (module, err) in bundle.tract_agreement(4, 1).unwrap() {
+        assert!(err <= 1e-4, "{module}: controller vs tract {err}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

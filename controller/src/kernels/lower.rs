@@ -84,6 +84,66 @@ pub(crate) enum Value {
 }
 
 /// One node being lowered, with attribute helpers and error constructors.
+/// Finds `s = Softplus(x); t = Tanh(s); y = Mul(x, t)` (either Mul order)
+/// where `s` and `t` feed nothing else and are not graph outputs: the
+/// opset-17 spelling of Mish. Maps the Softplus and Tanh node indices to
+/// `None` and the Mul's index to a synthetic `Mish(x) -> y` node.
+fn mish_triples(graph: &pb::GraphProto) -> HashMap<usize, Option<pb::NodeProto>> {
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for n in &graph.node {
+        for i in &n.input {
+            *uses.entry(i.as_str()).or_insert(0) += 1;
+        }
+    }
+    for o in &graph.output {
+        *uses.entry(o.name.as_str()).or_insert(0) += 1;
+    }
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let plain = |n: &pb::NodeProto| n.domain.is_empty() || n.domain == "ai.onnx";
+    let mut out = HashMap::new();
+    for (k, mul) in graph.node.iter().enumerate() {
+        if mul.op_type != "Mul" || !plain(mul) || mul.input.len() != 2 || mul.output.len() != 1 {
+            continue;
+        }
+        for (xi, ti) in [(0, 1), (1, 0)] {
+            let (x, t) = (mul.input[xi].as_str(), mul.input[ti].as_str());
+            let Some(&j) = producer.get(t) else { continue };
+            let tanh = &graph.node[j];
+            if tanh.op_type != "Tanh" || !plain(tanh) || uses.get(t) != Some(&1) {
+                continue;
+            }
+            let s = tanh.input[0].as_str();
+            let Some(&i) = producer.get(s) else { continue };
+            let sp = &graph.node[i];
+            if sp.op_type != "Softplus" || !plain(sp) || uses.get(s) != Some(&1) {
+                continue;
+            }
+            if sp.input.first().map(String::as_str) != Some(x) || i >= j || j >= k {
+                continue;
+            }
+            out.insert(i, None);
+            out.insert(j, None);
+            out.insert(
+                k,
+                Some(pb::NodeProto {
+                    name: mul.name.clone(),
+                    op_type: "Mish".into(),
+                    input: vec![x.to_string()],
+                    output: mul.output.clone(),
+                    ..Default::default()
+                }),
+            );
+            break;
+        }
+    }
+    out
+}
+
 pub(crate) struct NodeCtx<'a> {
     pub node: &'a pb::NodeProto,
     pub module: &'a str,
@@ -494,7 +554,23 @@ pub(crate) fn compile(
         );
     }
     let mut onnx_ops = BTreeMap::new();
-    for node in &graph.node {
+    let fused = mish_triples(graph);
+    for (i, node) in graph.node.iter().enumerate() {
+        if let Some(f) = fused.get(&i) {
+            // Part of a `x * Tanh(Softplus(x))` chain: the Mul lowers the
+            // whole chain as one Mish kernel (one exp forward and backward
+            // instead of log1p, expm1 and tanh); the other two lower nothing.
+            if let Some(mish) = f {
+                let ctx = NodeCtx {
+                    node: mish,
+                    module,
+                    opset,
+                };
+                lookup("Mish").expect("Mish is registered")(&mut lw, &ctx)?;
+            }
+            *onnx_ops.entry(node.op_type.clone()).or_insert(0) += 1;
+            continue;
+        }
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(BundleError::UnsupportedOp {
                 module: module.into(),

@@ -1,7 +1,7 @@
 //! Gemm, MatMul, Add, Sub, Mul and Div (by a constant): builders and
 //! kernels, forward and backward side by side.
 
-use super::gemm::gemm_acc;
+use super::gemm::{gemm_acc_packed, PackedB};
 use super::lower::{BVal, Konst, Lowering, NodeCtx, Value};
 use super::{Builder, Bwd, Fwd, Kernel, Loc};
 use crate::bundle::BundleError;
@@ -26,8 +26,10 @@ pub struct Linear {
     y: Loc,
     d_in: usize,
     d_out: usize,
-    w: DMatrix<f32>,
-    wt: DMatrix<f32>,
+    /// `W^T` as `[in, out]`, packed for the forward gemm.
+    w: PackedB,
+    /// `W` as `[out, in]`, packed for the backward gemm.
+    wt: PackedB,
     bias: Vec<f32>,
     op: &'static str,
 }
@@ -44,13 +46,13 @@ impl Kernel for Linear {
             c.copy_from_slice(&self.bias);
         }
         // Column-major [out, in] storage is row-major [in, out]: y += x W^T.
-        gemm_acc(cols, self.d_in, self.d_out, xs, self.w.as_slice(), ys);
+        gemm_acc_packed(cols, xs, &self.w, ys);
     }
     /// One gemm: `dx += dy W`.
     fn backward(&self, b: &mut Bwd) {
         let cols = b.rows * self.x.width / self.d_in;
         let (dy, dx) = b.grad_io(self.y, self.x);
-        gemm_acc(cols, self.d_out, self.d_in, dy, self.wt.as_slice(), dx);
+        gemm_acc_packed(cols, dy, &self.wt, dx);
     }
     fn flops(&self) -> (u64, u64) {
         let f = (self.x.width * self.d_out) as u64;
@@ -84,8 +86,10 @@ fn linear(
         y: y.loc,
         d_in,
         d_out,
-        wt: w.transpose(),
-        w,
+        // Column-major [out, in] storage is row-major [in, out], and the
+        // transpose's is row-major [out, in].
+        wt: PackedB::new(d_out, d_in, w.transpose().as_slice()),
+        w: PackedB::new(d_in, d_out, w.as_slice()),
         bias,
         op,
     }));

@@ -1,0 +1,228 @@
+//! Dream-MPC per tick, side by side in one run on one thread: the
+//! controller's planner (compiled kernels over the exported bundle) and the
+//! obvious alternative, the same algorithm written with tch autograd on the
+//! same tch model (issue 4's benchmark).
+//!
+//! Both do, per tick from latent z0: N policy rollouts (sampled, tanh
+//! squashed) + the previous plan shifted, K Adam steps on
+//! J = sum_t g^t (r_t - beta * std_i Q_i) + g^H mean_i Q_i(z_H, tanh mu(z_H))
+//! with actions clipped to [-1, 1], then the best candidate's first action.
+//!
+//! ```text
+//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench planner_vs_tch -- [--ticks N] [--quick]
+//! ```
+//!
+//! Prints p50/p99/max per tick for each implementation, the ratio of the
+//! medians and the controller's GFLOP/s (2 flops per multiply-add of the
+//! forward and backward passes, counted by the planner) against the
+//! 256 GFLOP/s single-core fp32 peak of FACTS.md.
+
+use dream_mpc::bundle::Bundle;
+use dream_mpc::planner::bundle_model::BundleModel;
+use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
+use dream_mpc_trainer::export::{export_bundle, ExportMeta};
+use dream_mpc_trainer::model::{to_vec, ModelConfig, WorldModel};
+use std::time::{Duration, Instant};
+use tch::{nn, Device, Kind, Tensor};
+
+const PEAK_GFLOPS: f64 = 256.0;
+
+struct Budget {
+    n: usize,
+    h: usize,
+    k: usize,
+    lr: f64,
+    beta: f64,
+    gamma: f64,
+}
+
+/// J per candidate, `[B]`, for actions `acts` (`[H, B, A]`).
+fn objective(m: &WorldModel, z0: &Tensor, acts: &Tensor, b: &Budget) -> Tensor {
+    let bsz = acts.size()[1];
+    let mut z = z0.expand([bsz, z0.size()[1]], false);
+    let mut j = Tensor::zeros([bsz], (Kind::Float, Device::Cpu));
+    let mut g = 1.0;
+    for t in 0..b.h as i64 {
+        let a = acts.get(t);
+        let r = m.reward(&z, &a).squeeze_dim(1);
+        let u = m.q_all(&z, &a, false).std_dim(1, false, false);
+        j += (r - u * b.beta) * g;
+        z = m.next(&z, &a);
+        g *= b.gamma;
+    }
+    let (mu, _) = m.pi(&z);
+    j + m
+        .q_all(&z, &mu.tanh(), false)
+        .mean_dim(1, false, Kind::Float)
+        * g
+}
+
+/// One Dream-MPC tick with tch autograd; returns the first action and the
+/// best sequence (kept for the next tick).
+fn tick_tch(m: &WorldModel, z0: &Tensor, prev: &Option<Tensor>, b: &Budget) -> (Tensor, Tensor) {
+    let init = tch::no_grad(|| {
+        let mut z = z0.expand([b.n as i64, z0.size()[1]], false);
+        let mut acts = Vec::with_capacity(b.h);
+        for _ in 0..b.h {
+            let (mu, log_std) = m.pi(&z);
+            let a = (&mu + log_std.exp() * mu.randn_like()).tanh();
+            z = m.next(&z, &a);
+            acts.push(a);
+        }
+        let mut seqs = Tensor::stack(&acts, 0);
+        if let Some(p) = prev {
+            // shift by one step; the last action from the policy
+            let (mu, _) = m.pi(z0);
+            let shifted = Tensor::cat(&[p.narrow(0, 1, b.h as i64 - 1), mu.tanh()], 0);
+            seqs = Tensor::cat(&[seqs, shifted.unsqueeze(1)], 1);
+        }
+        seqs
+    });
+    let x = init.set_requires_grad(true);
+    let mut m1 = x.zeros_like();
+    let mut m2 = x.zeros_like();
+    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+    for it in 1..=b.k as i32 {
+        let j = objective(m, z0, &x, b).sum(Kind::Float);
+        let g = Tensor::run_backward(&[&j], &[&x], false, false)
+            .pop()
+            .unwrap();
+        tch::no_grad(|| {
+            m1 = &m1 * b1 + &g * (1.0 - b1);
+            m2 = &m2 * b2 + (&g * &g) * (1.0 - b2);
+            let mh = &m1 / (1.0 - b1.powi(it));
+            let vh = &m2 / (1.0 - b2.powi(it));
+            // ascent
+            let mut xs = x.shallow_clone();
+            let _ = xs.g_add_(&(mh / (vh.sqrt() + eps) * b.lr));
+            let _ = xs.clamp_(-1.0, 1.0);
+        });
+    }
+    tch::no_grad(|| {
+        let j = objective(m, z0, &x, b);
+        let best = j.argmax(0, false).int64_value(&[]);
+        let seq = x.select(1, best).copy();
+        (seq.get(0), seq)
+    })
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (p(0.5), p(0.99), v[v.len() - 1])
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let quick = argv.iter().any(|a| a == "--quick");
+    let ticks: usize = argv
+        .iter()
+        .position(|a| a == "--ticks")
+        .map(|i| argv[i + 1].parse().expect("--ticks N"))
+        .unwrap_or(if quick { 200 } else { 10_000 });
+    tch::set_num_threads(1);
+    tch::manual_seed(0);
+    let (obs, act) = (8usize, 2usize);
+    let b = Budget {
+        n: 8,
+        h: 3,
+        k: 5,
+        lr: 0.1,
+        beta: 0.1,
+        gamma: 0.99,
+    };
+    println!(
+        "Dream-MPC tick, N={} (+1 reused) H={} K={}, single thread; {} ticks (medium: ticks/10)",
+        b.n, b.h, b.k, ticks
+    );
+    println!(
+        "{:<16} {:<10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8}",
+        "model", "impl", "p50 ms", "p99 ms", "max ms", "ratio", "GFLOP/s", "of peak"
+    );
+    for (label, latent, hidden) in [
+        ("small L64 h256", 64usize, 256usize),
+        ("medium L512 h512", 512, 512),
+    ] {
+        let n_ticks = if latent > 64 {
+            (ticks / 10).max(20)
+        } else {
+            ticks
+        };
+        let cfg = ModelConfig {
+            latent,
+            hidden,
+            ..Default::default()
+        };
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let m = WorldModel::new(&vs.root(), &cfg, obs, act);
+        vs.freeze();
+        let dir = std::env::temp_dir().join(format!("dream-mpc-planner-vs-tch-{latent}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut meta = ExportMeta::plain("bench", obs, act);
+        meta.discount = b.gamma as f32;
+        export_bundle(&m, &meta, &dir, 0).expect("export");
+        let bundle = Bundle::load(&dir).expect("load");
+        let model = BundleModel::new(&bundle).expect("model");
+        let mut pc = PlannerConfig::for_kind(
+            PlannerKind::DreamMpc,
+            &bundle.manifest.planner,
+            b.gamma as f32,
+        );
+        pc.candidates = b.n;
+        pc.horizon = b.h;
+        pc.iterations = b.k;
+        pc.step_size = b.lr as f32;
+        pc.beta = b.beta as f32;
+        let mut planner = Planner::new(&model, pc).expect("planner");
+
+        let z0 =
+            tch::no_grad(|| m.encode(&Tensor::randn([1, obs as i64], (Kind::Float, Device::Cpu))));
+        let z0v = to_vec(&z0);
+
+        // tch: closed loop on the same z0 with the plan reused
+        let mut prev = None;
+        let mut t_tch = Vec::with_capacity(n_ticks);
+        for i in 0..n_ticks + 10 {
+            let t0 = Instant::now();
+            let (a, seq) = tick_tch(&m, &z0, &prev, &b);
+            std::hint::black_box(a.double_value(&[0]));
+            prev = Some(seq);
+            if i >= 10 {
+                t_tch.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        // controller
+        let mut t_ctl = Vec::with_capacity(n_ticks);
+        let mut flops = 0u64;
+        for i in 0..n_ticks + 10 {
+            let t0 = Instant::now();
+            let r = planner
+                .plan(&model, &z0v, Instant::now() + Duration::from_secs(10))
+                .expect("plan");
+            std::hint::black_box(r.action.as_slice()[0]);
+            flops = r.evals.flops;
+            if i >= 10 {
+                t_ctl.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let (c50, c99, cmax) = percentiles(t_ctl);
+        let (t50, t99, tmax) = percentiles(t_tch);
+        let gf = 2.0 * flops as f64 / (c50 / 1e3) / 1e9;
+        println!(
+            "{:<16} {:<10} {:>10.3} {:>10.3} {:>10.3} {:>8} {:>9.1} {:>7.1}%",
+            label, "tch", t50, t99, tmax, "1.0", "", ""
+        );
+        println!(
+            "{:<16} {:<10} {:>10.3} {:>10.3} {:>10.3} {:>7.1}x {:>9.1} {:>7.1}%",
+            label,
+            "controller",
+            c50,
+            c99,
+            cmax,
+            t50 / c50,
+            gf,
+            100.0 * gf / PEAK_GFLOPS
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
