@@ -12,8 +12,15 @@
 //!     cargo bench -p dream-mpc-tests --bench ros_loop
 //!     DREAM_MPC_BENCH_SECS=10 cargo bench -p dream-mpc-tests --bench ros_loop
 //!
-//! Uses the `linear` action source (`config/plumbing.yaml`) until the
-//! planner is wired in; then the tick latency is the planner's.
+//! By default the `linear` action source (`config/plumbing.yaml`): the
+//! plumbing's own cost, and the obs->action latency (each answer is
+//! recognizable). With a planner config the tick latency is the planner's:
+//!
+//!     DREAM_MPC_BENCH_CONFIG=config/cartpole.yaml cargo bench -p dream-mpc-tests --bench ros_loop
+//!
+//! Then this process publishes a fixed observation every 2 ms (the planner's
+//! answer cannot be told apart, so no obs->action latency is reported) and
+//! the controller's report gives the rate, tick latency and misses.
 
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64MultiArray};
@@ -61,7 +68,17 @@ fn main() {
         .unwrap_or(60.0);
     let bin = controller_bin();
     let domain = 220 + (std::process::id() % 10) as u16;
-    println!("ros_loop: {secs} s per rate, domain {domain}, action source linear");
+    let config =
+        std::env::var("DREAM_MPC_BENCH_CONFIG").unwrap_or_else(|_| "config/plumbing.yaml".into());
+    let cfg = dream_mpc::ros::config::Config::from_params(
+        dream_mpc::ros::config::Params::from_file(&root().join(&config)).unwrap(),
+    )
+    .unwrap();
+    let linear = cfg.action_source == dream_mpc::ros::config::SourceKind::Linear;
+    println!(
+        "ros_loop: {secs} s per rate, domain {domain}, {config} (action source {:?}, planner {}, budget {:?})",
+        cfg.action_source, cfg.planner, cfg.budget
+    );
     for rate in [100.0, 500.0] {
         let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
         let mut node = ctx
@@ -98,7 +115,7 @@ fn main() {
                 "run",
                 "--json",
                 "--params-file",
-                "config/plumbing.yaml",
+                &config,
                 "--duration-s",
                 &format!("{}", secs + 2.0),
                 "--ros-args",
@@ -131,6 +148,17 @@ fn main() {
                     pending = None;
                     next_ping = now;
                 }
+            }
+            if !linear {
+                // planner: a steady observation stream; answers are not matched
+                if now >= next_ping {
+                    let x: Vec<f64> = (0..cfg.observation_size).map(|i| 0.1 * i as f64).collect();
+                    let _ = obs_pub.publish(Float64MultiArray::vector("observation", x));
+                    next_ping = now + Duration::from_millis(2);
+                }
+                while let Ok(Some(_)) = act_sub.take() {}
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
             }
             if pending.is_none() && now >= next_ping {
                 k += 1;
