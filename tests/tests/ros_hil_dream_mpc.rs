@@ -3,10 +3,10 @@
 //! (Dream-MPC on the shipped `models/pendulum-swingup` bundle) against
 //! `dream-mpc-sim serve --task pendulum-swingup` in real time. The
 //! controller must plan on every tick with no failed or refused tick, hold
-//! its rate, stop cleanly on Ctrl-C, and the HIL return must be in line with
-//! the same model and planner run in-process (the timing of a real-time
-//! loop shifts observations by up to a control period, so the two are
-//! compared loosely, not bit for bit).
+//! its rate, stop cleanly on Ctrl-C, and the HIL return must be within
+//! 10 % + 10 of the same model and planner run in-process on the same
+//! seed (the real-time loop may shift an observation by up to a control
+//! period, so not bit for bit; measured: 266 over DDS vs 267 in-process).
 
 use dream_mpc::agent::Agent;
 use dream_mpc::bundle::Bundle;
@@ -47,7 +47,7 @@ fn in_process_return(seed: u64, steps: usize) -> f64 {
 #[test]
 fn dream_mpc_hil_on_the_shipped_pendulum_model() {
     let domain = 220 + (std::process::id() % 10) as u16;
-    let (steps, seed) = (400usize, 3u64);
+    let (steps, seed) = (400usize, 5u64);
     let ctl = Command::new(&bins().0)
         .current_dir(root())
         .env("ROS_DOMAIN_ID", domain.to_string())
@@ -98,9 +98,16 @@ fn dream_mpc_hil_on_the_shipped_pendulum_model() {
         "HIL return {hil_return:.1}, in-process {reference:.1} over {steps} steps; \
          controller: {out}"
     );
+    // Seed 5 swings up within the 400 steps in-process (267 measured), so
+    // the comparison is about control, not about two zeros.
     assert!(
-        hil_return >= 0.6 * reference - 10.0,
-        "HIL return {hil_return:.1} far below in-process {reference:.1}"
+        reference > 100.0,
+        "in-process return {reference:.1}: seed no longer swings up"
+    );
+    let margin = 0.1 * reference + 10.0;
+    assert!(
+        (hil_return - reference).abs() <= margin,
+        "HIL return {hil_return:.1} vs in-process {reference:.1} (margin {margin:.1})"
     );
 }
 
