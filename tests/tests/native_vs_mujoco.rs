@@ -20,8 +20,11 @@ use dream_mpc_sim::closed_loop::run_episode;
 use dream_mpc_sim::policy::{self, PolicyKind};
 use dream_mpc_sim::registry;
 
-/// (task, indices of (cos, sin) pairs in the observation, return margin).
-const CASES: [(&str, &[(usize, usize)], f64); 3] = [
+/// A task, the indices of its (cos, sin) pairs in the observation, and the
+/// return margin.
+type Case = (&'static str, &'static [(usize, usize)], f64);
+
+const CASES: [Case; 3] = [
     ("pendulum-swingup", &[(0, 1)], 1.0),
     ("cartpole-swingup", &[(1, 2)], 1.0),
     ("acrobot-swingup", &[(0, 2), (1, 3)], 1.0),
