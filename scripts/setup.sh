@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time, idempotent setup of the project-local Python environment that
-# carries libtorch (the torch==2.13.0 wheel, what tch 0.26 expects).
+# carries libtorch (the torch==2.11.0 wheel, what tch 0.24 expects).
 #
 #   bash scripts/setup.sh            # torch only
 #   DREAM_MPC_MUJOCO=1 bash scripts/setup.sh   # also mujoco + dm-control
@@ -11,7 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-torch_version="2.13.0"
+torch_version="2.11.0"
 
 py="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python3" ]; then
