@@ -10,7 +10,7 @@ use dream_mpc::ros::node::{ControlLoop, Handoff};
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 struct Counting;
 

@@ -1208,7 +1208,8 @@ other_node:
             "config/controller.yaml's parameter reference is stale: run \
              `dream-mpc params --update config/controller.yaml`"
         );
-        let listed: Vec<&str> = text
+        let block = &text[text.find(REFERENCE_BEGIN).unwrap()..text.find(REFERENCE_END).unwrap()];
+        let listed: Vec<&str> = block
             .lines()
             .filter_map(|l| l.strip_prefix("#   "))
             .filter_map(|l| l.split_once(':').map(|(k, _)| k))
