@@ -7,7 +7,9 @@ use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64MultiArray};
 use dream_mpc::ros::node::qos;
 use dream_mpc_tests::{bins, json_field, root, wait_bounded};
-use ros2_client::{Context, ContextOptions, Name, Node, NodeName, NodeOptions, Subscription};
+use ros2_client::{
+    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
+};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,13 +52,26 @@ fn peer(domain: u16) -> (Context, Node) {
     (ctx, node)
 }
 
-fn topic(node: &mut Node, name: &str) -> ros2_client::Topic {
-    node.create_topic(
-        &Name::parse(name).unwrap(),
-        msgs::float64_multi_array_type(),
-        &qos(Reliability::Reliable, 1),
-    )
-    .unwrap()
+fn subscribe(node: &mut Node, name: &str) -> Subscription<Float64MultiArray> {
+    let t = node
+        .create_topic(
+            &Name::parse(name).unwrap(),
+            msgs::float64_multi_array_type(),
+            &qos(Reliability::Reliable, 1),
+        )
+        .unwrap();
+    node.create_subscription(&t, None).unwrap()
+}
+
+fn publisher(node: &mut Node, name: &str) -> Publisher<Float64MultiArray> {
+    let t = node
+        .create_topic(
+            &Name::parse(name).unwrap(),
+            msgs::float64_multi_array_type(),
+            &qos(Reliability::Reliable, 1),
+        )
+        .unwrap();
+    node.create_publisher(&t, None).unwrap()
 }
 
 fn drain(sub: &Subscription<Float64MultiArray>, out: &mut Vec<Vec<f64>>) {
@@ -72,10 +87,8 @@ fn drive(
     ctl: &mut Child,
     limit: Duration,
 ) -> (Vec<Vec<f64>>, Subscription<Float64MultiArray>) {
-    let t = topic(node, "/action");
-    let actions: Subscription<Float64MultiArray> = node.create_subscription(&t, None).unwrap();
-    let t = topic(node, "/observation");
-    let obs = node.create_publisher::<Float64MultiArray>(&t, None).unwrap();
+    let actions = subscribe(node, "/action");
+    let obs = publisher(node, "/observation");
     let mut got = Vec::new();
     let t0 = Instant::now();
     while t0.elapsed() < limit {
