@@ -105,7 +105,9 @@ fn drive(
 fn json_bool(text: &str, key: &str) -> bool {
     let line = text.trim().lines().last().unwrap_or("");
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    v[key].as_bool().unwrap_or_else(|| panic!("no '{key}' in {line}"))
+    v[key]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no '{key}' in {line}"))
 }
 
 /// A panic injected inside planning (test-only parameter
@@ -136,7 +138,11 @@ fn planner_fault_stops_with_the_safe_action_or_continues() {
         got.iter().any(|a| (a[0] + 0.4).abs() < 1e-6),
         "never planned before the fault"
     );
-    assert_eq!(got.last(), Some(&vec![SAFE]), "last action is not the safe one");
+    assert_eq!(
+        got.last(),
+        Some(&vec![SAFE]),
+        "last action is not the safe one"
+    );
 
     // continue
     let d = domain(1);
@@ -164,7 +170,7 @@ fn planner_fault_stops_with_the_safe_action_or_continues() {
     assert!(!json_bool(&out, "stopped_by_fault"), "{out}");
     // planning resumed after the fault
     let last_planned = got.iter().rposition(|a| (a[0] + 0.4).abs() < 1e-6);
-    let a_safe = got.iter().position(|a| a == &vec![SAFE] );
+    let a_safe = got.iter().position(|a| a == &vec![SAFE]);
     assert!(last_planned.is_some() && last_planned > a_safe, "{got:?}");
 }
 
@@ -197,8 +203,14 @@ fn run_prints_the_effective_planner_settings() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     for (key, want) in [
-        ("candidates", format!("candidates {} (bundle)", bundle["candidates"])),
-        ("iterations", format!("iterations {} (bundle)", bundle["iterations"])),
+        (
+            "candidates",
+            format!("candidates {} (bundle)", bundle["candidates"]),
+        ),
+        (
+            "iterations",
+            format!("iterations {} (bundle)", bundle["iterations"]),
+        ),
         ("beta", format!("beta {} (bundle)", bundle["beta"])),
         ("horizon", "horizon 5 (parameter)".to_string()),
     ] {

@@ -91,7 +91,8 @@ fn control_update_allocates_nothing() {
     COUNTING.store(true, Ordering::SeqCst);
     let mut kinds = [0usize; 7];
     for k in 0..500u64 {
-        h.observation.write(inputs[(k % 5) as usize], Instant::now());
+        h.observation
+            .write(inputs[(k % 5) as usize], Instant::now());
         let kind = lp.update(Instant::now(), &h);
         kinds[kind as usize] += 1;
         if k % 100 == 99 {

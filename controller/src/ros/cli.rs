@@ -54,7 +54,10 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
             let s = control::PlannerSource::new(&cfg)?;
             eprintln!(
                 "dream-mpc run: bundle {} loaded in {:.2} s; {}",
-                cfg.bundle.as_deref().unwrap_or(std::path::Path::new("?")).display(),
+                cfg.bundle
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display(),
                 t0.elapsed().as_secs_f64(),
                 control::describe_planner(s.settings(), &cfg.budget)
             );

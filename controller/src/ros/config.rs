@@ -420,7 +420,9 @@ pub const REFERENCE_END: &str = "# --- end of parameter reference ---";
 /// [`REFERENCE_END`] (each line ends with a newline).
 pub fn reference_comment() -> String {
     let mut s = format!("{REFERENCE_BEGIN}\n");
-    s.push_str("# key: type; default; allowed values. What it does. [tunable: may change at run time]\n");
+    s.push_str(
+        "# key: type; default; allowed values. What it does. [tunable: may change at run time]\n",
+    );
     for p in PARAMS {
         let ty = match p.ty {
             Ty::Str => "string",
@@ -475,14 +477,8 @@ pub fn with_current_reference(text: &str) -> String {
 // ---------------------------------------------------------------------------
 
 /// Flat `dotted.key -> value` parameter map, as ROS 2 sees parameters.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params(BTreeMap<String, Value>);
-
-impl Default for Params {
-    fn default() -> Self {
-        Params(BTreeMap::new())
-    }
-}
 
 /// Refuse nesting deeper than [`MAX_DEPTH`] before any parser runs, in
 /// one linear pass: the depth of a line is its number of distinct
@@ -544,7 +540,10 @@ impl<'de> Deserialize<'de> for OurSections {
         impl<'de> Visitor<'de> for V {
             type Value = OurSections;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a mapping '{NODE_NAME}: ros__parameters: ...' at the top level")
+                write!(
+                    f,
+                    "a mapping '{NODE_NAME}: ros__parameters: ...' at the top level"
+                )
             }
             fn visit_unit<E: de::Error>(self) -> Result<OurSections, E> {
                 Ok(OurSections(Vec::new()))
@@ -750,7 +749,7 @@ fn expected(p: &Param) -> String {
     match p.rule {
         Any => ty.to_string(),
         Range(lo, hi) => format!("{ty} in [{lo}, {hi}]"),
-        OneOf(v) => format!("{}", v.join(", ").replace(", ", " | ")),
+        OneOf(v) => v.join(" | "),
         Topic => "an absolute ROS 2 topic name like /robot/observation".to_string(),
     }
 }
@@ -829,11 +828,10 @@ impl Checked {
         self.0.get(k).and_then(Value::as_u64).map(|x| x as usize)
     }
     fn reals(&self, k: &str) -> Option<Vec<f64>> {
-        self.0.get(k).and_then(Value::as_sequence).map(|s| {
-            s.iter()
-                .map(|x| x.as_f64().unwrap_or(f64::NAN))
-                .collect()
-        })
+        self.0
+            .get(k)
+            .and_then(Value::as_sequence)
+            .map(|s| s.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
     }
     fn strs(&self, k: &str) -> Vec<String> {
         self.0
@@ -876,10 +874,7 @@ impl Config {
             Some("zero") => SourceKind::Zero,
             _ => SourceKind::DreamMpc,
         };
-        let bundle = c
-            .str("bundle")
-            .filter(|b| !b.is_empty())
-            .map(PathBuf::from);
+        let bundle = c.str("bundle").filter(|b| !b.is_empty()).map(PathBuf::from);
         if action_source == SourceKind::DreamMpc && bundle.is_none() {
             return Err(ConfigError::Missing {
                 key: "bundle".into(),
@@ -927,9 +922,7 @@ impl Config {
             }
         }
         let action_size = c.required("action.size", "the number of actuators")?;
-        let action_scale = c
-            .reals("action.scale")
-            .unwrap_or(vec![1.0; action_size]);
+        let action_scale = c.reals("action.scale").unwrap_or(vec![1.0; action_size]);
         check_len("action.scale", &action_scale, action_size)?;
         if action_scale.contains(&0.0) {
             return Err(ConfigError::BadValue {
@@ -938,9 +931,7 @@ impl Config {
                 expected: "non-zero factors".into(),
             });
         }
-        let action_offset = c
-            .reals("action.offset")
-            .unwrap_or(vec![0.0; action_size]);
+        let action_offset = c.reals("action.offset").unwrap_or(vec![0.0; action_size]);
         check_len("action.offset", &action_offset, action_size)?;
         let safe_action = c
             .reals("action.safe")
@@ -960,9 +951,7 @@ impl Config {
             }
         }
         let linear_gain = c.reals("linear.gain").unwrap_or_default();
-        let linear_bias = c
-            .reals("linear.bias")
-            .unwrap_or(vec![0.0; action_size]);
+        let linear_bias = c.reals("linear.bias").unwrap_or(vec![0.0; action_size]);
         if action_source == SourceKind::Linear {
             if linear_gain.is_empty() {
                 return Err(ConfigError::Missing {
@@ -1143,7 +1132,8 @@ other_node:
         let e = parse(text).unwrap_err().to_string();
         assert_eq!(e, "unknown parameter 'bundel' (did you mean 'bundle'?)");
         // before a missing required key as well
-        let text = "dream_mpc:\n  ros__parameters:\n    action_source: zero\n    watchdog_timeout: 0.1\n";
+        let text =
+            "dream_mpc:\n  ros__parameters:\n    action_source: zero\n    watchdog_timeout: 0.1\n";
         let e = parse(text).unwrap_err().to_string();
         assert!(
             e.contains("unknown parameter 'watchdog_timeout' (did you mean 'watchdog_timeout_s'?)"),
@@ -1299,13 +1289,25 @@ other_node:
     #[test]
     fn errors_quote_at_most_80_characters_of_a_value() {
         let long = format!("/{}", "a".repeat(100_000));
-        let text = GOOD.replace("control_rate_hz: 100.0", &format!("planner: 1\n    topics: {{ action: '{long} x' }}"));
+        let text = GOOD.replace(
+            "control_rate_hz: 100.0",
+            &format!("planner: 1\n    topics: {{ action: '{long} x' }}"),
+        );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("'planner'") || e.contains("'topics.action'"), "{e}");
+        assert!(
+            e.contains("'planner'") || e.contains("'topics.action'"),
+            "{e}"
+        );
         assert!(e.len() < 400, "{} chars: {}", e.len(), &e[..200]);
-        let text = GOOD.replace("control_rate_hz: 100.0", &format!("topics: {{ action: '{long} x' }}"));
+        let text = GOOD.replace(
+            "control_rate_hz: 100.0",
+            &format!("topics: {{ action: '{long} x' }}"),
+        );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("'topics.action'") && e.contains("bytes in all"), "{e}");
+        assert!(
+            e.contains("'topics.action'") && e.contains("bytes in all"),
+            "{e}"
+        );
         assert!(e.len() < 400, "{} chars", e.len());
         let list = format!("[{}]", vec!["1e400"; 50_000].join(","));
         let e = parse(&GOOD.replace("gain: [-1.0, -0.5]", &format!("gain: {list}")))
@@ -1332,12 +1334,12 @@ other_node:
         .unwrap();
         assert_eq!(c.on_planner_fault, FaultPolicy::Continue);
         assert_eq!(c.inject_planner_fault_at_tick, Some(7));
-        let e = parse(&GOOD.replace(
-            "control_rate_hz: 100.0",
-            "on_planner_fault: ignore",
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("'on_planner_fault'") && e.contains("stop | continue"), "{e}");
+        let e = parse(&GOOD.replace("control_rate_hz: 100.0", "on_planner_fault: ignore"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'on_planner_fault'") && e.contains("stop | continue"),
+            "{e}"
+        );
     }
 }

@@ -112,7 +112,12 @@ impl ActionSource for LinearFeedback {
 pub struct ZeroAction;
 
 impl ActionSource for ZeroAction {
-    fn act(&mut self, _: &[f32], _: Instant, action: &mut [f32]) -> Result<TickStatus, SourceFault> {
+    fn act(
+        &mut self,
+        _: &[f32],
+        _: Instant,
+        action: &mut [f32],
+    ) -> Result<TickStatus, SourceFault> {
         action.fill(0.0);
         Ok(TickStatus::FIXED)
     }
@@ -906,6 +911,10 @@ mod tests {
         assert_eq!(ctl.output().as_slice(), &[0.25]);
         let s = ctl.summarize(1.0);
         assert_eq!(s.counts.planner_faults, 1);
-        assert!(s.last_fault.starts_with("injected planner fault"), "{}", s.last_fault);
+        assert!(
+            s.last_fault.starts_with("injected planner fault"),
+            "{}",
+            s.last_fault
+        );
     }
 }

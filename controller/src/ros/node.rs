@@ -705,7 +705,10 @@ pub fn diagnostics(
     let (level, message) = if sum.last_kind == TickKind::PlannerFault {
         (
             DiagnosticStatus::ERROR,
-            format!("planner fault: {}; publishing the safe action", sum.last_fault),
+            format!(
+                "planner fault: {}; publishing the safe action",
+                sum.last_fault
+            ),
         )
     } else if sum.last_kind != TickKind::Planned {
         (
