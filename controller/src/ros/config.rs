@@ -574,8 +574,9 @@ impl Params {
             path: path.to_path_buf(),
             error: e.to_string(),
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
+        // Check the type before opening: opening a FIFO blocks until a
+        // writer appears, and a device can be endless.
+        let meta = std::fs::metadata(path).map_err(io)?;
         if !meta.is_file() {
             return Err(ConfigError::Io {
                 path: path.to_path_buf(),
@@ -588,6 +589,7 @@ impl Params {
                 bytes: meta.len(),
             });
         }
+        let file = std::fs::File::open(path).map_err(io)?;
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.take(MAX_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
@@ -1230,6 +1232,18 @@ other_node:
         assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
         assert!(e.to_string().contains("over the 1048576-byte limit"), "{e}");
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // a FIFO (opening it would block) and a directory are refused
+        let fifo = dir.join("fifo.yaml");
+        if std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            let e = Params::from_file(&fifo).unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        let e = Params::from_file(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
         let text = format!("{GOOD}\n# {}\n", "x".repeat(MAX_FILE_BYTES as usize));
         assert!(matches!(
