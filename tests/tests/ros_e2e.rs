@@ -365,6 +365,22 @@ fn bad_config_is_refused_with_the_key_named() {
         good.replace("watchdog_timeout_s:", "watchdog_timeout:"),
     )
     .unwrap();
+    let typo = dir.join("typo.yaml");
+    std::fs::write(
+        &typo,
+        good.replace("watchdog_timeout_s:", "watchdog_timeuot_s:"),
+    )
+    .unwrap();
+    let deep = dir.join("deep.yaml");
+    std::fs::write(
+        &deep,
+        format!(
+            "{good}\nother:\n  ros__parameters:\n    x: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    )
+    .unwrap();
     let override_args = |kv: &str| -> Vec<String> {
         ["--params-file", CONTROLLER_CONFIG, "--ros-args", "-p", kv]
             .iter()
@@ -375,6 +391,14 @@ fn bad_config_is_refused_with_the_key_named() {
         (
             vec!["--params-file".into(), unknown.display().to_string()],
             "'watchdog_timeout'",
+        ),
+        (
+            vec!["--params-file".into(), typo.display().to_string()],
+            "unknown parameter 'watchdog_timeuot_s' (did you mean 'watchdog_timeout_s'?)",
+        ),
+        (
+            vec!["--params-file".into(), deep.display().to_string()],
+            "nested deeper than 32 levels",
         ),
         (override_args("control_rate_hz:=-3"), "'control_rate_hz'"),
         (

@@ -1,15 +1,16 @@
-//! The control tick allocates nothing after start-up: everything the control
-//! thread does per period (read the latest observation, check it, act,
-//! clamp and scale, hand the action to the publisher, record latency and
-//! jitter, and the periodic diagnostics summary) runs under a counting
-//! global allocator that must stay at zero.
+//! The control update allocates nothing after start-up: everything the
+//! control thread does per period (read the newest observation, check it,
+//! act inside `catch_unwind`, clamp and scale, queue the action to the
+//! publisher, record latency and jitter, and queue the periodic
+//! diagnostics summary), and its deactivation, run under a counting global
+//! allocator that must stay at zero.
 
-use dream_mpc::ros::control::{self, summary, ActionSource, PlanStatus, TickStatus};
-use dream_mpc::ros::slot::Latest;
+use dream_mpc::ros::control::{self, ActionSource, SourceFault, TickStatus};
+use dream_mpc::ros::node::{ControlLoop, Handoff};
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 struct Counting;
 
@@ -37,62 +38,48 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn config() -> Config {
+fn config(extra: &[(&str, &str)]) -> Config {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/plumbing.yaml"),
     )
     .unwrap();
-    Config::from_params(Params::from_yaml(&text).unwrap()).unwrap()
-}
-
-/// One control period exactly as the node's control thread runs it.
-fn period(
-    ctl: &mut Controller,
-    obs: &Latest,
-    act: &Latest,
-    sum_cell: &Latest,
-    sum: &mut [f64],
-    k: u64,
-) -> TickKind {
-    let now = Instant::now();
-    ctl.jitter.push(1e-6);
-    ctl.jitter_total.push(1e-6);
-    let kind = ctl.tick(now, now + Duration::from_millis(5), obs);
-    act.write(ctl.output(), Instant::now());
-    ctl.latency.push(now.elapsed().as_secs_f64());
-    ctl.latency_total.push(now.elapsed().as_secs_f64());
-    if k.is_multiple_of(50) {
-        ctl.summarize(100.0, sum);
-        sum_cell.write(sum, Instant::now());
+    let mut p = Params::from_yaml(&text).unwrap();
+    for (k, v) in extra {
+        p.apply_ros_args(&["-p".into(), format!("{k}:={v}")])
+            .unwrap();
     }
-    kind
+    Config::from_params(p).unwrap()
 }
 
 /// A source that allocates, to prove the counter sees allocations.
 struct Allocating;
 impl ActionSource for Allocating {
-    fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> TickStatus {
+    fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
         let v = vec![0.5f32; a.len()];
         a.copy_from_slice(&v);
-        TickStatus {
-            status: PlanStatus::Done,
-            predicted_return: 0.0,
-        }
+        Ok(TickStatus::FIXED)
     }
     fn name(&self) -> &'static str {
         "allocating"
     }
 }
 
+/// The node's own update step ([`ControlLoop::update`]: tick, action
+/// queued to the publisher, latency/jitter bookkeeping, diagnostics summary
+/// queued every `diag_ticks`), with the queues drained as the publisher
+/// would (outside the counted region: the publisher may allocate).
 #[test]
-fn control_tick_allocates_nothing() {
-    let cfg = config();
+fn control_update_allocates_nothing() {
+    // diagnostics every 5 ticks at 100 Hz, so summaries are built and
+    // queued many times, and the summary queue overflows (force_push)
+    let cfg = config(&[
+        ("diagnostics_period_s", "0.05"),
+        ("on_planner_fault", "continue"),
+    ]);
     let epoch = Instant::now();
-    let mut ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
-    let obs = Latest::new(ctl.obs_capacity(), epoch);
-    let act = Latest::new(cfg.action_size, epoch);
-    let sum_cell = Latest::new(summary::LEN, epoch);
-    let mut sum = vec![0.0; summary::LEN];
+    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
+    let h = Handoff::new(ctl.obs_capacity(), epoch);
+    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
     let inputs: [&[f64]; 5] = [
         &[0.1, 0.2],
         &[f64::NAN, 0.0],
@@ -102,25 +89,48 @@ fn control_tick_allocates_nothing() {
     ];
 
     COUNTING.store(true, Ordering::SeqCst);
-    let mut kinds = [0usize; 6];
+    let mut kinds = [0usize; 7];
     for k in 0..500u64 {
-        obs.write(inputs[(k % 5) as usize], Instant::now());
-        let kind = period(&mut ctl, &obs, &act, &sum_cell, &mut sum, k);
+        h.observation
+            .write(inputs[(k % 5) as usize], Instant::now());
+        let kind = lp.update(Instant::now(), &h);
         kinds[kind as usize] += 1;
+        if k % 100 == 99 {
+            // the publisher stalled for 100 periods: the action queue
+            // overflowed and dropped (and counted) the oldest, no waiting
+            COUNTING.store(false, Ordering::SeqCst);
+            while h.actions.pop().is_some() {}
+            COUNTING.store(true, Ordering::SeqCst);
+        }
     }
     COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "the tick allocated");
+    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "the update allocated");
     // every path was exercised: planned (incl. clamped), non-finite, wrong size
     assert_eq!(kinds[TickKind::Planned as usize], 200);
     assert_eq!(kinds[TickKind::NonFinite as usize], 100);
     assert_eq!(kinds[TickKind::WrongSize as usize], 200);
-    assert!(ctl.counts.clamped >= 100);
+    assert!(lp.controller.counts.clamped >= 100);
+    assert!(h.actions_dropped.load(Ordering::SeqCst) > 0);
+    let s = h.summaries.pop().expect("summaries were queued");
+    assert!(s.counts.ticks >= 495, "{s:?}");
+
+    // deactivation queues the safe action last, without allocating
+    COUNTING.store(true, Ordering::SeqCst);
+    let report = lp.deactivate(&h);
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "deactivate allocated");
+    assert_eq!(report.counts.ticks, 500);
+    let mut last = None;
+    while let Some(a) = h.actions.pop() {
+        last = Some(a);
+    }
+    assert_eq!(last.unwrap().as_slice(), cfg.safe_action.as_slice());
 
     // the counter is live: an allocating source is caught
-    let mut bad = Controller::new(&cfg, Box::new(Allocating));
+    let mut bad = ControlLoop::new(&cfg, Controller::new(&cfg, Box::new(Allocating)), epoch);
     COUNTING.store(true, Ordering::SeqCst);
-    obs.write(&[0.1, 0.2], Instant::now());
-    period(&mut bad, &obs, &act, &sum_cell, &mut sum, 1);
+    h.observation.write(&[0.1, 0.2], Instant::now());
+    bad.update(Instant::now(), &h);
     COUNTING.store(false, Ordering::SeqCst);
     assert!(ALLOCS.load(Ordering::SeqCst) > 0);
 }

@@ -7,6 +7,9 @@
 //!
 //! `dream-mpc run --params-file config/controller.yaml [--ros-args -p k:=v ...]`
 //! runs the ROS 2 controller node until Ctrl-C / SIGTERM.
+//!
+//! `dream-mpc params [--update FILE]` prints the parameter reference
+//! generated from the node's parameter table, or rewrites it in FILE.
 
 use clap::{Parser, Subcommand};
 use dream_mpc::bundle::load::REFERENCE_TOLERANCE;
@@ -36,6 +39,29 @@ enum Cmd {
     },
     /// Run the ROS 2 controller node (see config/controller.yaml).
     Run(dream_mpc::ros::cli::RunArgs),
+    /// Print the node's parameter reference (generated from its table).
+    Params {
+        /// Rewrite the reference block of this YAML file instead.
+        #[arg(long)]
+        update: Option<PathBuf>,
+    },
+}
+
+fn params(update: Option<PathBuf>) -> Result<(), String> {
+    use dream_mpc::ros::config::{reference_comment, with_current_reference};
+    let Some(path) = update else {
+        print!("{}", reference_comment());
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let fresh = with_current_reference(&text);
+    if fresh != text {
+        std::fs::write(&path, fresh).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("{}: parameter reference updated", path.display());
+    } else {
+        println!("{}: parameter reference is current", path.display());
+    }
+    Ok(())
 }
 
 fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> {
@@ -150,6 +176,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("dream-mpc check: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Params { update } => match params(update) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dream-mpc params: {e}");
                 ExitCode::from(1)
             }
         },

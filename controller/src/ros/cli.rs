@@ -2,6 +2,7 @@
 //! source and controller, install the Ctrl-C / SIGTERM handler, run the
 //! node, print the final report. The binary only forwards to [`main`].
 
+use crate::ros::config::SourceKind;
 use crate::ros::{self, control, Config, Controller, Params, StopHandle};
 use std::path::PathBuf;
 
@@ -21,9 +22,16 @@ pub struct RunArgs {
     pub ros_args: Vec<String>,
 }
 
+/// Exit code of a run stopped by a planner fault (`on_planner_fault: stop`).
+pub const EXIT_PLANNER_FAULT: i32 = 3;
+
 pub fn main(args: RunArgs) -> i32 {
     match run(args) {
-        Ok(()) => 0,
+        Ok(false) => 0,
+        Ok(true) => {
+            eprintln!("dream-mpc run: stopped by a planner fault (on_planner_fault: stop); the safe action was published last");
+            EXIT_PLANNER_FAULT
+        }
         Err(e) => {
             eprintln!("dream-mpc run: error: {e}");
             2
@@ -31,7 +39,8 @@ pub fn main(args: RunArgs) -> i32 {
     }
 }
 
-fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the node; `Ok(true)` when a planner fault stopped it.
+fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let mut params = match &args.params_file {
         Some(p) => Params::from_file(p)?,
         None => Params::default(),
@@ -39,7 +48,23 @@ fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     params.apply_ros_args(&args.ros_args)?;
     let cfg = Config::from_params(params)?;
     let domain = ros::node::domain_id_from_env()?;
-    let source = control::make_source(&cfg)?;
+    let source: Box<dyn control::ActionSource> = match cfg.action_source {
+        SourceKind::DreamMpc => {
+            let t0 = std::time::Instant::now();
+            let s = control::PlannerSource::new(&cfg)?;
+            eprintln!(
+                "dream-mpc run: bundle {} loaded in {:.2} s; {}",
+                cfg.bundle
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display(),
+                t0.elapsed().as_secs_f64(),
+                control::describe_planner(s.settings(), &cfg.budget)
+            );
+            Box::new(s)
+        }
+        _ => control::make_source(&cfg)?,
+    };
     let controller = Controller::new(&cfg, source);
     let stop = StopHandle::default();
     {
@@ -62,11 +87,12 @@ fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let line = format!(
         concat!(
             "{{\"ticks\":{},\"planned\":{},\"no_observation\":{},\"stale\":{},",
-            "\"wrong_size\":{},\"non_finite\":{},\"source_failed\":{},",
+            "\"wrong_size\":{},\"non_finite\":{},\"source_failed\":{},\"planner_faults\":{},",
             "\"deadline_misses\":{},\"overruns\":{},\"clamped\":{},",
-            "\"observations_received\":{},\"actions_published\":{},",
+            "\"observations_received\":{},\"actions_published\":{},\"actions_dropped\":{},",
             "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
-            "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{}}}"
+            "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
+            "\"stopped_by_fault\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -75,23 +101,26 @@ fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         c.wrong_size,
         c.non_finite,
         c.source_failed,
+        c.planner_faults,
         c.deadline_misses,
         c.overruns,
         c.clamped,
         r.observations_received,
         r.actions_published,
+        r.actions_dropped,
         r.diagnostics_published,
         r.elapsed_s,
         c.ticks as f64 / r.elapsed_s.max(1e-9),
         r.latency_p50_s,
         r.latency_p99_s,
         r.latency_max_s,
-        r.jitter_p99_s
+        r.jitter_p99_s,
+        r.stopped_by_fault
     );
     if args.json {
         println!("{line}");
     } else {
         eprintln!("dream-mpc run: stopped: {line}");
     }
-    Ok(())
+    Ok(r.stopped_by_fault)
 }

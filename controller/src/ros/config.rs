@@ -8,18 +8,42 @@
 //! ```
 //!
 //! plus `--ros-args -p name:=value` overrides (nested keys are dotted, as in
-//! ROS 2: `-p topics.action:=/cmd`). Every key is checked at start-up:
-//! unknown keys and invalid values are refused with the key named. Other
-//! nodes' sections in the same file (e.g. `dream_mpc_sim`) are ignored, so
-//! one file can serve a whole launch.
+//! ROS 2: `-p topics.action:=/cmd`).
+//!
+//! One table, [`PARAMS`], declares every parameter once (key, type,
+//! default, bounds or allowed values, doc line, run-time tunable or not),
+//! as ros2_controllers' generate_parameter_library does from its YAML
+//! schema. The table drives the known-keys check (an unknown key is named
+//! with the closest known one, before any missing-key error), the type and
+//! bounds checks, the defaults, and the parameter reference in
+//! `config/controller.yaml` (printed by `dream-mpc params`; a test fails
+//! when the file and the table disagree). Only checks that relate two keys
+//! (list lengths, the safe action within the actuator range, JointState
+//! mapping) are written out in [`Config::from_params`].
+//!
+//! Parsing is bounded before the YAML parser runs: a file over
+//! [`MAX_FILE_BYTES`] or nested deeper than [`MAX_DEPTH`] is refused. Only
+//! this node's section (`dream_mpc`, `/dream_mpc` or `/**`) is turned into
+//! values; other nodes' sections are skipped without being built. Error
+//! messages quote at most [`MAX_QUOTE`] characters of an offending value.
 
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Section name of this node in a parameter file.
 pub const NODE_NAME: &str = "dream_mpc";
+/// Largest parameter file read (bytes); a larger one is refused before
+/// parsing. A full parameter file for this node is about 2 KB.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Deepest nesting (mappings, sequences, flow brackets) accepted; this
+/// node's deepest key is two levels under `ros__parameters`.
+pub const MAX_DEPTH: usize = 32;
+/// Most characters of an offending value quoted in an error message.
+pub const MAX_QUOTE: usize = 80;
 
 /// What computes the action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +81,31 @@ pub enum Reliability {
     BestEffort,
 }
 
-/// Planner budget: candidates N, horizon H, iterations K.
+/// What the node does after a fault inside planning (a panic, or an error
+/// the action source returns): the safe action goes out for that tick and
+/// the fault is counted either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPolicy {
+    /// Publish the safe action as the last word and stop (exit code 3).
+    Stop,
+    /// Reset the planner and plan again from the next tick.
+    Continue,
+}
+
+/// Planner budget overrides; `None` = the bundle manifest's planner
+/// defaults (the values the model was shipped and tested with).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Budget {
-    pub candidates: usize,
-    pub horizon: usize,
-    pub iterations: usize,
+    /// Candidates N.
+    pub candidates: Option<usize>,
+    /// Horizon H.
+    pub horizon: Option<usize>,
+    /// Iterations K per tick.
+    pub iterations: Option<usize>,
+    /// Step size of the action update.
+    pub step_size: Option<f64>,
+    /// Uncertainty weight beta.
+    pub beta: Option<f64>,
 }
 
 /// All parameters of `dream-mpc run`.
@@ -99,6 +142,10 @@ pub struct Config {
     pub diagnostics_period_s: f64,
     pub reliability: Reliability,
     pub qos_depth: usize,
+    pub on_planner_fault: FaultPolicy,
+    /// Test-only fault injection: the planned tick (1-based) at which the
+    /// control thread raises a panic inside planning; `None` = never.
+    pub inject_planner_fault_at_tick: Option<u64>,
 }
 
 /// Why the parameters were refused.
@@ -108,6 +155,15 @@ pub enum ConfigError {
         path: PathBuf,
         error: String,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`] (refused unread).
+    TooLarge {
+        path: PathBuf,
+        bytes: u64,
+    },
+    /// Nesting deeper than [`MAX_DEPTH`] (refused before parsing).
+    TooDeep {
+        line: usize,
+    },
     Yaml {
         path: PathBuf,
         error: String,
@@ -116,7 +172,8 @@ pub enum ConfigError {
     Layout(String),
     UnknownKey {
         key: String,
-        known: Vec<&'static str>,
+        /// The closest known key, when one is close.
+        suggestion: Option<&'static str>,
     },
     BadValue {
         key: String,
@@ -135,14 +192,30 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Io { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            ConfigError::TooLarge { path, bytes } => write!(
+                f,
+                "{} is {bytes} bytes, over the {MAX_FILE_BYTES}-byte limit for parameter files",
+                path.display()
+            ),
+            ConfigError::TooDeep { line } => write!(
+                f,
+                "parameters nested deeper than {MAX_DEPTH} levels (line {line}); refused before parsing"
+            ),
             ConfigError::Yaml { path, error } => {
-                write!(f, "{} is not valid YAML: {error}", path.display())
+                write!(f, "{} is not valid YAML: {}", path.display(), clip(error))
             }
             ConfigError::Layout(m) => write!(f, "{m}"),
-            ConfigError::UnknownKey { key, known } => write!(
+            ConfigError::UnknownKey {
+                key,
+                suggestion: Some(s),
+            } => write!(f, "unknown parameter '{key}' (did you mean '{s}'?)"),
+            ConfigError::UnknownKey {
+                key,
+                suggestion: None,
+            } => write!(
                 f,
                 "unknown parameter '{key}'; known parameters: {}",
-                known.join(", ")
+                PARAMS.iter().map(|p| p.key).collect::<Vec<_>>().join(", ")
             ),
             ConfigError::BadValue {
                 key,
@@ -150,7 +223,8 @@ impl fmt::Display for ConfigError {
                 expected,
             } => write!(
                 f,
-                "parameter '{key}' = {value} is invalid: expected {expected}"
+                "parameter '{key}' = {} is invalid: expected {expected}",
+                clip(value)
             ),
             ConfigError::Missing { key, why } => write!(f, "parameter '{key}' is required: {why}"),
             ConfigError::Argument(m) => write!(f, "bad --ros-args argument: {m}"),
@@ -160,44 +234,375 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-const KNOWN: &[&str] = &[
-    "action_source",
-    "bundle",
-    "planner",
-    "budget.candidates",
-    "budget.horizon",
-    "budget.iterations",
-    "control_rate_hz",
-    "plan_fraction",
-    "topics.observation",
-    "topics.action",
-    "topics.diagnostics",
-    "observation.type",
-    "observation.size",
-    "observation.joints",
-    "observation.fields",
-    "action.size",
-    "action.scale",
-    "action.offset",
-    "action.safe",
-    "linear.gain",
-    "linear.bias",
-    "watchdog_timeout_s",
-    "diagnostics_period_s",
-    "qos.reliability",
-    "qos.depth",
+/// At most [`MAX_QUOTE`] characters of `s`, marked when cut.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTE) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}... ({} bytes in all)", &s[..cut], s.len()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------
+
+/// Type of a parameter's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    Str,
+    Real,
+    Int,
+    Reals,
+    Strs,
+}
+
+/// Per-key validation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    Any,
+    /// Closed interval (numbers).
+    Range(f64, f64),
+    /// One of these strings (each element, for lists).
+    OneOf(&'static [&'static str]),
+    /// An absolute ROS 2 topic name.
+    Topic,
+}
+
+/// What an absent key means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Def {
+    /// This value (YAML text).
+    Value(&'static str),
+    /// The key must be given.
+    Required,
+    /// No value; the text says what absent means.
+    Absent(&'static str),
+}
+
+/// One row of the parameter table.
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    /// Dotted key, as `-p key:=value` names it.
+    pub key: &'static str,
+    pub ty: Ty,
+    pub default: Def,
+    pub rule: Rule,
+    pub doc: &'static str,
+    /// May change while running (through the ROS 2 parameter services once
+    /// they exist, issue 13); all others are fixed at start.
+    pub tunable: bool,
+}
+
+const fn p(
+    key: &'static str,
+    ty: Ty,
+    default: Def,
+    rule: Rule,
+    doc: &'static str,
+    tunable: bool,
+) -> Param {
+    Param {
+        key,
+        ty,
+        default,
+        rule,
+        doc,
+        tunable,
+    }
+}
+
+use Def::{Absent, Required, Value as Dv};
+use Rule::{Any, OneOf, Range, Topic};
+
+/// Every parameter of `dream-mpc run`, once.
+pub const PARAMS: &[Param] = &[
+    p("action_source", Ty::Str, Dv("dream_mpc"), OneOf(&["dream_mpc", "linear", "zero"]),
+      "what computes the action: the planner on a bundle | a fixed linear law | zero (bring-up only)", false),
+    p("bundle", Ty::Str, Absent("required when action_source is dream_mpc"), Any,
+      "model bundle folder (holding manifest.json)", false),
+    p("planner", Ty::Str, Dv("dream-mpc"), Any,
+      "planner kind of the planner table (dream-mpc, grad-mpc, cem, mppi, ...)", false),
+    p("budget.candidates", Ty::Int, Absent("the bundle's planner.candidates"), Range(1.0, 4096.0),
+      "candidates N", false),
+    p("budget.horizon", Ty::Int, Absent("the bundle's planner.horizon"), Range(1.0, 256.0),
+      "planning horizon H (steps)", false),
+    p("budget.iterations", Ty::Int, Absent("the bundle's planner.iterations"), Range(0.0, 1000.0),
+      "gradient iterations K per tick", true),
+    p("budget.step_size", Ty::Real, Absent("the bundle's planner.step_size"), Range(1e-9, 100.0),
+      "step size of the action update", true),
+    p("budget.beta", Ty::Real, Absent("the bundle's planner.beta"), Range(0.0, 1000.0),
+      "weight beta of the uncertainty term", true),
+    p("control_rate_hz", Ty::Real, Dv("50.0"), Range(0.1, 10_000.0),
+      "control ticks per second (one plan per model step)", false),
+    p("plan_fraction", Ty::Real, Dv("0.7"), Range(0.05, 0.95),
+      "share of the period the planner may use before its deadline", true),
+    p("topics.observation", Ty::Str, Dv("/observation"), Topic, "observation topic", false),
+    p("topics.action", Ty::Str, Dv("/action"), Topic, "action topic (Float64MultiArray)", false),
+    p("topics.diagnostics", Ty::Str, Dv("/diagnostics"), Topic, "diagnostics topic (DiagnosticArray)", false),
+    p("observation.type", Ty::Str, Dv("Float64MultiArray"),
+      OneOf(&["Float64MultiArray", "JointState", "std_msgs/msg/Float64MultiArray", "sensor_msgs/msg/JointState"]),
+      "observation message type", false),
+    p("observation.size", Ty::Int, Required, Range(1.0, 65_536.0),
+      "length of the model's observation vector", false),
+    p("observation.joints", Ty::Strs, Absent("required for JointState"), Any,
+      "JointState: joint names, in the observation's order", false),
+    p("observation.fields", Ty::Strs, Absent("required for JointState"), OneOf(&["position", "velocity", "effort"]),
+      "JointState: fields, each covering all joints in order", false),
+    p("action.size", Ty::Int, Required, Range(1.0, 64.0), "number of actuators (at most control::MAX_ACTION)", false),
+    p("action.scale", Ty::Reals, Absent("1 for each actuator"), Any,
+      "actuator command = offset + scale * a, a in [-1, 1]; non-zero", false),
+    p("action.offset", Ty::Reals, Absent("0 for each actuator"), Any, "see action.scale", false),
+    p("action.safe", Ty::Reals, Absent("action.offset"), Any,
+      "actuator units; sent on stale/invalid input, on a planner fault and on exit", false),
+    p("linear.gain", Ty::Reals, Absent("required when action_source is linear"), Any,
+      "linear law: row-major action.size x observation.size", false),
+    p("linear.bias", Ty::Reals, Absent("0 for each actuator"), Any, "linear law: bias", false),
+    p("watchdog_timeout_s", Ty::Real, Dv("0.1"), Range(1e-4, 60.0),
+      "an older observation is stale: safe action", false),
+    p("diagnostics_period_s", Ty::Real, Dv("1.0"), Range(0.01, 3600.0),
+      "period of the /diagnostics summary", false),
+    p("qos.reliability", Ty::Str, Dv("reliable"), OneOf(&["reliable", "best_effort"]),
+      "DDS reliability of the observation and action topics", false),
+    p("qos.depth", Ty::Int, Dv("1"), Range(1.0, 1000.0), "DDS history depth (keep last)", false),
+    p("on_planner_fault", Ty::Str, Dv("stop"), OneOf(&["stop", "continue"]),
+      "after a panic or error inside planning: stop with the safe action (exit 3) | reset and continue", false),
+    p("debug.inject_planner_fault_at_tick", Ty::Int, Dv("0"), Range(0.0, 4_294_967_295.0),
+      "TEST ONLY: panic inside planning at this planned tick (0 = never)", false),
 ];
 
+/// The table row of `key`.
+pub fn param(key: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.key == key)
+}
+
+/// The known key closest to `key` (optimal-string-alignment distance, so a
+/// swap of two letters counts one), if it is close enough to be a typo.
+pub fn closest_key(key: &str) -> Option<&'static str> {
+    let (best, d) = PARAMS
+        .iter()
+        .map(|p| (p.key, edit_distance(key, p.key)))
+        .min_by_key(|&(_, d)| d)?;
+    (d <= 2.max(key.chars().count() / 3)).then_some(best)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let sub = d[(i - 1) * w + j - 1] + usize::from(a[i - 1] != b[j - 1]);
+                let mut best = sub.min(d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                best
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+// ---------------------------------------------------------------------------
+// The generated reference (docs in config/controller.yaml)
+// ---------------------------------------------------------------------------
+
+/// First line of the generated parameter reference in a YAML file.
+pub const REFERENCE_BEGIN: &str =
+    "# --- parameter reference (generated by `dream-mpc params` from controller/src/ros/config.rs) ---";
+/// Last line of the generated parameter reference.
+pub const REFERENCE_END: &str = "# --- end of parameter reference ---";
+
+/// The parameter table as YAML comment lines, from [`REFERENCE_BEGIN`] to
+/// [`REFERENCE_END`] (each line ends with a newline).
+pub fn reference_comment() -> String {
+    let mut s = format!("{REFERENCE_BEGIN}\n");
+    s.push_str(
+        "# key: type; default; allowed values. What it does. [tunable: may change at run time]\n",
+    );
+    for p in PARAMS {
+        let ty = match p.ty {
+            Ty::Str => "string",
+            Ty::Real => "number",
+            Ty::Int => "integer",
+            Ty::Reals => "list of numbers",
+            Ty::Strs => "list of strings",
+        };
+        let default = match p.default {
+            Dv(v) => format!("default {v}"),
+            Required => "required".to_string(),
+            Absent(why) => format!("absent: {why}"),
+        };
+        let rule = match p.rule {
+            Any => String::new(),
+            Range(lo, hi) => format!("; in [{lo}, {hi}]"),
+            OneOf(v) => format!("; one of {}", v.join(" | ")),
+            Topic => "; absolute topic name".to_string(),
+        };
+        let tun = if p.tunable { " [tunable]" } else { "" };
+        s.push_str(&format!(
+            "#   {}: {ty}; {default}{rule}. {}.{tun}\n",
+            p.key, p.doc
+        ));
+    }
+    s.push_str(REFERENCE_END);
+    s.push('\n');
+    s
+}
+
+/// `text` with its reference block replaced by [`reference_comment`]
+/// (appended when it has none).
+pub fn with_current_reference(text: &str) -> String {
+    let fresh = reference_comment();
+    match (text.find(REFERENCE_BEGIN), text.find(REFERENCE_END)) {
+        (Some(b), Some(e)) if e > b => {
+            let mut end = e + REFERENCE_END.len();
+            if text[end..].starts_with('\n') {
+                end += 1;
+            }
+            format!("{}{fresh}{}", &text[..b], &text[end..])
+        }
+        _ => {
+            let sep = if text.ends_with('\n') { "" } else { "\n" };
+            format!("{text}{sep}{fresh}")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading: bounded, this node's section only
+// ---------------------------------------------------------------------------
+
 /// Flat `dotted.key -> value` parameter map, as ROS 2 sees parameters.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params(BTreeMap<String, Value>);
 
+/// Refuse nesting deeper than [`MAX_DEPTH`] before any parser runs, in
+/// one linear pass: the depth of a line is its number of distinct
+/// enclosing indentation levels, plus its leading `- ` markers, plus the
+/// open flow brackets (`[`, `{`) outside quotes and comments.
+pub fn check_depth(text: &str) -> Result<(), ConfigError> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut brackets = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches([' ', '\t']);
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        if brackets == 0 {
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut dashes = 0;
+        let mut rest = body;
+        while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+            dashes += 1;
+            rest = r.trim_start();
+        }
+        let (mut quote, mut peak) = (None::<char>, brackets);
+        for c in rest.chars() {
+            match (quote, c) {
+                (None, '#') => break,
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '[' | '{') => {
+                    brackets += 1;
+                    peak = peak.max(brackets);
+                }
+                (None, ']' | '}') => brackets = brackets.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if indents.len() + dashes + peak > MAX_DEPTH {
+            return Err(ConfigError::TooDeep { line: n + 1 });
+        }
+    }
+    Ok(())
+}
+
+/// The top level of a parameter file: this node's sections as values,
+/// every other node's section skipped (parsed as events, never built).
+struct OurSections(Vec<(String, Value)>);
+
+fn is_ours(name: &str) -> bool {
+    name == NODE_NAME || name == "/**" || name.strip_prefix('/') == Some(NODE_NAME)
+}
+
+impl<'de> Deserialize<'de> for OurSections {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OurSections;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a mapping '{NODE_NAME}: ros__parameters: ...' at the top level"
+                )
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<OurSections, E> {
+                Ok(OurSections(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OurSections, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = map.next_key::<Value>()? {
+                    match name.as_str() {
+                        Some(n) if is_ours(n) => out.push((n.to_string(), map.next_value()?)),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(OurSections(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl Params {
-    /// Read this node's section of a ROS 2 parameter file.
+    /// Read this node's section of a ROS 2 parameter file (refused unread
+    /// when over [`MAX_FILE_BYTES`]; the read itself is bounded too, for
+    /// files that grow or lie about their size).
     pub fn from_file(path: &Path) -> Result<Params, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        let io = |e: std::io::Error| ConfigError::Io {
             path: path.to_path_buf(),
             error: e.to_string(),
+        };
+        // Check the type before opening: opening a FIFO blocks until a
+        // writer appears, and a device can be endless.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(ConfigError::Io {
+                path: path.to_path_buf(),
+                error: "not a regular file".into(),
+            });
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                bytes: meta.len(),
+            });
+        }
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                bytes: bytes.len() as u64,
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Io {
+            path: path.to_path_buf(),
+            error: format!("not UTF-8 text: {e}"),
         })?;
         Params::from_yaml(&text).map_err(|e| match e {
             ConfigError::Yaml { error, .. } => ConfigError::Yaml {
@@ -205,40 +610,41 @@ impl Params {
                 error,
             },
             ConfigError::Layout(m) => ConfigError::Layout(format!("{}: {m}", path.display())),
+            ConfigError::TooDeep { line } => ConfigError::Layout(format!(
+                "{}: {}",
+                path.display(),
+                ConfigError::TooDeep { line }
+            )),
             other => other,
         })
     }
 
     /// Parse a parameter file's text (see the module docs for the layout).
     pub fn from_yaml(text: &str) -> Result<Params, ConfigError> {
-        let root: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: PathBuf::from("<text>"),
+                bytes: text.len() as u64,
+            });
+        }
+        check_depth(text)?;
+        let OurSections(sections) = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
             path: PathBuf::from("<text>"),
             error: e.to_string(),
         })?;
-        let Value::Mapping(nodes) = root else {
+        if sections.is_empty() {
             return Err(ConfigError::Layout(format!(
-                "expected a mapping '{NODE_NAME}: ros__parameters: ...' at the top level"
+                "no '{NODE_NAME}: ros__parameters:' section"
             )));
-        };
+        }
         let mut params = Params::default();
-        let mut found = false;
-        for (name, section) in nodes {
-            let name = name.as_str().unwrap_or("");
-            if name != NODE_NAME && name != "/**" && name != format!("/{NODE_NAME}") {
-                continue;
-            }
+        for (name, section) in sections {
             let Some(inner) = section.get("ros__parameters") else {
                 return Err(ConfigError::Layout(format!(
                     "section '{name}' has no 'ros__parameters' mapping"
                 )));
             };
-            found = true;
             flatten("", inner, &mut params.0)?;
-        }
-        if !found {
-            return Err(ConfigError::Layout(format!(
-                "no '{NODE_NAME}: ros__parameters:' section"
-            )));
         }
         Ok(params)
     }
@@ -256,10 +662,19 @@ impl Params {
                         .next()
                         .ok_or_else(|| ConfigError::Argument(format!("{a} needs name:=value")))?;
                     let (k, v) = kv.split_once(":=").ok_or_else(|| {
-                        ConfigError::Argument(format!("'{kv}' is not of the form name:=value"))
+                        ConfigError::Argument(format!(
+                            "'{}' is not of the form name:=value",
+                            clip(kv)
+                        ))
                     })?;
+                    check_depth(v)?;
                     let value: Value = serde_yaml::from_str(v).map_err(|e| {
-                        ConfigError::Argument(format!("value of '{k}' ('{v}') is not YAML: {e}"))
+                        ConfigError::Argument(format!(
+                            "value of '{}' ('{}') is not YAML: {}",
+                            clip(k),
+                            clip(v),
+                            clip(&e.to_string())
+                        ))
                     })?;
                     self.0.insert(k.to_string(), value);
                 }
@@ -272,7 +687,8 @@ impl Params {
                 }
                 other => {
                     return Err(ConfigError::Argument(format!(
-                        "'{other}' (supported: -p name:=value, --params-file FILE)"
+                        "'{}' (supported: -p name:=value, --params-file FILE)",
+                        clip(other)
                     )))
                 }
             }
@@ -283,10 +699,6 @@ impl Params {
     pub fn set(&mut self, key: &str, value: Value) {
         self.0.insert(key.to_string(), value);
     }
-
-    fn take(&mut self, key: &str) -> Option<Value> {
-        self.0.remove(key)
-    }
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) -> Result<(), ConfigError> {
@@ -295,7 +707,8 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) -> Result
             for (k, v) in m {
                 let Some(k) = k.as_str() else {
                     return Err(ConfigError::Layout(format!(
-                        "parameter names must be strings, found {k:?} under '{prefix}'"
+                        "parameter names must be strings, found {} under '{prefix}'",
+                        clip(&show(k))
                     )));
                 };
                 let key = if prefix.is_empty() {
@@ -319,85 +732,125 @@ fn show(v: &Value) -> String {
         .unwrap_or_else(|_| format!("{v:?}"))
 }
 
-fn bad(key: &str, v: &Value, expected: &str) -> ConfigError {
-    ConfigError::BadValue {
-        key: key.to_string(),
-        value: show(v),
-        expected: expected.to_string(),
+// ---------------------------------------------------------------------------
+// Validation, driven by the table
+// ---------------------------------------------------------------------------
+
+/// Every table key with its checked value (given or default); absent keys
+/// without a default are missing from the map.
+struct Checked(BTreeMap<&'static str, Value>);
+
+fn expected(p: &Param) -> String {
+    let ty = match p.ty {
+        Ty::Str => "a string",
+        Ty::Real => "a number",
+        Ty::Int => "an integer",
+        Ty::Reals => "a list of finite numbers",
+        Ty::Strs => "a list of strings",
+    };
+    match p.rule {
+        Any => ty.to_string(),
+        Range(lo, hi) => format!("{ty} in [{lo}, {hi}]"),
+        OneOf(v) => v.join(" | "),
+        Topic => "an absolute ROS 2 topic name like /robot/observation".to_string(),
     }
 }
 
-fn get_str(p: &mut Params, key: &str, default: &str) -> Result<String, ConfigError> {
-    match p.take(key) {
-        None => Ok(default.to_string()),
-        Some(Value::String(s)) => Ok(s),
-        Some(v) => Err(bad(key, &v, "a string")),
+fn topic_ok(t: &str) -> bool {
+    t.starts_with('/')
+        && t.len() > 1
+        && t[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// Type and rule check of one value against its table row.
+fn check(p: &Param, v: &Value) -> Result<(), ConfigError> {
+    let in_range = |x: f64| match p.rule {
+        Range(lo, hi) => x >= lo && x <= hi,
+        _ => true,
+    };
+    let allowed = |s: &str| match p.rule {
+        OneOf(v) => v.contains(&s),
+        Topic => topic_ok(s),
+        _ => true,
+    };
+    let ok = match p.ty {
+        Ty::Str => v.as_str().is_some_and(allowed),
+        Ty::Real => v.as_f64().is_some_and(|x| x.is_finite() && in_range(x)),
+        Ty::Int => v.as_u64().is_some_and(|x| in_range(x as f64)),
+        Ty::Reals => v.as_sequence().is_some_and(|s| {
+            s.iter()
+                .all(|x| x.as_f64().is_some_and(|x| x.is_finite() && in_range(x)))
+        }),
+        Ty::Strs => v
+            .as_sequence()
+            .is_some_and(|s| s.iter().all(|x| x.as_str().is_some_and(allowed))),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::BadValue {
+            key: p.key.to_string(),
+            value: show(v),
+            expected: expected(p),
+        })
     }
 }
 
-fn get_f64(p: &mut Params, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
-    let expected = format!("a number in [{lo}, {hi}]");
-    match p.take(key) {
-        None => Ok(default),
-        Some(v) => match v.as_f64() {
-            Some(x) if x.is_finite() && x >= lo && x <= hi => Ok(x),
-            _ => Err(bad(key, &v, &expected)),
-        },
-    }
-}
-
-fn get_usize(
-    p: &mut Params,
-    key: &str,
-    default: Option<usize>,
-    lo: usize,
-    hi: usize,
-) -> Result<Option<usize>, ConfigError> {
-    let expected = format!("an integer in [{lo}, {hi}]");
-    match p.take(key) {
-        None => Ok(default),
-        Some(v) => match v.as_u64() {
-            Some(x) if x as usize >= lo && x as usize <= hi => Ok(Some(x as usize)),
-            _ => Err(bad(key, &v, &expected)),
-        },
-    }
-}
-
-fn get_f64s(p: &mut Params, key: &str) -> Result<Option<Vec<f64>>, ConfigError> {
-    match p.take(key) {
-        None => Ok(None),
-        Some(Value::Sequence(s)) => {
-            let mut out = Vec::with_capacity(s.len());
-            for x in &s {
-                match x.as_f64() {
-                    Some(f) if f.is_finite() => out.push(f),
-                    _ => {
-                        return Err(bad(
-                            key,
-                            &Value::Sequence(s.clone()),
-                            "a list of finite numbers",
-                        ))
-                    }
-                }
-            }
-            Ok(Some(out))
+impl Checked {
+    /// Unknown keys first (named with the closest known key), then every
+    /// given value and every default through its row's checks.
+    fn new(mut given: Params) -> Result<Checked, ConfigError> {
+        if let Some(key) = given.0.keys().find(|k| param(k).is_none()) {
+            return Err(ConfigError::UnknownKey {
+                suggestion: closest_key(key),
+                key: key.clone(),
+            });
         }
-        Some(v) => Err(bad(key, &v, "a list of finite numbers")),
+        let mut out = BTreeMap::new();
+        for p in PARAMS {
+            let v = match (given.0.remove(p.key), p.default) {
+                (Some(v), _) => v,
+                (None, Dv(text)) => serde_yaml::from_str(text).expect("table default is YAML"),
+                (None, _) => continue,
+            };
+            check(p, &v)?;
+            out.insert(p.key, v);
+        }
+        Ok(Checked(out))
     }
-}
-
-fn get_strs(p: &mut Params, key: &str) -> Result<Vec<String>, ConfigError> {
-    match p.take(key) {
-        None => Ok(Vec::new()),
-        Some(Value::Sequence(s)) => s
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad(key, &Value::Sequence(s.clone()), "a list of strings"))
+    fn str(&self, k: &str) -> Option<&str> {
+        self.0.get(k).and_then(Value::as_str)
+    }
+    fn real(&self, k: &str) -> Option<f64> {
+        self.0.get(k).and_then(Value::as_f64)
+    }
+    fn int(&self, k: &str) -> Option<usize> {
+        self.0.get(k).and_then(Value::as_u64).map(|x| x as usize)
+    }
+    fn reals(&self, k: &str) -> Option<Vec<f64>> {
+        self.0
+            .get(k)
+            .and_then(Value::as_sequence)
+            .map(|s| s.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+    }
+    fn strs(&self, k: &str) -> Vec<String> {
+        self.0
+            .get(k)
+            .and_then(Value::as_sequence)
+            .map(|s| {
+                s.iter()
+                    .map(|x| x.as_str().unwrap_or("").to_string())
+                    .collect()
             })
-            .collect(),
-        Some(v) => Err(bad(key, &v, "a list of strings")),
+            .unwrap_or_default()
+    }
+    fn required(&self, k: &str, why: &str) -> Result<usize, ConfigError> {
+        self.int(k).ok_or_else(|| ConfigError::Missing {
+            key: k.into(),
+            why: why.into(),
+        })
     }
 }
 
@@ -412,93 +865,48 @@ fn check_len(key: &str, v: &[f64], n: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_topic(key: &str, t: &str) -> Result<(), ConfigError> {
-    let ok = t.starts_with('/')
-        && t.len() > 1
-        && t[1..]
-            .split('/')
-            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    if !ok {
-        return Err(ConfigError::BadValue {
-            key: key.to_string(),
-            value: format!("'{t}'"),
-            expected: "an absolute ROS 2 topic name like /robot/observation".into(),
-        });
-    }
-    Ok(())
-}
-
 impl Config {
     /// Validate and type every parameter. Sizes come from the parameters
     /// (`observation.size`, `action.size`); with a bundle the caller checks
     /// them against the manifest.
-    pub fn from_params(mut p: Params) -> Result<Config, ConfigError> {
-        let src = get_str(&mut p, "action_source", "dream_mpc")?;
-        let action_source = match src.as_str() {
-            "dream_mpc" => SourceKind::DreamMpc,
-            "linear" => SourceKind::Linear,
-            "zero" => SourceKind::Zero,
-            _ => {
-                return Err(bad(
-                    "action_source",
-                    &Value::String(src),
-                    "one of dream_mpc, linear, zero",
-                ))
-            }
+    pub fn from_params(p: Params) -> Result<Config, ConfigError> {
+        let c = Checked::new(p)?;
+        let action_source = match c.str("action_source") {
+            Some("linear") => SourceKind::Linear,
+            Some("zero") => SourceKind::Zero,
+            _ => SourceKind::DreamMpc,
         };
-        let bundle = get_str(&mut p, "bundle", "")?;
-        let bundle = (!bundle.is_empty()).then(|| PathBuf::from(bundle));
+        let bundle = c.str("bundle").filter(|b| !b.is_empty()).map(PathBuf::from);
         if action_source == SourceKind::DreamMpc && bundle.is_none() {
             return Err(ConfigError::Missing {
                 key: "bundle".into(),
                 why: "action_source is dream_mpc, which plans on a model bundle".into(),
             });
         }
-        let planner = get_str(&mut p, "planner", "dream-mpc")?;
         let budget = Budget {
-            candidates: get_usize(&mut p, "budget.candidates", Some(8), 1, 4096)?.unwrap_or(8),
-            horizon: get_usize(&mut p, "budget.horizon", Some(3), 1, 256)?.unwrap_or(3),
-            iterations: get_usize(&mut p, "budget.iterations", Some(4), 0, 1000)?.unwrap_or(4),
+            candidates: c.int("budget.candidates"),
+            horizon: c.int("budget.horizon"),
+            iterations: c.int("budget.iterations"),
+            step_size: c.real("budget.step_size"),
+            beta: c.real("budget.beta"),
         };
-        let control_rate_hz = get_f64(&mut p, "control_rate_hz", 50.0, 0.1, 10_000.0)?;
-        let plan_fraction = get_f64(&mut p, "plan_fraction", 0.7, 0.05, 0.95)?;
-        let observation_topic = get_str(&mut p, "topics.observation", "/observation")?;
-        let action_topic = get_str(&mut p, "topics.action", "/action")?;
-        let diagnostics_topic = get_str(&mut p, "topics.diagnostics", "/diagnostics")?;
-        check_topic("topics.observation", &observation_topic)?;
-        check_topic("topics.action", &action_topic)?;
-        check_topic("topics.diagnostics", &diagnostics_topic)?;
-        let ot = get_str(&mut p, "observation.type", "Float64MultiArray")?;
-        let observation_type = match ot.as_str() {
-            "Float64MultiArray" | "std_msgs/msg/Float64MultiArray" => ObsKind::Float64MultiArray,
-            "JointState" | "sensor_msgs/msg/JointState" => ObsKind::JointState,
-            _ => {
-                return Err(bad(
-                    "observation.type",
-                    &Value::String(ot),
-                    "Float64MultiArray or JointState",
-                ))
-            }
+        let observation_type = match c.str("observation.type") {
+            Some("JointState" | "sensor_msgs/msg/JointState") => ObsKind::JointState,
+            _ => ObsKind::Float64MultiArray,
         };
-        let joints = get_strs(&mut p, "observation.joints")?;
-        let fields = get_strs(&mut p, "observation.fields")?
-            .into_iter()
+        let joints = c.strs("observation.joints");
+        let fields: Vec<JointField> = c
+            .strs("observation.fields")
+            .iter()
             .map(|f| match f.as_str() {
-                "position" => Ok(JointField::Position),
-                "velocity" => Ok(JointField::Velocity),
-                "effort" => Ok(JointField::Effort),
-                _ => Err(bad(
-                    "observation.fields",
-                    &Value::String(f),
-                    "position, velocity or effort",
-                )),
+                "velocity" => JointField::Velocity,
+                "effort" => JointField::Effort,
+                _ => JointField::Position,
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let observation_size = get_usize(&mut p, "observation.size", None, 1, 65_536)?.ok_or(
-            ConfigError::Missing {
-                key: "observation.size".into(),
-                why: "the length of the model's observation vector".into(),
-            },
+            .collect();
+        let observation_size = c.required(
+            "observation.size",
+            "the length of the model's observation vector",
         )?;
         if observation_type == ObsKind::JointState {
             if joints.is_empty() || fields.is_empty() {
@@ -515,12 +923,8 @@ impl Config {
                 });
             }
         }
-        let action_size =
-            get_usize(&mut p, "action.size", None, 1, 1024)?.ok_or(ConfigError::Missing {
-                key: "action.size".into(),
-                why: "the number of actuators".into(),
-            })?;
-        let action_scale = get_f64s(&mut p, "action.scale")?.unwrap_or(vec![1.0; action_size]);
+        let action_size = c.required("action.size", "the number of actuators")?;
+        let action_scale = c.reals("action.scale").unwrap_or(vec![1.0; action_size]);
         check_len("action.scale", &action_scale, action_size)?;
         if action_scale.contains(&0.0) {
             return Err(ConfigError::BadValue {
@@ -529,9 +933,11 @@ impl Config {
                 expected: "non-zero factors".into(),
             });
         }
-        let action_offset = get_f64s(&mut p, "action.offset")?.unwrap_or(vec![0.0; action_size]);
+        let action_offset = c.reals("action.offset").unwrap_or(vec![0.0; action_size]);
         check_len("action.offset", &action_offset, action_size)?;
-        let safe_action = get_f64s(&mut p, "action.safe")?.unwrap_or(action_offset.clone());
+        let safe_action = c
+            .reals("action.safe")
+            .unwrap_or_else(|| action_offset.clone());
         check_len("action.safe", &safe_action, action_size)?;
         for (i, s) in safe_action.iter().enumerate() {
             let (lo, hi) = (
@@ -546,8 +952,8 @@ impl Config {
                 });
             }
         }
-        let linear_gain = get_f64s(&mut p, "linear.gain")?.unwrap_or_default();
-        let linear_bias = get_f64s(&mut p, "linear.bias")?.unwrap_or(vec![0.0; action_size]);
+        let linear_gain = c.reals("linear.gain").unwrap_or_default();
+        let linear_bias = c.reals("linear.bias").unwrap_or(vec![0.0; action_size]);
         if action_source == SourceKind::Linear {
             if linear_gain.is_empty() {
                 return Err(ConfigError::Missing {
@@ -558,37 +964,17 @@ impl Config {
             check_len("linear.gain", &linear_gain, action_size * observation_size)?;
             check_len("linear.bias", &linear_bias, action_size)?;
         }
-        let watchdog_timeout_s = get_f64(&mut p, "watchdog_timeout_s", 0.1, 1e-4, 60.0)?;
-        let diagnostics_period_s = get_f64(&mut p, "diagnostics_period_s", 1.0, 0.01, 3600.0)?;
-        let rel = get_str(&mut p, "qos.reliability", "reliable")?;
-        let reliability = match rel.as_str() {
-            "reliable" => Reliability::Reliable,
-            "best_effort" => Reliability::BestEffort,
-            _ => {
-                return Err(bad(
-                    "qos.reliability",
-                    &Value::String(rel),
-                    "reliable or best_effort",
-                ))
-            }
-        };
-        let qos_depth = get_usize(&mut p, "qos.depth", Some(1), 1, 1000)?.unwrap_or(1);
-        if let Some(key) = p.0.keys().next() {
-            return Err(ConfigError::UnknownKey {
-                key: key.clone(),
-                known: KNOWN.to_vec(),
-            });
-        }
+        let num = |k: &str| c.real(k).expect("table default");
         Ok(Config {
             action_source,
             bundle,
-            planner,
+            planner: c.str("planner").unwrap_or_default().to_string(),
             budget,
-            control_rate_hz,
-            plan_fraction,
-            observation_topic,
-            action_topic,
-            diagnostics_topic,
+            control_rate_hz: num("control_rate_hz"),
+            plan_fraction: num("plan_fraction"),
+            observation_topic: c.str("topics.observation").unwrap_or_default().into(),
+            action_topic: c.str("topics.action").unwrap_or_default().into(),
+            diagnostics_topic: c.str("topics.diagnostics").unwrap_or_default().into(),
             observation_type,
             observation_size,
             joints,
@@ -599,10 +985,21 @@ impl Config {
             safe_action,
             linear_gain,
             linear_bias,
-            watchdog_timeout_s,
-            diagnostics_period_s,
-            reliability,
-            qos_depth,
+            watchdog_timeout_s: num("watchdog_timeout_s"),
+            diagnostics_period_s: num("diagnostics_period_s"),
+            reliability: match c.str("qos.reliability") {
+                Some("best_effort") => Reliability::BestEffort,
+                _ => Reliability::Reliable,
+            },
+            qos_depth: c.int("qos.depth").unwrap_or(1),
+            on_planner_fault: match c.str("on_planner_fault") {
+                Some("continue") => FaultPolicy::Continue,
+                _ => FaultPolicy::Stop,
+            },
+            inject_planner_fault_at_tick: c
+                .int("debug.inject_planner_fault_at_tick")
+                .filter(|&t| t > 0)
+                .map(|t| t as u64),
         })
     }
 
@@ -727,5 +1124,236 @@ other_node:
         );
         let c = parse(&text).unwrap();
         assert_eq!(c.fields, vec![JointField::Position, JointField::Velocity]);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_closest_known_key_before_missing_keys() {
+        // `bundel` instead of `bundle`: `bundle` is then missing too, but
+        // the typo is what gets reported.
+        let text = "dream_mpc:\n  ros__parameters:\n    bundel: models/x\n    observation: {size: 2}\n    action: {size: 1}\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert_eq!(e, "unknown parameter 'bundel' (did you mean 'bundle'?)");
+        // before a missing required key as well
+        let text =
+            "dream_mpc:\n  ros__parameters:\n    action_source: zero\n    watchdog_timeout: 0.1\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown parameter 'watchdog_timeout' (did you mean 'watchdog_timeout_s'?)"),
+            "{e}"
+        );
+        // nothing close: the known keys are listed instead
+        let e = parse(&GOOD.replace("control_rate_hz: 100.0", "zzzzzzzz: 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("known parameters: action_source, bundle"), "{e}");
+        assert_eq!(closest_key("qos.relability"), Some("qos.reliability"));
+        assert_eq!(closest_key("budget.iteratoins"), Some("budget.iterations"));
+    }
+
+    #[test]
+    fn budget_keys_are_optional_and_absent_means_the_bundle() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.budget, Budget::default());
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    budget: { horizon: 5, beta: 0.01 }",
+        ))
+        .unwrap();
+        assert_eq!(c.budget.horizon, Some(5));
+        assert_eq!(c.budget.beta, Some(0.01));
+        assert_eq!(c.budget.candidates, None);
+        let e = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    budget: { candidates: 0 }",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'budget.candidates'"), "{e}");
+    }
+
+    #[test]
+    fn every_default_passes_its_own_rule_and_keys_are_unique() {
+        for (i, p) in PARAMS.iter().enumerate() {
+            if let Def::Value(text) = p.default {
+                let v: Value = serde_yaml::from_str(text).unwrap();
+                check(p, &v).unwrap_or_else(|e| panic!("default of {}: {e}", p.key));
+            }
+            assert!(
+                PARAMS[..i].iter().all(|q| q.key != p.key),
+                "{} twice",
+                p.key
+            );
+        }
+    }
+
+    /// The parameter reference in config/controller.yaml is generated from
+    /// the table (`dream-mpc params --update config/controller.yaml`):
+    /// this fails when a key, default, bound or doc line changes in one and
+    /// not the other. Every key the shipped configs set is in the table.
+    #[test]
+    fn shipped_config_reference_matches_the_table() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let text = std::fs::read_to_string(dir.join("controller.yaml")).unwrap();
+        assert_eq!(
+            text,
+            with_current_reference(&text),
+            "config/controller.yaml's parameter reference is stale: run \
+             `dream-mpc params --update config/controller.yaml`"
+        );
+        let block = &text[text.find(REFERENCE_BEGIN).unwrap()..text.find(REFERENCE_END).unwrap()];
+        let listed: Vec<&str> = block
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+            .collect();
+        let table: Vec<&str> = PARAMS.iter().map(|p| p.key).collect();
+        assert_eq!(listed, table);
+        for f in ["controller.yaml", "cartpole.yaml", "plumbing.yaml"] {
+            let p = Params::from_file(&dir.join(f)).unwrap();
+            for k in p.0.keys() {
+                assert!(param(k).is_some(), "{f}: {k} not in the table");
+            }
+        }
+        // and the check can fail: a changed doc line is seen
+        let stale = text.replacen("candidates N", "candidates", 1);
+        assert_ne!(stale, with_current_reference(&stale));
+    }
+
+    #[test]
+    fn oversized_file_is_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("dmpc_cfg_big_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.yaml");
+        // 100 MB: a valid section plus a huge list in another node's section
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(100 << 20).unwrap();
+        let t = std::time::Instant::now();
+        let e = Params::from_file(&path).unwrap_err();
+        assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("over the 1048576-byte limit"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // a FIFO (opening it would block) and a directory are refused
+        let fifo = dir.join("fifo.yaml");
+        if std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            let e = Params::from_file(&fifo).unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        let e = Params::from_file(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = format!("{GOOD}\n# {}\n", "x".repeat(MAX_FILE_BYTES as usize));
+        assert!(matches!(
+            Params::from_yaml(&text),
+            Err(ConfigError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let text = GOOD.replace("whatever: 1", &format!("whatever: {deep}"));
+        let t = std::time::Instant::now();
+        let e = Params::from_yaml(&text).unwrap_err();
+        assert!(matches!(e, ConfigError::TooDeep { .. }), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // block nesting by indentation and by `- - -` markers too
+        let mut block = String::from("dream_mpc:\n  ros__parameters:\n");
+        for i in 0..40 {
+            block.push_str(&format!("{}k{i}:\n", " ".repeat(4 + 2 * i)));
+        }
+        assert!(matches!(
+            Params::from_yaml(&block),
+            Err(ConfigError::TooDeep { .. })
+        ));
+        let dashes = format!("a:\n  {}x\n", "- ".repeat(40));
+        assert!(matches!(
+            check_depth(&dashes),
+            Err(ConfigError::TooDeep { line: 2 })
+        ));
+        // brackets inside quotes or comments do not count
+        check_depth(&format!("a: '{}' # {}\n", "[".repeat(50), "{".repeat(50))).unwrap();
+        let mut p = Params::default();
+        let e = p
+            .apply_ros_args(&["-p".into(), format!("x:={}", "[".repeat(1000))])
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::TooDeep { .. }), "{e}");
+    }
+
+    /// Other nodes' sections are skipped, not built: a section whose value
+    /// could not even be represented as ours (a mapping with a mapping as
+    /// key, a tag) does not matter.
+    #[test]
+    fn other_sections_are_not_interpreted() {
+        let text = format!(
+            "{GOOD}third:\n  ros__parameters:\n    ? {{a: 1}}\n    : !weird [1, 2]\n    big: [{}]\n",
+            vec!["1"; 10_000].join(",")
+        );
+        let p = Params::from_yaml(&text).unwrap();
+        assert!(p.0.keys().all(|k| param(k).is_some()), "{:?}", p.0.keys());
+        Config::from_params(p).unwrap();
+        // `/**` and `/dream_mpc` are ours
+        let text = GOOD.replace("dream_mpc:\n", "/**:\n");
+        assert_eq!(parse(&text).unwrap().control_rate_hz, 100.0);
+    }
+
+    #[test]
+    fn errors_quote_at_most_80_characters_of_a_value() {
+        let long = format!("/{}", "a".repeat(100_000));
+        let text = GOOD.replace(
+            "control_rate_hz: 100.0",
+            &format!("planner: 1\n    topics: {{ action: '{long} x' }}"),
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("'planner'") || e.contains("'topics.action'"),
+            "{e}"
+        );
+        assert!(e.len() < 400, "{} chars: {}", e.len(), &e[..200]);
+        let text = GOOD.replace(
+            "control_rate_hz: 100.0",
+            &format!("topics: {{ action: '{long} x' }}"),
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("'topics.action'") && e.contains("bytes in all"),
+            "{e}"
+        );
+        assert!(e.len() < 400, "{} chars", e.len());
+        let list = format!("[{}]", vec!["1e400"; 50_000].join(","));
+        let e = parse(&GOOD.replace("gain: [-1.0, -0.5]", &format!("gain: {list}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'linear.gain'") && e.len() < 400, "{e}");
+        let mut p = Params::default();
+        let e = p
+            .apply_ros_args(&["-p".into(), format!("x:='{}", "b".repeat(10_000))])
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400, "{} chars", e.len());
+    }
+
+    #[test]
+    fn planner_fault_policy_and_injection() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.on_planner_fault, FaultPolicy::Stop);
+        assert_eq!(c.inject_planner_fault_at_tick, None);
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    on_planner_fault: continue\n    debug: { inject_planner_fault_at_tick: 7 }",
+        ))
+        .unwrap();
+        assert_eq!(c.on_planner_fault, FaultPolicy::Continue);
+        assert_eq!(c.inject_planner_fault_at_tick, Some(7));
+        let e = parse(&GOOD.replace("control_rate_hz: 100.0", "on_planner_fault: ignore"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'on_planner_fault'") && e.contains("stop | continue"),
+            "{e}"
+        );
     }
 }

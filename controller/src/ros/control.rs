@@ -1,38 +1,56 @@
 //! The control tick: read the latest observation, check it (watchdog, size,
 //! finite), ask the [`ActionSource`] for an action with the remaining time as
-//! deadline, clamp and scale it to actuator units, hand it to the publisher.
-//! Untrusted observations are not planned on: the safe action goes out and
-//! the event is counted.
+//! deadline, clamp and scale it to actuator units. Untrusted observations
+//! are not planned on: the safe action goes out and the event is counted.
+//! A panic or error inside the source is caught: the safe action goes out,
+//! the fault is counted, and the node stops or continues per
+//! `on_planner_fault`.
 //!
 //! Everything a tick touches is allocated in [`Controller::new`]; a tick
-//! allocates nothing (checked by `tests/ros_tick_alloc.rs`).
+//! allocates nothing (checked by `tests/ros_tick_alloc.rs`). The action
+//! buffers are `heapless` vectors of capacity [`MAX_ACTION`], so an action
+//! is a fixed-size value that can be queued to the publisher by copy.
 
-use super::config::{Config, SourceKind};
-use super::slot::Latest;
-use crate::agent::{planner_kind, Agent};
+use super::config::{Budget, Config, FaultPolicy, SourceKind};
+use super::slot::LatestWins;
+use crate::agent::{planner_kind, Agent, AgentError};
 use crate::bundle::Bundle;
+pub use crate::planner::PlanStatus;
 use crate::planner::PlannerConfig;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How an action source's call ended (the planner's returned status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlanStatus {
-    /// Ran its full budget within the deadline.
-    Done,
-    /// Stopped at the deadline; `action` holds the best action so far.
-    OutOfTime,
-    /// Could not produce an action (e.g. non-finite objective); `action`
-    /// must not be used.
-    Failed,
-}
+/// Most actuators the node drives (`action.size` is bounded by it).
+pub const MAX_ACTION: usize = 64;
+/// One action in actuator units: fixed capacity, copied without allocating.
+pub type ActionVec = heapless::Vec<f64, MAX_ACTION>;
+/// Bytes of a fault's message kept for diagnostics.
+pub const FAULT_TEXT: usize = 96;
+/// The last fault's message, fixed capacity (cut at a char boundary).
+pub type FaultText = heapless::String<FAULT_TEXT>;
 
 /// What an action source reports besides the action.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TickStatus {
+    /// The planner's status (`Finished` for the fixed laws).
     pub status: PlanStatus,
     /// Predicted return of the chosen plan (NaN when the source has none).
     pub predicted_return: f32,
 }
+
+impl TickStatus {
+    /// A fixed law's status: it always finishes, predicts nothing.
+    pub const FIXED: TickStatus = TickStatus {
+        status: PlanStatus::Finished,
+        predicted_return: f32::NAN,
+    };
+}
+
+/// An error inside planning (not a bad observation: those never reach the
+/// source). Handled like a panic: safe action, counted, stop or continue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceFault(pub &'static str);
 
 /// What computes the action: the Dream-MPC planner on the robot, or a fixed
 /// law for plumbing tests. `act` runs on the control thread: it must not
@@ -40,9 +58,17 @@ pub struct TickStatus {
 pub trait ActionSource: Send {
     /// `obs` has the configured observation size; write a normalized action
     /// (nominally in [-1, 1]) of the configured action size into `action`.
-    fn act(&mut self, obs: &[f32], deadline: Instant, action: &mut [f32]) -> TickStatus;
+    fn act(
+        &mut self,
+        obs: &[f32],
+        deadline: Instant,
+        action: &mut [f32],
+    ) -> Result<TickStatus, SourceFault>;
     /// Short name for diagnostics.
     fn name(&self) -> &'static str;
+    /// Forget any state carried between ticks (after a fault, with
+    /// `on_planner_fault: continue`).
+    fn reset(&mut self) {}
 }
 
 /// `a = gain * obs + bias` (row-major gain, action_size x obs_size): a fixed
@@ -64,16 +90,18 @@ impl LinearFeedback {
 }
 
 impl ActionSource for LinearFeedback {
-    fn act(&mut self, obs: &[f32], _deadline: Instant, action: &mut [f32]) -> TickStatus {
+    fn act(
+        &mut self,
+        obs: &[f32],
+        _deadline: Instant,
+        action: &mut [f32],
+    ) -> Result<TickStatus, SourceFault> {
         let n = obs.len();
         for (i, a) in action.iter_mut().enumerate() {
             let row = &self.gain[i * n..(i + 1) * n];
             *a = self.bias[i] + row.iter().zip(obs).map(|(g, o)| g * o).sum::<f32>();
         }
-        TickStatus {
-            status: PlanStatus::Done,
-            predicted_return: f32::NAN,
-        }
+        Ok(TickStatus::FIXED)
     }
     fn name(&self) -> &'static str {
         "linear"
@@ -84,12 +112,14 @@ impl ActionSource for LinearFeedback {
 pub struct ZeroAction;
 
 impl ActionSource for ZeroAction {
-    fn act(&mut self, _obs: &[f32], _deadline: Instant, action: &mut [f32]) -> TickStatus {
+    fn act(
+        &mut self,
+        _: &[f32],
+        _: Instant,
+        action: &mut [f32],
+    ) -> Result<TickStatus, SourceFault> {
         action.fill(0.0);
-        TickStatus {
-            status: PlanStatus::Done,
-            predicted_return: f32::NAN,
-        }
+        Ok(TickStatus::FIXED)
     }
     fn name(&self) -> &'static str {
         "zero"
@@ -108,25 +138,76 @@ impl std::fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+/// The planner settings in effect: the bundle's defaults with the node's
+/// `budget.*` overrides applied (printed by `dream-mpc run` at start).
+pub fn effective_planner(
+    kind: crate::planner::PlannerKind,
+    bundle: &Bundle,
+    budget: &Budget,
+) -> PlannerConfig {
+    let m = &bundle.manifest;
+    let mut pc = PlannerConfig::for_kind(kind, &m.planner, m.discount);
+    if let Some(n) = budget.candidates {
+        pc.candidates = n;
+    }
+    if let Some(h) = budget.horizon {
+        pc.horizon = h;
+    }
+    if let Some(k) = budget.iterations {
+        pc.iterations = k;
+    }
+    if let Some(s) = budget.step_size {
+        pc.step_size = s as f32;
+    }
+    if let Some(b) = budget.beta {
+        pc.beta = b as f32;
+    }
+    pc
+}
+
+/// One line naming each planner setting and where it came from.
+pub fn describe_planner(pc: &PlannerConfig, budget: &Budget) -> String {
+    let from = |set: bool| if set { "parameter" } else { "bundle" };
+    format!(
+        "planner {}: candidates {} ({}), horizon {} ({}), iterations {} ({}), step_size {} ({}), beta {} ({}), discount {} (bundle)",
+        pc.kind.name(),
+        pc.candidates,
+        from(budget.candidates.is_some()),
+        pc.horizon,
+        from(budget.horizon.is_some()),
+        pc.iterations,
+        from(budget.iterations.is_some()),
+        pc.step_size,
+        from(budget.step_size.is_some()),
+        pc.beta,
+        from(budget.beta.is_some()),
+        pc.discount
+    )
+}
+
 /// The Dream-MPC planner (or any baseline of the planner table) on a
-/// model bundle, through [`crate::agent::Agent`]. The bundle is loaded once
-/// at start-up and lives for the rest of the process (the node never
-/// reloads it), so the agent can borrow it for `'static`.
+/// model bundle, through [`crate::agent::Agent`]. The source owns the
+/// bundle through an `Arc`; the agent borrows from it.
 pub struct PlannerSource {
+    // Field order matters: `agent` borrows from `*bundle` and is dropped
+    // first (fields drop in declaration order).
     agent: Agent<'static>,
+    bundle: Arc<Bundle>,
+    settings: PlannerConfig,
     name: &'static str,
 }
 
 impl PlannerSource {
     /// Loads and checks the bundle, checks it against the node's sizes and
-    /// action mapping, and builds the planner with the configured budget.
+    /// action mapping, and builds the planner: the bundle's planner
+    /// defaults, overridden by the `budget.*` parameters that are set.
     pub fn new(cfg: &Config) -> Result<Self, SourceError> {
         let dir = cfg
             .bundle
             .as_deref()
             .ok_or_else(|| SourceError("action_source 'dream_mpc' needs `bundle`".into()))?;
         let err = |e: &dyn std::fmt::Display| SourceError(format!("bundle {}: {e}", dir.display()));
-        let bundle = Bundle::load(dir).map_err(|e| err(&e))?;
+        let bundle = Arc::new(Bundle::load(dir).map_err(|e| err(&e))?);
         let m = &bundle.manifest;
         if m.observation.size != cfg.observation_size || m.action.size != cfg.action_size {
             return Err(SourceError(format!(
@@ -158,41 +239,57 @@ impl PlannerSource {
             }
         }
         let kind = planner_kind(&cfg.planner).map_err(|e| SourceError(format!("planner: {e}")))?;
-        let mut pc = PlannerConfig::for_kind(kind, &m.planner, m.discount);
-        pc.candidates = cfg.budget.candidates;
-        pc.horizon = cfg.budget.horizon;
-        pc.iterations = cfg.budget.iterations;
-        let bundle: &'static Bundle = Box::leak(Box::new(bundle));
-        let agent = Agent::new(bundle, pc).map_err(|e| err(&e))?;
+        let settings = effective_planner(kind, &bundle, &cfg.budget);
+        // SAFETY: the reference points into the `Arc`'s heap allocation,
+        // which never moves and lives as long as `self.bundle`; the agent
+        // that borrows it is stored beside that `Arc` and dropped before it
+        // (field order), and the `'static` borrow never leaves this struct
+        // (no method hands out the agent or its bundle reference).
+        let borrowed: &'static Bundle = unsafe { &*Arc::as_ptr(&bundle) };
+        let agent = Agent::new(borrowed, settings.clone()).map_err(|e| err(&e))?;
         Ok(PlannerSource {
             agent,
+            bundle,
+            settings,
             name: kind.name(),
         })
+    }
+
+    /// The planner settings in effect (bundle defaults + overrides).
+    pub fn settings(&self) -> &PlannerConfig {
+        &self.settings
+    }
+
+    /// The loaded bundle (shared ownership).
+    pub fn bundle(&self) -> &Arc<Bundle> {
+        &self.bundle
     }
 }
 
 impl ActionSource for PlannerSource {
-    fn act(&mut self, obs: &[f32], deadline: Instant, action: &mut [f32]) -> TickStatus {
+    fn act(
+        &mut self,
+        obs: &[f32],
+        deadline: Instant,
+        action: &mut [f32],
+    ) -> Result<TickStatus, SourceFault> {
         match self.agent.act(obs, deadline) {
             Ok(d) => {
                 action.copy_from_slice(self.agent.normalized_action());
-                TickStatus {
-                    status: match d.status {
-                        crate::planner::PlanStatus::Finished => PlanStatus::Done,
-                        crate::planner::PlanStatus::Deadline => PlanStatus::OutOfTime,
-                        crate::planner::PlanStatus::AllNonFinite => PlanStatus::Failed,
-                    },
+                Ok(TickStatus {
+                    status: d.status,
                     predicted_return: d.predicted_return.unwrap_or(f32::NAN),
-                }
+                })
             }
-            Err(_) => TickStatus {
-                status: PlanStatus::Failed,
-                predicted_return: f32::NAN,
-            },
+            Err(AgentError::Plan(_)) => Err(SourceFault("the planner returned an error")),
+            Err(_) => Err(SourceFault("the agent refused the observation")),
         }
     }
     fn name(&self) -> &'static str {
         self.name
+    }
+    fn reset(&mut self) {
+        self.agent.reset();
     }
 }
 
@@ -221,8 +318,34 @@ pub enum TickKind {
     WrongSize,
     /// Observation with NaN or infinity.
     NonFinite,
-    /// The source failed or returned a non-finite action.
+    /// The planner found no finite plan, or the action was non-finite.
     SourceFailed,
+    /// A panic or error inside planning.
+    PlannerFault,
+}
+
+impl TickKind {
+    /// Name in diagnostics.
+    pub fn name(self) -> &'static str {
+        match self {
+            TickKind::Planned => "planned",
+            TickKind::NoObservation => "no_observation",
+            TickKind::Stale => "stale",
+            TickKind::WrongSize => "wrong_size",
+            TickKind::NonFinite => "non_finite",
+            TickKind::SourceFailed => "source_failed",
+            TickKind::PlannerFault => "planner_fault",
+        }
+    }
+}
+
+/// Name of a planner status in diagnostics.
+pub fn status_name(s: PlanStatus) -> &'static str {
+    match s {
+        PlanStatus::Finished => "finished",
+        PlanStatus::Deadline => "deadline",
+        PlanStatus::AllNonFinite => "all_non_finite",
+    }
 }
 
 /// Counters since start.
@@ -235,6 +358,8 @@ pub struct Counts {
     pub wrong_size: u64,
     pub non_finite: u64,
     pub source_failed: u64,
+    /// Panics or errors inside planning (each got the safe action).
+    pub planner_faults: u64,
     /// Ticks that finished after their deadline (the best action went out).
     pub deadline_misses: u64,
     /// Whole periods skipped because a tick overran its period.
@@ -347,28 +472,24 @@ impl Default for Histogram {
     }
 }
 
-/// Layout of the summary vector the control thread hands to the
-/// diagnostics publisher (through a [`Latest`] cell).
-pub mod summary {
-    pub const TICKS: usize = 0;
-    pub const RATE_HZ: usize = 1;
-    pub const LAT_P50: usize = 2;
-    pub const LAT_P99: usize = 3;
-    pub const LAT_MAX: usize = 4;
-    pub const JITTER_P99: usize = 5;
-    pub const DEADLINE_MISSES: usize = 6;
-    pub const OVERRUNS: usize = 7;
-    pub const NO_OBSERVATION: usize = 8;
-    pub const STALE: usize = 9;
-    pub const WRONG_SIZE: usize = 10;
-    pub const NON_FINITE: usize = 11;
-    pub const SOURCE_FAILED: usize = 12;
-    pub const PREDICTED_RETURN: usize = 13;
-    pub const LAST_KIND: usize = 14;
-    pub const LAST_STATUS: usize = 15;
-    pub const PLANNED: usize = 16;
-    pub const CLAMPED: usize = 17;
-    pub const LEN: usize = 18;
+/// What the control thread hands to the diagnostics publisher once per
+/// diagnostics period (through a bounded `crossbeam` queue, by value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub counts: Counts,
+    /// Ticks per second over the last window.
+    pub rate_hz: f64,
+    /// Tick latency over the last window (seconds).
+    pub latency_p50_s: f64,
+    pub latency_p99_s: f64,
+    pub latency_max_s: f64,
+    /// Wake-up lateness p99 over the last window (seconds).
+    pub jitter_p99_s: f64,
+    pub predicted_return: f32,
+    pub last_kind: TickKind,
+    pub last_status: PlanStatus,
+    /// Message of the last planner fault (empty when none).
+    pub last_fault: FaultText,
 }
 
 /// The controller's tick state (ros2_control's `update` contract: given the
@@ -377,13 +498,18 @@ pub struct Controller {
     source: Box<dyn ActionSource>,
     obs_size: usize,
     watchdog: Duration,
-    scale: Vec<f64>,
-    offset: Vec<f64>,
-    safe: Vec<f64>,
+    scale: ActionVec,
+    offset: ActionVec,
+    safe: ActionVec,
     obs_raw: Vec<f64>,
     obs: Vec<f32>,
-    action: Vec<f32>,
-    out: Vec<f64>,
+    action: heapless::Vec<f32, MAX_ACTION>,
+    out: ActionVec,
+    fault_policy: FaultPolicy,
+    inject_fault_at: Option<u64>,
+    /// Ticks that reached the source (1-based index of the injected fault).
+    attempts: u64,
+    fault_stop: bool,
     pub counts: Counts,
     pub latency: Window,
     pub jitter: Window,
@@ -393,6 +519,27 @@ pub struct Controller {
     pub last_kind: TickKind,
     pub last_status: PlanStatus,
     pub predicted_return: f32,
+    pub last_fault: FaultText,
+}
+
+fn action_vec(v: &[f64]) -> ActionVec {
+    ActionVec::from_slice(v).expect("action.size <= MAX_ACTION (checked by the parameter table)")
+}
+
+/// The panic payload's text, cut to [`FAULT_TEXT`] bytes.
+fn fault_text(payload: &(dyn std::any::Any + Send)) -> FaultText {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic with a non-text payload");
+    let mut t = FaultText::new();
+    for c in msg.chars() {
+        if t.push(c).is_err() {
+            break;
+        }
+    }
+    t
 }
 
 impl Controller {
@@ -400,53 +547,95 @@ impl Controller {
     /// `obs_size + 1` so an oversized message is seen as such).
     pub fn new(cfg: &Config, source: Box<dyn ActionSource>) -> Self {
         let window = (cfg.control_rate_hz * cfg.diagnostics_period_s).ceil() as usize + 1;
+        let mut action = heapless::Vec::new();
+        action
+            .resize(cfg.action_size, 0.0)
+            .expect("action.size <= MAX_ACTION");
         Controller {
             source,
             obs_size: cfg.observation_size,
             watchdog: Duration::from_secs_f64(cfg.watchdog_timeout_s),
-            scale: cfg.action_scale.clone(),
-            offset: cfg.action_offset.clone(),
-            safe: cfg.safe_action.clone(),
+            scale: action_vec(&cfg.action_scale),
+            offset: action_vec(&cfg.action_offset),
+            safe: action_vec(&cfg.safe_action),
             obs_raw: vec![0.0; cfg.observation_size + 1],
             obs: vec![0.0; cfg.observation_size],
-            action: vec![0.0; cfg.action_size],
-            out: cfg.safe_action.clone(),
+            action,
+            out: action_vec(&cfg.safe_action),
+            fault_policy: cfg.on_planner_fault,
+            inject_fault_at: cfg.inject_planner_fault_at_tick,
+            attempts: 0,
+            fault_stop: false,
             counts: Counts::default(),
             latency: Window::new(window),
             jitter: Window::new(window),
             latency_total: Histogram::new(),
             jitter_total: Histogram::new(),
             last_kind: TickKind::NoObservation,
-            last_status: PlanStatus::Done,
+            last_status: PlanStatus::Finished,
             predicted_return: f32::NAN,
+            last_fault: FaultText::new(),
         }
     }
 
-    /// Capacity the observation cell must have.
+    /// Capacity the observation slot must have.
     pub fn obs_capacity(&self) -> usize {
         self.obs_size + 1
     }
 
     /// The action of the last tick, in actuator units.
-    pub fn output(&self) -> &[f64] {
+    pub fn output(&self) -> &ActionVec {
         &self.out
     }
 
     /// The configured safe action, in actuator units.
-    pub fn safe_action(&self) -> &[f64] {
+    pub fn safe_action(&self) -> &ActionVec {
         &self.safe
     }
 
+    /// True once a planner fault happened under `on_planner_fault: stop`:
+    /// the node must publish the safe action and stop.
+    pub fn must_stop(&self) -> bool {
+        self.fault_stop
+    }
+
+    /// Ask the source inside `catch_unwind`: a panic (or an injected one)
+    /// becomes `Err` with its message. Cost when nothing panics: the
+    /// source's `act`; no allocation.
+    fn ask_source(&mut self, deadline: Instant) -> Result<TickStatus, FaultText> {
+        self.attempts += 1;
+        let inject = self.inject_fault_at == Some(self.attempts);
+        let (source, obs, action) = (&mut self.source, &self.obs, &mut self.action);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            if inject {
+                panic!("injected planner fault (debug.inject_planner_fault_at_tick)");
+            }
+            source.act(obs, deadline, action)
+        }));
+        match r {
+            Ok(Ok(st)) => Ok(st),
+            Ok(Err(SourceFault(why))) => {
+                let mut t = FaultText::new();
+                let _ = t.push_str(&why[..why.len().min(FAULT_TEXT)]);
+                Err(t)
+            }
+            Err(payload) => Err(fault_text(payload.as_ref())),
+        }
+    }
+
     /// One tick at time `now` with planner deadline `deadline`: reads
-    /// `obs_cell`, writes the actuator command into `self.output()`.
-    /// Cost: the action source's `act` plus O(obs + action); no allocation.
-    pub fn tick(&mut self, now: Instant, deadline: Instant, obs_cell: &Latest) -> TickKind {
+    /// `obs_slot`, writes the actuator command into `self.output()`.
+    /// Cost: the action source's `act` plus O(obs + action); no allocation
+    /// (a faulting tick may allocate inside the panic machinery).
+    pub fn tick(&mut self, now: Instant, deadline: Instant, obs_slot: &LatestWins) -> TickKind {
         self.counts.ticks += 1;
-        let snap = obs_cell.read(&mut self.obs_raw);
+        let snap = obs_slot.read(&mut self.obs_raw);
         let age = now
-            .saturating_duration_since(obs_cell.epoch())
+            .saturating_duration_since(obs_slot.epoch())
             .saturating_sub(snap.stamp);
-        let kind = if snap.seq == 0 {
+        let kind = if self.fault_stop {
+            TickKind::PlannerFault
+        } else if snap.seq == 0 {
             TickKind::NoObservation
         } else if age > self.watchdog {
             TickKind::Stale
@@ -458,13 +647,27 @@ impl Controller {
             for (o, r) in self.obs.iter_mut().zip(&self.obs_raw) {
                 *o = *r as f32;
             }
-            let st = self.source.act(&self.obs, deadline, &mut self.action);
-            self.last_status = st.status;
-            self.predicted_return = st.predicted_return;
-            if st.status == PlanStatus::Failed || self.action.iter().any(|a| !a.is_finite()) {
-                TickKind::SourceFailed
-            } else {
-                TickKind::Planned
+            match self.ask_source(deadline) {
+                Ok(st) => {
+                    self.last_status = st.status;
+                    self.predicted_return = st.predicted_return;
+                    if st.status == PlanStatus::AllNonFinite
+                        || self.action.iter().any(|a| !a.is_finite())
+                    {
+                        TickKind::SourceFailed
+                    } else {
+                        TickKind::Planned
+                    }
+                }
+                Err(msg) => {
+                    self.counts.planner_faults += 1;
+                    self.last_fault = msg;
+                    match self.fault_policy {
+                        FaultPolicy::Stop => self.fault_stop = true,
+                        FaultPolicy::Continue => self.source.reset(),
+                    }
+                    TickKind::PlannerFault
+                }
             }
         };
         match kind {
@@ -485,40 +688,33 @@ impl Controller {
                     TickKind::Stale => self.counts.stale += 1,
                     TickKind::WrongSize => self.counts.wrong_size += 1,
                     TickKind::NonFinite => self.counts.non_finite += 1,
-                    _ => self.counts.source_failed += 1,
+                    TickKind::SourceFailed => self.counts.source_failed += 1,
+                    _ => {}
                 }
-                self.out.copy_from_slice(&self.safe);
+                self.out.clone_from(&self.safe);
             }
         }
         self.last_kind = kind;
         kind
     }
 
-    /// Fill `out` (length [`summary::LEN`]) for the diagnostics publisher.
-    /// Sorts the preallocated windows; no allocation.
-    pub fn summarize(&mut self, rate_hz: f64, out: &mut [f64]) {
-        use summary::*;
+    /// The diagnostics summary of the last window. Sorts the preallocated
+    /// windows; no allocation.
+    pub fn summarize(&mut self, rate_hz: f64) -> Summary {
         let (p50, p99, max) = self.latency.summary();
         let (_, jp99, _) = self.jitter.summary();
-        let c = self.counts;
-        out[TICKS] = c.ticks as f64;
-        out[RATE_HZ] = rate_hz;
-        out[LAT_P50] = p50;
-        out[LAT_P99] = p99;
-        out[LAT_MAX] = max;
-        out[JITTER_P99] = jp99;
-        out[DEADLINE_MISSES] = c.deadline_misses as f64;
-        out[OVERRUNS] = c.overruns as f64;
-        out[NO_OBSERVATION] = c.no_observation as f64;
-        out[STALE] = c.stale as f64;
-        out[WRONG_SIZE] = c.wrong_size as f64;
-        out[NON_FINITE] = c.non_finite as f64;
-        out[SOURCE_FAILED] = c.source_failed as f64;
-        out[PREDICTED_RETURN] = self.predicted_return as f64;
-        out[LAST_KIND] = self.last_kind as u8 as f64;
-        out[LAST_STATUS] = self.last_status as u8 as f64;
-        out[PLANNED] = c.planned as f64;
-        out[CLAMPED] = c.clamped as f64;
+        Summary {
+            counts: self.counts,
+            rate_hz,
+            latency_p50_s: p50,
+            latency_p99_s: p99,
+            latency_max_s: max,
+            jitter_p99_s: jp99,
+            predicted_return: self.predicted_return,
+            last_kind: self.last_kind,
+            last_status: self.last_status,
+            last_fault: self.last_fault.clone(),
+        }
     }
 }
 
@@ -537,11 +733,11 @@ mod tests {
         .unwrap()
     }
 
-    fn setup() -> (Controller, Latest, Instant) {
+    fn setup() -> (Controller, LatestWins, Instant) {
         let c = cfg();
         let ctl = Controller::new(&c, make_source(&c).unwrap());
         let epoch = Instant::now();
-        let cell = Latest::new(ctl.obs_capacity(), epoch);
+        let cell = LatestWins::new(ctl.obs_capacity(), epoch);
         (ctl, cell, epoch)
     }
 
@@ -553,14 +749,14 @@ mod tests {
         assert_eq!(ctl.tick(t, t, &cell), TickKind::Planned);
         // a = 0.1 - 0.2 - 0.2 = -0.3 -> 0.5 + 2 * -0.3 = -0.1
         assert!(
-            (ctl.output()[0] - (-0.1)).abs() < 1e-6,
+            (ctl.output().as_slice()[0] - (-0.1)).abs() < 1e-6,
             "{:?}",
-            ctl.output()
+            ctl.output().as_slice()
         );
         // large observation -> clamped to -1 -> 0.5 - 2 = -1.5, counted
         cell.write(&[10.0, 0.0], t);
         assert_eq!(ctl.tick(t, t, &cell), TickKind::Planned);
-        assert!((ctl.output()[0] + 1.5).abs() < 1e-9);
+        assert!((ctl.output().as_slice()[0] + 1.5).abs() < 1e-9);
         assert_eq!(ctl.counts.clamped, 1);
     }
 
@@ -569,10 +765,10 @@ mod tests {
         let (mut ctl, cell, epoch) = setup();
         let t = epoch + Duration::from_millis(10);
         assert_eq!(ctl.tick(t, t, &cell), TickKind::NoObservation);
-        assert_eq!(ctl.output(), &[0.25]);
+        assert_eq!(ctl.output().as_slice(), &[0.25]);
         cell.write(&[0.2, f64::NAN], t);
         assert_eq!(ctl.tick(t, t, &cell), TickKind::NonFinite);
-        assert_eq!(ctl.output(), &[0.25]);
+        assert_eq!(ctl.output().as_slice(), &[0.25]);
         cell.write(&[0.2, 0.1, 0.3], t);
         assert_eq!(ctl.tick(t, t, &cell), TickKind::WrongSize);
         cell.write(&[0.2], t);
@@ -581,7 +777,7 @@ mod tests {
         assert_eq!(ctl.tick(t, t, &cell), TickKind::Planned);
         let later = t + Duration::from_millis(60);
         assert_eq!(ctl.tick(later, later, &cell), TickKind::Stale);
-        assert_eq!(ctl.output(), &[0.25]);
+        assert_eq!(ctl.output().as_slice(), &[0.25]);
         let c = ctl.counts;
         assert_eq!(
             (
@@ -597,12 +793,9 @@ mod tests {
 
     struct Broken;
     impl ActionSource for Broken {
-        fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> TickStatus {
+        fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
             a.fill(f32::NAN);
-            TickStatus {
-                status: PlanStatus::Done,
-                predicted_return: 0.0,
-            }
+            Ok(TickStatus::FIXED)
         }
         fn name(&self) -> &'static str {
             "broken"
@@ -614,10 +807,10 @@ mod tests {
         let c = cfg();
         let mut ctl = Controller::new(&c, Box::new(Broken));
         let epoch = Instant::now();
-        let cell = Latest::new(ctl.obs_capacity(), epoch);
+        let cell = LatestWins::new(ctl.obs_capacity(), epoch);
         cell.write(&[0.0, 0.0], epoch);
         assert_eq!(ctl.tick(epoch, epoch, &cell), TickKind::SourceFailed);
-        assert_eq!(ctl.output(), &[0.25]);
+        assert_eq!(ctl.output().as_slice(), &[0.25]);
     }
 
     #[test]
@@ -645,5 +838,83 @@ mod tests {
         );
         assert_eq!(h.quantile(1.0), 1e-3);
         assert_eq!(h.count(), 1000);
+    }
+
+    fn cfg_with(extra: &str) -> Config {
+        Config::from_params(
+            Params::from_yaml(&format!(
+                "dream_mpc:\n  ros__parameters:\n    action_source: linear\n    observation: {{size: 2}}\n    action: {{size: 1, safe: [0.25]}}\n    linear: {{gain: [-1.0, -0.5]}}\n{extra}"
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// A source that panics on its 3rd call and returns an error on its 5th.
+    struct Faulty(u32);
+    impl ActionSource for Faulty {
+        fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+            self.0 += 1;
+            match self.0 {
+                3 => panic!("boom in the planner"),
+                5 => Err(SourceFault("planner error")),
+                _ => {
+                    a.fill(0.5);
+                    Ok(TickStatus::FIXED)
+                }
+            }
+        }
+        fn name(&self) -> &'static str {
+            "faulty"
+        }
+    }
+
+    #[test]
+    fn planner_panic_and_error_become_the_safe_action_and_continue() {
+        let c = cfg_with("    on_planner_fault: continue\n");
+        let mut ctl = Controller::new(&c, Box::new(Faulty(0)));
+        let epoch = Instant::now();
+        let cell = LatestWins::new(ctl.obs_capacity(), epoch);
+        let mut kinds = Vec::new();
+        for _ in 0..6 {
+            let t = Instant::now();
+            cell.write(&[0.0, 0.0], t);
+            kinds.push(ctl.tick(t, t, &cell));
+            if kinds.last() == Some(&TickKind::PlannerFault) {
+                assert_eq!(ctl.output().as_slice(), &[0.25]);
+            } else {
+                assert_eq!(ctl.output().as_slice(), &[0.5]);
+            }
+        }
+        use TickKind::{Planned as P, PlannerFault as F};
+        assert_eq!(kinds, [P, P, F, P, F, P]);
+        assert_eq!(ctl.counts.planner_faults, 2);
+        assert!(!ctl.must_stop());
+        assert_eq!(ctl.summarize(1.0).last_fault.as_str(), "planner error");
+    }
+
+    #[test]
+    fn planner_fault_under_stop_holds_the_safe_action() {
+        let c = cfg_with("    debug: {inject_planner_fault_at_tick: 2}\n");
+        assert_eq!(c.on_planner_fault, FaultPolicy::Stop);
+        let mut ctl = Controller::new(&c, make_source(&c).unwrap());
+        let epoch = Instant::now();
+        let cell = LatestWins::new(ctl.obs_capacity(), epoch);
+        let t = Instant::now();
+        cell.write(&[0.1, 0.1], t);
+        assert_eq!(ctl.tick(t, t, &cell), TickKind::Planned);
+        assert_eq!(ctl.tick(t, t, &cell), TickKind::PlannerFault);
+        assert!(ctl.must_stop());
+        assert_eq!(ctl.output().as_slice(), &[0.25]);
+        // nothing is planned after the fault
+        assert_eq!(ctl.tick(t, t, &cell), TickKind::PlannerFault);
+        assert_eq!(ctl.output().as_slice(), &[0.25]);
+        let s = ctl.summarize(1.0);
+        assert_eq!(s.counts.planner_faults, 1);
+        assert!(
+            s.last_fault.starts_with("injected planner fault"),
+            "{}",
+            s.last_fault
+        );
     }
 }

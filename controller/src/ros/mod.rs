@@ -10,5 +10,5 @@ pub mod node;
 pub mod slot;
 
 pub use config::{Config, ConfigError, Params};
-pub use control::{ActionSource, Controller, PlanStatus, TickKind, TickStatus};
+pub use control::{ActionSource, Controller, PlanStatus, Summary, TickKind, TickStatus};
 pub use node::{run, RunReport, StopHandle};

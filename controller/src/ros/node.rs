@@ -1,30 +1,50 @@
-//! `dream-mpc run`: the ROS 2 node. Three threads:
-//! - DDS in: takes observations (Float64MultiArray or JointState), maps them
-//!   to the observation vector, stores them in a [`Latest`] cell;
-//! - control: fixed period with absolute deadlines (`next += period`, no
-//!   sleep-after-work drift), one [`Controller::tick`] per period, the action
-//!   into a second [`Latest`] cell, then wakes the publisher;
-//! - DDS out: publishes each new action, and diagnostics every period.
+//! `dream-mpc run`: the ROS 2 node, in ros2_control's lifecycle.
 //!
-//! Stop (Ctrl-C / SIGTERM or [`StopHandle::stop`]): the control thread
-//! writes the safe action, the publisher sends it as the last action
-//! message, and [`run`] returns.
+//! - [`configure`]: DDS participant, topics, publisher and subscription,
+//!   and every buffer the threads share ([`Handoff`]); all allocation of
+//!   the run happens here or in [`Controller::new`].
+//! - [`Configured::activate`]: starts three named threads:
+//!   - [`dds_in`]: takes observations (Float64MultiArray or JointState),
+//!     maps them to the observation vector, writes them into the
+//!     [`LatestWins`] slot (newest wins: after a burst the controller plans
+//!     on the newest observation);
+//!   - [`control`]: [`ControlLoop::update`] at a fixed period with absolute
+//!     release times (`next += period`, no sleep-after-work drift); update
+//!     never allocates or blocks: it queues the action and, once per
+//!     diagnostics period, a [`Summary`] into bounded, preallocated
+//!     `crossbeam` [`ArrayQueue`]s (`force_push`: when full the oldest entry
+//!     is dropped and counted, the control thread never waits);
+//!   - [`dds_out`]: drains both queues, publishes every action and each
+//!     summary as `/diagnostics` (the only thread that builds messages).
+//! - [`Active::wait`] (deactivate): on stop (Ctrl-C / SIGTERM,
+//!   [`StopHandle::stop`], or a planner fault under `on_planner_fault:
+//!   stop`) the control thread queues the safe action as the last word, the
+//!   publisher sends it, the threads are joined and the report returned.
 
 use super::config::{Config, JointField, ObsKind, Reliability};
-use super::control::{summary, Controller};
+use super::control::{status_name, ActionVec, Controller, Summary, TickKind};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
-use super::slot::Latest;
+use super::slot::LatestWins;
+use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
 use ros2_client::{
     qos::{Durability, History, WhenFull},
-    Context, ContextOptions, Name, NodeName, NodeOptions, QosProfile,
+    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, QosProfile,
+    Subscription,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
+
+/// Actions queued from the control thread to the publisher. The publisher
+/// normally takes each one within microseconds; 8 covers a publisher
+/// stalled for 8 periods before the oldest is dropped (and counted).
+pub const ACTION_QUEUE: usize = 8;
+/// Diagnostics summaries queued (one per diagnostics period).
+pub const SUMMARY_QUEUE: usize = 2;
 
 /// Shared stop flag plus the threads to wake.
 #[derive(Clone, Default)]
@@ -72,12 +92,16 @@ pub struct RunReport {
     pub counts: super::control::Counts,
     pub observations_received: u64,
     pub actions_published: u64,
+    /// Actions dropped because the publisher fell `ACTION_QUEUE` behind.
+    pub actions_dropped: u64,
     pub diagnostics_published: u64,
     pub elapsed_s: f64,
     pub latency_p50_s: f64,
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    /// The node stopped because of a planner fault (`on_planner_fault: stop`).
+    pub stopped_by_fault: bool,
 }
 
 /// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
@@ -108,14 +132,211 @@ fn topic_name(t: &str) -> Result<Name, NodeError> {
     Name::parse(t).map_err(err("topic name"))
 }
 
-/// Run the node until `stop` fires. `controller` is built by the caller
-/// (all allocation happens before the control thread starts).
-pub fn run(
+// ---------------------------------------------------------------------------
+// Handoffs and the update step
+// ---------------------------------------------------------------------------
+
+/// Everything the node's threads share, allocated once in [`configure`].
+pub struct Handoff {
+    /// dds-in -> control: newest observation wins.
+    pub observation: LatestWins,
+    /// control -> dds-out: every action, bounded (oldest dropped when full).
+    pub actions: ArrayQueue<ActionVec>,
+    /// control -> dds-out: one summary per diagnostics period.
+    pub summaries: ArrayQueue<Summary>,
+    /// Set by the control thread after it queued the final safe action.
+    pub done: AtomicBool,
+    pub received: AtomicU64,
+    pub mapping_errors: AtomicU64,
+    pub published: AtomicU64,
+    pub actions_dropped: AtomicU64,
+    pub diagnostics: AtomicU64,
+}
+
+impl Handoff {
+    /// Allocates the observation slot and both queues (start-up only).
+    pub fn new(obs_capacity: usize, epoch: Instant) -> Self {
+        Handoff {
+            observation: LatestWins::new(obs_capacity, epoch),
+            actions: ArrayQueue::new(ACTION_QUEUE),
+            summaries: ArrayQueue::new(SUMMARY_QUEUE),
+            done: AtomicBool::new(false),
+            received: AtomicU64::new(0),
+            mapping_errors: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            actions_dropped: AtomicU64::new(0),
+            diagnostics: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The control thread's state: the controller plus its fixed-period clock
+/// and the diagnostics window.
+pub struct ControlLoop {
+    pub controller: Controller,
+    period: Duration,
+    plan_budget: Duration,
+    diag_ticks: u64,
+    start: Instant,
+    next: Instant,
+    window_start: Instant,
+    window_ticks: u64,
+}
+
+/// What the control thread reports when it stops.
+#[derive(Clone, Debug)]
+pub struct ControlReport {
+    pub counts: super::control::Counts,
+    pub elapsed_s: f64,
+    pub latency_p50_s: f64,
+    pub latency_p99_s: f64,
+    pub latency_max_s: f64,
+    pub jitter_p99_s: f64,
+    pub stopped_by_fault: bool,
+}
+
+impl ControlLoop {
+    /// The first release is one period after `start`.
+    pub fn new(cfg: &Config, controller: Controller, start: Instant) -> Self {
+        let period = cfg.period();
+        ControlLoop {
+            controller,
+            period,
+            plan_budget: period.mul_f64(cfg.plan_fraction),
+            diag_ticks: ((cfg.diagnostics_period_s * cfg.control_rate_hz).round() as u64).max(1),
+            start,
+            next: start + period,
+            window_start: start,
+            window_ticks: 0,
+        }
+    }
+
+    /// When the next update is due.
+    pub fn next_release(&self) -> Instant {
+        self.next
+    }
+
+    /// ros2_control's `update`, woken at `woke` for the release time
+    /// [`Self::next_release`]: one [`Controller::tick`] with the planner's
+    /// deadline at `release + plan_fraction * period`, the action queued
+    /// for the publisher, latency/jitter/deadline/overrun bookkeeping, and
+    /// every `diag_ticks` updates a [`Summary`] queued for diagnostics.
+    /// Cost: the tick plus O(window log window) once per diagnostics
+    /// period; never allocates, never blocks (`force_push` overwrites the
+    /// oldest entry of a full queue).
+    pub fn update(&mut self, woke: Instant, h: &Handoff) -> TickKind {
+        let ctl = &mut self.controller;
+        let jit = woke.saturating_duration_since(self.next).as_secs_f64();
+        ctl.jitter.push(jit);
+        ctl.jitter_total.push(jit);
+        let deadline = self.next + self.plan_budget;
+        let kind = ctl.tick(woke, deadline, &h.observation);
+        if h.actions.force_push(ctl.output().clone()).is_some() {
+            h.actions_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let end = Instant::now();
+        let lat = (end - woke).as_secs_f64();
+        ctl.latency.push(lat);
+        ctl.latency_total.push(lat);
+        if end > deadline {
+            ctl.counts.deadline_misses += 1;
+        }
+        self.window_ticks += 1;
+        self.next += self.period;
+        if end > self.next {
+            // overran whole periods: skip them rather than burst
+            let behind = (end - self.next).as_nanos() / self.period.as_nanos().max(1) + 1;
+            ctl.counts.overruns += behind as u64;
+            self.next += self.period * behind as u32;
+        }
+        if self.window_ticks >= self.diag_ticks {
+            let secs = (end - self.window_start).as_secs_f64();
+            let _ = h
+                .summaries
+                .force_push(ctl.summarize(self.window_ticks as f64 / secs));
+            self.window_start = end;
+            self.window_ticks = 0;
+        }
+        kind
+    }
+
+    /// Deactivate: queue the safe action as the last word, mark the
+    /// handoff done, and report the whole run.
+    pub fn deactivate(self, h: &Handoff) -> ControlReport {
+        let ctl = self.controller;
+        if h.actions.force_push(ctl.safe_action().clone()).is_some() {
+            h.actions_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        h.done.store(true, Ordering::SeqCst);
+        let lt = &ctl.latency_total;
+        ControlReport {
+            counts: ctl.counts,
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            latency_p50_s: lt.quantile(0.5),
+            latency_p99_s: lt.quantile(0.99),
+            latency_max_s: lt.max(),
+            jitter_p99_s: ctl.jitter_total.quantile(0.99),
+            stopped_by_fault: ctl.must_stop(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------
+
+/// The observation subscription, of the configured message type.
+pub enum ObsSubscription {
+    Array(Subscription<Float64MultiArray>),
+    Joints(Subscription<JointState>),
+}
+
+/// How a JointState maps to the observation vector.
+pub struct JointMapping {
+    pub joints: Vec<String>,
+    pub fields: Vec<JointField>,
+    pub size: usize,
+}
+
+/// A configured node: DDS entities and shared buffers exist, no thread
+/// runs yet.
+pub struct Configured {
+    ctx: Context,
+    node: Node,
+    sub: ObsSubscription,
+    poll: Poll,
+    act_pub: Publisher<Float64MultiArray>,
+    diag_pub: Publisher<DiagnosticArray>,
+    handoff: Arc<Handoff>,
+    control: ControlLoop,
+    mapping: JointMapping,
+    diag: DiagContext,
+}
+
+/// Fixed facts the diagnostics message reports besides the summary.
+#[derive(Clone, Copy, Debug)]
+pub struct DiagContext {
+    pub source: &'static str,
+    pub rate_configured_hz: f64,
+}
+
+/// A running node.
+pub struct Active {
+    _ctx: Context,
+    node: Node,
+    handoff: Arc<Handoff>,
+    dds_in: JoinHandle<()>,
+    dds_out: JoinHandle<()>,
+    control: JoinHandle<ControlReport>,
+}
+
+/// Configure: create the DDS participant, topics, publisher and
+/// subscription on `domain`, and allocate the shared buffers.
+pub fn configure(
     cfg: &Config,
-    mut controller: Controller,
+    controller: Controller,
     domain: u16,
-    stop: StopHandle,
-) -> Result<RunReport, NodeError> {
+) -> Result<Configured, NodeError> {
     let ctx = Context::with_options(ContextOptions::new().domain_id(domain))
         .map_err(err("DDS context"))?;
     let mut node = ctx
@@ -152,249 +373,283 @@ pub fn run(
     let diag_pub = node
         .create_publisher::<DiagnosticArray>(&diag_topic, None)
         .map_err(err("diagnostics publisher"))?;
-
-    let epoch = Instant::now();
-    let obs_cell = Arc::new(Latest::new(controller.obs_capacity(), epoch));
-    let act_cell = Arc::new(Latest::new(cfg.action_size, epoch));
-    let sum_cell = Arc::new(Latest::new(summary::LEN, epoch));
-    let received = Arc::new(AtomicU64::new(0));
-    let mapping_errors = Arc::new(AtomicU64::new(0));
-    let final_written = Arc::new(AtomicBool::new(false));
-
-    // --- DDS in -------------------------------------------------------
-    let sub_thread = {
-        let stop = stop.clone();
-        let obs_cell = obs_cell.clone();
-        let received = received.clone();
-        let mapping_errors = mapping_errors.clone();
-        let kind = cfg.observation_type;
-        let joints = cfg.joints.clone();
-        let fields = cfg.fields.clone();
-        let size = cfg.observation_size;
-        enum Sub {
-            Array(ros2_client::Subscription<Float64MultiArray>),
-            Joints(ros2_client::Subscription<JointState>),
-        }
-        let mut sub = match kind {
-            ObsKind::Float64MultiArray => Sub::Array(
-                node.create_subscription::<Float64MultiArray>(&obs_topic, None)
-                    .map_err(err("observation subscription"))?,
-            ),
-            ObsKind::JointState => Sub::Joints(
-                node.create_subscription::<JointState>(&obs_topic, None)
-                    .map_err(err("observation subscription"))?,
-            ),
-        };
-        let mut poll = Poll::new().map_err(err("poll"))?;
-        match &mut sub {
-            Sub::Array(s) => poll.registry().register(s, Token(1), Interest::READABLE),
-            Sub::Joints(s) => poll.registry().register(s, Token(1), Interest::READABLE),
-        }
-        .map_err(err("poll register"))?;
-        thread::Builder::new()
-            .name("dds-in".into())
-            .spawn(move || {
-                let mut events = Events::with_capacity(8);
-                let mut vec = vec![0.0f64; size];
-                while !stop.stopped() {
-                    let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
-                    loop {
-                        let got = match &sub {
-                            Sub::Array(s) => match s.take() {
-                                Ok(Some((m, _))) => {
-                                    obs_cell.write(&m.data, Instant::now());
-                                    true
-                                }
-                                _ => false,
-                            },
-                            Sub::Joints(s) => match s.take() {
-                                Ok(Some((m, _))) => {
-                                    if map_joint_state(&m, &joints, &fields, &mut vec) {
-                                        obs_cell.write(&vec, Instant::now());
-                                    } else {
-                                        mapping_errors.fetch_add(1, Ordering::Relaxed);
-                                        // a vector of the wrong size: refused and counted by the tick
-                                        obs_cell.write(&[], Instant::now());
-                                    }
-                                    true
-                                }
-                                _ => false,
-                            },
-                        };
-                        if !got {
-                            break;
-                        }
-                        received.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-            .map_err(err("spawn dds-in"))?
+    let mut sub = match cfg.observation_type {
+        ObsKind::Float64MultiArray => ObsSubscription::Array(
+            node.create_subscription::<Float64MultiArray>(&obs_topic, None)
+                .map_err(err("observation subscription"))?,
+        ),
+        ObsKind::JointState => ObsSubscription::Joints(
+            node.create_subscription::<JointState>(&obs_topic, None)
+                .map_err(err("observation subscription"))?,
+        ),
     };
-
-    // --- DDS out (actions + diagnostics) ------------------------------
-    let published = Arc::new(AtomicU64::new(0));
-    let diag_count = Arc::new(AtomicU64::new(0));
-    let pub_thread = {
-        let act_cell = act_cell.clone();
-        let sum_cell = sum_cell.clone();
-        let final_written = final_written.clone();
-        let published = published.clone();
-        let diag_count = diag_count.clone();
-        let mapping_errors = mapping_errors.clone();
-        let received = received.clone();
-        let n = cfg.action_size;
-        let diag_period = Duration::from_secs_f64(cfg.diagnostics_period_s);
-        let source_name = cfg_source_name(cfg);
-        let rate_cfg = cfg.control_rate_hz;
-        thread::Builder::new()
-            .name("dds-out".into())
-            .spawn(move || {
-                let mut buf = vec![0.0f64; n];
-                let mut last_seq = 0;
-                let mut next_diag = Instant::now() + diag_period;
-                let mut sum = vec![0.0f64; summary::LEN];
-                loop {
-                    let done = final_written.load(Ordering::SeqCst);
-                    let snap = act_cell.read(&mut buf);
-                    if snap.seq != last_seq {
-                        last_seq = snap.seq;
-                        if act_pub
-                            .publish(Float64MultiArray::vector("action", buf.clone()))
-                            .is_ok()
-                        {
-                            published.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    if done {
-                        break;
-                    }
-                    let now = Instant::now();
-                    if now >= next_diag {
-                        next_diag += diag_period;
-                        if sum_cell.read(&mut sum).seq > 0 {
-                            let d = diagnostics(
-                                &sum,
-                                source_name,
-                                rate_cfg,
-                                received.load(Ordering::Relaxed),
-                                mapping_errors.load(Ordering::Relaxed),
-                            );
-                            if diag_pub.publish(d).is_ok() {
-                                diag_count.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    thread::park_timeout(next_diag.saturating_duration_since(Instant::now()));
-                }
-                // Give the reliable writer a moment to put the last sample
-                // on the wire before the process exits.
-                thread::sleep(Duration::from_millis(30));
-            })
-            .map_err(err("spawn dds-out"))?
-    };
-    let pub_handle = pub_thread.thread().clone();
-
-    // --- control ------------------------------------------------------
-    let period = cfg.period();
-    let plan_budget = period.mul_f64(cfg.plan_fraction);
-    let diag_ticks = ((cfg.diagnostics_period_s * cfg.control_rate_hz).round() as u64).max(1);
-    let ctl_thread = {
-        let stop = stop.clone();
-        let obs_cell = obs_cell.clone();
-        let act_cell = act_cell.clone();
-        let sum_cell = sum_cell.clone();
-        let final_written = final_written.clone();
-        let pub_handle = pub_handle.clone();
-        thread::Builder::new()
-            .name("control".into())
-            .spawn(move || {
-                let mut sum = vec![0.0f64; summary::LEN];
-                let start = Instant::now();
-                let mut next = start + period;
-                let mut window_start = start;
-                let mut window_ticks = 0u64;
-                while !stop.stopped() {
-                    // sleep until the absolute release time (park so stop wakes us)
-                    loop {
-                        let now = Instant::now();
-                        if now >= next || stop.stopped() {
-                            break;
-                        }
-                        thread::park_timeout(next - now);
-                    }
-                    if stop.stopped() {
-                        break;
-                    }
-                    let woke = Instant::now();
-                    let jit = woke.saturating_duration_since(next).as_secs_f64();
-                    controller.jitter.push(jit);
-                    controller.jitter_total.push(jit);
-                    let deadline = next + plan_budget;
-                    controller.tick(woke, deadline, &obs_cell);
-                    act_cell.write(controller.output(), Instant::now());
-                    pub_handle.unpark();
-                    let end = Instant::now();
-                    let lat = (end - woke).as_secs_f64();
-                    controller.latency.push(lat);
-                    controller.latency_total.push(lat);
-                    if end > deadline {
-                        controller.counts.deadline_misses += 1;
-                    }
-                    window_ticks += 1;
-                    next += period;
-                    if end > next {
-                        // overran whole periods: skip them rather than burst
-                        let behind = (end - next).as_nanos() / period.as_nanos().max(1) + 1;
-                        controller.counts.overruns += behind as u64;
-                        next += period * behind as u32;
-                    }
-                    if window_ticks >= diag_ticks {
-                        let secs = (end - window_start).as_secs_f64();
-                        controller.summarize(window_ticks as f64 / secs, &mut sum);
-                        sum_cell.write(&sum, end);
-                        window_start = end;
-                        window_ticks = 0;
-                    }
-                }
-                // stop: the safe action is the last word
-                act_cell.write(controller.safe_action(), Instant::now());
-                final_written.store(true, Ordering::SeqCst);
-                pub_handle.unpark();
-                let elapsed = start.elapsed().as_secs_f64();
-                let lt = &controller.latency_total;
-                let (p50, p99, max) = (lt.quantile(0.5), lt.quantile(0.99), lt.max());
-                let jp99 = controller.jitter_total.quantile(0.99);
-                (controller.counts, elapsed, p50, p99, max, jp99)
-            })
-            .map_err(err("spawn control"))?
-    };
-    stop.register(ctl_thread.thread().clone());
-    stop.register(pub_handle);
-    if stop.stopped() {
-        stop.stop();
+    let poll = Poll::new().map_err(err("poll"))?;
+    match &mut sub {
+        ObsSubscription::Array(s) => poll.registry().register(s, Token(1), Interest::READABLE),
+        ObsSubscription::Joints(s) => poll.registry().register(s, Token(1), Interest::READABLE),
     }
-
-    let (counts, elapsed_s, p50, p99, max, jp99) = ctl_thread
-        .join()
-        .map_err(|_| NodeError("control thread panicked".into()))?;
-    pub_thread
-        .join()
-        .map_err(|_| NodeError("publisher thread panicked".into()))?;
-    sub_thread
-        .join()
-        .map_err(|_| NodeError("subscriber thread panicked".into()))?;
-    drop(node);
-    Ok(RunReport {
-        counts,
-        observations_received: received.load(Ordering::Relaxed),
-        actions_published: published.load(Ordering::Relaxed),
-        diagnostics_published: diag_count.load(Ordering::Relaxed),
-        elapsed_s,
-        latency_p50_s: p50,
-        latency_p99_s: p99,
-        latency_max_s: max,
-        jitter_p99_s: jp99,
+    .map_err(err("poll register"))?;
+    let epoch = Instant::now();
+    let handoff = Arc::new(Handoff::new(controller.obs_capacity(), epoch));
+    Ok(Configured {
+        ctx,
+        node,
+        sub,
+        poll,
+        act_pub,
+        diag_pub,
+        handoff,
+        control: ControlLoop::new(cfg, controller, epoch),
+        mapping: JointMapping {
+            joints: cfg.joints.clone(),
+            fields: cfg.fields.clone(),
+            size: cfg.observation_size,
+        },
+        diag: DiagContext {
+            source: cfg_source_name(cfg),
+            rate_configured_hz: cfg.control_rate_hz,
+        },
     })
+}
+
+impl Configured {
+    /// Activate: start the publisher, the subscriber and the control
+    /// thread (the control clock starts now).
+    pub fn activate(self, stop: StopHandle) -> Result<Active, NodeError> {
+        let Configured {
+            ctx,
+            node,
+            sub,
+            poll,
+            act_pub,
+            diag_pub,
+            handoff,
+            control: lp,
+            mapping,
+            diag,
+        } = self;
+        let out = {
+            let h = handoff.clone();
+            thread::Builder::new()
+                .name("dds-out".into())
+                .spawn(move || dds_out(act_pub, diag_pub, &h, diag))
+                .map_err(err("spawn dds-out"))?
+        };
+        let dds_in_thread = {
+            let (h, stop) = (handoff.clone(), stop.clone());
+            thread::Builder::new()
+                .name("dds-in".into())
+                .spawn(move || dds_in(sub, poll, &mapping, &h, &stop))
+                .map_err(err("spawn dds-in"))?
+        };
+        let wake = out.thread().clone();
+        let ctl = {
+            let (h, stop, wake) = (handoff.clone(), stop.clone(), wake.clone());
+            let lp = lp.new_at(Instant::now());
+            thread::Builder::new()
+                .name("control".into())
+                .spawn(move || control(lp, &h, &stop, &wake))
+                .map_err(err("spawn control"))?
+        };
+        stop.register(ctl.thread().clone());
+        stop.register(wake);
+        if stop.stopped() {
+            stop.stop();
+        }
+        Ok(Active {
+            _ctx: ctx,
+            node,
+            handoff,
+            dds_in: dds_in_thread,
+            dds_out: out,
+            control: ctl,
+        })
+    }
+}
+
+impl ControlLoop {
+    /// The same loop with its clock restarted at `start` (activation).
+    fn new_at(mut self, start: Instant) -> Self {
+        self.start = start;
+        self.next = start + self.period;
+        self.window_start = start;
+        self
+    }
+}
+
+impl Active {
+    /// Deactivate and clean up: wait for the control thread (it returns on
+    /// stop or on a planner fault under `on_planner_fault: stop`), then the
+    /// publisher (after it sent the final safe action), then the
+    /// subscriber.
+    pub fn wait(self, stop: &StopHandle) -> Result<RunReport, NodeError> {
+        let r = self
+            .control
+            .join()
+            .map_err(|_| NodeError("control thread panicked".into()))?;
+        // a fault stop ends the other threads too
+        stop.stop();
+        self.dds_out
+            .join()
+            .map_err(|_| NodeError("publisher thread panicked".into()))?;
+        self.dds_in
+            .join()
+            .map_err(|_| NodeError("subscriber thread panicked".into()))?;
+        drop(self.node);
+        let h = &self.handoff;
+        Ok(RunReport {
+            counts: r.counts,
+            observations_received: h.received.load(Ordering::Relaxed),
+            actions_published: h.published.load(Ordering::Relaxed),
+            actions_dropped: h.actions_dropped.load(Ordering::Relaxed),
+            diagnostics_published: h.diagnostics.load(Ordering::Relaxed),
+            elapsed_s: r.elapsed_s,
+            latency_p50_s: r.latency_p50_s,
+            latency_p99_s: r.latency_p99_s,
+            latency_max_s: r.latency_max_s,
+            jitter_p99_s: r.jitter_p99_s,
+            stopped_by_fault: r.stopped_by_fault,
+        })
+    }
+}
+
+/// Run the node until `stop` fires (or a planner fault stops it):
+/// configure, activate, wait. `controller` is built by the caller (all
+/// allocation happens before the control thread starts).
+pub fn run(
+    cfg: &Config,
+    controller: Controller,
+    domain: u16,
+    stop: StopHandle,
+) -> Result<RunReport, NodeError> {
+    configure(cfg, controller, domain)?
+        .activate(stop.clone())?
+        .wait(&stop)
+}
+
+// ---------------------------------------------------------------------------
+// Thread bodies
+// ---------------------------------------------------------------------------
+
+/// Sleep until `t` (parked, so stop wakes it). False when stopped.
+fn sleep_until(t: Instant, stop: &StopHandle) -> bool {
+    loop {
+        if stop.stopped() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= t {
+            return true;
+        }
+        thread::park_timeout(t - now);
+    }
+}
+
+/// The control thread: [`ControlLoop::update`] at each release time until
+/// stop or a fault stop, then [`ControlLoop::deactivate`]; wakes the
+/// publisher after each update.
+pub fn control(
+    mut lp: ControlLoop,
+    h: &Handoff,
+    stop: &StopHandle,
+    publisher: &Thread,
+) -> ControlReport {
+    while sleep_until(lp.next_release(), stop) {
+        lp.update(Instant::now(), h);
+        publisher.unpark();
+        if lp.controller.must_stop() {
+            break;
+        }
+    }
+    let r = lp.deactivate(h);
+    publisher.unpark();
+    r
+}
+
+/// The DDS-in thread: waits for observations (20 ms poll so stop is seen),
+/// maps each to the observation vector and writes it into the slot. A
+/// JointState missing a configured joint or field is written as an empty
+/// vector, which the tick refuses and counts.
+pub fn dds_in(
+    sub: ObsSubscription,
+    mut poll: Poll,
+    map: &JointMapping,
+    h: &Handoff,
+    stop: &StopHandle,
+) {
+    let mut events = Events::with_capacity(8);
+    let mut vec = vec![0.0f64; map.size];
+    while !stop.stopped() {
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
+        loop {
+            let got = match &sub {
+                ObsSubscription::Array(s) => match s.take() {
+                    Ok(Some((m, _))) => {
+                        h.observation.write(&m.data, Instant::now());
+                        true
+                    }
+                    _ => false,
+                },
+                ObsSubscription::Joints(s) => match s.take() {
+                    Ok(Some((m, _))) => {
+                        if map_joint_state(&m, &map.joints, &map.fields, &mut vec) {
+                            h.observation.write(&vec, Instant::now());
+                        } else {
+                            h.mapping_errors.fetch_add(1, Ordering::Relaxed);
+                            h.observation.write(&[], Instant::now());
+                        }
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            if !got {
+                break;
+            }
+            h.received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The DDS-out thread: publishes every queued action and every queued
+/// summary as `/diagnostics`, until the control thread marks the handoff
+/// done (after its final safe action, which goes out too).
+pub fn dds_out(
+    act_pub: Publisher<Float64MultiArray>,
+    diag_pub: Publisher<DiagnosticArray>,
+    h: &Handoff,
+    diag: DiagContext,
+) {
+    loop {
+        let done = h.done.load(Ordering::SeqCst);
+        while let Some(a) = h.actions.pop() {
+            if act_pub
+                .publish(Float64MultiArray::vector("action", a.to_vec()))
+                .is_ok()
+            {
+                h.published.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        while let Some(s) = h.summaries.pop() {
+            let d = diagnostics(
+                &s,
+                diag,
+                h.received.load(Ordering::Relaxed),
+                h.mapping_errors.load(Ordering::Relaxed),
+                h.actions_dropped.load(Ordering::Relaxed),
+            );
+            if diag_pub.publish(d).is_ok() {
+                h.diagnostics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if done {
+            break;
+        }
+        thread::park_timeout(Duration::from_millis(50));
+    }
+    // Give the reliable writer a moment to put the last sample on the
+    // wire before the process exits.
+    thread::sleep(Duration::from_millis(30));
 }
 
 fn cfg_source_name(cfg: &Config) -> &'static str {
@@ -434,35 +689,28 @@ pub fn map_joint_state(
     true
 }
 
-const KIND_NAMES: [&str; 6] = [
-    "planned",
-    "no_observation",
-    "stale",
-    "wrong_size",
-    "non_finite",
-    "source_failed",
-];
-const STATUS_NAMES: [&str; 3] = ["done", "out_of_time", "failed"];
-
-/// Build the `/diagnostics` message from a control summary (DDS-out thread).
+/// Build the `/diagnostics` message from a control summary (DDS-out thread;
+/// allocates the message).
 pub fn diagnostics(
-    sum: &[f64],
-    source: &str,
-    rate_cfg: f64,
+    sum: &Summary,
+    ctx: DiagContext,
     received: u64,
     mapping_errors: u64,
+    actions_dropped: u64,
 ) -> DiagnosticArray {
-    use summary::*;
-    let kind = KIND_NAMES
-        .get(sum[LAST_KIND] as usize)
-        .copied()
-        .unwrap_or("?");
-    let status = STATUS_NAMES
-        .get(sum[LAST_STATUS] as usize)
-        .copied()
-        .unwrap_or("?");
-    let rate = sum[RATE_HZ];
-    let (level, message) = if kind != "planned" {
+    let kind = sum.last_kind.name();
+    let rate = sum.rate_hz;
+    let rate_cfg = ctx.rate_configured_hz;
+    let c = &sum.counts;
+    let (level, message) = if sum.last_kind == TickKind::PlannerFault {
+        (
+            DiagnosticStatus::ERROR,
+            format!(
+                "planner fault: {}; publishing the safe action",
+                sum.last_fault
+            ),
+        )
+    } else if sum.last_kind != TickKind::Planned {
         (
             DiagnosticStatus::ERROR,
             format!("not planning: {kind}; publishing the safe action"),
@@ -491,35 +739,29 @@ pub fn diagnostics(
             message,
             hardware_id: "dream_mpc".into(),
             values: vec![
-                kv("action_source", source.to_string()),
+                kv("action_source", ctx.source.to_string()),
                 kv("rate_hz", format!("{rate:.2}")),
                 kv("rate_configured_hz", format!("{rate_cfg:.2}")),
-                kv("ticks", format!("{}", sum[TICKS] as u64)),
-                kv("planner_latency_p50_ms", ms(sum[LAT_P50])),
-                kv("planner_latency_p99_ms", ms(sum[LAT_P99])),
-                kv("planner_latency_max_ms", ms(sum[LAT_MAX])),
-                kv("period_jitter_p99_ms", ms(sum[JITTER_P99])),
-                kv(
-                    "deadline_misses",
-                    format!("{}", sum[DEADLINE_MISSES] as u64),
-                ),
-                kv("overruns", format!("{}", sum[OVERRUNS] as u64)),
-                kv("observations_received", format!("{received}")),
-                kv("no_observation", format!("{}", sum[NO_OBSERVATION] as u64)),
-                kv("stale_observations", format!("{}", sum[STALE] as u64)),
-                kv(
-                    "wrong_size_observations",
-                    format!("{}", sum[WRONG_SIZE] as u64),
-                ),
-                kv(
-                    "non_finite_observations",
-                    format!("{}", sum[NON_FINITE] as u64),
-                ),
-                kv("joint_mapping_errors", format!("{mapping_errors}")),
-                kv("source_failures", format!("{}", sum[SOURCE_FAILED] as u64)),
-                kv("clamped_elements", format!("{}", sum[CLAMPED] as u64)),
-                kv("predicted_return", format!("{}", sum[PREDICTED_RETURN])),
-                kv("planner_status", status.to_string()),
+                kv("ticks", c.ticks.to_string()),
+                kv("planner_latency_p50_ms", ms(sum.latency_p50_s)),
+                kv("planner_latency_p99_ms", ms(sum.latency_p99_s)),
+                kv("planner_latency_max_ms", ms(sum.latency_max_s)),
+                kv("period_jitter_p99_ms", ms(sum.jitter_p99_s)),
+                kv("deadline_misses", c.deadline_misses.to_string()),
+                kv("overruns", c.overruns.to_string()),
+                kv("observations_received", received.to_string()),
+                kv("no_observation", c.no_observation.to_string()),
+                kv("stale_observations", c.stale.to_string()),
+                kv("wrong_size_observations", c.wrong_size.to_string()),
+                kv("non_finite_observations", c.non_finite.to_string()),
+                kv("joint_mapping_errors", mapping_errors.to_string()),
+                kv("source_failures", c.source_failed.to_string()),
+                kv("planner_faults", c.planner_faults.to_string()),
+                kv("last_planner_fault", sum.last_fault.to_string()),
+                kv("actions_dropped", actions_dropped.to_string()),
+                kv("clamped_elements", c.clamped.to_string()),
+                kv("predicted_return", format!("{}", sum.predicted_return)),
+                kv("planner_status", status_name(sum.last_status).to_string()),
                 kv("last_tick", kind.to_string()),
             ],
         }],

@@ -1,8 +1,15 @@
-//! `Latest`: a preallocated, lock-free "latest value" cell for a vector of
-//! f64 with a receive stamp, written by one thread and read by another (a
-//! sequence lock over atomics). The DDS thread writes each observation as it
-//! arrives; the control thread reads the newest one at its tick; the control
-//! thread writes each action, the publisher thread reads it.
+//! [`LatestWins`]: a preallocated, lock-free "latest value wins" slot for a
+//! vector of f64 with a receive stamp, written by one thread and read by
+//! another (a sequence lock over atomics), like ros2_control's
+//! RealtimeBuffer. What it guarantees: the reader always gets the newest
+//! complete vector (never a torn mix of two writes, never an older one
+//! after a newer one); older values are overwritten, not queued; the writer
+//! never waits for the reader. The DDS thread writes each observation as it
+//! arrives; the control thread reads the newest one at its tick. (A queue
+//! would be wrong here: after a burst the controller must plan on the
+//! newest observation, not work through stale ones; and the observation's
+//! size is set at run time, up to 65,536 values, so it is not a
+//! fixed-capacity value to pass through a queue by copy.)
 //!
 //! Neither side blocks or allocates: a write is `len + 3` atomic stores, a
 //! read copies `len` values and retries only if a write overlapped it.
@@ -10,7 +17,7 @@
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// One snapshot read from a [`Latest`].
+/// One snapshot read from a [`LatestWins`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Snapshot {
     /// Number of values the writer offered (may exceed the capacity: then
@@ -23,7 +30,7 @@ pub struct Snapshot {
 }
 
 /// Single-writer, multi-reader latest-value cell of fixed capacity.
-pub struct Latest {
+pub struct LatestWins {
     seq: AtomicU64,
     len: AtomicU64,
     stamp_ns: AtomicU64,
@@ -32,10 +39,10 @@ pub struct Latest {
     epoch: Instant,
 }
 
-impl Latest {
+impl LatestWins {
     /// Allocates `capacity` f64 slots (the only allocation).
     pub fn new(capacity: usize, epoch: Instant) -> Self {
-        Latest {
+        LatestWins {
             seq: AtomicU64::new(0),
             len: AtomicU64::new(0),
             stamp_ns: AtomicU64::new(0),
@@ -103,7 +110,7 @@ mod tests {
     #[test]
     fn reads_what_was_written() {
         let epoch = Instant::now();
-        let cell = Latest::new(3, epoch);
+        let cell = LatestWins::new(3, epoch);
         let mut out = [0.0; 3];
         assert_eq!(cell.read(&mut out).seq, 0);
         cell.write(&[1.0, -2.0, 3.5], epoch + Duration::from_millis(5));
@@ -117,7 +124,7 @@ mod tests {
     #[test]
     fn oversized_write_reports_true_length() {
         let epoch = Instant::now();
-        let cell = Latest::new(2, epoch);
+        let cell = LatestWins::new(2, epoch);
         cell.write(&[1.0, 2.0, 3.0, 4.0], epoch);
         let mut out = [0.0; 2];
         assert_eq!(cell.read(&mut out).len, 4);
@@ -128,7 +135,7 @@ mod tests {
     /// number, so a mix of two writes would show up as unequal elements.
     #[test]
     fn no_torn_reads_under_concurrent_writes() {
-        let cell = Arc::new(Latest::new(64, Instant::now()));
+        let cell = Arc::new(LatestWins::new(64, Instant::now()));
         let w = cell.clone();
         let writer = std::thread::spawn(move || {
             let mut buf = [0.0; 64];
