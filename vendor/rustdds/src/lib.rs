@@ -224,6 +224,9 @@ pub use dds::{
   typedesc::TypeDesc,
   with_key::{datareader::SelectByKey, WriteOptions, WriteOptionsBuilder},
 };
+/// Bounds on what a Reader buffers while receiving, set per topic with
+/// [`DomainParticipant::set_reception_limits`].
+pub use rtps::reception_limits::{ReceptionLimits, ReceptionStats};
 /// Needed to specify serialized data representation in case it is other than
 /// CDR.
 pub use serialization::RepresentationIdentifier;

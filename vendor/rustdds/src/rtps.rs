@@ -6,6 +6,7 @@ pub(crate) mod fragment_assembler;
 pub(crate) mod message_receiver;
 pub(crate) mod outbound;
 pub(crate) mod reader;
+pub mod reception_limits;
 pub(crate) mod rtps_reader_proxy;
 pub(crate) mod rtps_writer_proxy;
 pub(crate) mod timed_event;

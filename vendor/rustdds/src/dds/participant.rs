@@ -46,6 +46,7 @@ use crate::{
     constant::*,
     dp_event_loop::{DPEventLoop, DomainInfo, EventLoopCommand},
     reader::*,
+    reception_limits::{ReceptionLimits, ReceptionStats},
     writer::WriterIngredients,
   },
   structure::{dds_cache::DDSCache, entity::RTPSEntity, guid::*, locator::Locator},
@@ -632,6 +633,39 @@ impl DomainParticipant {
 
   pub(crate) fn dds_cache(&self) -> Arc<RwLock<DDSCache>> {
     self.dpi.lock().unwrap().dds_cache()
+  }
+
+  /// Bound what Readers of the topic `topic_name` (the DDS topic name, e.g.
+  /// `rt/observation` for ROS 2 topic `/observation`) buffer while receiving:
+  /// the largest accepted sample, the number of partially received samples
+  /// per writer and their timeout (see [`ReceptionLimits`]). Applies to
+  /// Readers created after this call; set it before creating them.
+  ///
+  /// Independently of limits, a Reader never reassembles fragments from a
+  /// user-defined writer it has not matched.
+  ///
+  /// Returns the counters of what those Readers refused. Setting limits again
+  /// for the same topic replaces them and returns the same counters.
+  ///
+  /// # Examples
+  ///
+  /// ```
+  /// # use rustdds::{DomainParticipant, ReceptionLimits};
+  /// let domain_participant = DomainParticipant::new(0).unwrap();
+  /// let stats = domain_participant
+  ///   .set_reception_limits("rt/observation", ReceptionLimits::with_max_sample_size(64 * 1024));
+  /// assert_eq!(stats.oversized_samples(), 0);
+  /// ```
+  pub fn set_reception_limits(
+    &self,
+    topic_name: &str,
+    limits: ReceptionLimits,
+  ) -> Arc<ReceptionStats> {
+    self
+      .dds_cache()
+      .write()
+      .unwrap()
+      .set_reception_limits(topic_name, limits)
   }
 
   #[cfg(feature = "security")] // just to avoid warning

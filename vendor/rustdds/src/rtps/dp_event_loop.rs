@@ -1066,6 +1066,16 @@ impl DPEventLoop {
       self.participant_status_sender.clone(),
     );
 
+    // Reception limits set for this topic on the DomainParticipant.
+    let limits = self
+      .dds_cache
+      .read()
+      .unwrap()
+      .reception_limits(new_reader.topic_name());
+    if let Some((limits, stats)) = limits {
+      new_reader.set_reception_limits(limits, stats);
+    }
+
     // Reader commands share the poll waker. The ready queue records the entity
     // id, so there is nothing to register under the reader token.
     new_reader.set_requested_deadline_check_timer();

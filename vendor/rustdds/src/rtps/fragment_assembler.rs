@@ -174,16 +174,18 @@ impl AssemblyBuffer {
   }
 }
 
-// Upper bound on the number of concurrent (incomplete) reassembly buffers kept
-// per writer. Fragments belonging to one sample normally arrive back-to-back,
-// so only a handful of samples are ever mid-reassembly at once; this cap is far
-// above that. Its purpose is to bound memory when samples never complete, e.g.
-// under best-effort overload where fragments are dropped: without it, one
-// incomplete `AssemblyBuffer` (a full sample-sized allocation) accrues per lost
-// sample and is only reclaimed by a 10 s idle timeout, growing to gigabytes.
-// When exceeded we evict the oldest (lowest sequence number) buffer, which
-// under best effort is lost anyway and under reliable will be re-requested.
-const MAX_ASSEMBLY_BUFFERS: usize = 128;
+// The number of concurrent (incomplete) reassembly buffers kept per writer is
+// bounded by `ReceptionLimits::max_partial_samples_per_writer` (default 128).
+// Fragments belonging to one sample normally arrive back-to-back, so only a
+// handful of samples are ever mid-reassembly at once; the default is far above
+// that. Its purpose is to bound memory when samples never complete, e.g. under
+// best-effort overload where fragments are dropped: without it, one incomplete
+// `AssemblyBuffer` (a full sample-sized allocation) accrues per lost sample and
+// is only reclaimed by the idle timeout, growing to gigabytes. When exceeded we
+// evict one buffer: the newest under reliable, the oldest under best effort.
+// Together with `ReceptionLimits::max_sample_size` (checked by the Reader
+// before a buffer is created) this bounds a writer's reassembly memory to
+// max_partial_samples_per_writer * max_sample_size.
 
 // Assembles fragments from a single (remote) Writer
 // So there is only one sequence of SNs
@@ -191,8 +193,12 @@ pub(crate) struct FragmentAssembler {
   fragment_size: u16, // number of bytes per fragment. Each writer must select one constant value.
   assembly_buffers: BTreeMap<SequenceNumber, AssemblyBuffer>,
   // Whether the owning reader is Reliable. This decides which buffer to drop
-  // when `MAX_ASSEMBLY_BUFFERS` is exceeded (see `new_datafrag`).
+  // when `max_partial` is exceeded (see `new_datafrag`).
   reliable: bool,
+  // At most this many incomplete buffers (at least 1).
+  max_partial: usize,
+  // Buffers evicted or expired since the last `take_dropped_count`.
+  dropped: usize,
 }
 
 impl fmt::Debug for FragmentAssembler {
@@ -204,13 +210,23 @@ impl fmt::Debug for FragmentAssembler {
 }
 
 impl FragmentAssembler {
-  pub fn new(fragment_size: u16, reliable: bool) -> Self {
-    debug!("new FragmentAssembler. frag_size = {fragment_size} reliable = {reliable}");
+  pub fn new(fragment_size: u16, reliable: bool, max_partial: usize) -> Self {
+    debug!(
+      "new FragmentAssembler. frag_size = {fragment_size} reliable = {reliable} max_partial = \
+       {max_partial}"
+    );
     Self {
       fragment_size,
       assembly_buffers: BTreeMap::new(),
       reliable,
+      max_partial: max_partial.max(1),
+      dropped: 0,
     }
+  }
+
+  /// Number of partial samples evicted (by `max_partial`) since the last call.
+  pub fn take_evicted_count(&mut self) -> usize {
+    std::mem::take(&mut self.dropped)
   }
 
   // Returns completed DDSData, when complete, and disposes the assembly buffer.
@@ -269,7 +285,7 @@ impl FragmentAssembler {
       }
     } else {
       debug!("new_dataFrag: FRAGMENT NOT COMPLETED YET");
-      // Bound memory: never keep more than MAX_ASSEMBLY_BUFFERS incomplete
+      // Bound memory: never keep more than `max_partial` incomplete
       // reassemblies.
       //
       // Which one to evict depends on reliability:
@@ -283,7 +299,7 @@ impl FragmentAssembler {
       //  * Best effort: there is no retransmission, so a low incomplete buffer is
       //    lost anyway. Evict the OLDEST (lowest SN) to free room for newer samples
       //    that may still complete.
-      while self.assembly_buffers.len() > MAX_ASSEMBLY_BUFFERS {
+      while self.assembly_buffers.len() > self.max_partial {
         let evicted = if self.reliable {
           self.assembly_buffers.pop_last()
         } else {
@@ -292,12 +308,16 @@ impl FragmentAssembler {
         if evicted.is_none() {
           break;
         }
+        self.dropped += 1;
       }
       None
     }
   }
 
-  pub fn garbage_collect_before(&mut self, expire_before: Timestamp) {
+  /// Drops the partial samples not modified since `expire_before`; returns
+  /// how many.
+  pub fn garbage_collect_before(&mut self, expire_before: Timestamp) -> usize {
+    let before = self.assembly_buffers.len();
     self.assembly_buffers.retain(|sn, ab| {
       let retain = ab.modified_time >= expire_before;
       if !retain {
@@ -305,6 +325,12 @@ impl FragmentAssembler {
       }
       retain
     });
+    before - self.assembly_buffers.len()
+  }
+
+  /// Whether no sample is partially received (the assembler can be dropped).
+  pub fn is_empty(&self) -> bool {
+    self.assembly_buffers.is_empty()
   }
 
   // pub fn partially_received_sequence_numbers_iterator(&self) -> Box<dyn
@@ -421,9 +447,43 @@ mod tests {
     let frag_size = 256u16;
     let data_size = 512u32;
     let bad = datafrag(2, 2, frag_size, data_size, vec![0u8; 256]);
-    let mut fa = FragmentAssembler::new(frag_size, true);
+    let mut fa = FragmentAssembler::new(frag_size, true, 128);
     assert!(fa
       .new_datafrag(&bad, BitFlags::<DATAFRAG_Flags>::empty())
       .is_none());
+  }
+
+  // Incomplete samples beyond `max_partial` are evicted and counted; expired
+  // ones are reported by `garbage_collect_before`.
+  #[test]
+  fn fragment_assembler_bounds_partial_samples() {
+    use enumflags2::BitFlags;
+
+    use super::FragmentAssembler;
+    use crate::{
+      messages::submessages::submessages::DATAFRAG_Flags,
+      structure::{sequence_number::SequenceNumber, time::Timestamp},
+    };
+
+    let frag_size = 256u16;
+    let mut fa = FragmentAssembler::new(frag_size, false, 3);
+    for sn in 1..=5i64 {
+      let mut first = datafrag(1, 1, frag_size, 1024, vec![0u8; 256]);
+      first.writer_sn = SequenceNumber::new(sn);
+      assert!(fa
+        .new_datafrag(&first, BitFlags::<DATAFRAG_Flags>::empty())
+        .is_none());
+    }
+    assert_eq!(fa.take_evicted_count(), 2);
+    assert_eq!(fa.take_evicted_count(), 0);
+    // best effort evicts the oldest
+    assert!(!fa.is_partially_received(SequenceNumber::new(1)));
+    assert!(fa.is_partially_received(SequenceNumber::new(5)));
+    assert_eq!(fa.garbage_collect_before(Timestamp::ZERO), 0);
+    assert_eq!(
+      fa.garbage_collect_before(Timestamp::now() + crate::Duration::from_secs(1)),
+      3
+    );
+    assert!(fa.is_empty());
   }
 }

@@ -42,8 +42,12 @@ use crate::{
   network::udp_sender::UDPSender,
   polling::{ReadySender, SharedTimer, WakeReceiver},
   rtps::{
-    fragment_assembler::FragmentAssembler, message_receiver::MessageReceiverState,
-    rtps_writer_proxy::RtpsWriterProxy, timed_event::DpTimerEvent, Message,
+    fragment_assembler::FragmentAssembler,
+    message_receiver::MessageReceiverState,
+    reception_limits::{ReceptionLimits, ReceptionStats},
+    rtps_writer_proxy::RtpsWriterProxy,
+    timed_event::DpTimerEvent,
+    Message,
   },
   structure::{
     cache_change::{CacheChange, ChangeKind},
@@ -135,6 +139,9 @@ pub(crate) struct Reader {
 
   fragment_assemblers: BTreeMap<GUID, FragmentAssembler>,
   last_fragment_garbage_collect: Timestamp,
+  // Bounds on what this reader buffers, and counts of what they refused.
+  reception_limits: ReceptionLimits,
+  reception_stats: Arc<ReceptionStats>,
   matched_writers: BTreeMap<GUID, RtpsWriterProxy>,
   writer_match_count_total: i32, // total count, never decreases
 
@@ -154,8 +161,8 @@ pub(crate) struct Reader {
 }
 
 // If we are assembling a fragment, but it does not receive any updates
-// for this time, the AssemblyBuffer is just dropped.
-const FRAGMENT_ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(10);
+// for `ReceptionLimits::partial_sample_timeout` (default 10 s), the
+// AssemblyBuffer is just dropped.
 // minimum interval (max frequency) of AssemblyBuffer GC
 const MIN_FRAGMENT_GC_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -202,6 +209,8 @@ impl Reader {
       received_heartbeat_count: 0,
       fragment_assemblers: BTreeMap::new(),
       last_fragment_garbage_collect: Timestamp::now(),
+      reception_limits: ReceptionLimits::DEFAULT,
+      reception_stats: Arc::new(ReceptionStats::default()),
       matched_writers: BTreeMap::new(),
       writer_match_count_total: 0,
       requested_deadline_missed_count: 0,
@@ -216,6 +225,17 @@ impl Reader {
       security_plugins: i.security_plugins,
     }
   }
+  /// Apply reception limits (set per topic on the DomainParticipant) and
+  /// count refusals into `stats`. Called when the reader is added.
+  pub(crate) fn set_reception_limits(
+    &mut self,
+    limits: ReceptionLimits,
+    stats: Arc<ReceptionStats>,
+  ) {
+    self.reception_limits = limits;
+    self.reception_stats = stats;
+  }
+
   // TODO: check if it's necessary to implement different handlers for discovery
   // and user messages
 
@@ -570,6 +590,12 @@ impl Reader {
     let writer_guid = GUID::new_with_prefix_and_id(mr_state.source_guid_prefix, data.writer_id);
     let writer_seq_num = data.writer_sn; // for borrow checker
 
+    let payload_len = data.serialized_payload.as_ref().map_or(0, |p| p.len());
+    if payload_len > self.reception_limits.max_sample_size {
+      self.drop_oversized_sample(writer_guid, writer_seq_num, payload_len);
+      return;
+    }
+
     match self.data_to_dds_data(data, data_flags) {
       Ok(dds_data) => self.process_received_data(
         dds_data,
@@ -592,6 +618,28 @@ impl Reader {
     let seq_num = datafrag.writer_sn;
     let receive_timestamp = Timestamp::now();
     //trace!("DATAFRAG received topic={:?}", self.topic_name);
+
+    // Bound reassembly before anything is allocated for it. A stateful reader
+    // discards a completed sample of an unmatched user-defined writer anyway
+    // (see `process_received_data`), so reassembling it only costs memory:
+    // refuse its fragments. Built-in (discovery) writers are exempt, since
+    // SPDP must hear participants it has not matched yet.
+    if !self.like_stateless
+      && writer_guid.entity_id.entity_kind.is_user_defined()
+      && !self.matched_writers.contains_key(&writer_guid)
+    {
+      self.reception_stats.count_unmatched();
+      debug!(
+        "DATAFRAG from unmatched writer {:?} topic={:?} dropped",
+        writer_guid, self.topic_name
+      );
+      return;
+    }
+    let claimed_size = usize::try_from(datafrag.data_size).unwrap_or(usize::MAX);
+    if claimed_size > self.reception_limits.max_sample_size {
+      self.drop_oversized_sample(writer_guid, seq_num, claimed_size);
+      return;
+    }
 
     // check if this submessage is expired already
     // TODO: Maybe this check is in the wrong place altogether? It should be
@@ -635,9 +683,12 @@ impl Reader {
 
     // Feed to fragment assembler ...
     let writer_seq_num = datafrag.writer_sn; // for borrow checker
-    let completed_dds_data = self
-      .fragment_assembler_mutable(writer_guid, datafrag.fragment_size)
-      .new_datafrag(datafrag, datafrag_flags);
+    let assembler = self.fragment_assembler_mutable(writer_guid, datafrag.fragment_size);
+    let completed_dds_data = assembler.new_datafrag(datafrag, datafrag_flags);
+    let evicted = assembler.take_evicted_count();
+    if evicted > 0 {
+      self.reception_stats.count_evicted(evicted);
+    }
 
     // ... and continue processing, if data was completed.
     if let Some(dds_data) = completed_dds_data {
@@ -661,10 +712,37 @@ impl Reader {
     frag_size: u16,
   ) -> &mut FragmentAssembler {
     let reliable = self.reliability != policy::Reliability::BestEffort;
+    let max_partial = self.reception_limits.max_partial_samples_per_writer;
     self
       .fragment_assemblers
       .entry(writer_guid)
-      .or_insert_with(|| FragmentAssembler::new(frag_size, reliable))
+      .or_insert_with(|| FragmentAssembler::new(frag_size, reliable, max_partial))
+  }
+
+  // A sample larger than `ReceptionLimits::max_sample_size` is dropped before
+  // it is buffered. From a matched writer, its sequence number is marked
+  // irrelevant (as if a GAP had been received), so that a reliable reader
+  // acknowledges it instead of asking for it again; it is counted once.
+  fn drop_oversized_sample(&mut self, writer_guid: GUID, sn: SequenceNumber, size: usize) {
+    let max = self.reception_limits.max_sample_size;
+    let first_time = match self.matched_writers.get_mut(&writer_guid) {
+      Some(wp) => {
+        let new = !wp.should_ignore_change(sn);
+        if new {
+          wp.set_irrelevant_change(sn);
+        }
+        new
+      }
+      None => true,
+    };
+    if first_time {
+      self.reception_stats.count_oversized();
+      warn!(
+        "Dropped sample {sn:?} of {size} bytes from {writer_guid:?} on topic {:?}: larger than \
+         max_sample_size {max}",
+        self.topic_name
+      );
+    }
   }
 
   fn garbage_collect_fragments(&mut self) {
@@ -676,15 +754,18 @@ impl Reader {
     if now - self.last_fragment_garbage_collect > MIN_FRAGMENT_GC_INTERVAL {
       self.last_fragment_garbage_collect = now;
 
-      let expire_before = now - FRAGMENT_ASSEMBLY_TIMEOUT;
+      let timeout = Duration::from(self.reception_limits.partial_sample_timeout);
+      let expire_before = now - timeout;
 
-      self
-        .fragment_assemblers
-        .iter_mut()
-        .for_each(|(writer, fa)| {
-          debug!("AssemblyBuffer GC writer {writer:?}");
-          fa.garbage_collect_before(expire_before);
-        });
+      let mut expired = 0;
+      self.fragment_assemblers.retain(|writer, fa| {
+        debug!("AssemblyBuffer GC writer {writer:?}");
+        expired += fa.garbage_collect_before(expire_before);
+        !fa.is_empty()
+      });
+      if expired > 0 {
+        self.reception_stats.count_expired(expired);
+      }
     } else {
       trace!("Not yet AssemblyBuffer GC time.");
     }

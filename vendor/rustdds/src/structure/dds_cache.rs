@@ -19,7 +19,10 @@ use crate::{
     typedesc::TypeDesc,
     CreateError, CreateResult,
   },
-  rtps::constant::MAX_WITHHELD_BYTES_PER_TOPIC,
+  rtps::{
+    constant::MAX_WITHHELD_BYTES_PER_TOPIC,
+    reception_limits::{ReceptionLimits, ReceptionStats},
+  },
   structure::{sequence_number::SequenceNumber, time::Timestamp},
   GUID,
 };
@@ -49,6 +52,8 @@ use super::cache_change::CacheChange;
 #[derive(Debug, Default)]
 pub struct DDSCache {
   topic_caches: HashMap<String, Arc<Mutex<TopicCache>>>,
+  // Reception limits per topic name, applied to Readers created afterwards.
+  reception_limits: HashMap<String, (ReceptionLimits, Arc<ReceptionStats>)>,
 }
 
 impl DDSCache {
@@ -77,6 +82,29 @@ impl DDSCache {
       ))));
 
     topic_cache_handle.clone()
+  }
+
+  /// Set the reception limits of `topic_name`'s future Readers; returns the
+  /// counters they share (the same ones when set again for that topic).
+  pub(crate) fn set_reception_limits(
+    &mut self,
+    topic_name: &str,
+    limits: ReceptionLimits,
+  ) -> Arc<ReceptionStats> {
+    let entry = self
+      .reception_limits
+      .entry(topic_name.to_string())
+      .or_insert_with(|| (limits, Arc::new(ReceptionStats::default())));
+    entry.0 = limits;
+    entry.1.clone()
+  }
+
+  /// The reception limits set for `topic_name`, if any.
+  pub(crate) fn reception_limits(
+    &self,
+    topic_name: &str,
+  ) -> Option<(ReceptionLimits, Arc<ReceptionStats>)> {
+    self.reception_limits.get(topic_name).cloned()
   }
 
   pub(crate) fn get_existing_topic_cache(
