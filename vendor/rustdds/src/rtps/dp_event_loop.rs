@@ -63,6 +63,13 @@ use crate::{
 #[cfg(not(feature = "security"))]
 use crate::no_security::security_plugins::SecurityPluginsHandle;
 
+
+// Datagrams read from one listener before the loop turns to its queues (local
+// writers' sends, reader commands, timers). Reception and transmission share
+// this thread; without a cap, a flood of incoming datagrams is read and
+// handled to the last one before any local writer sends again.
+const MAX_DATAGRAMS_PER_READ: usize = 256;
+
 #[derive(Clone, Debug)]
 pub struct DomainInfo {
   pub domain_participant_guid: GUID,
@@ -292,6 +299,11 @@ impl DPEventLoop {
       ev_wrapper.remove_local_writer(&writer_guid);
     }
 
+    // Listeners whose last read stopped at MAX_DATAGRAMS_PER_READ, before
+    // WouldBlock: they get no new edge-triggered event, so they are read
+    // again on the next iteration, after the queues (local writers) ran.
+    let mut still_readable: Vec<Token> = Vec::new();
+
     // loop starts here
     loop {
       // The poll wakes for a socket, the shared waker, or the sooner of the next
@@ -302,7 +314,11 @@ impl DPEventLoop {
       } else {
         Duration::from_millis(2)
       };
-      let poll_timeout = timeout_until(ev_wrapper.shared_timer.borrow().next_deadline(), idle_cap);
+      let poll_timeout = if still_readable.is_empty() {
+        timeout_until(ev_wrapper.shared_timer.borrow().next_deadline(), idle_cap)
+      } else {
+        Duration::ZERO
+      };
       match ev_wrapper.poll.poll(&mut events, Some(poll_timeout)) {
         Ok(_) => {}
         Err(e) => {
@@ -318,6 +334,12 @@ impl DPEventLoop {
         poll_alive = now;
       }
 
+      for token in std::mem::take(&mut still_readable) {
+        if ev_wrapper.read_listener(token) {
+          still_readable.push(token);
+        }
+      }
+
       if events.is_empty() {
         debug!("dp_event_loop idling.");
       } else {
@@ -329,19 +351,10 @@ impl DPEventLoop {
               | DISCOVERY_MUL_LISTENER_TOKEN
               | USER_TRAFFIC_LISTENER_TOKEN
               | USER_TRAFFIC_MUL_LISTENER_TOKEN => {
-                // Edge-triggered: read until WouldBlock. A cap would leave
-                // datagrams sitting with no further readiness event.
-                let udp_messages = ev_wrapper.udp_listeners.get_mut(&token).map_or_else(
-                  || {
-                    error!("No listener with token {:?}", token);
-                    vec![]
-                  },
-                  |l| l.messages_bounded(usize::MAX),
-                );
-                for (packet, origin) in udp_messages {
-                  ev_wrapper
-                    .message_receiver
-                    .handle_received_packet(&packet, origin);
+                // Edge-triggered: read until WouldBlock, but in batches, so
+                // that a flood of datagrams cannot hold off local writers.
+                if ev_wrapper.read_listener(token) && !still_readable.contains(&token) {
+                  still_readable.push(token);
                 }
               }
               LOOP_WAKE_TOKEN => {
@@ -391,6 +404,26 @@ impl DPEventLoop {
       ev_wrapper.service_outbound();
     } // loop
   } // fn
+
+  // Reads and handles up to MAX_DATAGRAMS_PER_READ datagrams of the listener
+  // `token`. Returns true when it stopped at that cap rather than at
+  // WouldBlock, i.e. the listener must be read again without a new event.
+  fn read_listener(&mut self, token: Token) -> bool {
+    let udp_messages = self.udp_listeners.get_mut(&token).map_or_else(
+      || {
+        error!("No listener with token {:?}", token);
+        vec![]
+      },
+      |l| l.messages_bounded(MAX_DATAGRAMS_PER_READ),
+    );
+    let capped = udp_messages.len() >= MAX_DATAGRAMS_PER_READ;
+    for (packet, origin) in udp_messages {
+      self
+        .message_receiver
+        .handle_received_packet(&packet, origin);
+    }
+    capped
+  }
 
   // Returns true when the loop should exit.
   fn drain_queues(
