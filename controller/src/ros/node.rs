@@ -132,6 +132,15 @@ pub fn run(
     let obs_topic = node
         .create_topic(&topic_name(&cfg.observation_topic)?, obs_type, &q)
         .map_err(err("observation topic"))?;
+    // Bounded reception (issue 19 item 6, docs/rustdds-patch.md): RustDDS
+    // drops observations larger than this before buffering them, and counts.
+    let obs_rx_stats = {
+        use ros2_client::dds::rustdds::{ReceptionLimits, TopicDescription};
+        ctx.domain_participant().set_reception_limits(
+            &obs_topic.name(),
+            ReceptionLimits::with_max_sample_size(max_observation_bytes(cfg)),
+        )
+    };
     let act_topic = node
         .create_topic(
             &topic_name(&cfg.action_topic)?,
@@ -384,6 +393,15 @@ pub fn run(
         .join()
         .map_err(|_| NodeError("subscriber thread panicked".into()))?;
     drop(node);
+    if obs_rx_stats.oversized_samples() + obs_rx_stats.unmatched_fragments() > 0 {
+        eprintln!(
+            "dds: observation reader dropped {} oversized samples (over {} bytes) and {} \
+             fragments from unmatched writers",
+            obs_rx_stats.oversized_samples(),
+            max_observation_bytes(cfg),
+            obs_rx_stats.unmatched_fragments()
+        );
+    }
     Ok(RunReport {
         counts,
         observations_received: received.load(Ordering::Relaxed),
@@ -395,6 +413,14 @@ pub fn run(
         latency_max_s: max,
         jitter_p99_s: jp99,
     })
+}
+
+/// Largest serialized observation message DDS accepts, in bytes: the
+/// configured observation as f64 (times 3 for JointState's position,
+/// velocity and effort), twice over, plus 64 KiB for headers, layout and
+/// joint names. Computed once at start-up.
+pub fn max_observation_bytes(cfg: &Config) -> usize {
+    65_536 + 2 * 3 * 8 * cfg.observation_size
 }
 
 fn cfg_source_name(cfg: &Config) -> &'static str {
