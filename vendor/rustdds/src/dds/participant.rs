@@ -667,6 +667,17 @@ impl DomainParticipant {
       .unwrap()
       .set_reception_limits(topic_name, limits)
   }
+  /// The counters of what Readers of `topic_name` refused, if limits were
+  /// set for it (built-in discovery topics always have them, see
+  /// [`ReceptionLimits::BUILT_IN`]).
+  pub fn reception_stats(&self, topic_name: &str) -> Option<Arc<ReceptionStats>> {
+    self
+      .dds_cache()
+      .read()
+      .unwrap()
+      .reception_limits(topic_name)
+      .map(|(_, stats)| stats)
+  }
 
   #[cfg(feature = "security")] // just to avoid warning
   pub(crate) fn qos(&self) -> QosPolicies {

@@ -39,6 +39,7 @@ use crate::{
     message_receiver::MessageReceiver,
     outbound::SocketId,
     reader::{Reader, ReaderIngredients},
+    reception_limits::ReceptionLimits,
     rtps_reader_proxy::RtpsReaderProxy,
     rtps_writer_proxy::RtpsWriterProxy,
     timed_event::DpTimerEvent,
@@ -62,7 +63,6 @@ use crate::{
 };
 #[cfg(not(feature = "security"))]
 use crate::no_security::security_plugins::SecurityPluginsHandle;
-
 
 // Datagrams read from one listener before the loop turns to its queues (local
 // writers' sends, reader commands, timers). Reception and transmission share
@@ -1099,12 +1099,20 @@ impl DPEventLoop {
       self.participant_status_sender.clone(),
     );
 
-    // Reception limits set for this topic on the DomainParticipant.
-    let limits = self
-      .dds_cache
-      .read()
-      .unwrap()
-      .reception_limits(new_reader.topic_name());
+    // Reception limits set for this topic on the DomainParticipant; built-in
+    // (discovery) readers default to ReceptionLimits::BUILT_IN.
+    let limits = {
+      let mut cache = self.dds_cache.write().unwrap();
+      match cache.reception_limits(new_reader.topic_name()) {
+        Some(l) => Some(l),
+        None if new_reader.guid().entity_id.entity_kind.is_built_in() => {
+          let stats =
+            cache.set_reception_limits(new_reader.topic_name(), ReceptionLimits::BUILT_IN);
+          Some((ReceptionLimits::BUILT_IN, stats))
+        }
+        None => None,
+      }
+    };
     if let Some((limits, stats)) = limits {
       new_reader.set_reception_limits(limits, stats);
     }

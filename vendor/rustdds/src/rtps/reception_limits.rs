@@ -36,12 +36,21 @@ pub struct ReceptionLimits {
 }
 
 impl ReceptionLimits {
-  /// Defaults equal to RustDDS' behaviour before limits existed, except that
-  /// unmatched writers never get a reassembly buffer (their samples were
-  /// discarded after reassembly anyway).
+  /// Defaults of user-defined topics, equal to RustDDS' behaviour before
+  /// limits existed, except that unmatched writers never get a reassembly
+  /// buffer (their samples were discarded after reassembly anyway).
   pub const DEFAULT: Self = Self {
     max_sample_size: u32::MAX as usize,
     max_partial_samples_per_writer: 128,
+    partial_sample_timeout: StdDuration::from_secs(10),
+  };
+
+  /// Limits of the built-in (discovery) Readers unless set otherwise for
+  /// their topic: discovery samples are a few kilobytes, so 1 MiB is far
+  /// above any legitimate one, and at most 16 partial samples per writer.
+  pub const BUILT_IN: Self = Self {
+    max_sample_size: 1 << 20,
+    max_partial_samples_per_writer: 16,
     partial_sample_timeout: StdDuration::from_secs(10),
   };
 
