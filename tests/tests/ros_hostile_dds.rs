@@ -76,8 +76,15 @@ fn forged_data_frags_from_undiscovered_writer_are_dropped() {
             let target =
                 hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
                     .expect("the node's rt/observation reader was not discovered");
-            let n = hostile::send_forged(&target, hostile::random_prefix(), 1, 4, 1 << 30)
-                .expect("send forged datagrams");
+            let n = hostile::send_forged(
+                &target,
+                hostile::random_prefix(),
+                hostile::USER_WRITER,
+                1,
+                4,
+                1 << 30,
+            )
+            .expect("send forged datagrams");
             eprintln!(
                 "sent {n} forged {}-byte DATA_FRAGs to reader {:02x?} on ports {:?}",
                 hostile::FORGED_LEN,
@@ -95,6 +102,43 @@ fn forged_data_frags_from_undiscovered_writer_are_dropped() {
         "the node did not report dropping the forged fragments:\n{}",
         run.stderr
     );
+}
+
+/// The same against the node's SPDP (participant discovery) reader, which
+/// must hear participants it does not know yet: the forged fragments claim
+/// to come from an SPDP writer, so only the size bound stops them.
+#[test]
+fn forged_data_frags_to_the_discovery_reader_are_dropped() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = domain(2);
+    let run = run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        Duration::from_secs(4),
+        move |ctx, _pid| {
+            let dp = ctx.domain_participant();
+            let own = [dp.participant_id()];
+            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
+                .expect("the node's rt/observation reader was not discovered");
+            let target = hostile::spdp_reader_of(&user);
+            let n = hostile::send_forged(
+                &target,
+                hostile::random_prefix(),
+                hostile::SPDP_WRITER,
+                1,
+                4,
+                1 << 30,
+            )
+            .expect("send forged datagrams");
+            eprintln!(
+                "sent {n} forged DATA_FRAGs to the SPDP reader on ports {:?}",
+                target.ports
+            );
+        },
+    );
+    run.report("forged DATA_FRAG x4 to the SPDP reader (1 GiB claimed each)");
+    assert_bounded(&run);
 }
 
 /// Issue 19 item 6: a matched peer publishes observations of 10^6 floats
