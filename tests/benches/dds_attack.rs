@@ -9,9 +9,11 @@
 //!   1 GiB claimed each) every 100 ms to the node's observation reader;
 //! - `huge`: a matched peer publishing 10^6-float observations at 20 Hz.
 //!
-//!     cargo bench -p dream-mpc-tests --bench dds_attack
-//!     DREAM_MPC_BENCH_SECS=5 DREAM_MPC_BENCH_SCENARIOS=idle,huge \
-//!       DREAM_MPC_BIN=/path/to/unpatched/dream-mpc cargo bench -p dream-mpc-tests --bench dds_attack
+//! ```text
+//! cargo bench -p dream-mpc-tests --bench dds_attack
+//! DREAM_MPC_BENCH_SECS=5 DREAM_MPC_BENCH_SCENARIOS=idle,huge \
+//!   DREAM_MPC_BIN=/path/to/unpatched/dream-mpc cargo bench -p dream-mpc-tests --bench dds_attack
+//! ```
 //!
 //! `DREAM_MPC_BIN` runs another controller binary (e.g. one built without the
 //! RustDDS patch; leave `forged` out then: every forged datagram costs such a
