@@ -640,6 +640,22 @@ impl Reader {
       self.drop_oversized_sample(writer_guid, seq_num, claimed_size);
       return;
     }
+    if self.fragment_assemblers.len() >= self.reception_limits.max_fragmenting_writers
+      && !self.fragment_assemblers.contains_key(&writer_guid)
+    {
+      // Expired partial samples may have freed a slot.
+      self.garbage_collect_fragments();
+      if self.fragment_assemblers.len() >= self.reception_limits.max_fragmenting_writers {
+        self.reception_stats.count_unmatched();
+        debug!(
+          "DATAFRAG from {:?} topic={:?} dropped: {} writers have partial samples",
+          writer_guid,
+          self.topic_name,
+          self.fragment_assemblers.len()
+        );
+        return;
+      }
+    }
 
     // check if this submessage is expired already
     // TODO: Maybe this check is in the wrong place altogether? It should be
@@ -686,6 +702,10 @@ impl Reader {
     let assembler = self.fragment_assembler_mutable(writer_guid, datafrag.fragment_size);
     let completed_dds_data = assembler.new_datafrag(datafrag, datafrag_flags);
     let evicted = assembler.take_evicted_count();
+    if assembler.is_empty() {
+      // completed (or refused): the writer holds no partial sample
+      self.fragment_assemblers.remove(&writer_guid);
+    }
     if evicted > 0 {
       self.reception_stats.count_evicted(evicted);
     }

@@ -30,6 +30,12 @@ pub struct ReceptionLimits {
   /// At most this many partially received samples are kept per remote
   /// writer; beyond it one is evicted (see `FragmentAssembler`).
   pub max_partial_samples_per_writer: usize,
+  /// At most this many remote writers have partially received samples at
+  /// once; a DATAFRAG of a further writer is dropped (and counted) until one
+  /// completes or expires. With the two bounds above, a Reader buffers at
+  /// most `max_fragmenting_writers * max_partial_samples_per_writer *
+  /// max_sample_size` bytes of partial samples.
+  pub max_fragmenting_writers: usize,
   /// A partially received sample that receives no fragment for this long is
   /// dropped.
   pub partial_sample_timeout: StdDuration,
@@ -42,15 +48,19 @@ impl ReceptionLimits {
   pub const DEFAULT: Self = Self {
     max_sample_size: u32::MAX as usize,
     max_partial_samples_per_writer: 128,
+    max_fragmenting_writers: usize::MAX,
     partial_sample_timeout: StdDuration::from_secs(10),
   };
 
   /// Limits of the built-in (discovery) Readers unless set otherwise for
-  /// their topic: discovery samples are a few kilobytes, so 1 MiB is far
-  /// above any legitimate one, and at most 16 partial samples per writer.
+  /// their topic: discovery samples are a few kilobytes, so 256 KiB is far
+  /// above any legitimate one; at most 4 partial samples per writer and 32
+  /// writers with partial samples, i.e. at most 32 MiB of partial samples
+  /// per Reader (the SPDP reader accepts fragments from unknown writers).
   pub const BUILT_IN: Self = Self {
-    max_sample_size: 1 << 20,
-    max_partial_samples_per_writer: 16,
+    max_sample_size: 256 * 1024,
+    max_partial_samples_per_writer: 4,
+    max_fragmenting_writers: 32,
     partial_sample_timeout: StdDuration::from_secs(10),
   };
 
@@ -87,7 +97,8 @@ impl ReceptionStats {
     self.oversized_samples.load(Ordering::Relaxed)
   }
   /// DATAFRAG submessages dropped because their (user-defined) writer is not
-  /// matched with the Reader.
+  /// matched with the Reader, or because `max_fragmenting_writers` other
+  /// writers have partial samples.
   pub fn unmatched_fragments(&self) -> u64 {
     self.unmatched_fragments.load(Ordering::Relaxed)
   }
