@@ -125,13 +125,16 @@ pub fn forged_data_frag(
     m
 }
 
-/// A GUID prefix no participant announced (time- and pid-seeded).
+/// A GUID prefix no participant announced (seeded by time, pid and a
+/// call counter: distinct on every call).
 pub fn random_prefix() -> [u8; 12] {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    let mut x = t ^ ((std::process::id() as u64) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let k = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut x = t ^ ((std::process::id() as u64) << 32) ^ 0x9e37_79b9_7f4a_7c15 ^ (k << 48);
     let mut p = [0u8; 12];
     for b in p.iter_mut() {
         x ^= x << 13;

@@ -141,6 +141,38 @@ fn forged_data_frags_to_the_discovery_reader_are_dropped() {
     assert_bounded(&run);
 }
 
+/// Many forged writers at once against the SPDP reader: 600 DATA_FRAGs, each
+/// from a new GUID prefix and claiming 256 KiB (the built-in readers' largest
+/// sample): the bound on writers with partial samples keeps the node's
+/// memory bounded (unpatched: 600 x 256 KiB are allocated).
+#[test]
+fn forged_data_frags_from_many_prefixes_to_the_discovery_reader_are_bounded() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = domain(2);
+    let run = run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+        move |ctx, _pid| {
+            let dp = ctx.domain_participant();
+            let own = [dp.participant_id()];
+            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
+                .expect("the node's rt/observation reader was not discovered");
+            let target = hostile::spdp_reader_of(&user);
+            let mut n = 0;
+            for _ in 0..600 {
+                let prefix = hostile::random_prefix();
+                n += hostile::send_forged(&target, prefix, hostile::SPDP_WRITER, 1, 1, 256 * 1024)
+                    .expect("send forged datagrams");
+            }
+            eprintln!("sent {n} forged DATA_FRAGs from 600 prefixes to the SPDP reader");
+        },
+    );
+    run.report("forged DATA_FRAG from 600 prefixes to the SPDP reader (256 KiB claimed each)");
+    assert_bounded(&run);
+}
+
 /// Issue 19 item 6: a matched peer publishes observations of 10^6 floats
 /// (8 MB) at 20 Hz for 4 s; they exceed the configured observation size and
 /// are dropped before buffering.
