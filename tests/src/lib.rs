@@ -2,6 +2,8 @@
 //! repository root, the two binaries (built once per test process), bounded
 //! waits on child processes and the controller's JSON summary line.
 
+pub mod hostile;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

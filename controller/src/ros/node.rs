@@ -311,6 +311,30 @@ pub struct Configured {
     control: ControlLoop,
     mapping: JointMapping,
     diag: DiagContext,
+    rx: ObsReception,
+}
+
+/// What DDS refused on the observation topic before buffering it.
+struct ObsReception {
+    stats: Arc<ros2_client::dds::rustdds::ReceptionStats>,
+    max_bytes: usize,
+}
+
+impl ObsReception {
+    /// One stderr line at exit when anything was dropped (tests read it).
+    fn report(&self) {
+        let (over, unmatched) = (
+            self.stats.oversized_samples(),
+            self.stats.unmatched_fragments(),
+        );
+        if over + unmatched > 0 {
+            eprintln!(
+                "dds: observation reader dropped {over} oversized samples (over {} bytes) and \
+                 {unmatched} fragments from unmatched writers",
+                self.max_bytes
+            );
+        }
+    }
 }
 
 /// Fixed facts the diagnostics message reports besides the summary.
@@ -328,6 +352,7 @@ pub struct Active {
     dds_in: JoinHandle<()>,
     dds_out: JoinHandle<()>,
     control: JoinHandle<ControlReport>,
+    rx: ObsReception,
 }
 
 /// Configure: create the DDS participant, topics, publisher and
@@ -353,6 +378,15 @@ pub fn configure(
     let obs_topic = node
         .create_topic(&topic_name(&cfg.observation_topic)?, obs_type, &q)
         .map_err(err("observation topic"))?;
+    // Bounded reception (issue 19 item 6, docs/rustdds-patch.md): RustDDS
+    // drops observations larger than this before buffering them, and counts.
+    let obs_rx_stats = {
+        use ros2_client::dds::rustdds::{ReceptionLimits, TopicDescription};
+        ctx.domain_participant().set_reception_limits(
+            &obs_topic.name(),
+            ReceptionLimits::with_max_sample_size(max_observation_bytes(cfg)),
+        )
+    };
     let act_topic = node
         .create_topic(
             &topic_name(&cfg.action_topic)?,
@@ -409,6 +443,10 @@ pub fn configure(
             source: cfg_source_name(cfg),
             rate_configured_hz: cfg.control_rate_hz,
         },
+        rx: ObsReception {
+            stats: obs_rx_stats,
+            max_bytes: max_observation_bytes(cfg),
+        },
     })
 }
 
@@ -427,6 +465,7 @@ impl Configured {
             control: lp,
             mapping,
             diag,
+            rx,
         } = self;
         let out = {
             let h = handoff.clone();
@@ -463,6 +502,7 @@ impl Configured {
             dds_in: dds_in_thread,
             dds_out: out,
             control: ctl,
+            rx,
         })
     }
 }
@@ -496,6 +536,7 @@ impl Active {
             .join()
             .map_err(|_| NodeError("subscriber thread panicked".into()))?;
         drop(self.node);
+        self.rx.report();
         let h = &self.handoff;
         Ok(RunReport {
             counts: r.counts,
@@ -650,6 +691,14 @@ pub fn dds_out(
     // Give the reliable writer a moment to put the last sample on the
     // wire before the process exits.
     thread::sleep(Duration::from_millis(30));
+}
+
+/// Largest serialized observation message DDS accepts, in bytes: the
+/// configured observation as f64 (times 3 for JointState's position,
+/// velocity and effort), twice over, plus 64 KiB for headers, layout and
+/// joint names. Computed once at start-up.
+pub fn max_observation_bytes(cfg: &Config) -> usize {
+    65_536 + 2 * 3 * 8 * cfg.observation_size
 }
 
 fn cfg_source_name(cfg: &Config) -> &'static str {

@@ -1,0 +1,211 @@
+//! Hostile DDS traffic against the real `dream-mpc run` over real DDS on
+//! localhost (issue 19 items 6 and 7):
+//! - forged RTPS DATA_FRAG datagrams (1,096 bytes, from a GUID prefix never
+//!   discovered, each claiming a 1 GiB sample with one 1,024-byte fragment)
+//!   sent over UDP to the node's `rt/observation` reader, learned from
+//!   discovery like any peer would;
+//! - a matched peer publishing observations of 10^6 floats at 20 Hz.
+//!
+//! In both the node's resident memory must grow by less than 64 MiB and its
+//! action stream must continue (no gap over 0.5 s), and the node must report
+//! that it dropped the traffic. `DREAM_MPC_BIN` runs another controller
+//! binary (e.g. one built without the RustDDS patch, to see the failure).
+//! Traffic goes to 127.0.0.1 only and is bounded in count and time.
+
+use dream_mpc_tests::bins;
+use dream_mpc_tests::hostile::{self, run_with_attack, Run};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// The bounds of issue 19.
+const MAX_RSS_GROWTH: u64 = 64 * 1024 * 1024;
+const MAX_GAP_S: f64 = 0.5;
+
+/// One test at a time: both load the two cores, and a gap must be the
+/// node's, not the neighbour test's.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Domain ids 230..=232 are left free by the other e2e tests.
+fn domain(k: u16) -> u16 {
+    230 + k
+}
+
+fn controller_bin() -> std::path::PathBuf {
+    match std::env::var_os("DREAM_MPC_BIN") {
+        Some(p) => p.into(),
+        None => bins().0.clone(),
+    }
+}
+
+fn assert_bounded(run: &Run) {
+    assert!(
+        run.growth() < MAX_RSS_GROWTH,
+        "node RSS grew by {:.1} MiB (bound 64 MiB)",
+        run.growth() as f64 / MIB
+    );
+    assert!(
+        run.max_gap() < MAX_GAP_S,
+        "action stream gap of {:.3} s (bound {MAX_GAP_S} s)",
+        run.max_gap()
+    );
+    assert!(
+        run.planned_after > 100,
+        "only {} planned actions after the attack began",
+        run.planned_after
+    );
+}
+
+/// Issue 19 item 7: four forged DATA_FRAGs claiming 1 GiB each, from a GUID
+/// prefix that was never discovered, to the node's observation reader.
+#[test]
+fn forged_data_frags_from_undiscovered_writer_are_dropped() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = domain(0);
+    let sent = Arc::new(Mutex::new(0usize));
+    let sent2 = sent.clone();
+    let run = run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        Duration::from_secs(4),
+        move |ctx, _pid| {
+            let dp = ctx.domain_participant();
+            let own = [dp.participant_id()];
+            let target =
+                hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
+                    .expect("the node's rt/observation reader was not discovered");
+            let n = hostile::send_forged(
+                &target,
+                hostile::random_prefix(),
+                hostile::USER_WRITER,
+                1,
+                4,
+                1 << 30,
+            )
+            .expect("send forged datagrams");
+            eprintln!(
+                "sent {n} forged {}-byte DATA_FRAGs to reader {:02x?} on ports {:?}",
+                hostile::FORGED_LEN,
+                target.guid,
+                target.ports
+            );
+            *sent2.lock().unwrap() = n;
+        },
+    );
+    run.report("forged DATA_FRAG x4 (1 GiB claimed each)");
+    assert!(*sent.lock().unwrap() >= 4);
+    assert_bounded(&run);
+    assert!(
+        run.dropped("fragments") >= 4,
+        "the node did not report dropping the forged fragments:\n{}",
+        run.stderr
+    );
+}
+
+/// The same against the node's SPDP (participant discovery) reader, which
+/// must hear participants it does not know yet: the forged fragments claim
+/// to come from an SPDP writer, so only the size bound stops them.
+#[test]
+fn forged_data_frags_to_the_discovery_reader_are_dropped() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = domain(2);
+    let run = run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        Duration::from_secs(4),
+        move |ctx, _pid| {
+            let dp = ctx.domain_participant();
+            let own = [dp.participant_id()];
+            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
+                .expect("the node's rt/observation reader was not discovered");
+            let target = hostile::spdp_reader_of(&user);
+            let n = hostile::send_forged(
+                &target,
+                hostile::random_prefix(),
+                hostile::SPDP_WRITER,
+                1,
+                4,
+                1 << 30,
+            )
+            .expect("send forged datagrams");
+            eprintln!(
+                "sent {n} forged DATA_FRAGs to the SPDP reader on ports {:?}",
+                target.ports
+            );
+        },
+    );
+    run.report("forged DATA_FRAG x4 to the SPDP reader (1 GiB claimed each)");
+    assert_bounded(&run);
+}
+
+/// Many forged writers at once against the SPDP reader: 600 DATA_FRAGs, each
+/// from a new GUID prefix and claiming 256 KiB (the built-in readers' largest
+/// sample): the bound on writers with partial samples keeps the node's
+/// memory bounded (unpatched: 600 x 256 KiB are allocated).
+#[test]
+fn forged_data_frags_from_many_prefixes_to_the_discovery_reader_are_bounded() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = domain(2);
+    let run = run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+        move |ctx, _pid| {
+            let dp = ctx.domain_participant();
+            let own = [dp.participant_id()];
+            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
+                .expect("the node's rt/observation reader was not discovered");
+            let target = hostile::spdp_reader_of(&user);
+            let mut n = 0;
+            for _ in 0..600 {
+                let prefix = hostile::random_prefix();
+                n += hostile::send_forged(&target, prefix, hostile::SPDP_WRITER, 1, 1, 256 * 1024)
+                    .expect("send forged datagrams");
+            }
+            eprintln!("sent {n} forged DATA_FRAGs from 600 prefixes to the SPDP reader");
+        },
+    );
+    run.report("forged DATA_FRAG from 600 prefixes to the SPDP reader (256 KiB claimed each)");
+    assert_bounded(&run);
+}
+
+/// Issue 19 item 6: a matched peer publishes observations of 10^6 floats
+/// (8 MB) at 20 Hz for 4 s; they exceed the configured observation size and
+/// are dropped before buffering.
+#[test]
+fn huge_observations_from_a_matched_peer_are_dropped() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = domain(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut flood = None;
+    let run = run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+        |_ctx, _pid| {
+            flood = Some(hostile::flood_observations(
+                d,
+                1_000_000,
+                Duration::from_millis(50),
+                Duration::from_secs(4),
+                80,
+                stop.clone(),
+            ));
+        },
+    );
+    stop.store(true, Ordering::SeqCst);
+    let n = flood.map(|f| f.join().unwrap()).unwrap_or(0);
+    run.report(&format!("{n} observations of 10^6 floats at 20 Hz"));
+    assert!(n >= 10, "the flood published only {n} samples");
+    assert_bounded(&run);
+    assert!(
+        run.dropped("oversized") >= 1,
+        "the node did not report dropping oversized observations:\n{}",
+        run.stderr
+    );
+}
