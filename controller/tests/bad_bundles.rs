@@ -3,8 +3,10 @@
 
 use dream_mpc::bundle::manifest::{LatentSpec, Manifest};
 use dream_mpc::bundle::onnx_build::GraphBuilder;
-use dream_mpc::bundle::testing::{sha256_hex, write_bundle, BuiltModule, TdmpcModel, TdmpcSpec};
-use dream_mpc::bundle::{Bundle, BundleError};
+use dream_mpc::bundle::{sha256_hex, write_bundle, BuiltModule, BundleError};
+use dream_mpc::kernels::CompileError;
+use dream_mpc::load::{Bundle, LoadError, REFERENCE_TOLERANCE};
+use dream_mpc_testkit::bundles::{write_random_tdmpc_bundle, TdmpcModel, TdmpcSpec};
 use std::path::{Path, PathBuf};
 
 fn fresh_dir(tag: &str) -> PathBuf {
@@ -41,10 +43,26 @@ fn replace_file(dir: &Path, m: &mut Manifest, file: &str, bytes: &[u8]) {
     rewrite_manifest(dir, m);
 }
 
-fn load_err(dir: &Path) -> BundleError {
+fn load_err(dir: &Path) -> LoadError {
     let e = Bundle::load(dir).expect_err("bundle must be refused");
     std::fs::remove_dir_all(dir).ok();
     e
+}
+
+/// A small TD-MPC2-style bundle loads, and every module's forward pass
+/// matches tract's on random rows.
+#[test]
+fn tdmpc_bundle_loads_and_matches_tract() {
+    let dir = std::env::temp_dir().join(format!("dmpc-load-{}", std::process::id()));
+    write_random_tdmpc_bundle(&dir, 7, 2, 16, 32, 3, 11).unwrap();
+    let b = Bundle::load(&dir).unwrap();
+    assert_eq!(b.modules.len(), 5);
+    let agree = b.tract_agreement(4, 3).unwrap();
+    assert_eq!(agree.len(), 5);
+    for (m, e) in &agree {
+        assert!(*e < REFERENCE_TOLERANCE, "{m}: error {e} vs tract");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -64,13 +82,13 @@ fn missing_file() {
     std::fs::remove_file(d.join("reward.onnx")).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Io { path, .. } if path.ends_with("reward.onnx")),
+        matches!(&e, LoadError::Bundle(BundleError::Io { path, .. }) if path.ends_with("reward.onnx")),
         "{e}"
     );
     let d = fresh_dir("nomanifest");
     std::fs::create_dir_all(&d).unwrap();
     assert!(
-        matches!(load_err(&d), BundleError::Io { path, .. } if path.ends_with("manifest.json"))
+        matches!(load_err(&d), LoadError::Bundle(BundleError::Io { path, .. }) if path.ends_with("manifest.json"))
     );
 }
 
@@ -83,14 +101,14 @@ fn checksum_mismatch_and_missing_checksum() {
     std::fs::write(d.join("q.onnx"), &bytes).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::ChecksumMismatch { file, .. } if file == "q.onnx"),
+        matches!(&e, LoadError::Bundle(BundleError::ChecksumMismatch { file, .. }) if file == "q.onnx"),
         "{e}"
     );
     assert!(e.to_string().contains("q.onnx"));
     let (d, _) = good("nosum");
     m.checksums.remove("policy.onnx");
     rewrite_manifest(&d, &m);
-    assert!(matches!(load_err(&d), BundleError::MissingChecksum { file } if file == "policy.onnx"));
+    assert!(matches!(load_err(&d), LoadError::Bundle(BundleError::MissingChecksum { file }) if file == "policy.onnx"));
 }
 
 #[test]
@@ -100,7 +118,7 @@ fn manifest_onnx_shape_disagreement() {
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Interface { module, .. } if module == "dynamics"),
+        matches!(&e, LoadError::Bundle(BundleError::Interface { .. }) | LoadError::Compile(CompileError::Interface { .. })) && e.module() == Some("dynamics"),
         "{e}"
     );
     // Consistent with its ONNX file but not with the manifest's sizes.
@@ -109,7 +127,7 @@ fn manifest_onnx_shape_disagreement() {
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Interface { module, .. } if module == "q"),
+        matches!(&e, LoadError::Bundle(BundleError::Interface { .. }) | LoadError::Compile(CompileError::Interface { .. })) && e.module() == Some("q"),
         "{e}"
     );
     let (d, mut m) = good("iface2");
@@ -117,7 +135,7 @@ fn manifest_onnx_shape_disagreement() {
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Interface { module, .. } if module == "reward"),
+        matches!(&e, LoadError::Bundle(BundleError::Interface { .. }) | LoadError::Compile(CompileError::Interface { .. })) && e.module() == Some("reward"),
         "{e}"
     );
     // The graph declares the manifest's size, but its weights disagree:
@@ -131,7 +149,7 @@ fn manifest_onnx_shape_disagreement() {
     replace_file(&d, &mut m, "reward.onnx", &g.finish().to_bytes());
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Onnx { module, .. } | BundleError::UnsupportedNode { module, .. } if module == "reward"),
+        matches!(&e, LoadError::Compile(CompileError::Onnx { .. } | CompileError::UnsupportedNode { .. })) && e.module() == Some("reward"),
         "{e}"
     );
     assert!(e.to_string().contains("15"), "{e}");
@@ -152,7 +170,7 @@ fn nan_or_inf_weights() {
         replace_file(&d, &mut m, "policy.onnx", &g.finish().to_bytes());
         let e = load_err(&d);
         assert!(
-            matches!(&e, BundleError::NonFinite { module, index: 7, .. } if module == "policy"),
+            matches!(&e, LoadError::Compile(CompileError::NonFinite { module, index: 7, .. }) if module == "policy"),
             "{e}"
         );
     }
@@ -169,7 +187,7 @@ fn unsupported_op_is_named() {
     replace_file(&d, &mut m, "encoder.onnx", &g.finish().to_bytes());
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::UnsupportedOp { module, op, .. } if module == "encoder" && op == "Cos"),
+        matches!(&e, LoadError::Compile(CompileError::UnsupportedOp { module, op, .. }) if module == "encoder" && op == "Cos"),
         "{e}"
     );
     assert!(e.to_string().contains("Cos") && e.to_string().contains("encoder"));
@@ -182,7 +200,7 @@ fn truncated_and_random_onnx() {
     replace_file(&d, &mut m, "dynamics.onnx", &bytes[..bytes.len() / 2]);
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Onnx { module, .. } | BundleError::Interface { module, .. } if module == "dynamics"),
+        matches!(&e, LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })) && e.module() == Some("dynamics"),
         "{e}"
     );
     let (d, mut m) = good("random");
@@ -191,7 +209,7 @@ fn truncated_and_random_onnx() {
     replace_file(&d, &mut m, "dynamics.onnx", &junk);
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Onnx { module, .. } | BundleError::Interface { module, .. } if module == "dynamics"),
+        matches!(&e, LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })) && e.module() == Some("dynamics"),
         "{e}"
     );
 }
@@ -200,7 +218,7 @@ fn truncated_and_random_onnx() {
 fn manifest_faults() {
     let (d, _) = good("json");
     std::fs::write(d.join("manifest.json"), "{ \"format\": ").unwrap();
-    assert!(matches!(load_err(&d), BundleError::Manifest { .. }));
+    assert!(matches!(load_err(&d), LoadError::Bundle(BundleError::Manifest { .. })));
     let (d, mut m) = good("rssm");
     m.latent = LatentSpec::Rssm {
         deter: 8,
@@ -247,7 +265,7 @@ fn constant_output_is_refused() {
     write_bundle(&d, small().manifest(), &[module], None).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Interface { .. } | BundleError::Onnx { .. }),
+        matches!(&e, LoadError::Compile(CompileError::Interface { .. } | CompileError::Onnx { .. })),
         "{e}"
     );
 }

@@ -7,35 +7,11 @@
 use dream_mpc::ros::control::{self, summary, ActionSource, PlanStatus, TickStatus};
 use dream_mpc::ros::slot::Latest;
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn config() -> Config {
     let text = std::fs::read_to_string(
@@ -101,15 +77,15 @@ fn control_tick_allocates_nothing() {
         &[2.0, 0.0],
     ];
 
-    COUNTING.store(true, Ordering::SeqCst);
     let mut kinds = [0usize; 6];
-    for k in 0..500u64 {
-        obs.write(inputs[(k % 5) as usize], Instant::now());
-        let kind = period(&mut ctl, &obs, &act, &sum_cell, &mut sum, k);
-        kinds[kind as usize] += 1;
-    }
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "the tick allocated");
+    let ((), n) = allocations_in(|| {
+        for k in 0..500u64 {
+            obs.write(inputs[(k % 5) as usize], Instant::now());
+            let kind = period(&mut ctl, &obs, &act, &sum_cell, &mut sum, k);
+            kinds[kind as usize] += 1;
+        }
+    });
+    assert_eq!(n, 0, "the tick allocated");
     // every path was exercised: planned (incl. clamped), non-finite, wrong size
     assert_eq!(kinds[TickKind::Planned as usize], 200);
     assert_eq!(kinds[TickKind::NonFinite as usize], 100);
@@ -118,9 +94,7 @@ fn control_tick_allocates_nothing() {
 
     // the counter is live: an allocating source is caught
     let mut bad = Controller::new(&cfg, Box::new(Allocating));
-    COUNTING.store(true, Ordering::SeqCst);
     obs.write(&[0.1, 0.2], Instant::now());
-    period(&mut bad, &obs, &act, &sum_cell, &mut sum, 1);
-    COUNTING.store(false, Ordering::SeqCst);
-    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
+    let (_, n) = allocations_in(|| period(&mut bad, &obs, &act, &sum_cell, &mut sum, 1));
+    assert!(n > 0);
 }

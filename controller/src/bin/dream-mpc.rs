@@ -9,8 +9,7 @@
 //! runs the ROS 2 controller node until Ctrl-C / SIGTERM.
 
 use clap::{Parser, Subcommand};
-use dream_mpc::bundle::load::REFERENCE_TOLERANCE;
-use dream_mpc::bundle::Bundle;
+use dream_mpc::load::{Bundle, REFERENCE_TOLERANCE};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

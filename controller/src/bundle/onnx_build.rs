@@ -2,7 +2,9 @@
 //! prost-generated ONNX types in `tract_onnx::pb`.
 //!
 //! Used by the trainer to export its modules and by tests that hand-build
-//! small models (linear dynamics, quadratic reward, ...). Every graph input
+//! small models (linear dynamics, quadratic reward, ...). The layer and
+//! activation emitters ([`GraphBuilder::layer`], [`GraphBuilder::act`]) are
+//! the one spelling of TD-MPC2's blocks in ONNX. Every graph input
 //! and output is a `[N, size]` float tensor with a dynamic batch `N`, as the
 //! bundle contract ([`super::manifest`]) requires.
 //!
@@ -25,6 +27,28 @@ pub const OPSET: i64 = 17;
 
 /// Name of the dynamic batch dimension on every input and output.
 pub const BATCH_DIM: &str = "N";
+
+/// Activation after a layer, as written by [`GraphBuilder::act`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// The ONNX `Mish` op (standard from opset 18; tract reads it at 17).
+    Mish,
+    /// Mish written as `Mul(x, Tanh(Softplus(x)))`, valid at any opset.
+    MishOps,
+    /// Softmax in groups of this size (TD-MPC2's SimNorm):
+    /// `Reshape [-1, d/g, g] -> Softmax(axis=-1) -> Reshape [-1, d]`.
+    SimNorm(usize),
+    /// None.
+    Identity,
+}
+
+/// `LayerNormalization(axis = -1)` parameters of one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Norm<'a> {
+    pub scale: &'a [f32],
+    pub bias: &'a [f32],
+    pub epsilon: f32,
+}
 
 /// Incrementally builds one ONNX graph.
 #[derive(Debug, Default)]
@@ -215,6 +239,57 @@ impl GraphBuilder {
         }
         let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
         self.node("Gemm", &ins, vec![attr_int("transB", 1)])
+    }
+
+    /// One block: `linear` (`w` `[d_out, d_in]`), then, when `norm` is
+    /// given, `LayerNormalization(axis=-1)`, then the activation `act`
+    /// (TD-MPC2's NormedLinear; a plain Linear is `None` and
+    /// [`Act::Identity`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn layer(
+        &mut self,
+        x: &str,
+        w: &[f32],
+        b: Option<&[f32]>,
+        d_in: usize,
+        d_out: usize,
+        norm: Option<Norm>,
+        act: Act,
+    ) -> String {
+        let y = self.linear(x, w, b, d_in, d_out);
+        let y = match norm {
+            None => y,
+            Some(n) => {
+                let s = self.constant("ln_scale", &[d_out], n.scale);
+                let b = self.constant("ln_bias", &[d_out], n.bias);
+                self.node(
+                    "LayerNormalization",
+                    &[&y, &s, &b],
+                    vec![attr_int("axis", -1), attr_float("epsilon", n.epsilon)],
+                )
+            }
+        };
+        self.act(&y, act, d_out)
+    }
+
+    /// Activation `act` on value `x` of row size `d`; returns the output.
+    pub fn act(&mut self, x: &str, act: Act, d: usize) -> String {
+        match act {
+            Act::Mish => self.node("Mish", &[x], vec![]),
+            Act::MishOps => {
+                let sp = self.node("Softplus", &[x], vec![]);
+                let t = self.node("Tanh", &[&sp], vec![]);
+                self.node("Mul", &[x, &t], vec![])
+            }
+            Act::SimNorm(grp) => {
+                let s1 = self.constant_i64("simnorm_shape", &[-1, (d / grp) as i64, grp as i64]);
+                let r = self.node("Reshape", &[x, &s1], vec![]);
+                let sm = self.node("Softmax", &[&r], vec![attr_int("axis", -1)]);
+                let s2 = self.constant_i64("flat_shape", &[-1, d as i64]);
+                self.node("Reshape", &[&sm, &s2], vec![])
+            }
+            Act::Identity => x.to_string(),
+        }
     }
 
     /// Mark `value` as graph output `name` of row size `size` (an

@@ -10,7 +10,7 @@
 use super::config::{Config, SourceKind};
 use super::slot::Latest;
 use crate::agent::{planner_kind, Agent};
-use crate::bundle::Bundle;
+use crate::load::Bundle;
 use crate::planner::PlannerConfig;
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,7 @@ impl std::error::Error for SourceError {}
 /// at start-up and lives for the rest of the process (the node never
 /// reloads it), so the agent can borrow it for `'static`.
 pub struct PlannerSource {
-    agent: Agent<'static>,
+    agent: Agent,
     name: &'static str,
 }
 
