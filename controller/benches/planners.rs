@@ -17,9 +17,9 @@
 //! its model cost is tiny, so its row measures the planner's own overhead.
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
 const PEAK_GFLOPS: f64 = 256.0;

@@ -5,11 +5,11 @@
 
 use dream_mpc::agent::{planner_kind, Agent, AgentError};
 use dream_mpc::load::Bundle;
-use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use dream_mpc::planner::{PlanStatus, PlannerKind};
+use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

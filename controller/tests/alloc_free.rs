@@ -3,9 +3,9 @@
 //! threads do not interfere) around H forward steps and H backward steps of
 //! every module of a TD-MPC2-style bundle.
 
-use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use dream_mpc::kernels::Program;
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

@@ -65,6 +65,16 @@ fn tdmpc_bundle_loads_and_matches_tract() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `e` is an interface error (of the manifest's sizes or of the compiled
+/// graph) naming `module`.
+fn is_interface_error(e: &LoadError, module: &str) -> bool {
+    matches!(
+        e,
+        LoadError::Bundle(BundleError::Interface { .. })
+            | LoadError::Compile(CompileError::Interface { .. })
+    ) && e.module() == Some(module)
+}
+
 #[test]
 fn good_bundle_loads() {
     let (d, _) = good("good");
@@ -108,7 +118,9 @@ fn checksum_mismatch_and_missing_checksum() {
     let (d, _) = good("nosum");
     m.checksums.remove("policy.onnx");
     rewrite_manifest(&d, &m);
-    assert!(matches!(load_err(&d), LoadError::Bundle(BundleError::MissingChecksum { file }) if file == "policy.onnx"));
+    assert!(
+        matches!(load_err(&d), LoadError::Bundle(BundleError::MissingChecksum { file }) if file == "policy.onnx")
+    );
 }
 
 #[test]
@@ -117,27 +129,18 @@ fn manifest_onnx_shape_disagreement() {
     m.modules.get_mut("dynamics").unwrap().inputs[1].size = 3; // ONNX says 2
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
-    assert!(
-        matches!(&e, LoadError::Bundle(BundleError::Interface { .. }) | LoadError::Compile(CompileError::Interface { .. })) && e.module() == Some("dynamics"),
-        "{e}"
-    );
+    assert!(is_interface_error(&e, "dynamics"), "{e}");
     // Consistent with its ONNX file but not with the manifest's sizes.
     let (d, mut m) = good("roles");
     m.q_ensemble = 3;
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
-    assert!(
-        matches!(&e, LoadError::Bundle(BundleError::Interface { .. }) | LoadError::Compile(CompileError::Interface { .. })) && e.module() == Some("q"),
-        "{e}"
-    );
+    assert!(is_interface_error(&e, "q"), "{e}");
     let (d, mut m) = good("iface2");
     m.modules.get_mut("reward").unwrap().outputs[0].name = "reward".into();
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
-    assert!(
-        matches!(&e, LoadError::Bundle(BundleError::Interface { .. }) | LoadError::Compile(CompileError::Interface { .. })) && e.module() == Some("reward"),
-        "{e}"
-    );
+    assert!(is_interface_error(&e, "reward"), "{e}");
     // The graph declares the manifest's size, but its weights disagree:
     // the compiler's shape propagation (or tract's type check) catches it.
     let (d, mut m) = good("iface3");
@@ -149,7 +152,10 @@ fn manifest_onnx_shape_disagreement() {
     replace_file(&d, &mut m, "reward.onnx", &g.finish().to_bytes());
     let e = load_err(&d);
     assert!(
-        matches!(&e, LoadError::Compile(CompileError::Onnx { .. } | CompileError::UnsupportedNode { .. })) && e.module() == Some("reward"),
+        matches!(
+            &e,
+            LoadError::Compile(CompileError::Onnx { .. } | CompileError::UnsupportedNode { .. })
+        ) && e.module() == Some("reward"),
         "{e}"
     );
     assert!(e.to_string().contains("15"), "{e}");
@@ -200,7 +206,10 @@ fn truncated_and_random_onnx() {
     replace_file(&d, &mut m, "dynamics.onnx", &bytes[..bytes.len() / 2]);
     let e = load_err(&d);
     assert!(
-        matches!(&e, LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })) && e.module() == Some("dynamics"),
+        matches!(
+            &e,
+            LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })
+        ) && e.module() == Some("dynamics"),
         "{e}"
     );
     let (d, mut m) = good("random");
@@ -209,7 +218,10 @@ fn truncated_and_random_onnx() {
     replace_file(&d, &mut m, "dynamics.onnx", &junk);
     let e = load_err(&d);
     assert!(
-        matches!(&e, LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })) && e.module() == Some("dynamics"),
+        matches!(
+            &e,
+            LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })
+        ) && e.module() == Some("dynamics"),
         "{e}"
     );
 }
@@ -218,7 +230,10 @@ fn truncated_and_random_onnx() {
 fn manifest_faults() {
     let (d, _) = good("json");
     std::fs::write(d.join("manifest.json"), "{ \"format\": ").unwrap();
-    assert!(matches!(load_err(&d), LoadError::Bundle(BundleError::Manifest { .. })));
+    assert!(matches!(
+        load_err(&d),
+        LoadError::Bundle(BundleError::Manifest { .. })
+    ));
     let (d, mut m) = good("rssm");
     m.latent = LatentSpec::Rssm {
         deter: 8,
@@ -265,7 +280,10 @@ fn constant_output_is_refused() {
     write_bundle(&d, small().manifest(), &[module], None).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, LoadError::Compile(CompileError::Interface { .. } | CompileError::Onnx { .. })),
+        matches!(
+            &e,
+            LoadError::Compile(CompileError::Interface { .. } | CompileError::Onnx { .. })
+        ),
         "{e}"
     );
 }

@@ -13,7 +13,9 @@
 use std::path::{Path, PathBuf};
 
 /// Modules in stack order, bottom first.
-const STACK: [&str; 7] = ["rng", "bundle", "kernels", "load", "planner", "agent", "ros"];
+const STACK: [&str; 7] = [
+    "rng", "bundle", "kernels", "load", "planner", "agent", "ros",
+];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -75,12 +77,22 @@ fn no_module_imports_upward() {
                 && used == "bundle"
                 && !code.contains("crate::bundle::manifest");
             if (it > me || kernels_beyond_format) && used != module {
-                bad.push(format!("{}:{line}: {module} uses {used}: {code}", f.display()));
+                bad.push(format!(
+                    "{}:{line}: {module} uses {used}: {code}",
+                    f.display()
+                ));
             }
         }
     }
-    assert!(checked > 20, "found only {checked} crate paths: is the scan broken?");
-    assert!(bad.is_empty(), "imports against the stack:\n{}", bad.join("\n"));
+    assert!(
+        checked > 20,
+        "found only {checked} crate paths: is the scan broken?"
+    );
+    assert!(
+        bad.is_empty(),
+        "imports against the stack:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// The scan itself catches an upward import (so the test above can fail).

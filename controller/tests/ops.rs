@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use dream_mpc::load::{run_module, REFERENCE_TOLERANCE};
 use dream_mpc::bundle::onnx_build::{attr_float, attr_int, attr_ints, Act, GraphBuilder};
-use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use dream_mpc::kernels::Program;
+use dream_mpc::load::{run_module, REFERENCE_TOLERANCE};
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 
 /// Finite-difference tolerance (scaled by the largest gradient entry):
 /// f32 forward passes with h = 1e-2 agree to ~1e-4; a wrong derivative is O(1).

@@ -3,10 +3,10 @@
 //! the test harness's own threads do not interfere).
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use dream_mpc::planner::{LatentModel, Planner, PlannerConfig, PlannerKind};
-use std::time::{Duration, Instant};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
+use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -68,8 +68,8 @@ fn no_planner_allocates_while_planning() {
 #[test]
 fn no_planner_allocates_on_a_bundle_model() {
     use dream_mpc::load::Bundle;
-    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     use dream_mpc::planner::bundle_model::BundleModel;
+    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     let dir = std::env::temp_dir().join(format!("dream-mpc-planner-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // obs 5, action 2, latent 16, hidden 32, 2 Q heads, two-hot reward/Q.

@@ -4,10 +4,10 @@
 //! non-finite handling, determinism and evaluation accounting.
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use dream_mpc::planner::{
     LatentModel, ModelDims, Module, PlanStatus, Planner, PlannerConfig, PlannerKind,
 };
+use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
 fn far() -> Instant {

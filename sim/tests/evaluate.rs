@@ -5,10 +5,10 @@
 //! error that names both.
 
 use dream_mpc::load::Bundle;
-use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use dream_mpc::planner::PlannerKind;
 use dream_mpc_sim::evaluate::{evaluate, markdown_table, Overrides};
 use dream_mpc_sim::registry;
+use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -2,7 +2,6 @@
 //! nothing: a counting global allocator, armed on this thread only, sees
 //! zero allocations over whole episodes of every native task.
 
-
 use dream_mpc_sim::policy::{self, PolicyKind};
 use dream_mpc_sim::registry::{self, NATIVE};
 use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};

@@ -50,9 +50,7 @@ fn reference_dir() -> std::path::PathBuf {
         .iter()
         .find(|d| d.is_dir())
         .cloned()
-        .unwrap_or_else(|| {
-            panic!("no reference data in {candidates:?} (set DMC_REFERENCE_DIR)")
-        })
+        .unwrap_or_else(|| panic!("no reference data in {candidates:?} (set DMC_REFERENCE_DIR)"))
 }
 
 fn load(task: &str) -> Recording {

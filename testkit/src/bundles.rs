@@ -20,7 +20,7 @@
 //! ```
 
 use dream_mpc::bundle::manifest::*;
-use dream_mpc::bundle::onnx_build::{attr_int, Act, GraphBuilder, Norm};
+use dream_mpc::bundle::onnx_build::{attr_int, za_module, Act, GraphBuilder, Norm};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
 use dream_mpc::rng::Rng;
 use std::collections::BTreeMap;
@@ -167,7 +167,8 @@ impl Mlp {
                 bias: &n.beta,
                 epsilon: 1e-5,
             });
-            h = g.layer(&h, &p.w, Some(&p.b), p.d_in, p.d_out, norm, l.act);
+            let y = g.linear(&h, &p.w, Some(&p.b), p.d_in, p.d_out);
+            h = g.norm_act(&y, p.d_out, norm, l.act);
         }
         h
     }
@@ -230,13 +231,6 @@ impl TdmpcModel {
     pub fn modules(&self) -> Vec<BuiltModule> {
         let s = &self.spec;
         let mut out = vec![];
-        let za = |name: &str| {
-            let mut g = GraphBuilder::new(name);
-            let z = g.input("z", s.latent);
-            let a = g.input("a", s.act);
-            let x = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
-            (g, x)
-        };
         // encoder
         let mut g = GraphBuilder::new("encoder");
         let x = g.input("obs", s.obs);
@@ -246,44 +240,20 @@ impl TdmpcModel {
             "encoder",
             vec![ts("obs", s.obs)],
             vec![ts("z", s.latent)],
-            g,
+            g.finish(),
         ));
-        // dynamics
-        let (mut g, x) = za("dynamics");
-        let y = self.dynamics.emit(&mut g, &x);
-        g.output(&y, "z_next", s.latent);
-        out.push((
-            "dynamics",
-            vec![ts("z", s.latent), ts("a", s.act)],
-            vec![ts("z_next", s.latent)],
-            g,
-        ));
-        // reward
-        let (mut g, x) = za("reward");
-        let y = self.reward.emit(&mut g, &x);
-        g.output(&y, "r", s.bins);
-        out.push((
-            "reward",
-            vec![ts("z", s.latent), ts("a", s.act)],
-            vec![ts("r", s.bins)],
-            g,
-        ));
-        // q ensemble, head-major
-        let (mut g, x) = za("q");
-        let heads: Vec<String> = self.q.iter().map(|m| m.emit(&mut g, &x)).collect();
-        let hr: Vec<&str> = heads.iter().map(|h| h.as_str()).collect();
-        let y = if hr.len() == 1 {
-            heads[0].clone()
-        } else {
-            g.node("Concat", &hr, vec![attr_int("axis", 1)])
-        };
-        g.output(&y, "q", s.n_q * s.bins);
-        out.push((
-            "q",
-            vec![ts("z", s.latent), ts("a", s.act)],
-            vec![ts("q", s.n_q * s.bins)],
-            g,
-        ));
+        let q: Vec<&Mlp> = self.q.iter().collect();
+        for (name, mlps, (o, size)) in [
+            ("dynamics", vec![&self.dynamics], ("z_next", s.latent)),
+            ("reward", vec![&self.reward], ("r", s.bins)),
+            // the Q ensemble, head-major
+            ("q", q, ("q", s.n_q * s.bins)),
+        ] {
+            let emit = |g: &mut GraphBuilder, x: &str, k: usize| mlps[k].emit(g, x);
+            let model = za_module(name, (s.latent, s.act), mlps.len(), emit, (o, size));
+            let inputs = vec![ts("z", s.latent), ts("a", s.act)];
+            out.push((name, inputs, vec![ts(o, size)], model));
+        }
         // policy
         let mut g = GraphBuilder::new("policy");
         let z = g.input("z", s.latent);
@@ -296,17 +266,17 @@ impl TdmpcModel {
             "policy",
             vec![ts("z", s.latent)],
             vec![ts("mu", s.act), ts("log_std", s.act)],
-            g,
+            g.finish(),
         ));
         out.into_iter()
-            .map(|(name, inputs, outputs, g)| BuiltModule {
+            .map(|(name, inputs, outputs, model)| BuiltModule {
                 name: name.into(),
                 spec: ModuleSpec {
                     file: format!("{name}.onnx"),
                     inputs,
                     outputs,
                 },
-                model: g.finish(),
+                model,
             })
             .collect()
     }

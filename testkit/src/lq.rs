@@ -121,13 +121,15 @@ impl LinearQuadratic {
     /// directly as a least-squares problem in f64. Returns the H stacked
     /// actions (`[h, m]`). Reference for planner tests.
     pub fn analytic_optimum(&self, z0: &[f32], h: usize, g: f64) -> Vec<f64> {
-            let m = self;
+        let m = self;
         let (n, k) = (m.n, m.m);
         let a = DMatrix::from_row_slice(n, n, &m.a.iter().map(|&x| x as f64).collect::<Vec<_>>());
         let b = DMatrix::from_row_slice(n, k, &m.b.iter().map(|&x| x as f64).collect::<Vec<_>>());
         let p = DMatrix::from_row_slice(n, n, &m.p.iter().map(|&x| x as f64).collect::<Vec<_>>());
-        let wz = DMatrix::from_diagonal(&DVector::from_iterator(n, m.w_z.iter().map(|&x| x as f64)));
-        let wa = DMatrix::from_diagonal(&DVector::from_iterator(k, m.w_a.iter().map(|&x| x as f64)));
+        let wz =
+            DMatrix::from_diagonal(&DVector::from_iterator(n, m.w_z.iter().map(|&x| x as f64)));
+        let wa =
+            DMatrix::from_diagonal(&DVector::from_iterator(k, m.w_a.iter().map(|&x| x as f64)));
         let z0 = DVector::from_iterator(n, z0.iter().map(|&x| x as f64));
         let mut hess = DMatrix::<f64>::zeros(h * k, h * k);
         let mut lin = DVector::<f64>::zeros(h * k);

@@ -3,7 +3,6 @@
 //! the first reset. MuJoCo's own mj_step works in its preallocated arena.
 #![cfg(feature = "mujoco")]
 
-
 use dream_mpc_sim::mujoco::{MujocoTask, SuiteTask};
 use dream_mpc_sim::Task;
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};

@@ -7,8 +7,8 @@
 use dream_mpc::ros::control::{self, summary, ActionSource, PlanStatus, TickStatus};
 use dream_mpc::ros::slot::Latest;
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
-use std::time::{Duration, Instant};
 use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
+use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

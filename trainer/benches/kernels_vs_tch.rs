@@ -17,8 +17,8 @@
 //! model, exported as a bundle and loaded by `dream_mpc::load::Bundle`,
 //! in the same run; the ratio column is tch median / controller median.
 
-use dream_mpc::load::Bundle;
 use dream_mpc::kernels::{Program, Tape};
+use dream_mpc::load::Bundle;
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{to_vec, Mlp, ModelConfig, WorldModel};
 use std::time::Instant;

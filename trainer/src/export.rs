@@ -4,7 +4,7 @@
 //! controller's one bundle writer ([`dream_mpc::bundle::write_bundle`]).
 //!
 //! Each tch [`Layer`] becomes the same ONNX nodes through the controller's
-//! layer emitter ([`GraphBuilder::layer`]): `Gemm(transB=1)`, then
+//! block emitter ([`GraphBuilder::norm_act`]): `Gemm(transB=1)`, then
 //! `LayerNormalization(axis=-1)` and the activation. Mish is written as
 //! `Mul(x, Tanh(Softplus(x)))` ([`OnnxAct::MishOps`]): the `Mish` op only
 //! entered the ONNX standard at opset 18 (tract reads it anyway, but other
@@ -29,7 +29,7 @@ use dream_mpc::bundle::manifest::{
     ActionSpec, Decoding, LatentSpec, Manifest, ModuleSpec, ObservationSpec, PlannerDefaults,
     Provenance, ReferenceCase, References, TensorSpec, FORMAT, VERSION,
 };
-use dream_mpc::bundle::onnx_build::{attr_int, Act as OnnxAct, GraphBuilder, Norm, OnnxModel};
+use dream_mpc::bundle::onnx_build::{za_module, Act as OnnxAct, GraphBuilder, Norm, OnnxModel};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
 use dream_mpc::rng::Rng;
 use std::collections::BTreeMap;
@@ -142,7 +142,8 @@ fn emit_layer(g: &mut GraphBuilder, x: &str, l: &Layer) -> String {
         Some(Act::Mish) => OnnxAct::MishOps,
         Some(Act::SimNorm(grp)) => OnnxAct::SimNorm(grp),
     };
-    g.layer(x, &w, b.as_deref(), l.d_in, l.d_out, norm, act)
+    let y = g.linear(x, &w, b.as_deref(), l.d_in, l.d_out);
+    g.norm_act(&y, l.d_out, norm, act)
 }
 
 fn emit_mlp(g: &mut GraphBuilder, x: &str, m: &Mlp, skip_last: bool) -> String {
@@ -193,19 +194,8 @@ pub fn onnx_modules(model: &WorldModel) -> Vec<BuiltModule> {
     );
 
     let za_graph = |name: &str, m: &[&Mlp], out_name: &str, out_size: usize| {
-        let mut g = GraphBuilder::new(name);
-        let z = g.input("z", l);
-        let a = g.input("a", a);
-        let za = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
-        let heads: Vec<String> = m.iter().map(|m| emit_mlp(&mut g, &za, m, false)).collect();
-        let y = if heads.len() == 1 {
-            heads[0].clone()
-        } else {
-            let hs: Vec<&str> = heads.iter().map(|s| s.as_str()).collect();
-            g.node("Concat", &hs, vec![attr_int("axis", 1)])
-        };
-        g.output(&y, out_name, out_size);
-        g.finish()
+        let emit = |g: &mut GraphBuilder, x: &str, k: usize| emit_mlp(g, x, m[k], false);
+        za_module(name, (l, a), m.len(), emit, (out_name, out_size))
     };
     let za_ins = [("z", l), ("a", a)];
     insert(

@@ -2,9 +2,9 @@
 //! prost-generated ONNX types in `tract_onnx::pb`.
 //!
 //! Used by the trainer to export its modules and by tests that hand-build
-//! small models (linear dynamics, quadratic reward, ...). The layer and
-//! activation emitters ([`GraphBuilder::layer`], [`GraphBuilder::act`]) are
-//! the one spelling of TD-MPC2's blocks in ONNX. Every graph input
+//! small models (linear dynamics, quadratic reward, ...). The block and
+//! activation emitters ([`GraphBuilder::norm_act`], [`GraphBuilder::act`])
+//! are the one spelling of TD-MPC2's blocks in ONNX. Every graph input
 //! and output is a `[N, size]` float tensor with a dynamic batch `N`, as the
 //! bundle contract ([`super::manifest`]) requires.
 //!
@@ -160,6 +160,33 @@ pub fn int64_tensor(name: &str, data: &[i64]) -> pb::TensorProto {
     }
 }
 
+/// A `(z, a) -> y` module graph (dynamics, reward, Q ensemble): inputs
+/// `z` `[N, latent]` and `a` `[N, action]` joined by a `Concat`, then
+/// `heads` branches (`head(g, za, k)` emits branch `k` and returns its
+/// value), concatenated head-major when there is more than one, as output
+/// `out_name` of row size `out_size`.
+pub fn za_module(
+    name: &str,
+    (latent, action): (usize, usize),
+    heads: usize,
+    mut head: impl FnMut(&mut GraphBuilder, &str, usize) -> String,
+    (out_name, out_size): (&str, usize),
+) -> OnnxModel {
+    let mut g = GraphBuilder::new(name);
+    let z = g.input("z", latent);
+    let a = g.input("a", action);
+    let za = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
+    let ys: Vec<String> = (0..heads).map(|k| head(&mut g, &za, k)).collect();
+    let y = if ys.len() == 1 {
+        ys[0].clone()
+    } else {
+        let yr: Vec<&str> = ys.iter().map(|s| s.as_str()).collect();
+        g.node("Concat", &yr, vec![attr_int("axis", 1)])
+    };
+    g.output(&y, out_name, out_size);
+    g.finish()
+}
+
 impl GraphBuilder {
     /// An empty graph called `name` (also used as the prefix of value names).
     pub fn new(name: &str) -> Self {
@@ -241,35 +268,24 @@ impl GraphBuilder {
         self.node("Gemm", &ins, vec![attr_int("transB", 1)])
     }
 
-    /// One block: `linear` (`w` `[d_out, d_in]`), then, when `norm` is
-    /// given, `LayerNormalization(axis=-1)`, then the activation `act`
-    /// (TD-MPC2's NormedLinear; a plain Linear is `None` and
-    /// [`Act::Identity`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn layer(
-        &mut self,
-        x: &str,
-        w: &[f32],
-        b: Option<&[f32]>,
-        d_in: usize,
-        d_out: usize,
-        norm: Option<Norm>,
-        act: Act,
-    ) -> String {
-        let y = self.linear(x, w, b, d_in, d_out);
+    /// The rest of one block after its [`GraphBuilder::linear`] output
+    /// `y` (row size `d`): `LayerNormalization(axis=-1)` when `norm` is
+    /// given, then the activation `act` (TD-MPC2's NormedLinear; a plain
+    /// Linear is `None` and [`Act::Identity`]).
+    pub fn norm_act(&mut self, y: &str, d: usize, norm: Option<Norm>, act: Act) -> String {
         let y = match norm {
-            None => y,
+            None => y.to_string(),
             Some(n) => {
-                let s = self.constant("ln_scale", &[d_out], n.scale);
-                let b = self.constant("ln_bias", &[d_out], n.bias);
+                let s = self.constant("ln_scale", &[d], n.scale);
+                let b = self.constant("ln_bias", &[d], n.bias);
                 self.node(
                     "LayerNormalization",
-                    &[&y, &s, &b],
+                    &[y, &s, &b],
                     vec![attr_int("axis", -1), attr_float("epsilon", n.epsilon)],
                 )
             }
         };
-        self.act(&y, act, d_out)
+        self.act(&y, act, d)
     }
 
     /// Activation `act` on value `x` of row size `d`; returns the output.

@@ -2,8 +2,7 @@
 //! (aliases: no kernel) and Constant.
 
 use super::lower::{tensor_to_konst, BVal, Konst, Lowering, NodeCtx, Value};
-use super::{Builder, Bwd, Fwd, Kernel, Loc};
-use super::CompileError;
+use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Concat", concat),

@@ -302,20 +302,22 @@ unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
             let r = (m - i).min(12);
             // SAFETY: rows `i..i + r` with `i + r <= m`, panel `jp` of
             // `b` (`k * 32` floats) and `j0 < n`: this function's contract.
-            unsafe { match r {
-                12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
-                11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
-                10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
-                9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
-                8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
-                7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
-                6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
-                5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
-                4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
-                3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
-                2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
-                _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
-            } }
+            unsafe {
+                match r {
+                    12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
+                    11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
+                    10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
+                    9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
+                    8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
+                    7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
+                    6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
+                    5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
+                    4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
+                    3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
+                    2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
+                    _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
+                }
+            }
             i += r;
         }
     }

@@ -3,9 +3,9 @@
 //! (Running a module with tract as the reference executor is a load-time
 //! check: [`crate::load::tract_forward`].)
 
+use super::CompileError;
 use super::{lookup, Kernel, Loc, Program};
 use crate::bundle::manifest::{ModuleSpec, TensorSpec};
-use super::CompileError;
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -3,8 +3,7 @@
 
 use super::gemm::{gemm_acc_packed, PackedB};
 use super::lower::{BVal, Konst, Lowering, NodeCtx, Value};
-use super::{Builder, Bwd, Fwd, Kernel, Loc};
-use super::CompileError;
+use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 use nalgebra::DMatrix;
 
 pub(crate) const OPS: &[(&str, Builder)] = &[

@@ -2,8 +2,7 @@
 //! kernels, forward and backward side by side.
 
 use super::lower::{Lowering, NodeCtx};
-use super::{Builder, Bwd, Fwd, Kernel, Loc};
-use super::CompileError;
+use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Relu", relu),

@@ -4,7 +4,7 @@
 
 use super::{Bundle, LoadError, REFERENCE_TOLERANCE};
 use crate::bundle::files::read_references;
-use crate::bundle::manifest::ModuleSpec;
+use crate::bundle::manifest::{ModuleSpec, TensorSpec};
 use crate::bundle::BundleError;
 use crate::kernels::Program;
 use crate::rng::Rng;
@@ -83,46 +83,42 @@ impl Bundle {
                 vjp: BTreeMap::new(),
             };
             for (ci, c) in cases.iter().enumerate() {
-                let get = |map: &BTreeMap<String, Vec<f32>>,
-                           what: &str,
-                           n: &str,
-                           size: usize|
-                 -> Result<Vec<f32>, BundleError> {
-                    let v = map.get(n).ok_or_else(|| BundleError::References {
-                        message: format!("{name} case {ci}: no {what} `{n}`"),
-                    })?;
-                    if v.len() != c.batch * size {
-                        return Err(BundleError::References {
-                            message: format!("{name} case {ci}: {what} `{n}` has {} values, expected {} x {size}", v.len(), c.batch),
-                        });
-                    }
-                    Ok(v.clone())
-                };
                 if c.batch == 0 {
                     return Err(BundleError::References {
                         message: format!("{name} case {ci}: batch 0"),
                     });
                 }
-                let xs: Vec<Vec<f32>> = p
-                    .inputs()
-                    .iter()
-                    .map(|s| get(&c.inputs, "input", &s.name, s.size))
-                    .collect::<Result<_, _>>()?;
-                let ys: Vec<Vec<f32>> = p
-                    .outputs()
-                    .iter()
-                    .map(|s| get(&c.outputs, "output", &s.name, s.size))
-                    .collect::<Result<_, _>>()?;
-                let cts: Vec<Vec<f32>> = p
-                    .outputs()
-                    .iter()
-                    .map(|s| get(&c.cotangents, "cotangent", &s.name, s.size))
-                    .collect::<Result<_, _>>()?;
-                let vjps: Vec<Vec<f32>> = p
-                    .inputs()
-                    .iter()
-                    .map(|s| get(&c.vjp, "vjp", &s.name, s.size))
-                    .collect::<Result<_, _>>()?;
+                // The case's tensors `what` for each of `specs`, sized
+                // `batch x size`.
+                let get = |map: &BTreeMap<String, Vec<f32>>,
+                           what: &str,
+                           specs: &[TensorSpec]|
+                 -> Result<Vec<Vec<f32>>, BundleError> {
+                    specs
+                        .iter()
+                        .map(|s| {
+                            let n = &s.name;
+                            let v = map.get(n).ok_or_else(|| BundleError::References {
+                                message: format!("{name} case {ci}: no {what} `{n}`"),
+                            })?;
+                            if v.len() != c.batch * s.size {
+                                return Err(BundleError::References {
+                                    message: format!(
+                                        "{name} case {ci}: {what} `{n}` has {} values, expected {} x {}",
+                                        v.len(),
+                                        c.batch,
+                                        s.size
+                                    ),
+                                });
+                            }
+                            Ok(v.clone())
+                        })
+                        .collect()
+                };
+                let xs = get(&c.inputs, "input", p.inputs())?;
+                let ys = get(&c.outputs, "output", p.outputs())?;
+                let cts = get(&c.cotangents, "cotangent", p.outputs())?;
+                let vjps = get(&c.vjp, "vjp", p.inputs())?;
                 let (fwd, bwd) = run_module(p, c.batch, &xs, &cts);
                 for ((s, a), b) in p.outputs().iter().zip(&fwd).zip(&ys) {
                     let e = ag.forward.entry(s.name.clone()).or_insert(0.0);
@@ -144,7 +140,11 @@ impl Bundle {
     /// Run every module on `rows` random rows (standard normal, seeded)
     /// with both the compiled kernels and tract; the worst scaled error per
     /// module (see [`REFERENCE_TOLERANCE`]).
-    pub fn tract_agreement(&self, rows: usize, seed: u64) -> Result<BTreeMap<String, f32>, LoadError> {
+    pub fn tract_agreement(
+        &self,
+        rows: usize,
+        seed: u64,
+    ) -> Result<BTreeMap<String, f32>, LoadError> {
         let mut rng = Rng::new(seed);
         let mut out = BTreeMap::new();
         for (name, p) in &self.modules {
