@@ -75,6 +75,14 @@ fn is_interface_error(e: &LoadError, module: &str) -> bool {
     ) && e.module() == Some(module)
 }
 
+/// The compile error of `module` that `e` must be.
+fn compile_error<'e>(e: &'e LoadError, module: &str) -> &'e CompileError {
+    match e {
+        LoadError::Compile(c) if c.module() == module => c,
+        _ => panic!("expected a compile error in `{module}`, got: {e}"),
+    }
+}
+
 #[test]
 fn good_bundle_loads() {
     let (d, _) = good("good");
@@ -153,9 +161,9 @@ fn manifest_onnx_shape_disagreement() {
     let e = load_err(&d);
     assert!(
         matches!(
-            &e,
-            LoadError::Compile(CompileError::Onnx { .. } | CompileError::UnsupportedNode { .. })
-        ) && e.module() == Some("reward"),
+            compile_error(&e, "reward"),
+            CompileError::Onnx { .. } | CompileError::UnsupportedNode { .. }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("15"), "{e}");
@@ -207,9 +215,9 @@ fn truncated_and_random_onnx() {
     let e = load_err(&d);
     assert!(
         matches!(
-            &e,
-            LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })
-        ) && e.module() == Some("dynamics"),
+            compile_error(&e, "dynamics"),
+            CompileError::Onnx { .. } | CompileError::Interface { .. }
+        ),
         "{e}"
     );
     let (d, mut m) = good("random");
@@ -219,9 +227,9 @@ fn truncated_and_random_onnx() {
     let e = load_err(&d);
     assert!(
         matches!(
-            &e,
-            LoadError::Compile(CompileError::Onnx { .. } | CompileError::Interface { .. })
-        ) && e.module() == Some("dynamics"),
+            compile_error(&e, "dynamics"),
+            CompileError::Onnx { .. } | CompileError::Interface { .. }
+        ),
         "{e}"
     );
 }

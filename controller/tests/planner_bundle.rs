@@ -3,8 +3,10 @@
 //! by the controller's kernels. Its optimum is known, and the native model
 //! with the same numbers must agree with it step by step.
 
+mod common;
+
 use dream_mpc::bundle::manifest::*;
-use dream_mpc::bundle::onnx_build::{attr_int, GraphBuilder};
+use dream_mpc::bundle::onnx_build::{attr_int, GraphBuilder, OPSET};
 use dream_mpc::bundle::{write_bundle, BuiltModule};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
@@ -28,28 +30,13 @@ fn native() -> LinearQuadratic {
     m
 }
 
-fn ts(name: &str, size: usize) -> TensorSpec {
-    TensorSpec {
-        name: name.into(),
-        size,
-    }
-}
-
 fn module(
     name: &str,
     g: GraphBuilder,
     ins: &[(&str, usize)],
     outs: &[(&str, usize)],
 ) -> BuiltModule {
-    BuiltModule {
-        name: name.into(),
-        spec: ModuleSpec {
-            file: format!("{name}.onnx"),
-            inputs: ins.iter().map(|&(n, s)| ts(n, s)).collect(),
-            outputs: outs.iter().map(|&(n, s)| ts(n, s)).collect(),
-        },
-        model: g.finish(),
-    }
+    common::built(name, g, OPSET, ins, outs)
 }
 
 /// `x = Concat(z, a)` and, if asked, `x * x`.

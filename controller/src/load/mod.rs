@@ -15,7 +15,9 @@ mod error;
 mod verify;
 
 pub use error::LoadError;
-pub use verify::{run_module, scaled_error, tract_forward, ModuleAgreement, ReferenceReport};
+pub use verify::{
+    run_module, scaled_error, tract_error, tract_forward, ModuleAgreement, ReferenceReport,
+};
 
 use crate::bundle::files::{read_manifest, read_verified};
 use crate::bundle::manifest::Manifest;

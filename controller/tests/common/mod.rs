@@ -4,6 +4,7 @@
 
 use dream_mpc::bundle::manifest::{ModuleSpec, TensorSpec};
 use dream_mpc::bundle::onnx_build::GraphBuilder;
+use dream_mpc::bundle::BuiltModule;
 use dream_mpc::kernels::Program;
 use dream_mpc::load::{run_module, tract_error as module_tract_error};
 use dream_mpc::rng::Rng;
@@ -24,6 +25,26 @@ pub fn tspecs(v: &[(&str, usize)]) -> Vec<TensorSpec> {
         .collect()
 }
 
+/// Finish `g` (opset `opset`) into a bundle module with the given
+/// interface.
+pub fn built(
+    name: &str,
+    g: GraphBuilder,
+    opset: i64,
+    inputs: &[(&str, usize)],
+    outputs: &[(&str, usize)],
+) -> BuiltModule {
+    BuiltModule {
+        name: name.into(),
+        spec: ModuleSpec {
+            file: format!("{name}.onnx"),
+            inputs: tspecs(inputs),
+            outputs: tspecs(outputs),
+        },
+        model: g.finish_with_opset(opset),
+    }
+}
+
 /// Finish `g` (opset `opset`) into a case with the given interface.
 pub fn case(
     name: &str,
@@ -32,14 +53,11 @@ pub fn case(
     inputs: &[(&str, usize)],
     outputs: &[(&str, usize)],
 ) -> Case {
+    let b = built(name, g, opset, inputs, outputs);
     Case {
-        name: name.into(),
-        spec: ModuleSpec {
-            file: format!("{name}.onnx"),
-            inputs: tspecs(inputs),
-            outputs: tspecs(outputs),
-        },
-        bytes: g.finish_with_opset(opset).to_bytes(),
+        name: b.name,
+        spec: b.spec,
+        bytes: b.model.to_bytes(),
     }
 }
 
