@@ -12,6 +12,8 @@
 //! With an even number of heads the ensemble mean is exactly -(z' P z) and
 //! the spread is exactly s bump(z), so the uncertainty term is known.
 
+// Index loops read like the equations in this numerical code.
+#![allow(clippy::needless_range_loop)]
 use dream_mpc::planner::{LatentModel, ModelDims, Module};
 use nalgebra::{DMatrix, DVector};
 
