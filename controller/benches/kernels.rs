@@ -5,7 +5,7 @@
 //! 64, hidden 256) and medium (latent 512, hidden 512) models; median and
 //! p99 wall time per full pass and achieved GFLOP/s (2 x multiply-adds of
 //! the matrix products) against the 256 GFLOP/s single-core fp32 peak of
-//! FACTS.md. Single thread.
+//! docs/RESULTS.md. Single thread.
 //!
 //! Run: `cargo bench -p dream-mpc --bench kernels` (add `-- --quick` for
 //! fewer repetitions). Without a release build of the dependencies at
@@ -27,9 +27,9 @@
 //! | medium | 3  | 205 M    | 8.93 ms | 19.2 ms  | 58.0 ms  | 21.3    | 8.3 %  |
 //! | medium | 16 | 1.09 G   | 85.3 ms | 173 ms   | 190 ms   | 12.6    | 4.9 %  |
 
-use dream_mpc::bundle::testing::{TdmpcModel, TdmpcSpec};
 use dream_mpc::kernels::{Program, Tape};
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use std::time::Instant;
 
 const PEAK_GFLOPS: f64 = 256.0;

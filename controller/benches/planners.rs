@@ -9,7 +9,7 @@
 //! sees realistic consecutive ticks), 100 warm-up ticks, then `ticks` timed
 //! ticks; reports p50/p99/max latency, model evaluations (rows forward and
 //! backward) per tick, multiply-adds per tick and GFLOP/s (2 flops per
-//! multiply-add) against the 256 GFLOP/s per-core peak of FACTS.md.
+//! multiply-add) against the 256 GFLOP/s per-core peak (docs/RESULTS.md).
 //! CEM and MPPI (512 samples x 6 iterations) run `--sampling-ticks`
 //! (default 1,000) because a tick costs ~100x a Dream-MPC tick.
 //!
@@ -17,9 +17,9 @@
 //! its model cost is tiny, so its row measures the planner's own overhead.
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::planner::native::{Disagreement, LinearQuadratic};
 use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
 const PEAK_GFLOPS: f64 = 256.0;
@@ -168,11 +168,11 @@ fn main() {
                 };
                 let dir = std::env::temp_dir().join(format!("dream-mpc-bench-{name}"));
                 let _ = std::fs::remove_dir_all(&dir);
-                dream_mpc::bundle::testing::write_random_tdmpc_bundle(
+                dream_mpc_testkit::bundles::write_random_tdmpc_bundle(
                     &dir, 24, 6, latent, hidden, 5, 1,
                 )
                 .unwrap();
-                let bundle = dream_mpc::bundle::Bundle::load(&dir).unwrap();
+                let bundle = dream_mpc::load::Bundle::load(&dir).unwrap();
                 let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
                 bench(&name, &model, &defaults, &a);
             }

@@ -5,17 +5,26 @@
 //! (`encoder` module), plan from z0 with any [`PlannerKind`], and map the
 //! chosen normalized action in [-1, 1] to actuator units with the
 //! manifest's bounds. The ROS 2 node, the simulated evaluation
-//! (`dream-mpc-sim run --policy planner`) and the trainer's evaluation all
-//! act through this one type, so what is measured is what runs on a robot.
+//! (`dream-mpc-sim eval --bundle <dir> --planners ...`)
+//! and the trainer's evaluation all act through this one type, so what is
+//! measured is what runs on a robot.
+//!
+//! An agent holds shared handles to the bundle's compiled modules and
+//! copies of the manifest's normalization and bounds, not a borrow of the
+//! bundle: build it from a `&Bundle` (or an `Arc<Bundle>`), then drop or
+//! share the bundle as you like.
 //!
 //! Everything is allocated in [`Agent::new`]; [`Agent::act`] allocates
 //! nothing (checked in `tests/agent.rs`).
 
-use crate::bundle::{Bundle, BundleError};
+use crate::bundle::manifest::{ActionSpec, LatentSpec, ObservationSpec};
+use crate::bundle::BundleError;
 use crate::kernels::{Program, Tape};
+use crate::load::Bundle;
 use crate::planner::bundle_model::BundleModel;
 use crate::planner::{ConfigError, PlanError, PlanStatus, Planner, PlannerConfig, PlannerKind};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Why an agent cannot be built, or cannot act on an input.
@@ -102,33 +111,35 @@ pub struct Decision {
 }
 
 /// Observation-to-action pipeline over a bundle (see the module docs).
-pub struct Agent<'b> {
-    bundle: &'b Bundle,
-    encoder: &'b Program,
+pub struct Agent {
+    observation: ObservationSpec,
+    action_spec: ActionSpec,
+    encoder: Arc<Program>,
     encoder_tape: Tape,
-    model: BundleModel<'b>,
-    planner: Planner<BundleModel<'b>>,
+    model: BundleModel,
+    planner: Planner<BundleModel>,
     obs_norm: Vec<f32>,
     z: Vec<f32>,
     /// Normalized action in [-1, 1] of the last tick.
     action: Vec<f32>,
 }
 
-impl<'b> Agent<'b> {
+impl Agent {
     /// Builds the model adapter, the encoder tape and the planner workspace
     /// for `config` (start-up only; allocates).
-    pub fn new(bundle: &'b Bundle, config: PlannerConfig) -> Result<Self, AgentError> {
+    pub fn new(bundle: &Bundle, config: PlannerConfig) -> Result<Self, AgentError> {
         let m = &bundle.manifest;
-        if !matches!(m.latent, crate::bundle::manifest::LatentSpec::Vector { .. }) {
+        if !matches!(m.latent, LatentSpec::Vector { .. }) {
             return Err(AgentError::UnsupportedLatent(format!("{:?}", m.latent)));
         }
-        let encoder = bundle.module("encoder")?;
+        let encoder = Arc::clone(bundle.module("encoder")?);
         let model = BundleModel::new(bundle)?;
         let planner = Planner::new(&model, config)?;
         Ok(Agent {
-            bundle,
-            encoder,
+            observation: m.observation.clone(),
+            action_spec: m.action.clone(),
             encoder_tape: encoder.tape(1, 1),
+            encoder,
             model,
             planner,
             obs_norm: vec![0.0; m.observation.size],
@@ -139,7 +150,7 @@ impl<'b> Agent<'b> {
 
     /// [`Agent::new`] with the bundle's default budget for `kind`.
     pub fn with_defaults(
-        bundle: &'b Bundle,
+        bundle: &Bundle,
         kind: PlannerKind,
         seed: u64,
     ) -> Result<Self, AgentError> {
@@ -149,11 +160,7 @@ impl<'b> Agent<'b> {
         Self::new(bundle, c)
     }
 
-    pub fn bundle(&self) -> &'b Bundle {
-        self.bundle
-    }
-
-    pub fn planner(&self) -> &Planner<BundleModel<'b>> {
+    pub fn planner(&self) -> &Planner<BundleModel> {
         &self.planner
     }
 
@@ -183,7 +190,7 @@ impl<'b> Agent<'b> {
     /// Cost: one encoder row forward plus the planner's tick (see
     /// [`Planner::plan`]). Allocates nothing.
     pub fn act(&mut self, obs: &[f32], deadline: Instant) -> Result<Decision, AgentError> {
-        let spec = &self.bundle.manifest.observation;
+        let spec = &self.observation;
         if obs.len() != spec.size {
             return Err(AgentError::ObservationSize {
                 expected: spec.size,
@@ -227,7 +234,7 @@ impl<'b> Agent<'b> {
     /// Maps the last normalized action to actuator units with the
     /// manifest's bounds (`-1 -> low`, `+1 -> high`) into `out`.
     pub fn actuator_action(&self, out: &mut [f32]) {
-        let a = &self.bundle.manifest.action;
+        let a = &self.action_spec;
         for (((o, x), lo), hi) in out.iter_mut().zip(&self.action).zip(&a.low).zip(&a.high) {
             *o = lo + (x.clamp(-1.0, 1.0) + 1.0) * 0.5 * (hi - lo);
         }

@@ -5,10 +5,17 @@
 //! and plans with gradient-based MPC at a fixed control rate.
 //!
 //! This crate must never depend on libtorch (checked by the test suite).
+//!
+//! The modules form a one-way stack (each imports only those below it;
+//! `tests/layers.rs` checks it): `bundle` (format) <- `kernels` (compiler)
+//! <- `load` (loading, verification) <- `planner` <- `agent` <- `ros`, with
+//! `rng` at the bottom. See `controller/README.md`.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod agent;
 pub mod bundle;
 pub mod kernels;
+pub mod load;
 pub mod planner;
 pub mod rng;
 pub mod ros;

@@ -4,39 +4,15 @@
 //! (normalize, encode, plan) allocates nothing after start-up.
 
 use dream_mpc::agent::{planner_kind, Agent, AgentError};
-use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::{PlanStatus, PlannerKind};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCS.with(|c| c.get())
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn bundle(tag: &str) -> (PathBuf, Bundle) {
     let dir = std::env::temp_dir().join(format!("dream-mpc-agent-{tag}-{}", std::process::id()));

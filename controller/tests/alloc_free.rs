@@ -3,41 +3,12 @@
 //! threads do not interfere) around H forward steps and H backward steps of
 //! every module of a TD-MPC2-style bundle.
 
-use dream_mpc::bundle::testing::{TdmpcModel, TdmpcSpec};
 use dream_mpc::kernels::Program;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn forward_backward_allocate_nothing() {
@@ -96,9 +67,9 @@ fn forward_backward_allocate_nothing() {
                         .zip(m.p.outputs())
                         .map(|(v, s)| &mut v[..rows * s.size])
                         .collect();
-                let before = allocs();
+                let before = allocations();
                 m.p.forward(&mut m.tape, t, &xr, &mut yr);
-                assert_eq!(allocs(), before, "{}: forward allocated", m.p.name());
+                assert_eq!(allocations(), before, "{}: forward allocated", m.p.name());
             }
             for t in (0..slots).rev() {
                 let dy: Vec<&[f32]> =
@@ -112,9 +83,9 @@ fn forward_backward_allocate_nothing() {
                     .zip(m.p.inputs())
                     .map(|(v, s)| &mut v[..rows * s.size])
                     .collect();
-                let before = allocs();
+                let before = allocations();
                 m.p.backward(&mut m.tape, t, &dy, &mut dx);
-                assert_eq!(allocs(), before, "{}: backward allocated", m.p.name());
+                assert_eq!(allocations(), before, "{}: backward allocated", m.p.name());
                 assert!(dx[0].iter().all(|v| v.is_finite()) && dx[0].iter().any(|v| *v != 0.0));
             }
         }
@@ -122,7 +93,7 @@ fn forward_backward_allocate_nothing() {
     run(&mut ms, batch);
     run(&mut ms, 2);
     // The counter itself works: a Vec allocation is seen.
-    let before = allocs();
+    let before = allocations();
     let v = std::hint::black_box(vec![1u8; 100]);
-    assert!(allocs() > before && v.len() == 100);
+    assert!(allocations() > before && v.len() == 100);
 }

@@ -3,8 +3,10 @@
 
 use dream_mpc::bundle::manifest::{LatentSpec, Manifest};
 use dream_mpc::bundle::onnx_build::GraphBuilder;
-use dream_mpc::bundle::testing::{sha256_hex, write_bundle, BuiltModule, TdmpcModel, TdmpcSpec};
-use dream_mpc::bundle::{Bundle, BundleError};
+use dream_mpc::bundle::{sha256_hex, write_bundle, BuiltModule, BundleError};
+use dream_mpc::kernels::CompileError;
+use dream_mpc::load::{Bundle, LoadError, REFERENCE_TOLERANCE};
+use dream_mpc_testkit::bundles::{write_random_tdmpc_bundle, TdmpcModel, TdmpcSpec};
 use std::path::{Path, PathBuf};
 
 fn fresh_dir(tag: &str) -> PathBuf {
@@ -41,10 +43,44 @@ fn replace_file(dir: &Path, m: &mut Manifest, file: &str, bytes: &[u8]) {
     rewrite_manifest(dir, m);
 }
 
-fn load_err(dir: &Path) -> BundleError {
+fn load_err(dir: &Path) -> LoadError {
     let e = Bundle::load(dir).expect_err("bundle must be refused");
     std::fs::remove_dir_all(dir).ok();
     e
+}
+
+/// A small TD-MPC2-style bundle loads, and every module's forward pass
+/// matches tract's on random rows.
+#[test]
+fn tdmpc_bundle_loads_and_matches_tract() {
+    let dir = std::env::temp_dir().join(format!("dmpc-load-{}", std::process::id()));
+    write_random_tdmpc_bundle(&dir, 7, 2, 16, 32, 3, 11).unwrap();
+    let b = Bundle::load(&dir).unwrap();
+    assert_eq!(b.modules.len(), 5);
+    let agree = b.tract_agreement(4, 3).unwrap();
+    assert_eq!(agree.len(), 5);
+    for (m, e) in &agree {
+        assert!(*e < REFERENCE_TOLERANCE, "{m}: error {e} vs tract");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `e` is an interface error (of the manifest's sizes or of the compiled
+/// graph) naming `module`.
+fn is_interface_error(e: &LoadError, module: &str) -> bool {
+    matches!(
+        e,
+        LoadError::Bundle(BundleError::Interface { .. })
+            | LoadError::Compile(CompileError::Interface { .. })
+    ) && e.module() == Some(module)
+}
+
+/// The compile error of `module` that `e` must be.
+fn compile_error<'e>(e: &'e LoadError, module: &str) -> &'e CompileError {
+    match e {
+        LoadError::Compile(c) if c.module() == module => c,
+        _ => panic!("expected a compile error in `{module}`, got: {e}"),
+    }
 }
 
 #[test]
@@ -64,13 +100,13 @@ fn missing_file() {
     std::fs::remove_file(d.join("reward.onnx")).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Io { path, .. } if path.ends_with("reward.onnx")),
+        matches!(&e, LoadError::Bundle(BundleError::Io { path, .. }) if path.ends_with("reward.onnx")),
         "{e}"
     );
     let d = fresh_dir("nomanifest");
     std::fs::create_dir_all(&d).unwrap();
     assert!(
-        matches!(load_err(&d), BundleError::Io { path, .. } if path.ends_with("manifest.json"))
+        matches!(load_err(&d), LoadError::Bundle(BundleError::Io { path, .. }) if path.ends_with("manifest.json"))
     );
 }
 
@@ -83,14 +119,16 @@ fn checksum_mismatch_and_missing_checksum() {
     std::fs::write(d.join("q.onnx"), &bytes).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::ChecksumMismatch { file, .. } if file == "q.onnx"),
+        matches!(&e, LoadError::Bundle(BundleError::ChecksumMismatch { file, .. }) if file == "q.onnx"),
         "{e}"
     );
     assert!(e.to_string().contains("q.onnx"));
     let (d, _) = good("nosum");
     m.checksums.remove("policy.onnx");
     rewrite_manifest(&d, &m);
-    assert!(matches!(load_err(&d), BundleError::MissingChecksum { file } if file == "policy.onnx"));
+    assert!(
+        matches!(load_err(&d), LoadError::Bundle(BundleError::MissingChecksum { file }) if file == "policy.onnx")
+    );
 }
 
 #[test]
@@ -99,27 +137,18 @@ fn manifest_onnx_shape_disagreement() {
     m.modules.get_mut("dynamics").unwrap().inputs[1].size = 3; // ONNX says 2
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
-    assert!(
-        matches!(&e, BundleError::Interface { module, .. } if module == "dynamics"),
-        "{e}"
-    );
+    assert!(is_interface_error(&e, "dynamics"), "{e}");
     // Consistent with its ONNX file but not with the manifest's sizes.
     let (d, mut m) = good("roles");
     m.q_ensemble = 3;
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
-    assert!(
-        matches!(&e, BundleError::Interface { module, .. } if module == "q"),
-        "{e}"
-    );
+    assert!(is_interface_error(&e, "q"), "{e}");
     let (d, mut m) = good("iface2");
     m.modules.get_mut("reward").unwrap().outputs[0].name = "reward".into();
     rewrite_manifest(&d, &m);
     let e = load_err(&d);
-    assert!(
-        matches!(&e, BundleError::Interface { module, .. } if module == "reward"),
-        "{e}"
-    );
+    assert!(is_interface_error(&e, "reward"), "{e}");
     // The graph declares the manifest's size, but its weights disagree:
     // the compiler's shape propagation (or tract's type check) catches it.
     let (d, mut m) = good("iface3");
@@ -131,7 +160,10 @@ fn manifest_onnx_shape_disagreement() {
     replace_file(&d, &mut m, "reward.onnx", &g.finish().to_bytes());
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Onnx { module, .. } | BundleError::UnsupportedNode { module, .. } if module == "reward"),
+        matches!(
+            compile_error(&e, "reward"),
+            CompileError::Onnx { .. } | CompileError::UnsupportedNode { .. }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("15"), "{e}");
@@ -152,7 +184,7 @@ fn nan_or_inf_weights() {
         replace_file(&d, &mut m, "policy.onnx", &g.finish().to_bytes());
         let e = load_err(&d);
         assert!(
-            matches!(&e, BundleError::NonFinite { module, index: 7, .. } if module == "policy"),
+            matches!(&e, LoadError::Compile(CompileError::NonFinite { module, index: 7, .. }) if module == "policy"),
             "{e}"
         );
     }
@@ -169,7 +201,7 @@ fn unsupported_op_is_named() {
     replace_file(&d, &mut m, "encoder.onnx", &g.finish().to_bytes());
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::UnsupportedOp { module, op, .. } if module == "encoder" && op == "Cos"),
+        matches!(&e, LoadError::Compile(CompileError::UnsupportedOp { module, op, .. }) if module == "encoder" && op == "Cos"),
         "{e}"
     );
     assert!(e.to_string().contains("Cos") && e.to_string().contains("encoder"));
@@ -177,30 +209,33 @@ fn unsupported_op_is_named() {
 
 #[test]
 fn truncated_and_random_onnx() {
-    let (d, mut m) = good("trunc");
+    let (d, _) = good("trunc");
     let bytes = std::fs::read(d.join("dynamics.onnx")).unwrap();
-    replace_file(&d, &mut m, "dynamics.onnx", &bytes[..bytes.len() / 2]);
-    let e = load_err(&d);
-    assert!(
-        matches!(&e, BundleError::Onnx { module, .. } | BundleError::Interface { module, .. } if module == "dynamics"),
-        "{e}"
-    );
-    let (d, mut m) = good("random");
+    std::fs::remove_dir_all(&d).ok();
     let mut rng = dream_mpc::rng::Rng::new(5);
     let junk: Vec<u8> = (0..500).map(|_| rng.below(256) as u8).collect();
-    replace_file(&d, &mut m, "dynamics.onnx", &junk);
-    let e = load_err(&d);
-    assert!(
-        matches!(&e, BundleError::Onnx { module, .. } | BundleError::Interface { module, .. } if module == "dynamics"),
-        "{e}"
-    );
+    for (tag, bad) in [("trunc", &bytes[..bytes.len() / 2]), ("random", &junk[..])] {
+        let (d, mut m) = good(tag);
+        replace_file(&d, &mut m, "dynamics.onnx", bad);
+        let e = load_err(&d);
+        assert!(
+            matches!(
+                compile_error(&e, "dynamics"),
+                CompileError::Onnx { .. } | CompileError::Interface { .. }
+            ),
+            "{tag}: {e}"
+        );
+    }
 }
 
 #[test]
 fn manifest_faults() {
     let (d, _) = good("json");
     std::fs::write(d.join("manifest.json"), "{ \"format\": ").unwrap();
-    assert!(matches!(load_err(&d), BundleError::Manifest { .. }));
+    assert!(matches!(
+        load_err(&d),
+        LoadError::Bundle(BundleError::Manifest { .. })
+    ));
     let (d, mut m) = good("rssm");
     m.latent = LatentSpec::Rssm {
         deter: 8,
@@ -222,17 +257,19 @@ fn manifest_faults() {
 }
 
 /// A module whose output is a constant is refused (no input dependence).
+/// The module is an extra one (not a standard role), so that the
+/// manifest's role checks pass and the compiler's check is what refuses it.
 #[test]
 fn constant_output_is_refused() {
     let d = fresh_dir("const");
-    let mut g = GraphBuilder::new("reward");
+    let mut g = GraphBuilder::new("extra");
     let _z = g.input("z", 3);
     let c = g.constant("c", &[1, 2], &[1.0, 2.0]);
     g.output(&c, "r", 2);
     let module = BuiltModule {
-        name: "reward".into(),
+        name: "extra".into(),
         spec: dream_mpc::bundle::manifest::ModuleSpec {
-            file: "reward.onnx".into(),
+            file: "extra.onnx".into(),
             inputs: vec![dream_mpc::bundle::manifest::TensorSpec {
                 name: "z".into(),
                 size: 3,
@@ -247,7 +284,8 @@ fn constant_output_is_refused() {
     write_bundle(&d, small().manifest(), &[module], None).unwrap();
     let e = load_err(&d);
     assert!(
-        matches!(&e, BundleError::Interface { .. } | BundleError::Onnx { .. }),
+        matches!(compile_error(&e, "extra"), CompileError::Interface { .. })
+            && e.to_string().contains("constant"),
         "{e}"
     );
 }

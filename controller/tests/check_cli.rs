@@ -4,12 +4,14 @@
 //! the trainer crate; here the references come from tract for the forward
 //! pass and from our own kernels for the VJP, then get corrupted.)
 
-use dream_mpc::bundle::load::run_module;
 use dream_mpc::bundle::manifest::{ReferenceCase, References};
-use dream_mpc::bundle::testing::{write_bundle, TdmpcModel, TdmpcSpec};
-use dream_mpc::bundle::Bundle;
-use dream_mpc::kernels::{tract_forward, Program};
+use dream_mpc::bundle::write_bundle;
+use dream_mpc::kernels::Program;
+use dream_mpc::load::run_module;
+use dream_mpc::load::tract_forward;
+use dream_mpc::load::Bundle;
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

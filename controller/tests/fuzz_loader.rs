@@ -4,11 +4,11 @@
 //! and mutated manifests must give an error or a working program, never a
 //! panic.
 
-use dream_mpc::bundle::load::run_module;
-use dream_mpc::bundle::testing::{TdmpcModel, TdmpcSpec};
-use dream_mpc::bundle::Bundle;
 use dream_mpc::kernels::Program;
+use dream_mpc::load::run_module;
+use dream_mpc::load::Bundle;
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 fn module() -> (Vec<u8>, dream_mpc::bundle::manifest::ModuleSpec) {

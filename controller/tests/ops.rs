@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use dream_mpc::bundle::load::{run_module, REFERENCE_TOLERANCE};
-use dream_mpc::bundle::onnx_build::{attr_float, attr_int, attr_ints, GraphBuilder};
-use dream_mpc::bundle::testing::{emit_act, Act, TdmpcModel, TdmpcSpec};
+use dream_mpc::bundle::onnx_build::{attr_float, attr_int, attr_ints, Act, GraphBuilder};
 use dream_mpc::kernels::Program;
+use dream_mpc::load::{run_module, REFERENCE_TOLERANCE};
 use dream_mpc::rng::Rng;
+use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 
 /// Finite-difference tolerance (scaled by the largest gradient entry):
 /// f32 forward passes with h = 1e-2 agree to ~1e-4; a wrong derivative is O(1).
@@ -63,7 +63,7 @@ fn activations() {
     // Mish and SiLU as exporters write them, from Mul/Tanh/Softplus/Sigmoid.
     let mut g = GraphBuilder::new("mish_ops");
     let x = g.input("x", 5);
-    let y = emit_act(&mut g, &x, Act::MishOps, 5);
+    let y = g.act(&x, Act::MishOps, 5);
     g.output(&y, "y", 5);
     let p = check(&case("mish_ops", g, 17, &[("x", 5)], &[("y", 5)]), 3);
     // ... lowered as one fused Mish kernel (one exp instead of three
@@ -170,7 +170,7 @@ fn simnorm_grouped_and_folded() {
     // [N, 12] -> [-1, 3, 4] -> softmax -> [-1, 12] (TD-MPC2's export)
     let mut g = GraphBuilder::new("simnorm");
     let x = g.input("x", 12);
-    let y = emit_act(&mut g, &x, Act::SimNorm(4), 12);
+    let y = g.act(&x, Act::SimNorm(4), 12);
     g.output(&y, "y", 12);
     let p = check(&case("simnorm", g, 17, &[("x", 12)], &[("y", 12)]), 3);
     // Rows of each group sum to one.

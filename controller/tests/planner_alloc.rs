@@ -3,42 +3,17 @@
 //! the test harness's own threads do not interfere).
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::planner::native::{Disagreement, LinearQuadratic};
 use dream_mpc::planner::{LatentModel, Planner, PlannerConfig, PlannerKind};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCS.with(|c| c.get())
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Allocations made by `ticks` calls of `plan` (the first call included),
 /// with a generous deadline and with one that cuts the iterations short.
-pub fn allocations_while_planning<M: LatentModel>(model: &M, config: PlannerConfig) -> usize {
+pub fn allocations_while_planning<M: LatentModel>(model: &M, config: PlannerConfig) -> u64 {
     let mut p = Planner::new(model, config).unwrap();
     let latent = model.dims().latent;
     let mut z = [0.0f32; 64];
@@ -92,8 +67,9 @@ fn no_planner_allocates_while_planning() {
 
 #[test]
 fn no_planner_allocates_on_a_bundle_model() {
-    use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+    use dream_mpc::load::Bundle;
     use dream_mpc::planner::bundle_model::BundleModel;
+    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     let dir = std::env::temp_dir().join(format!("dream-mpc-planner-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // obs 5, action 2, latent 16, hidden 32, 2 Q heads, two-hot reward/Q.

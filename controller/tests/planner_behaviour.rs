@@ -4,11 +4,10 @@
 //! non-finite handling, determinism and evaluation accounting.
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::planner::native::{Disagreement, LinearQuadratic};
 use dream_mpc::planner::{
     LatentModel, ModelDims, Module, PlanStatus, Planner, PlannerConfig, PlannerKind,
 };
-use nalgebra::{DMatrix, DVector};
+use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
 fn far() -> Instant {
@@ -33,44 +32,6 @@ fn lq() -> LinearQuadratic {
     m.b = vec![0.5, 0.1, 0.0, 0.4];
     m.p = vec![2.0, 0.3, 0.3, 1.5];
     m
-}
-
-/// The unconstrained minimizer of sum_t g^t (z'Wz z + a'Wa a) + g^H z_H'P z_H
-/// over the stacked actions (the negated J of the native model), solved
-/// directly as a least-squares problem in f64.
-fn analytic_optimum(m: &LinearQuadratic, z0: &[f32], h: usize, g: f64) -> Vec<f64> {
-    let (n, k) = (m.n, m.m);
-    let a = DMatrix::from_row_slice(n, n, &m.a.iter().map(|&x| x as f64).collect::<Vec<_>>());
-    let b = DMatrix::from_row_slice(n, k, &m.b.iter().map(|&x| x as f64).collect::<Vec<_>>());
-    let p = DMatrix::from_row_slice(n, n, &m.p.iter().map(|&x| x as f64).collect::<Vec<_>>());
-    let wz = DMatrix::from_diagonal(&DVector::from_iterator(n, m.w_z.iter().map(|&x| x as f64)));
-    let wa = DMatrix::from_diagonal(&DVector::from_iterator(k, m.w_a.iter().map(|&x| x as f64)));
-    let z0 = DVector::from_iterator(n, z0.iter().map(|&x| x as f64));
-    let mut hess = DMatrix::<f64>::zeros(h * k, h * k);
-    let mut lin = DVector::<f64>::zeros(h * k);
-    // z_t = phi z0 + gamma u, built step by step.
-    let mut phi = DMatrix::<f64>::identity(n, n);
-    let mut gamma = DMatrix::<f64>::zeros(n, h * k);
-    for t in 0..=h {
-        let gt = g.powi(t as i32);
-        let w = if t < h { &wz } else { &p };
-        hess += gt * gamma.transpose() * w * &gamma;
-        lin += gt * gamma.transpose() * w * &phi * &z0;
-        if t < h {
-            let mut block = hess.view_mut((t * k, t * k), (k, k));
-            block += gt * &wa;
-            let next_gamma = {
-                let mut ng = &a * &gamma;
-                let mut block = ng.view_mut((0, t * k), (n, k));
-                block += &b;
-                ng
-            };
-            gamma = next_gamma;
-            phi = &a * &phi;
-        }
-    }
-    let u = hess.lu().solve(&(-lin)).expect("positive definite");
-    u.iter().copied().collect()
 }
 
 /// J of a sequence on the true system, computed independently of the
@@ -106,7 +67,7 @@ fn grad_mpc_reaches_the_analytic_lq_optimum() {
     c.step_size = 0.01;
     c.candidates = 2;
     let z0 = [0.6f32, -0.4];
-    let u = analytic_optimum(&m, &z0, 4, 0.9);
+    let u = m.analytic_optimum(&z0, 4, 0.9);
     assert!(
         u.iter().all(|x| x.abs() < 0.9),
         "optimum inside bounds: {u:?}"
@@ -134,7 +95,7 @@ fn grad_mpc_reaches_the_analytic_lq_optimum() {
 fn cem_and_mppi_get_close_with_enough_samples() {
     let m = lq();
     let z0 = [0.6f32, -0.4];
-    let u = analytic_optimum(&m, &z0, 3, 0.9);
+    let u = m.analytic_optimum(&z0, 3, 0.9);
     for kind in [PlannerKind::Cem, PlannerKind::Mppi] {
         let mut c = config(kind);
         c.cem_samples = 1000;

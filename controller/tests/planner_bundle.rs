@@ -3,14 +3,15 @@
 //! by the controller's kernels. Its optimum is known, and the native model
 //! with the same numbers must agree with it step by step.
 
+mod common;
+
 use dream_mpc::bundle::manifest::*;
-use dream_mpc::bundle::onnx_build::{attr_int, GraphBuilder};
-use dream_mpc::bundle::testing::{write_bundle, BuiltModule};
-use dream_mpc::bundle::Bundle;
+use dream_mpc::bundle::onnx_build::{attr_int, GraphBuilder, OPSET};
+use dream_mpc::bundle::{write_bundle, BuiltModule};
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
-use dream_mpc::planner::native::LinearQuadratic;
 use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
-use nalgebra::{DMatrix, DVector};
+use dream_mpc_testkit::lq::LinearQuadratic;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,28 +30,13 @@ fn native() -> LinearQuadratic {
     m
 }
 
-fn ts(name: &str, size: usize) -> TensorSpec {
-    TensorSpec {
-        name: name.into(),
-        size,
-    }
-}
-
 fn module(
     name: &str,
     g: GraphBuilder,
     ins: &[(&str, usize)],
     outs: &[(&str, usize)],
 ) -> BuiltModule {
-    BuiltModule {
-        name: name.into(),
-        spec: ModuleSpec {
-            file: format!("{name}.onnx"),
-            inputs: ins.iter().map(|&(n, s)| ts(n, s)).collect(),
-            outputs: outs.iter().map(|&(n, s)| ts(n, s)).collect(),
-        },
-        model: g.finish(),
-    }
+    common::built(name, g, OPSET, ins, outs)
 }
 
 /// `x = Concat(z, a)` and, if asked, `x * x`.
@@ -163,37 +149,6 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
     dir.to_path_buf()
 }
 
-fn analytic_first_action(m: &LinearQuadratic, z0: &[f32], h: usize, g: f64) -> Vec<f64> {
-    let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let a = DMatrix::from_row_slice(N, N, &f(&m.a));
-    let b = DMatrix::from_row_slice(N, M, &f(&m.b));
-    let p = DMatrix::from_row_slice(N, N, &f(&m.p));
-    let wz = DMatrix::from_diagonal(&DVector::from_vec(f(&m.w_z)));
-    let wa = DMatrix::from_diagonal(&DVector::from_vec(f(&m.w_a)));
-    let z0 = DVector::from_vec(f(z0));
-    let mut hess = DMatrix::<f64>::zeros(h * M, h * M);
-    let mut lin = DVector::<f64>::zeros(h * M);
-    let mut phi = DMatrix::<f64>::identity(N, N);
-    let mut gamma = DMatrix::<f64>::zeros(N, h * M);
-    for t in 0..=h {
-        let gt = g.powi(t as i32);
-        let w = if t < h { &wz } else { &p };
-        hess += gt * gamma.transpose() * w * &gamma;
-        lin += gt * gamma.transpose() * w * &phi * &z0;
-        if t < h {
-            let mut block = hess.view_mut((t * M, t * M), (M, M));
-            block += gt * &wa;
-            let mut ng = &a * &gamma;
-            let mut block = ng.view_mut((0, t * M), (N, M));
-            block += &b;
-            gamma = ng;
-            phi = &a * &phi;
-        }
-    }
-    let u = hess.lu().solve(&(-lin)).unwrap();
-    u.iter().take(M).copied().collect()
-}
-
 fn bundle_dir(tag: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("dream-mpc-planner-lq-{tag}-{}", std::process::id()));
@@ -262,7 +217,7 @@ fn grad_mpc_on_the_lq_bundle_reaches_the_analytic_optimum() {
     // Budget and discount from the bundle's defaults.
     let c = PlannerConfig::for_kind(PlannerKind::GradMpc, &man.planner, man.discount);
     let z0 = [0.6f32, -0.4];
-    let u = analytic_first_action(&m, &z0, 4, 0.9);
+    let u = m.analytic_optimum(&z0, 4, 0.9);
     let mut p = Planner::new(&bm, c.clone()).unwrap();
     let r = p
         .plan(&bm, &z0, Instant::now() + Duration::from_secs(60))

@@ -3,8 +3,8 @@
 //! float32 tolerance, agrees with tract, and carries the fields a robot
 //! needs (its task, action repeat, bounds) — what `dream-mpc check` checks.
 
-use dream_mpc::bundle::load::REFERENCE_TOLERANCE;
-use dream_mpc::bundle::Bundle;
+use dream_mpc::load::Bundle;
+use dream_mpc::load::REFERENCE_TOLERANCE;
 use std::path::Path;
 
 #[test]

@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use dream_mpc::agent::{Agent, AgentError};
-use dream_mpc::bundle::Bundle;
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::{PlanStatus, PlannerConfig, PlannerKind};
 
 use crate::task::{Task, TaskError};

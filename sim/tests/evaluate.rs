@@ -4,10 +4,11 @@
 //! repeat of the bundle is honoured, and a bundle of the wrong sizes is an
 //! error that names both.
 
-use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::PlannerKind;
 use dream_mpc_sim::evaluate::{evaluate, markdown_table, Overrides};
 use dream_mpc_sim::registry;
+use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use std::path::PathBuf;
 use std::process::Command;
 

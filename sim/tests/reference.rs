@@ -1,5 +1,5 @@
 //! Agreement with the real DeepMind Control Suite: replay the actions of
-//! the trajectories recorded in `/work/shared/data/dmc_reference/` (dm-control
+//! the trajectories recorded in `shared/data/dmc_reference/` (dm-control
 //! 1.0.50 on MuJoCo 3.17.0) from the recorded initial state and compare
 //! observations and rewards step by step.
 //!
@@ -34,11 +34,29 @@ struct Episode {
     ret: f64,
 }
 
+/// The recordings: `$DMC_REFERENCE_DIR` when set, else the shared data
+/// folder beside the repository (`<repo>/../shared/data/dmc_reference`, the
+/// layout CI uses) or inside it (`<repo>/shared/...`).
+fn reference_dir() -> std::path::PathBuf {
+    if let Ok(d) = std::env::var("DMC_REFERENCE_DIR") {
+        return d.into();
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candidates = [
+        repo.join("../shared/data/dmc_reference"),
+        repo.join("shared/data/dmc_reference"),
+    ];
+    candidates
+        .iter()
+        .find(|d| d.is_dir())
+        .cloned()
+        .unwrap_or_else(|| panic!("no reference data in {candidates:?} (set DMC_REFERENCE_DIR)"))
+}
+
 fn load(task: &str) -> Recording {
-    let dir = std::env::var("DMC_REFERENCE_DIR")
-        .unwrap_or_else(|_| "/work/shared/data/dmc_reference".to_string());
-    let path = format!("{dir}/{task}.json");
-    let text = std::fs::read_to_string(&path)
+    let file = reference_dir().join(format!("{task}.json"));
+    let path = file.display();
+    let text = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("reading {path}: {e} (set DMC_REFERENCE_DIR)"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }

@@ -3,32 +3,12 @@
 //! the first reset. MuJoCo's own mj_step works in its preallocated arena.
 #![cfg(feature = "mujoco")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use dream_mpc_sim::mujoco::{MujocoTask, SuiteTask};
 use dream_mpc_sim::Task;
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn step_and_reset_allocate_nothing() {
@@ -38,7 +18,7 @@ fn step_and_reset_allocate_nothing() {
         let mut obs = vec![0.0; spec.obs_size];
         let mut act = vec![0.0; spec.action_size];
         task.reset(0, &mut obs).unwrap();
-        let before = ALLOCS.load(Ordering::SeqCst);
+        let before = allocations();
         for k in 0..200 {
             for (i, a) in act.iter_mut().enumerate() {
                 *a = ((k * 7 + i * 3) as f64 * 0.37).sin();
@@ -46,7 +26,7 @@ fn step_and_reset_allocate_nothing() {
             task.step(&act, &mut obs).unwrap();
         }
         task.reset(1, &mut obs).unwrap();
-        let after = ALLOCS.load(Ordering::SeqCst);
+        let after = allocations();
         assert_eq!(
             after - before,
             0,

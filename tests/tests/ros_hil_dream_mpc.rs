@@ -9,7 +9,7 @@
 //! period, so not bit for bit; measured: 266 over DDS vs 267 in-process).
 
 use dream_mpc::agent::Agent;
-use dream_mpc::bundle::Bundle;
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::PlannerKind;
 use dream_mpc_tests::{bins, json_field, root, wait_bounded};
 use std::process::{Command, Stdio};

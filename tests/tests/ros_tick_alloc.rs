@@ -8,35 +8,12 @@
 use dream_mpc::ros::control::{self, ActionSource, SourceFault, TickStatus};
 use dream_mpc::ros::node::{ControlLoop, Handoff};
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn config(extra: &[(&str, &str)]) -> Config {
     let text = std::fs::read_to_string(
@@ -88,23 +65,21 @@ fn control_update_allocates_nothing() {
         &[2.0, 0.0],
     ];
 
-    COUNTING.store(true, Ordering::SeqCst);
     let mut kinds = [0usize; 7];
     for k in 0..500u64 {
-        h.observation
-            .write(inputs[(k % 5) as usize], Instant::now());
-        let kind = lp.update(Instant::now(), &h);
-        kinds[kind as usize] += 1;
+        let ((), n) = allocations_in(|| {
+            h.observation
+                .write(inputs[(k % 5) as usize], Instant::now());
+            let kind = lp.update(Instant::now(), &h);
+            kinds[kind as usize] += 1;
+        });
+        assert_eq!(n, 0, "the update allocated (period {k})");
         if k % 100 == 99 {
             // the publisher stalled for 100 periods: the action queue
             // overflowed and dropped (and counted) the oldest, no waiting
-            COUNTING.store(false, Ordering::SeqCst);
             while h.actions.pop().is_some() {}
-            COUNTING.store(true, Ordering::SeqCst);
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "the update allocated");
     // every path was exercised: planned (incl. clamped), non-finite, wrong size
     assert_eq!(kinds[TickKind::Planned as usize], 200);
     assert_eq!(kinds[TickKind::NonFinite as usize], 100);
@@ -115,10 +90,8 @@ fn control_update_allocates_nothing() {
     assert!(s.counts.ticks >= 495, "{s:?}");
 
     // deactivation queues the safe action last, without allocating
-    COUNTING.store(true, Ordering::SeqCst);
-    let report = lp.deactivate(&h);
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "deactivate allocated");
+    let (report, n) = allocations_in(|| lp.deactivate(&h));
+    assert_eq!(n, 0, "deactivate allocated");
     assert_eq!(report.counts.ticks, 500);
     let mut last = None;
     while let Some(a) = h.actions.pop() {
@@ -128,9 +101,7 @@ fn control_update_allocates_nothing() {
 
     // the counter is live: an allocating source is caught
     let mut bad = ControlLoop::new(&cfg, Controller::new(&cfg, Box::new(Allocating)), epoch);
-    COUNTING.store(true, Ordering::SeqCst);
     h.observation.write(&[0.1, 0.2], Instant::now());
-    bad.update(Instant::now(), &h);
-    COUNTING.store(false, Ordering::SeqCst);
-    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
+    let (_, n) = allocations_in(|| bad.update(Instant::now(), &h));
+    assert!(n > 0);
 }

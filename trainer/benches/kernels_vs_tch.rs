@@ -11,14 +11,14 @@
 //! ```
 //!
 //! Prints median and p90 per call and GFLOP/s against the 256 GFLOP/s
-//! single-core fp32 peak (FACTS.md), counting 2 flops per multiply-add and
+//! single-core fp32 peak (docs/RESULTS.md), counting 2 flops per multiply-add and
 //! the backward as the forward's multiply-adds again (input gradients only).
 //! The controller's compiled kernels run the same computation on the same
-//! model, exported as a bundle and loaded by `dream_mpc::bundle::Bundle`,
+//! model, exported as a bundle and loaded by `dream_mpc::load::Bundle`,
 //! in the same run; the ratio column is tch median / controller median.
 
-use dream_mpc::bundle::Bundle;
 use dream_mpc::kernels::{Program, Tape};
+use dream_mpc::load::Bundle;
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{to_vec, Mlp, ModelConfig, WorldModel};
 use std::time::Instant;

@@ -15,9 +15,9 @@
 //! Prints p50/p99/max per tick for each implementation, the ratio of the
 //! medians and the controller's GFLOP/s (2 flops per multiply-add of the
 //! forward and backward passes, counted by the planner) against the
-//! 256 GFLOP/s single-core fp32 peak of FACTS.md.
+//! 256 GFLOP/s single-core fp32 peak (docs/RESULTS.md).
 
-use dream_mpc::bundle::Bundle;
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};

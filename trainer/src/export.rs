@@ -1,13 +1,15 @@
 //! Bundle export: one ONNX file per module written straight from the tch
 //! weights (no Python), `references.json` computed by libtorch autograd, and
-//! `manifest.json` with the sha256 of every file.
+//! `manifest.json` with the sha256 of every file, all written by the
+//! controller's one bundle writer ([`dream_mpc::bundle::write_bundle`]).
 //!
-//! Each tch [`Layer`] becomes the same ONNX nodes: `Gemm(transB=1)`, then
+//! Each tch [`Layer`] becomes the same ONNX nodes through the controller's
+//! block emitter ([`GraphBuilder::norm_act`]): `Gemm(transB=1)`, then
 //! `LayerNormalization(axis=-1)` and the activation. Mish is written as
-//! `Mul(x, Tanh(Softplus(x)))`: the `Mish` op only entered the ONNX standard
-//! at opset 18 (tract reads it anyway, but other runtimes at opset 17 need
-//! not). SimNorm is `Reshape [-1, L/g, g] -> Softmax(axis=-1) -> Reshape
-//! [-1, L]`. Inputs `z` and `a` are separate graph inputs joined by a
+//! `Mul(x, Tanh(Softplus(x)))` ([`OnnxAct::MishOps`]): the `Mish` op only
+//! entered the ONNX standard at opset 18 (tract reads it anyway, but other
+//! runtimes at opset 17 need not). SimNorm is `Reshape [-1, L/g, g] ->
+//! Softmax(axis=-1) -> Reshape [-1, L]`. Inputs `z` and `a` are separate graph inputs joined by a
 //! `Concat` inside the graph. The policy's last `Linear` is written as two
 //! `Gemm`s (rows of mu and of log_std), and log_std is squashed with
 //! `Tanh -> Mul -> Add` exactly as [`WorldModel::squash_log_std`].
@@ -27,11 +29,11 @@ use dream_mpc::bundle::manifest::{
     ActionSpec, Decoding, LatentSpec, Manifest, ModuleSpec, ObservationSpec, PlannerDefaults,
     Provenance, ReferenceCase, References, TensorSpec, FORMAT, VERSION,
 };
-use dream_mpc::bundle::onnx_build::{attr_float, attr_int, GraphBuilder, OnnxModel};
+use dream_mpc::bundle::onnx_build::{za_module, Act as OnnxAct, GraphBuilder, Norm, OnnxModel};
+use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
 use dream_mpc::rng::Rng;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::Tensor;
 
 /// Everything the manifest needs that the model itself does not know.
@@ -87,8 +89,8 @@ pub fn default_planner() -> PlannerDefaults {
 /// What can go wrong writing a bundle.
 #[derive(Debug)]
 pub enum ExportError {
-    /// A file or folder could not be written; names it.
-    Io { path: PathBuf, err: std::io::Error },
+    /// A file or folder could not be written (names it).
+    Bundle(BundleError),
     /// Metadata does not match the model (e.g. wrong normalization length).
     Meta(String),
     /// libtorch failed computing references.
@@ -98,7 +100,7 @@ pub enum ExportError {
 impl std::fmt::Display for ExportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ExportError::Io { path, err } => write!(f, "cannot write {}: {err}", path.display()),
+            ExportError::Bundle(e) => write!(f, "{e}"),
             ExportError::Meta(m) => write!(f, "export metadata: {m}"),
             ExportError::Torch(e) => write!(f, "libtorch: {e}"),
         }
@@ -106,6 +108,12 @@ impl std::fmt::Display for ExportError {
 }
 
 impl std::error::Error for ExportError {}
+
+impl From<BundleError> for ExportError {
+    fn from(e: BundleError) -> Self {
+        ExportError::Bundle(e)
+    }
+}
 
 impl From<tch::TchError> for ExportError {
     fn from(e: tch::TchError) -> Self {
@@ -116,42 +124,26 @@ impl From<tch::TchError> for ExportError {
 fn emit_layer(g: &mut GraphBuilder, x: &str, l: &Layer) -> String {
     let w = to_vec(&l.linear.ws);
     let b = l.linear.bs.as_ref().map(to_vec);
+    let (scale, bias, act) = match &l.norm {
+        None => (vec![], vec![], None),
+        Some((ln, act)) => (
+            to_vec(ln.ws.as_ref().expect("affine LN")),
+            to_vec(ln.bs.as_ref().expect("affine LN")),
+            Some(*act),
+        ),
+    };
+    let norm = act.map(|_| Norm {
+        scale: &scale,
+        bias: &bias,
+        epsilon: LN_EPS as f32,
+    });
+    let act = match act {
+        None => OnnxAct::Identity,
+        Some(Act::Mish) => OnnxAct::MishOps,
+        Some(Act::SimNorm(grp)) => OnnxAct::SimNorm(grp),
+    };
     let y = g.linear(x, &w, b.as_deref(), l.d_in, l.d_out);
-    match &l.norm {
-        None => y,
-        Some((ln, act)) => {
-            let n = l.d_out;
-            let scale = g.constant(
-                "ln_scale",
-                &[n],
-                &to_vec(ln.ws.as_ref().expect("affine LN")),
-            );
-            let bias = g.constant("ln_bias", &[n], &to_vec(ln.bs.as_ref().expect("affine LN")));
-            let y = g.node(
-                "LayerNormalization",
-                &[&y, &scale, &bias],
-                vec![attr_int("axis", -1), attr_float("epsilon", LN_EPS as f32)],
-            );
-            emit_act(g, &y, *act, n)
-        }
-    }
-}
-
-fn emit_act(g: &mut GraphBuilder, x: &str, act: Act, n: usize) -> String {
-    match act {
-        Act::Mish => {
-            let sp = g.node("Softplus", &[x], vec![]);
-            let t = g.node("Tanh", &[&sp], vec![]);
-            g.node("Mul", &[x, &t], vec![])
-        }
-        Act::SimNorm(grp) => {
-            let s1 = g.constant_i64("simnorm_shape", &[-1, (n / grp) as i64, grp as i64]);
-            let r = g.node("Reshape", &[x, &s1], vec![]);
-            let sm = g.node("Softmax", &[&r], vec![attr_int("axis", -1)]);
-            let s2 = g.constant_i64("flat_shape", &[-1, n as i64]);
-            g.node("Reshape", &[&sm, &s2], vec![])
-        }
-    }
+    g.norm_act(&y, l.d_out, norm, act)
 }
 
 fn emit_mlp(g: &mut GraphBuilder, x: &str, m: &Mlp, skip_last: bool) -> String {
@@ -163,8 +155,8 @@ fn emit_mlp(g: &mut GraphBuilder, x: &str, m: &Mlp, skip_last: bool) -> String {
     h
 }
 
-/// The five ONNX graphs of `model`, by module name.
-pub fn onnx_modules(model: &WorldModel) -> BTreeMap<&'static str, (OnnxModel, ModuleSpec)> {
+/// The five ONNX graphs of `model` with their manifest interfaces.
+pub fn onnx_modules(model: &WorldModel) -> Vec<BuiltModule> {
     let (o, a, l) = (model.obs_size, model.action_size, model.cfg.latent);
     let spec = |name: &str, ins: &[(&str, usize)], outs: &[(&str, usize)]| ModuleSpec {
         file: format!("{name}.onnx"),
@@ -183,41 +175,37 @@ pub fn onnx_modules(model: &WorldModel) -> BTreeMap<&'static str, (OnnxModel, Mo
             })
             .collect(),
     };
-    let mut out = BTreeMap::new();
+    let mut out = vec![];
+    let mut insert = |name: &str, (model, spec): (OnnxModel, ModuleSpec)| {
+        out.push(BuiltModule {
+            name: name.into(),
+            spec,
+            model,
+        })
+    };
 
     let mut g = GraphBuilder::new("encoder");
     let x = g.input("obs", o);
     let z = emit_mlp(&mut g, &x, &model.encoder, false);
     g.output(&z, "z", l);
-    out.insert(
+    insert(
         "encoder",
         (g.finish(), spec("encoder", &[("obs", o)], &[("z", l)])),
     );
 
     let za_graph = |name: &str, m: &[&Mlp], out_name: &str, out_size: usize| {
-        let mut g = GraphBuilder::new(name);
-        let z = g.input("z", l);
-        let a = g.input("a", a);
-        let za = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
-        let heads: Vec<String> = m.iter().map(|m| emit_mlp(&mut g, &za, m, false)).collect();
-        let y = if heads.len() == 1 {
-            heads[0].clone()
-        } else {
-            let hs: Vec<&str> = heads.iter().map(|s| s.as_str()).collect();
-            g.node("Concat", &hs, vec![attr_int("axis", 1)])
-        };
-        g.output(&y, out_name, out_size);
-        g.finish()
+        let emit = |g: &mut GraphBuilder, x: &str, k: usize| emit_mlp(g, x, m[k], false);
+        za_module(name, (l, a), m.len(), emit, (out_name, out_size))
     };
     let za_ins = [("z", l), ("a", a)];
-    out.insert(
+    insert(
         "dynamics",
         (
             za_graph("dynamics", &[&model.dynamics], "z_next", l),
             spec("dynamics", &za_ins, &[("z_next", l)]),
         ),
     );
-    out.insert(
+    insert(
         "reward",
         (
             za_graph("reward", &[&model.reward], "r", 1),
@@ -226,7 +214,7 @@ pub fn onnx_modules(model: &WorldModel) -> BTreeMap<&'static str, (OnnxModel, Mo
     );
     let nq = model.q.len();
     let qs: Vec<&Mlp> = model.q.iter().collect();
-    out.insert(
+    insert(
         "q",
         (
             za_graph("q", &qs, "q", nq),
@@ -268,7 +256,7 @@ pub fn onnx_modules(model: &WorldModel) -> BTreeMap<&'static str, (OnnxModel, Mo
     let log_std = g.node("Add", &[&ts, &mid], vec![]);
     g.output(&mu, "mu", a);
     g.output(&log_std, "log_std", a);
-    out.insert(
+    insert(
         "policy",
         (
             g.finish(),
@@ -393,21 +381,6 @@ pub fn references(
     Ok(References { modules })
 }
 
-/// Lowercase hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    std::fs::write(path, bytes).map_err(|err| ExportError::Io {
-        path: path.to_path_buf(),
-        err,
-    })
-}
-
 /// Write the bundle for `model` into `dir` (created if missing; files of
 /// the same names are replaced). `manifest.json` is written last, so a
 /// folder with a manifest is complete. References: 3 cases of batch 4.
@@ -438,23 +411,7 @@ pub fn export_bundle(
     {
         return Err(ExportError::Meta(format!("obs_std[{i}] = {s} must be > 0")));
     }
-    std::fs::create_dir_all(dir).map_err(|err| ExportError::Io {
-        path: dir.to_path_buf(),
-        err,
-    })?;
-    let mut checksums = BTreeMap::new();
-    let mut modules = BTreeMap::new();
-    for (name, (onnx, spec)) in onnx_modules(model) {
-        let bytes = onnx.to_bytes();
-        write(&dir.join(&spec.file), &bytes)?;
-        checksums.insert(spec.file.clone(), sha256_hex(&bytes));
-        modules.insert(name.to_string(), spec);
-    }
     let refs = references(model, 3, 4, ref_seed)?;
-    let ref_bytes = serde_json::to_vec(&refs).expect("references serialize");
-    write(&dir.join("references.json"), &ref_bytes)?;
-    checksums.insert("references.json".into(), sha256_hex(&ref_bytes));
-
     let manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,
@@ -479,12 +436,15 @@ pub fn export_bundle(
         value_decoding: Decoding::Scalar,
         q_ensemble: model.q.len(),
         planner: meta.planner.clone(),
-        modules,
-        references: Some("references.json".into()),
+        modules: BTreeMap::new(),
+        references: None,
         provenance: meta.provenance.clone(),
-        checksums,
+        checksums: BTreeMap::new(),
     };
-    let mbytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialize");
-    write(&dir.join("manifest.json"), &mbytes)?;
-    Ok(manifest)
+    Ok(write_bundle(
+        dir,
+        manifest,
+        &onnx_modules(model),
+        Some(&refs),
+    )?)
 }

@@ -4,7 +4,8 @@
 //! `references.json`.
 
 use dream_mpc::bundle::manifest::{Manifest, References};
-use dream_mpc_trainer::export::{export_bundle, sha256_hex, ExportMeta};
+use dream_mpc::bundle::sha256_hex;
+use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{ModelConfig, WorldModel};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
@@ -101,7 +102,7 @@ fn untrained_bundle_matches_tract_and_checksums() {
     // The controller loads it without libtorch and its compiled kernels
     // reproduce libtorch's outputs and autograd VJPs for every module, and
     // tract's forward on random rows.
-    let bundle = dream_mpc::bundle::Bundle::load(&dir).unwrap();
+    let bundle = dream_mpc::load::Bundle::load(&dir).unwrap();
     let refs = bundle.verify_references().unwrap();
     assert_eq!(refs.modules.len(), 5);
     for m in &refs.modules {

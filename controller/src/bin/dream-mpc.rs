@@ -12,8 +12,7 @@
 //! generated from the node's parameter table, or rewrites it in FILE.
 
 use clap::{Parser, Subcommand};
-use dream_mpc::bundle::load::REFERENCE_TOLERANCE;
-use dream_mpc::bundle::Bundle;
+use dream_mpc::load::{Bundle, REFERENCE_TOLERANCE};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,11 +1,13 @@
-//! The model bundle: manifest schema, ONNX writing (used by the trainer and
-//! by tests that hand-build models), loading and verification.
+//! The model bundle *format*, the bottom of the controller's stack: the
+//! manifest schema and its checks, ONNX writing, checksums, and the one
+//! bundle writer (used by the trainer's export, tests and importers).
+//! It imports nothing above it; compiling and verifying a bundle is
+//! [`crate::load`]'s job.
 
 mod error;
-pub mod load;
+pub mod files;
 pub mod manifest;
 pub mod onnx_build;
-pub mod testing;
 
 pub use error::BundleError;
-pub use load::{Bundle, ReferenceReport};
+pub use files::{read_manifest, sha256_hex, write_bundle, BuiltModule};

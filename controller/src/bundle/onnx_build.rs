@@ -2,7 +2,9 @@
 //! prost-generated ONNX types in `tract_onnx::pb`.
 //!
 //! Used by the trainer to export its modules and by tests that hand-build
-//! small models (linear dynamics, quadratic reward, ...). Every graph input
+//! small models (linear dynamics, quadratic reward, ...). The block and
+//! activation emitters ([`GraphBuilder::norm_act`], [`GraphBuilder::act`])
+//! are the one spelling of TD-MPC2's blocks in ONNX. Every graph input
 //! and output is a `[N, size]` float tensor with a dynamic batch `N`, as the
 //! bundle contract ([`super::manifest`]) requires.
 //!
@@ -25,6 +27,28 @@ pub const OPSET: i64 = 17;
 
 /// Name of the dynamic batch dimension on every input and output.
 pub const BATCH_DIM: &str = "N";
+
+/// Activation after a layer, as written by [`GraphBuilder::act`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// The ONNX `Mish` op (standard from opset 18; tract reads it at 17).
+    Mish,
+    /// Mish written as `Mul(x, Tanh(Softplus(x)))`, valid at any opset.
+    MishOps,
+    /// Softmax in groups of this size (TD-MPC2's SimNorm):
+    /// `Reshape [-1, d/g, g] -> Softmax(axis=-1) -> Reshape [-1, d]`.
+    SimNorm(usize),
+    /// None.
+    Identity,
+}
+
+/// `LayerNormalization(axis = -1)` parameters of one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Norm<'a> {
+    pub scale: &'a [f32],
+    pub bias: &'a [f32],
+    pub epsilon: f32,
+}
 
 /// Incrementally builds one ONNX graph.
 #[derive(Debug, Default)]
@@ -136,6 +160,33 @@ pub fn int64_tensor(name: &str, data: &[i64]) -> pb::TensorProto {
     }
 }
 
+/// A `(z, a) -> y` module graph (dynamics, reward, Q ensemble): inputs
+/// `z` `[N, latent]` and `a` `[N, action]` joined by a `Concat`, then
+/// `heads` branches (`head(g, za, k)` emits branch `k` and returns its
+/// value), concatenated head-major when there is more than one, as output
+/// `out_name` of row size `out_size`.
+pub fn za_module(
+    name: &str,
+    (latent, action): (usize, usize),
+    heads: usize,
+    mut head: impl FnMut(&mut GraphBuilder, &str, usize) -> String,
+    (out_name, out_size): (&str, usize),
+) -> OnnxModel {
+    let mut g = GraphBuilder::new(name);
+    let z = g.input("z", latent);
+    let a = g.input("a", action);
+    let za = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
+    let ys: Vec<String> = (0..heads).map(|k| head(&mut g, &za, k)).collect();
+    let y = if ys.len() == 1 {
+        ys[0].clone()
+    } else {
+        let yr: Vec<&str> = ys.iter().map(|s| s.as_str()).collect();
+        g.node("Concat", &yr, vec![attr_int("axis", 1)])
+    };
+    g.output(&y, out_name, out_size);
+    g.finish()
+}
+
 impl GraphBuilder {
     /// An empty graph called `name` (also used as the prefix of value names).
     pub fn new(name: &str) -> Self {
@@ -215,6 +266,46 @@ impl GraphBuilder {
         }
         let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
         self.node("Gemm", &ins, vec![attr_int("transB", 1)])
+    }
+
+    /// The rest of one block after its [`GraphBuilder::linear`] output
+    /// `y` (row size `d`): `LayerNormalization(axis=-1)` when `norm` is
+    /// given, then the activation `act` (TD-MPC2's NormedLinear; a plain
+    /// Linear is `None` and [`Act::Identity`]).
+    pub fn norm_act(&mut self, y: &str, d: usize, norm: Option<Norm>, act: Act) -> String {
+        let y = match norm {
+            None => y.to_string(),
+            Some(n) => {
+                let s = self.constant("ln_scale", &[d], n.scale);
+                let b = self.constant("ln_bias", &[d], n.bias);
+                self.node(
+                    "LayerNormalization",
+                    &[y, &s, &b],
+                    vec![attr_int("axis", -1), attr_float("epsilon", n.epsilon)],
+                )
+            }
+        };
+        self.act(&y, act, d)
+    }
+
+    /// Activation `act` on value `x` of row size `d`; returns the output.
+    pub fn act(&mut self, x: &str, act: Act, d: usize) -> String {
+        match act {
+            Act::Mish => self.node("Mish", &[x], vec![]),
+            Act::MishOps => {
+                let sp = self.node("Softplus", &[x], vec![]);
+                let t = self.node("Tanh", &[&sp], vec![]);
+                self.node("Mul", &[x, &t], vec![])
+            }
+            Act::SimNorm(grp) => {
+                let s1 = self.constant_i64("simnorm_shape", &[-1, (d / grp) as i64, grp as i64]);
+                let r = self.node("Reshape", &[x, &s1], vec![]);
+                let sm = self.node("Softmax", &[&r], vec![attr_int("axis", -1)]);
+                let s2 = self.constant_i64("flat_shape", &[-1, d as i64]);
+                self.node("Reshape", &[&sm, &s2], vec![])
+            }
+            Act::Identity => x.to_string(),
+        }
     }
 
     /// Mark `value` as graph output `name` of row size `size` (an

@@ -2,8 +2,7 @@
 //! (aliases: no kernel) and Constant.
 
 use super::lower::{tensor_to_konst, BVal, Konst, Lowering, NodeCtx, Value};
-use super::{Builder, Bwd, Fwd, Kernel, Loc};
-use crate::bundle::BundleError;
+use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Concat", concat),
@@ -93,7 +92,7 @@ impl Kernel for Take {
     }
 }
 
-fn concat(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn concat(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let xs: Vec<BVal> = (0..ctx.n_inputs())
         .map(|k| lw.batched(ctx, k))
         .collect::<Result<_, _>>()?;
@@ -166,7 +165,7 @@ fn take(
     }));
 }
 
-fn slice(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn slice(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let (starts, ends, axes, steps) = if ctx.opset >= 10 {
         let starts = lw.ints(ctx, 1)?;
@@ -229,7 +228,7 @@ fn slice(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn split(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn split(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let p = x.axis(ctx, ctx.attr_int("axis", 0))?;
     let n_out = ctx.node.output.len();
@@ -262,7 +261,7 @@ fn split(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
 
 /// Resolve a Reshape target for a batched value; the batch must stay the
 /// leading axis (possibly folded with the first per-row dim).
-fn reshape_batched(ctx: &NodeCtx, x: &BVal, target: &[i64]) -> Result<BVal, BundleError> {
+fn reshape_batched(ctx: &NodeCtx, x: &BVal, target: &[i64]) -> Result<BVal, CompileError> {
     let bad = |why: &str| {
         ctx.unsupported(format!(
             "reshape of rows {:?} (fold {}) to {target:?}: {why}",
@@ -345,7 +344,7 @@ fn reshape_batched(ctx: &NodeCtx, x: &BVal, target: &[i64]) -> Result<BVal, Bund
     }
 }
 
-fn reshape(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn reshape(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let target = lw.ints(ctx, 1)?;
     match lw.value(ctx, 0)?.clone() {
         Value::Batched(x) => {
@@ -384,7 +383,7 @@ fn reshape(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn flatten(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn flatten(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     if ctx.attr_int("axis", 1) != 1 || x.fold != 0 {
         return Err(ctx.unsupported("Flatten other than axis 1 of an unfolded batch"));
@@ -401,18 +400,18 @@ fn flatten(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn identity(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn identity(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let v = lw.value(ctx, 0)?.clone();
     lw.define(ctx.output(0), v);
     Ok(())
 }
 
-fn constant(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn constant(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let k = if let Some(t) = ctx.attr_tensor("value") {
         tensor_to_konst(ctx.module, t)?
     } else if let Some(a) = ctx.node.attribute.iter().find(|a| a.name == "value_float") {
         if !a.f.is_finite() {
-            return Err(BundleError::NonFinite {
+            return Err(CompileError::NonFinite {
                 module: ctx.module.into(),
                 tensor: ctx.output(0).into(),
                 index: 0,
@@ -426,7 +425,7 @@ fn constant(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
         }
     } else if let Some(a) = ctx.node.attribute.iter().find(|a| a.name == "value_floats") {
         if let Some((ix, v)) = a.floats.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(BundleError::NonFinite {
+            return Err(CompileError::NonFinite {
                 module: ctx.module.into(),
                 tensor: ctx.output(0).into(),
                 index: ix,

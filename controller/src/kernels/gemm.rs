@@ -87,12 +87,21 @@ fn gemm_generic<const NR: usize, const FMA: bool>(
     }
 }
 
+/// [`gemm_generic`] compiled for AVX-512 with FMA.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA (checked by the caller with
+/// `is_x86_feature_detected!`); the slices are bounds-checked as usual.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn gemm_avx512(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     gemm_generic::<32, true>(m, k, n, a, b, c)
 }
 
+/// [`gemm_generic`] compiled for AVX2 with FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -212,9 +221,11 @@ fn gemm_packed_generic<const R: usize, const FMA: bool>(
 /// store for a partial last panel.
 ///
 /// # Safety
+/// # Safety
 /// The CPU must support AVX-512F; `a` has rows `i..i+R` of length `k`,
 /// `panel` has `k * 32` floats, `c` has rows `i..i+R` of length `n`, and
-/// `j0 < n`.
+/// `j0 < n` (the pointer arithmetic below relies on these; debug builds
+/// assert them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn panel_avx512<const R: usize>(
@@ -228,15 +239,20 @@ unsafe fn panel_avx512<const R: usize>(
 ) {
     use std::arch::x86_64::*;
     debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
+    debug_assert!(j0 < n);
     let mut lo = [_mm512_setzero_ps(); R];
     let mut hi = [_mm512_setzero_ps(); R];
-    let ap = a.as_ptr().add(i * k);
+    // SAFETY (every block below): the offsets stay inside the slices by
+    // the function's contract: row `i + r < i + R` of `a` (`p < k`), float
+    // `p * 32 + 31 < k * 32` of `panel`, and in `c` row `i + r` columns
+    // `j0..j0 + w` with `w <= n - j0` (masked loads and stores).
+    let ap = unsafe { a.as_ptr().add(i * k) };
     let bp = panel.as_ptr();
     for p in 0..k {
-        let b0 = _mm512_loadu_ps(bp.add(p * PW));
-        let b1 = _mm512_loadu_ps(bp.add(p * PW + 16));
+        let b0 = unsafe { _mm512_loadu_ps(bp.add(p * PW)) };
+        let b1 = unsafe { _mm512_loadu_ps(bp.add(p * PW + 16)) };
         for r in 0..R {
-            let av = _mm512_set1_ps(*ap.add(r * k + p));
+            let av = _mm512_set1_ps(unsafe { *ap.add(r * k + p) });
             lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
             hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
         }
@@ -255,16 +271,24 @@ unsafe fn panel_avx512<const R: usize>(
         ((1u32 << (w - 16)) - 1) as u16
     };
     for r in 0..R {
-        let cp = c.as_mut_ptr().add((i + r) * n + j0);
-        let c0 = _mm512_maskz_loadu_ps(m0, cp);
-        _mm512_mask_storeu_ps(cp, m0, _mm512_add_ps(c0, lo[r]));
-        if m1 != 0 {
-            let c1 = _mm512_maskz_loadu_ps(m1, cp.add(16));
-            _mm512_mask_storeu_ps(cp.add(16), m1, _mm512_add_ps(c1, hi[r]));
+        let cp = unsafe { c.as_mut_ptr().add((i + r) * n + j0) };
+        unsafe {
+            let c0 = _mm512_maskz_loadu_ps(m0, cp);
+            _mm512_mask_storeu_ps(cp, m0, _mm512_add_ps(c0, lo[r]));
+            if m1 != 0 {
+                let c1 = _mm512_maskz_loadu_ps(m1, cp.add(16));
+                _mm512_mask_storeu_ps(cp.add(16), m1, _mm512_add_ps(c1, hi[r]));
+            }
         }
     }
 }
 
+/// `c += a b` over every 32-column panel of `b`, 12 rows at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and `a` must hold `m * b.k` floats and
+/// `c` `m * b.n` (the caller, [`gemm_acc_packed`], asserts both), which is
+/// [`panel_avx512`]'s contract for every panel and row block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
@@ -276,25 +300,33 @@ unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
         let mut i = 0;
         while i < m {
             let r = (m - i).min(12);
-            match r {
-                12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
-                11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
-                10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
-                9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
-                8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
-                7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
-                6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
-                5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
-                4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
-                3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
-                2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
-                _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
+            // SAFETY: rows `i..i + r` with `i + r <= m`, panel `jp` of
+            // `b` (`k * 32` floats) and `j0 < n`: this function's contract.
+            unsafe {
+                match r {
+                    12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
+                    11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
+                    10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
+                    9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
+                    8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
+                    7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
+                    6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
+                    5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
+                    4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
+                    3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
+                    2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
+                    _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
+                }
             }
             i += r;
         }
     }
 }
 
+/// [`gemm_packed_generic`] compiled for AVX2 with FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_packed_avx2(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {

@@ -1,9 +1,11 @@
 //! ONNX graph -> kernel list: decoding, constants, interface checks, the
 //! tract type check, and the per-node dispatch through the registry.
+//! (Running a module with tract as the reference executor is a load-time
+//! check: [`crate::load::tract_forward`].)
 
+use super::CompileError;
 use super::{lookup, Kernel, Loc, Program};
 use crate::bundle::manifest::{ModuleSpec, TensorSpec};
-use crate::bundle::BundleError;
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -35,7 +37,7 @@ impl BVal {
     }
     /// Map an ONNX axis (negative allowed) to an index into `shape`;
     /// the batch axis is refused.
-    pub fn axis(&self, ctx: &NodeCtx, a: i64) -> Result<usize, BundleError> {
+    pub fn axis(&self, ctx: &NodeCtx, a: i64) -> Result<usize, CompileError> {
         let r = self.onnx_rank() as i64;
         let a2 = if a < 0 { a + r } else { a };
         if a2 <= 0 || a2 >= r {
@@ -180,8 +182,8 @@ impl NodeCtx<'_> {
     pub fn output(&self, k: usize) -> &str {
         &self.node.output[k]
     }
-    pub fn unsupported(&self, reason: impl Into<String>) -> BundleError {
-        BundleError::UnsupportedNode {
+    pub fn unsupported(&self, reason: impl Into<String>) -> CompileError {
+        CompileError::UnsupportedNode {
             module: self.module.into(),
             node: self.node.name.clone(),
             op: self.node.op_type.clone(),
@@ -207,7 +209,7 @@ impl Lowering {
         self.stride += width;
         l
     }
-    pub fn value(&self, ctx: &NodeCtx, k: usize) -> Result<&Value, BundleError> {
+    pub fn value(&self, ctx: &NodeCtx, k: usize) -> Result<&Value, CompileError> {
         let name = ctx
             .input(k)
             .ok_or_else(|| ctx.unsupported(format!("missing input {k}")))?;
@@ -215,7 +217,7 @@ impl Lowering {
             .get(name)
             .ok_or_else(|| ctx.unsupported(format!("input `{name}` is used before it is defined")))
     }
-    pub fn batched(&self, ctx: &NodeCtx, k: usize) -> Result<BVal, BundleError> {
+    pub fn batched(&self, ctx: &NodeCtx, k: usize) -> Result<BVal, CompileError> {
         match self.value(ctx, k)? {
             Value::Batched(b) => Ok(b.clone()),
             Value::Const(_) => Err(ctx.unsupported(format!(
@@ -223,7 +225,7 @@ impl Lowering {
             ))),
         }
     }
-    pub fn konst(&self, ctx: &NodeCtx, k: usize) -> Result<Konst, BundleError> {
+    pub fn konst(&self, ctx: &NodeCtx, k: usize) -> Result<Konst, CompileError> {
         match self.value(ctx, k)? {
             Value::Const(c) => Ok(c.clone()),
             Value::Batched(_) => Err(ctx.unsupported(format!(
@@ -231,7 +233,7 @@ impl Lowering {
             ))),
         }
     }
-    pub fn ints(&self, ctx: &NodeCtx, k: usize) -> Result<Vec<i64>, BundleError> {
+    pub fn ints(&self, ctx: &NodeCtx, k: usize) -> Result<Vec<i64>, CompileError> {
         let c = self.konst(ctx, k)?;
         c.ints()
             .map(|s| s.to_vec())
@@ -256,15 +258,15 @@ impl Lowering {
     }
 }
 
-fn onnx_err(module: &str, message: impl Into<String>) -> BundleError {
-    BundleError::Onnx {
+fn onnx_err(module: &str, message: impl Into<String>) -> CompileError {
+    CompileError::Onnx {
         module: module.into(),
         message: message.into(),
     }
 }
 
 /// Decode a `TensorProto` into a constant; refuses NaN/Inf in float data.
-pub(crate) fn tensor_to_konst(module: &str, t: &pb::TensorProto) -> Result<Konst, BundleError> {
+pub(crate) fn tensor_to_konst(module: &str, t: &pb::TensorProto) -> Result<Konst, CompileError> {
     use pb::tensor_proto::DataType;
     if !t.external_data.is_empty() || t.data_location == Some(1) {
         return Err(onnx_err(
@@ -299,7 +301,7 @@ pub(crate) fn tensor_to_konst(module: &str, t: &pb::TensorProto) -> Result<Konst
                 t.float_data.clone()
             };
             if let Some((ix, v)) = f.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(BundleError::NonFinite {
+                return Err(CompileError::NonFinite {
                     module: module.into(),
                     tensor: t.name.clone(),
                     index: ix,
@@ -374,25 +376,25 @@ fn check_interface(
     what: &str,
     declared_vals: &[&pb::ValueInfoProto],
     spec: &[TensorSpec],
-) -> Result<(), BundleError> {
+) -> Result<(), CompileError> {
     let names: Vec<&str> = declared_vals.iter().map(|v| v.name.as_str()).collect();
     let want: Vec<&str> = spec.iter().map(|s| s.name.as_str()).collect();
     if names != want {
-        return Err(BundleError::Interface {
+        return Err(CompileError::Interface {
             module: module.into(),
             message: format!("manifest {what}s {want:?} but the ONNX graph declares {names:?}"),
         });
     }
     for (v, s) in declared_vals.iter().zip(spec) {
         if s.size == 0 {
-            return Err(BundleError::Interface {
+            return Err(CompileError::Interface {
                 module: module.into(),
                 message: format!("{what} `{}` has size 0", s.name),
             });
         }
         let (rank, last) = declared(v);
         if rank != 2 || last.is_some_and(|l| l != s.size as i64) {
-            return Err(BundleError::Interface {
+            return Err(CompileError::Interface {
                 module: module.into(),
                 message: format!(
                     "{what} `{}`: manifest says [N, {}] but the ONNX graph declares rank {rank} with last dim {last:?}",
@@ -413,11 +415,11 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Parse `proto` with tract and type-check it with inputs `[N, size]` from
 /// `spec`; the output facts must be `[N, size]` too. Returns the typed model.
-pub fn tract_check(
+fn tract_check(
     module: &str,
     proto: &pb::ModelProto,
     spec: &ModuleSpec,
-) -> Result<TypedModel, BundleError> {
+) -> Result<TypedModel, CompileError> {
     let typed = catch_unwind(AssertUnwindSafe(|| -> TractResult<TypedModel> {
         let mut m = tract_onnx::onnx().model_for_proto_model(proto)?;
         let n = m.symbols.sym("N");
@@ -432,7 +434,7 @@ pub fn tract_check(
     .map_err(|p| onnx_err(module, format!("tract panicked: {}", panic_message(p))))?
     .map_err(|e| onnx_err(module, format!("tract: {e:#}")))?;
     if typed.outputs.len() != spec.outputs.len() {
-        return Err(BundleError::Interface {
+        return Err(CompileError::Interface {
             module: module.into(),
             message: format!(
                 "manifest lists {} outputs, tract finds {}",
@@ -447,7 +449,7 @@ pub fn tract_check(
             .map_err(|e| onnx_err(module, format!("{e:#}")))?;
         let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
         if fact.datum_type != f32::datum_type() || dims.len() != 2 || dims[1] != s.size.to_dim() {
-            return Err(BundleError::Interface {
+            return Err(CompileError::Interface {
                 module: module.into(),
                 message: format!(
                     "output `{}`: manifest says [N, {}] f32, tract infers {:?} {:?}",
@@ -459,38 +461,7 @@ pub fn tract_check(
     Ok(typed)
 }
 
-/// Run the module with tract (the reference executor) on `rows` rows.
-/// Inputs and outputs are row-major `[rows, size]` in manifest order.
-pub fn tract_forward(
-    module: &str,
-    onnx_bytes: &[u8],
-    spec: &ModuleSpec,
-    rows: usize,
-    inputs: &[&[f32]],
-) -> Result<Vec<Vec<f32>>, BundleError> {
-    let proto = decode(module, onnx_bytes)?;
-    catch_unwind(AssertUnwindSafe(|| -> TractResult<Vec<Vec<f32>>> {
-        let mut m = tract_onnx::onnx().model_for_proto_model(&proto)?;
-        for (i, s) in spec.inputs.iter().enumerate() {
-            m.set_input_fact(i, f32::fact([rows, s.size]).into())?;
-        }
-        let run = m.into_optimized()?.into_runnable()?;
-        let ins: TVec<TValue> = spec
-            .inputs
-            .iter()
-            .zip(inputs)
-            .map(|(s, x)| Ok(Tensor::from_shape(&[rows, s.size], x)?.into()))
-            .collect::<TractResult<_>>()?;
-        let outs = run.run(ins)?;
-        outs.iter()
-            .map(|o| Ok(o.to_plain_array_view::<f32>()?.iter().copied().collect()))
-            .collect()
-    }))
-    .map_err(|p| onnx_err(module, format!("tract panicked: {}", panic_message(p))))?
-    .map_err(|e| onnx_err(module, format!("tract: {e:#}")))
-}
-
-fn decode(module: &str, bytes: &[u8]) -> Result<pb::ModelProto, BundleError> {
+fn decode(module: &str, bytes: &[u8]) -> Result<pb::ModelProto, CompileError> {
     pb::ModelProto::decode(bytes)
         .map_err(|e| onnx_err(module, format!("not a valid ONNX protobuf: {e}")))
 }
@@ -499,7 +470,7 @@ pub(crate) fn compile(
     module: &str,
     bytes: &[u8],
     spec: &ModuleSpec,
-) -> Result<Program, BundleError> {
+) -> Result<Program, CompileError> {
     let proto = decode(module, bytes)?;
     let graph = proto
         .graph
@@ -572,13 +543,13 @@ pub(crate) fn compile(
             continue;
         }
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-            return Err(BundleError::UnsupportedOp {
+            return Err(CompileError::UnsupportedOp {
                 module: module.into(),
                 node: node.name.clone(),
                 op: format!("{}:{}", node.domain, node.op_type),
             });
         }
-        let build = lookup(&node.op_type).ok_or_else(|| BundleError::UnsupportedOp {
+        let build = lookup(&node.op_type).ok_or_else(|| CompileError::UnsupportedOp {
             module: module.into(),
             node: node.name.clone(),
             op: node.op_type.clone(),
@@ -606,7 +577,7 @@ pub(crate) fn compile(
         match lw.values.get(&s.name) {
             Some(Value::Batched(b)) if b.width() == s.size => output_locs.push(b.loc),
             Some(Value::Batched(b)) => {
-                return Err(BundleError::Interface {
+                return Err(CompileError::Interface {
                     module: module.into(),
                     message: format!(
                         "output `{}` has {} values per row, manifest says {}",
@@ -617,7 +588,7 @@ pub(crate) fn compile(
                 })
             }
             Some(Value::Const(_)) => {
-                return Err(BundleError::Interface {
+                return Err(CompileError::Interface {
                     module: module.into(),
                     message: format!(
                         "output `{}` is a constant (does not depend on any input)",
@@ -626,7 +597,7 @@ pub(crate) fn compile(
                 })
             }
             None => {
-                return Err(BundleError::Interface {
+                return Err(CompileError::Interface {
                     module: module.into(),
                     message: format!("output `{}` is never computed", s.name),
                 })

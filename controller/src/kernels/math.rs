@@ -3,8 +3,7 @@
 
 use super::gemm::{gemm_acc_packed, PackedB};
 use super::lower::{BVal, Konst, Lowering, NodeCtx, Value};
-use super::{Builder, Bwd, Fwd, Kernel, Loc};
-use crate::bundle::BundleError;
+use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 use nalgebra::DMatrix;
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
@@ -67,7 +66,7 @@ fn linear(
     w: DMatrix<f32>,
     bias: Vec<f32>,
     op: &'static str,
-) -> Result<(), BundleError> {
+) -> Result<(), CompileError> {
     let (d_out, d_in) = w.shape();
     if d_out == 0 || d_in == 0 {
         return Err(ctx.unsupported(format!("empty weight matrix [{d_out}, {d_in}]")));
@@ -96,7 +95,7 @@ fn linear(
     Ok(())
 }
 
-fn gemm(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn gemm(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let b = lw.konst(ctx, 1)?;
     let alpha = ctx.attr_float("alpha", 1.0);
@@ -133,7 +132,7 @@ fn gemm(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
     linear(lw, ctx, x, w, bias, "Gemm")
 }
 
-fn matmul(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn matmul(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let b = lw.konst(ctx, 1)?;
     if b.dims.len() != 2 || b.f.is_empty() {
@@ -255,7 +254,7 @@ impl Kernel for BinaryConst {
 
 /// Broadcast constant `c` (numpy rules, aligned right against the ONNX
 /// tensor of `x`) to one row of `x`: `x.width()` values.
-pub(crate) fn broadcast_row(ctx: &NodeCtx, c: &Konst, x: &BVal) -> Result<Vec<f32>, BundleError> {
+pub(crate) fn broadcast_row(ctx: &NodeCtx, c: &Konst, x: &BVal) -> Result<Vec<f32>, CompileError> {
     let tail = x.onnx_tail();
     let mut cd: &[usize] = &c.dims;
     let bad = || {
@@ -304,7 +303,7 @@ fn binary(
     ctx: &NodeCtx,
     kind: BinKind,
     invert_const: bool,
-) -> Result<(), BundleError> {
+) -> Result<(), CompileError> {
     let (va, vb) = (lw.value(ctx, 0)?.clone(), lw.value(ctx, 1)?.clone());
     match (va, vb) {
         (Value::Batched(a), Value::Batched(b)) => {
@@ -354,16 +353,16 @@ fn binary(
     Ok(())
 }
 
-fn add(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn add(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     binary(lw, ctx, BinKind::Add, false)
 }
-fn sub(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn sub(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     binary(lw, ctx, BinKind::Sub, false)
 }
-fn mul(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn mul(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     binary(lw, ctx, BinKind::Mul, false)
 }
 /// Only `x / c` with a constant `c` (compiled as `x * (1/c)`).
-fn div(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn div(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     binary(lw, ctx, BinKind::Mul, true)
 }

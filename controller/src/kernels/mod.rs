@@ -24,17 +24,17 @@
 //! aliases (no copy, no kernel).
 
 pub mod array;
+mod error;
 pub mod gemm;
 mod lower;
 pub mod math;
 pub mod nn;
 
 use crate::bundle::manifest::{ModuleSpec, TensorSpec};
-use crate::bundle::BundleError;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use lower::{tract_check, tract_forward};
+pub use error::CompileError;
 
 /// Where one value lives inside a frame: the value occupies
 /// `[batch * off, batch * (off + width))` of the frame, row-major
@@ -223,7 +223,7 @@ impl Program {
         name: &str,
         onnx_bytes: &[u8],
         spec: &ModuleSpec,
-    ) -> Result<Program, BundleError> {
+    ) -> Result<Program, CompileError> {
         lower::compile(name, onnx_bytes, spec)
     }
 
@@ -445,7 +445,7 @@ impl Program {
 }
 
 /// Builds kernels for one ONNX node; see [`lower::Lowering`].
-pub(crate) type Builder = fn(&mut lower::Lowering, &lower::NodeCtx) -> Result<(), BundleError>;
+pub(crate) type Builder = fn(&mut lower::Lowering, &lower::NodeCtx) -> Result<(), CompileError>;
 
 /// The op registry: ONNX op name to builder, one sub-table per family.
 pub(crate) const REGISTRY: &[&[(&str, Builder)]] = &[math::OPS, nn::OPS, array::OPS];

@@ -2,8 +2,7 @@
 //! kernels, forward and backward side by side.
 
 use super::lower::{Lowering, NodeCtx};
-use super::{Builder, Bwd, Fwd, Kernel, Loc};
-use crate::bundle::BundleError;
+use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Relu", relu),
@@ -137,7 +136,7 @@ impl Kernel for Activation {
     }
 }
 
-fn activation(lw: &mut Lowering, ctx: &NodeCtx, kind: ActKind) -> Result<(), BundleError> {
+fn activation(lw: &mut Lowering, ctx: &NodeCtx, kind: ActKind) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let y = lw.out(ctx, 0, x.shape.clone(), x.fold);
     lw.push(Box::new(Activation {
@@ -148,22 +147,22 @@ fn activation(lw: &mut Lowering, ctx: &NodeCtx, kind: ActKind) -> Result<(), Bun
     Ok(())
 }
 
-fn relu(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn relu(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     activation(lw, ctx, ActKind::Relu)
 }
-fn tanh(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn tanh(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     activation(lw, ctx, ActKind::Tanh)
 }
-fn sigmoid(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn sigmoid(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     activation(lw, ctx, ActKind::Sigmoid)
 }
-fn elu(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn elu(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     activation(lw, ctx, ActKind::Elu(ctx.attr_float("alpha", 1.0)))
 }
-fn mish(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn mish(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     activation(lw, ctx, ActKind::Mish)
 }
-fn softplus(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn softplus(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     activation(lw, ctx, ActKind::Softplus)
 }
 
@@ -231,7 +230,7 @@ impl Kernel for LayerNorm {
     }
 }
 
-fn layer_norm(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn layer_norm(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let p = x.axis(ctx, ctx.attr_int("axis", -1))?;
     let d: usize = x.shape[p..].iter().product();
@@ -310,7 +309,7 @@ impl Kernel for Softmax {
     }
 }
 
-fn softmax(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), BundleError> {
+fn softmax(lw: &mut Lowering, ctx: &NodeCtx) -> Result<(), CompileError> {
     let x = lw.batched(ctx, 0)?;
     let default = if ctx.opset >= 13 { -1 } else { 1 };
     let p = x.axis(ctx, ctx.attr_int("axis", default))?;

@@ -1,23 +1,23 @@
-//! NEXT STEP: declared as `pub mod bundle_model;` in planner/mod.rs once the
-//! kernels land in main (written against the `Program`/`Tape`/`Bundle` API
-//! of the bundle branch, not yet compiled here).
-//!
 //! [`LatentModel`] over a loaded [`Bundle`]: each method is one compiled
 //! module's forward or backward, plus the reward/value decoding of the
-//! manifest (two-hot symlog or scalar) and its derivative.
+//! manifest (two-hot symlog or scalar) and its derivative. The model holds
+//! shared handles (`Arc`) to the bundle's compiled modules, not a borrow
+//! of the bundle.
 
 use super::decode::{decode, decode_vjp};
 use super::model::{LatentModel, ModelDims, Module};
-use crate::bundle::manifest::Decoding;
-use crate::bundle::{Bundle, BundleError};
+use crate::bundle::manifest::{Decoding, TensorSpec};
+use crate::bundle::BundleError;
 use crate::kernels::{Program, Tape};
+use crate::load::Bundle;
+use std::sync::Arc;
 
 /// The bundle's dynamics, reward, Q and policy modules as one latent model.
-pub struct BundleModel<'b> {
-    dynamics: &'b Program,
-    reward: &'b Program,
-    q: &'b Program,
-    policy: &'b Program,
+pub struct BundleModel {
+    dynamics: Arc<Program>,
+    reward: Arc<Program>,
+    q: Arc<Program>,
+    policy: Arc<Program>,
     dims: ModelDims,
     reward_decoding: Decoding,
     value_decoding: Decoding,
@@ -69,7 +69,7 @@ fn check(
     inputs: &[(&str, usize)],
     outputs: &[(&str, usize)],
 ) -> Result<(), BundleError> {
-    let got = |specs: &[crate::bundle::manifest::TensorSpec]| {
+    let got = |specs: &[TensorSpec]| {
         specs
             .iter()
             .map(|s| format!("{}[{}]", s.name, s.size))
@@ -98,27 +98,27 @@ fn check(
     Ok(())
 }
 
-impl<'b> BundleModel<'b> {
+impl BundleModel {
     /// Looks up and checks the four modules: `dynamics (z, a) -> z_next`,
     /// `reward (z, a) -> r`, `q (z, a) -> q`, `policy z -> (mu, log_std)`,
     /// sized by the manifest's latent, action, decodings and ensemble.
-    pub fn new(bundle: &'b Bundle) -> Result<Self, BundleError> {
+    pub fn new(bundle: &Bundle) -> Result<Self, BundleError> {
         let m = &bundle.manifest;
         let (l, a, nq) = (m.latent.size(), m.action.size, m.q_ensemble);
         let (rw, qw) = (m.reward_decoding.width(), m.value_decoding.width());
-        let dynamics = bundle.module("dynamics")?;
-        let reward = bundle.module("reward")?;
-        let q = bundle.module("q")?;
-        let policy = bundle.module("policy")?;
+        let dynamics = Arc::clone(bundle.module("dynamics")?);
+        let reward = Arc::clone(bundle.module("reward")?);
+        let q = Arc::clone(bundle.module("q")?);
+        let policy = Arc::clone(bundle.module("policy")?);
         check(
-            dynamics,
+            &dynamics,
             "dynamics",
             &[("z", l), ("a", a)],
             &[("z_next", l)],
         )?;
-        check(reward, "reward", &[("z", l), ("a", a)], &[("r", rw)])?;
-        check(q, "q", &[("z", l), ("a", a)], &[("q", nq * qw)])?;
-        check(policy, "policy", &[("z", l)], &[("mu", a), ("log_std", a)])?;
+        check(&reward, "reward", &[("z", l), ("a", a)], &[("r", rw)])?;
+        check(&q, "q", &[("z", l), ("a", a)], &[("q", nq * qw)])?;
+        check(&policy, "policy", &[("z", l)], &[("mu", a), ("log_std", a)])?;
         if nq == 0 {
             return Err(interface("q", "q_ensemble is 0".into()));
         }
@@ -138,7 +138,7 @@ impl<'b> BundleModel<'b> {
     }
 }
 
-impl LatentModel for BundleModel<'_> {
+impl LatentModel for BundleModel {
     type Tape = BundleTape;
 
     fn dims(&self) -> ModelDims {

@@ -27,7 +27,6 @@ pub mod bundle_model;
 pub mod config;
 pub mod decode;
 pub mod model;
-pub mod native;
 pub mod objective;
 mod rollout;
 pub mod workspace;

@@ -14,7 +14,7 @@
 use super::config::{Budget, Config, FaultPolicy, SourceKind};
 use super::slot::LatestWins;
 use crate::agent::{planner_kind, Agent, AgentError};
-use crate::bundle::Bundle;
+use crate::load::Bundle;
 pub use crate::planner::PlanStatus;
 use crate::planner::PlannerConfig;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -189,9 +189,7 @@ pub fn describe_planner(pc: &PlannerConfig, budget: &Budget) -> String {
 /// model bundle, through [`crate::agent::Agent`]. The source owns the
 /// bundle through an `Arc`; the agent borrows from it.
 pub struct PlannerSource {
-    // Field order matters: `agent` borrows from `*bundle` and is dropped
-    // first (fields drop in declaration order).
-    agent: Agent<'static>,
+    agent: Agent,
     bundle: Arc<Bundle>,
     settings: PlannerConfig,
     name: &'static str,
@@ -240,13 +238,9 @@ impl PlannerSource {
         }
         let kind = planner_kind(&cfg.planner).map_err(|e| SourceError(format!("planner: {e}")))?;
         let settings = effective_planner(kind, &bundle, &cfg.budget);
-        // SAFETY: the reference points into the `Arc`'s heap allocation,
-        // which never moves and lives as long as `self.bundle`; the agent
-        // that borrows it is stored beside that `Arc` and dropped before it
-        // (field order), and the `'static` borrow never leaves this struct
-        // (no method hands out the agent or its bundle reference).
-        let borrowed: &'static Bundle = unsafe { &*Arc::as_ptr(&bundle) };
-        let agent = Agent::new(borrowed, settings.clone()).map_err(|e| err(&e))?;
+        // The agent shares the bundle's compiled modules (`Arc<Program>`);
+        // the source keeps the bundle itself for its manifest.
+        let agent = Agent::new(&bundle, settings.clone()).map_err(|e| err(&e))?;
         Ok(PlannerSource {
             agent,
             bundle,

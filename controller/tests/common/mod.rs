@@ -2,10 +2,11 @@
 //! cases, random inputs, tract agreement and finite-difference checks.
 #![allow(dead_code)]
 
-use dream_mpc::bundle::load::{run_module, scaled_error};
 use dream_mpc::bundle::manifest::{ModuleSpec, TensorSpec};
 use dream_mpc::bundle::onnx_build::GraphBuilder;
-use dream_mpc::kernels::{tract_forward, Program};
+use dream_mpc::bundle::BuiltModule;
+use dream_mpc::kernels::Program;
+use dream_mpc::load::{run_module, tract_error as module_tract_error};
 use dream_mpc::rng::Rng;
 
 /// One module under test.
@@ -24,6 +25,26 @@ pub fn tspecs(v: &[(&str, usize)]) -> Vec<TensorSpec> {
         .collect()
 }
 
+/// Finish `g` (opset `opset`) into a bundle module with the given
+/// interface.
+pub fn built(
+    name: &str,
+    g: GraphBuilder,
+    opset: i64,
+    inputs: &[(&str, usize)],
+    outputs: &[(&str, usize)],
+) -> BuiltModule {
+    BuiltModule {
+        name: name.into(),
+        spec: ModuleSpec {
+            file: format!("{name}.onnx"),
+            inputs: tspecs(inputs),
+            outputs: tspecs(outputs),
+        },
+        model: g.finish_with_opset(opset),
+    }
+}
+
 /// Finish `g` (opset `opset`) into a case with the given interface.
 pub fn case(
     name: &str,
@@ -32,14 +53,11 @@ pub fn case(
     inputs: &[(&str, usize)],
     outputs: &[(&str, usize)],
 ) -> Case {
+    let b = built(name, g, opset, inputs, outputs);
     Case {
-        name: name.into(),
-        spec: ModuleSpec {
-            file: format!("{name}.onnx"),
-            inputs: tspecs(inputs),
-            outputs: tspecs(outputs),
-        },
-        bytes: g.finish_with_opset(opset).to_bytes(),
+        name: b.name,
+        spec: b.spec,
+        bytes: b.model.to_bytes(),
     }
 }
 
@@ -70,19 +88,7 @@ pub fn rand_cotangents(p: &Program, rows: usize, rng: &mut Rng) -> Vec<Vec<f32>>
 pub fn tract_error(c: &Case, p: &Program, rows: usize, seed: u64) -> f32 {
     let mut rng = Rng::new(seed);
     let xs = rand_inputs(p, rows, &mut rng);
-    let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
-    let theirs = tract_forward(&c.name, &c.bytes, &c.spec, rows, &refs).expect("tract runs");
-    let cts: Vec<Vec<f32>> = p
-        .outputs()
-        .iter()
-        .map(|s| vec![0.0; rows * s.size])
-        .collect();
-    let (ours, _) = run_module(p, rows, &xs, &cts);
-    assert_eq!(ours.len(), theirs.len());
-    ours.iter()
-        .zip(&theirs)
-        .map(|(a, b)| scaled_error(a, b))
-        .fold(0.0, f32::max)
+    module_tract_error(p, &c.bytes, &c.spec, rows, &xs).expect("tract runs")
 }
 
 fn loss(p: &Program, rows: usize, xs: &[Vec<f32>], cts: &[Vec<f32>]) -> f64 {

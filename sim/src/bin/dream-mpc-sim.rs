@@ -273,7 +273,7 @@ fn eval(
     if episodes == 0 {
         return Err("--episodes must be at least 1".into());
     }
-    let bundle = dream_mpc::bundle::Bundle::load(dir)?;
+    let bundle = dream_mpc::load::Bundle::load(dir)?;
     let task_name = task.unwrap_or(&bundle.manifest.task).to_string();
     let kinds: Vec<PlannerKind> = if planners == "all" {
         PlannerKind::ALL.to_vec()

@@ -12,7 +12,10 @@
 //! With an even number of heads the ensemble mean is exactly -(z' P z) and
 //! the spread is exactly s bump(z), so the uncertainty term is known.
 
-use super::model::{LatentModel, ModelDims, Module};
+// Index loops read like the equations in this numerical code.
+#![allow(clippy::needless_range_loop)]
+use dream_mpc::planner::{LatentModel, ModelDims, Module};
+use nalgebra::{DMatrix, DVector};
 
 /// Where the Q heads disagree.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,6 +116,48 @@ impl LinearQuadratic {
                 (-r2 / (2.0 * d.width * d.width)).exp()
             }
         }
+    }
+
+    /// The unconstrained minimizer of sum_t g^t (z'Wz z + a'Wa a) + g^H z_H'P z_H
+    /// over the stacked actions (the negated J of the native model), solved
+    /// directly as a least-squares problem in f64. Returns the H stacked
+    /// actions (`[h, m]`). Reference for planner tests.
+    pub fn analytic_optimum(&self, z0: &[f32], h: usize, g: f64) -> Vec<f64> {
+        let m = self;
+        let (n, k) = (m.n, m.m);
+        let a = DMatrix::from_row_slice(n, n, &m.a.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        let b = DMatrix::from_row_slice(n, k, &m.b.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        let p = DMatrix::from_row_slice(n, n, &m.p.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        let wz =
+            DMatrix::from_diagonal(&DVector::from_iterator(n, m.w_z.iter().map(|&x| x as f64)));
+        let wa =
+            DMatrix::from_diagonal(&DVector::from_iterator(k, m.w_a.iter().map(|&x| x as f64)));
+        let z0 = DVector::from_iterator(n, z0.iter().map(|&x| x as f64));
+        let mut hess = DMatrix::<f64>::zeros(h * k, h * k);
+        let mut lin = DVector::<f64>::zeros(h * k);
+        // z_t = phi z0 + gamma u, built step by step.
+        let mut phi = DMatrix::<f64>::identity(n, n);
+        let mut gamma = DMatrix::<f64>::zeros(n, h * k);
+        for t in 0..=h {
+            let gt = g.powi(t as i32);
+            let w = if t < h { &wz } else { &p };
+            hess += gt * gamma.transpose() * w * &gamma;
+            lin += gt * gamma.transpose() * w * &phi * &z0;
+            if t < h {
+                let mut block = hess.view_mut((t * k, t * k), (k, k));
+                block += gt * &wa;
+                let next_gamma = {
+                    let mut ng = &a * &gamma;
+                    let mut block = ng.view_mut((0, t * k), (n, k));
+                    block += &b;
+                    ng
+                };
+                gamma = next_gamma;
+                phi = &a * &phi;
+            }
+        }
+        let u = hess.lu().solve(&(-lin)).expect("positive definite");
+        u.iter().copied().collect()
     }
 
     fn head_sign(i: usize) -> f32 {
@@ -368,11 +413,11 @@ mod tests {
         m.q(&mut tape, 0, &[0.5, 0.5], &[0.0, 0.0], &mut q);
         let bump = (-0.25f32).exp();
         assert!(
-            (super::super::objective::mean(&q) + 1.0).abs() < 1e-5,
+            (dream_mpc::planner::objective::mean(&q) + 1.0).abs() < 1e-5,
             "{q:?}"
         );
         assert!(
-            (super::super::objective::spread(&q) - 3.0 * bump).abs() < 1e-5,
+            (dream_mpc::planner::objective::spread(&q) - 3.0 * bump).abs() < 1e-5,
             "{q:?}"
         );
     }

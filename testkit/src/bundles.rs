@@ -1,5 +1,5 @@
 //! Random TD-MPC2-shaped bundles for tests and benchmarks (planner,
-//! trainer and controller tests reuse them).
+//! sim and controller tests reuse them).
 //!
 //! [`TdmpcModel::random`] draws the weights of a TD-MPC2-style world model
 //! (NormedLinear = Linear -> LayerNorm -> Mish blocks, SimNorm latent, a
@@ -7,20 +7,22 @@
 //! the weights are public fields, so the same model can be rebuilt in
 //! libtorch for side-by-side timing or reference checks.
 //! [`TdmpcModel::write`] writes a complete bundle folder (manifest, ONNX
-//! files, checksums; references optional via [`write_bundle`]).
+//! files, checksums) through the controller's one bundle writer,
+//! [`dream_mpc::bundle::write_bundle`] (references are optional there).
 //!
 //! ```no_run
-//! use dream_mpc::bundle::{testing::write_random_tdmpc_bundle, Bundle};
+//! use dream_mpc::load::Bundle;
+//! use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 //! let dir = std::env::temp_dir().join("tiny-bundle");
 //! write_random_tdmpc_bundle(&dir, 5, 1, 16, 32, 2, 7).unwrap();
 //! let b = Bundle::load(&dir).unwrap();
 //! assert!(b.modules.contains_key("dynamics"));
 //! ```
 
-use super::manifest::*;
-use super::onnx_build::{attr_float, attr_int, GraphBuilder, OnnxModel};
-use crate::rng::Rng;
-use sha2::{Digest, Sha256};
+use dream_mpc::bundle::manifest::*;
+use dream_mpc::bundle::onnx_build::{attr_int, za_module, Act, GraphBuilder, Norm};
+use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
+use dream_mpc::rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -92,19 +94,6 @@ pub struct NormP {
     pub beta: Vec<f32>,
 }
 
-/// Activation after a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act {
-    /// The ONNX `Mish` op.
-    Mish,
-    /// Mish written as `x * tanh(softplus(x))`.
-    MishOps,
-    /// Softmax in groups of this size (TD-MPC2's SimNorm).
-    SimNorm(usize),
-    /// None.
-    Identity,
-}
-
 /// One layer: Linear, optional LayerNorm, activation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerP {
@@ -173,17 +162,13 @@ impl Mlp {
         let mut h = x.to_string();
         for l in &self.layers {
             let p = &l.linear;
-            h = g.linear(&h, &p.w, Some(&p.b), p.d_in, p.d_out);
-            if let Some(n) = &l.norm {
-                let s = g.constant("ln_scale", &[p.d_out], &n.gamma);
-                let b = g.constant("ln_bias", &[p.d_out], &n.beta);
-                h = g.node(
-                    "LayerNormalization",
-                    &[&h, &s, &b],
-                    vec![attr_int("axis", -1), attr_float("epsilon", 1e-5)],
-                );
-            }
-            h = emit_act(g, &h, l.act, p.d_out);
+            let norm = l.norm.as_ref().map(|n| Norm {
+                scale: &n.gamma,
+                bias: &n.beta,
+                epsilon: 1e-5,
+            });
+            let y = g.linear(&h, &p.w, Some(&p.b), p.d_in, p.d_out);
+            h = g.norm_act(&y, p.d_out, norm, l.act);
         }
         h
     }
@@ -191,26 +176,6 @@ impl Mlp {
     /// Output size.
     pub fn d_out(&self) -> usize {
         self.layers.last().map_or(0, |l| l.linear.d_out)
-    }
-}
-
-/// Emit activation `act` on value `h` of row size `d`.
-pub fn emit_act(g: &mut GraphBuilder, h: &str, act: Act, d: usize) -> String {
-    match act {
-        Act::Mish => g.node("Mish", &[h], vec![]),
-        Act::MishOps => {
-            let sp = g.node("Softplus", &[h], vec![]);
-            let t = g.node("Tanh", &[&sp], vec![]);
-            g.node("Mul", &[h, &t], vec![])
-        }
-        Act::SimNorm(grp) => {
-            let s1 = g.constant_i64("simnorm_shape", &[-1, (d / grp) as i64, grp as i64]);
-            let r = g.node("Reshape", &[h, &s1], vec![]);
-            let sm = g.node("Softmax", &[&r], vec![attr_int("axis", -1)]);
-            let s2 = g.constant_i64("flat_shape", &[-1, d as i64]);
-            g.node("Reshape", &[&sm, &s2], vec![])
-        }
-        Act::Identity => h.to_string(),
     }
 }
 
@@ -228,13 +193,6 @@ pub struct TdmpcModel {
     pub q: Vec<Mlp>,
     /// z -> [mu, log_std] (split in the graph).
     pub policy: Mlp,
-}
-
-/// A module's interface, graph and name, ready to be written.
-pub struct BuiltModule {
-    pub name: String,
-    pub spec: ModuleSpec,
-    pub model: OnnxModel,
 }
 
 fn ts(name: &str, size: usize) -> TensorSpec {
@@ -273,13 +231,6 @@ impl TdmpcModel {
     pub fn modules(&self) -> Vec<BuiltModule> {
         let s = &self.spec;
         let mut out = vec![];
-        let za = |name: &str| {
-            let mut g = GraphBuilder::new(name);
-            let z = g.input("z", s.latent);
-            let a = g.input("a", s.act);
-            let x = g.node("Concat", &[&z, &a], vec![attr_int("axis", 1)]);
-            (g, x)
-        };
         // encoder
         let mut g = GraphBuilder::new("encoder");
         let x = g.input("obs", s.obs);
@@ -289,44 +240,20 @@ impl TdmpcModel {
             "encoder",
             vec![ts("obs", s.obs)],
             vec![ts("z", s.latent)],
-            g,
+            g.finish(),
         ));
-        // dynamics
-        let (mut g, x) = za("dynamics");
-        let y = self.dynamics.emit(&mut g, &x);
-        g.output(&y, "z_next", s.latent);
-        out.push((
-            "dynamics",
-            vec![ts("z", s.latent), ts("a", s.act)],
-            vec![ts("z_next", s.latent)],
-            g,
-        ));
-        // reward
-        let (mut g, x) = za("reward");
-        let y = self.reward.emit(&mut g, &x);
-        g.output(&y, "r", s.bins);
-        out.push((
-            "reward",
-            vec![ts("z", s.latent), ts("a", s.act)],
-            vec![ts("r", s.bins)],
-            g,
-        ));
-        // q ensemble, head-major
-        let (mut g, x) = za("q");
-        let heads: Vec<String> = self.q.iter().map(|m| m.emit(&mut g, &x)).collect();
-        let hr: Vec<&str> = heads.iter().map(|h| h.as_str()).collect();
-        let y = if hr.len() == 1 {
-            heads[0].clone()
-        } else {
-            g.node("Concat", &hr, vec![attr_int("axis", 1)])
-        };
-        g.output(&y, "q", s.n_q * s.bins);
-        out.push((
-            "q",
-            vec![ts("z", s.latent), ts("a", s.act)],
-            vec![ts("q", s.n_q * s.bins)],
-            g,
-        ));
+        let q: Vec<&Mlp> = self.q.iter().collect();
+        for (name, mlps, (o, size)) in [
+            ("dynamics", vec![&self.dynamics], ("z_next", s.latent)),
+            ("reward", vec![&self.reward], ("r", s.bins)),
+            // the Q ensemble, head-major
+            ("q", q, ("q", s.n_q * s.bins)),
+        ] {
+            let emit = |g: &mut GraphBuilder, x: &str, k: usize| mlps[k].emit(g, x);
+            let model = za_module(name, (s.latent, s.act), mlps.len(), emit, (o, size));
+            let inputs = vec![ts("z", s.latent), ts("a", s.act)];
+            out.push((name, inputs, vec![ts(o, size)], model));
+        }
         // policy
         let mut g = GraphBuilder::new("policy");
         let z = g.input("z", s.latent);
@@ -339,23 +266,23 @@ impl TdmpcModel {
             "policy",
             vec![ts("z", s.latent)],
             vec![ts("mu", s.act), ts("log_std", s.act)],
-            g,
+            g.finish(),
         ));
         out.into_iter()
-            .map(|(name, inputs, outputs, g)| BuiltModule {
+            .map(|(name, inputs, outputs, model)| BuiltModule {
                 name: name.into(),
                 spec: ModuleSpec {
                     file: format!("{name}.onnx"),
                     inputs,
                     outputs,
                 },
-                model: g.finish(),
+                model,
             })
             .collect()
     }
 
     /// A manifest for this model (checksums and modules left empty; see
-    /// [`write_bundle`]).
+    /// [`dream_mpc::bundle::write_bundle`]).
     pub fn manifest(&self) -> Manifest {
         let s = &self.spec;
         let dec = if s.bins > 1 {
@@ -400,7 +327,7 @@ impl TdmpcModel {
             modules: BTreeMap::new(),
             references: None,
             provenance: Provenance {
-                producer: "dream_mpc::bundle::testing".into(),
+                producer: "dream_mpc_testkit::bundles".into(),
                 training_steps: 0,
                 seed: s.seed,
                 revision: None,
@@ -411,48 +338,9 @@ impl TdmpcModel {
     }
 
     /// Write the bundle folder `dir` (created if needed); returns its manifest.
-    pub fn write(&self, dir: &Path) -> std::io::Result<Manifest> {
+    pub fn write(&self, dir: &Path) -> Result<Manifest, BundleError> {
         write_bundle(dir, self.manifest(), &self.modules(), None)
     }
-}
-
-/// Lowercase hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Write a bundle: each module's ONNX file, `references.json` when given,
-/// then `manifest.json` with `modules`, `references` and `checksums` filled
-/// in from what was written. Returns the written manifest.
-pub fn write_bundle(
-    dir: &Path,
-    mut manifest: Manifest,
-    modules: &[BuiltModule],
-    references: Option<&References>,
-) -> std::io::Result<Manifest> {
-    std::fs::create_dir_all(dir)?;
-    for m in modules {
-        let bytes = m.model.to_bytes();
-        std::fs::write(dir.join(&m.spec.file), &bytes)?;
-        manifest
-            .checksums
-            .insert(m.spec.file.clone(), sha256_hex(&bytes));
-        manifest.modules.insert(m.name.clone(), m.spec.clone());
-    }
-    if let Some(r) = references {
-        let bytes = serde_json::to_vec(r).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("references.json"), &bytes)?;
-        manifest
-            .checksums
-            .insert("references.json".into(), sha256_hex(&bytes));
-        manifest.references = Some("references.json".into());
-    }
-    let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("manifest.json"), text)?;
-    Ok(manifest)
 }
 
 /// Write a random TD-MPC2-style bundle (101 two-hot bins, SimNorm groups of
@@ -465,7 +353,7 @@ pub fn write_random_tdmpc_bundle(
     hidden: usize,
     n_q: usize,
     seed: u64,
-) -> std::io::Result<Manifest> {
+) -> Result<Manifest, BundleError> {
     let mut spec = TdmpcSpec::new(obs, act, latent, hidden, n_q, seed);
     if !latent.is_multiple_of(8) {
         spec.simnorm_group = 0;

@@ -1,0 +1,242 @@
+//! Bundle files: sha256 checksums, reading a bundle's manifest with every
+//! check the format defines (schema, sizes, checksums), and the one bundle
+//! writer. Start-up and export cost only; nothing here runs on the control
+//! path.
+
+use super::manifest::{LatentSpec, Manifest, ModuleSpec, References, FORMAT, VERSION};
+use super::onnx_build::OnnxModel;
+use super::BundleError;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Lowercase hex sha256 of `bytes` (the form `checksums` holds).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> BundleError {
+    BundleError::Io {
+        path: path.to_path_buf(),
+        message: format!("cannot {what}: {e}"),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
+    std::fs::read(path).map_err(|e| io_error(path, "read", e))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    std::fs::write(path, bytes).map_err(|e| io_error(path, "write", e))
+}
+
+/// Read `file` (relative to `dir`) and check it against the manifest's
+/// checksum; the bytes are returned only if they match.
+pub fn read_verified(dir: &Path, m: &Manifest, file: &str) -> Result<Vec<u8>, BundleError> {
+    let expected = m
+        .checksums
+        .get(file)
+        .ok_or_else(|| BundleError::MissingChecksum { file: file.into() })?;
+    let bytes = read(&dir.join(file))?;
+    let actual = sha256_hex(&bytes);
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(BundleError::ChecksumMismatch {
+            file: file.into(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Parse `dir/manifest.json`, check it (format, version, sizes, bounds,
+/// normalization, the standard modules' interfaces) and verify the
+/// checksum of every file it lists. The ONNX files are not parsed here.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
+    let mpath = dir.join("manifest.json");
+    let text = read(&mpath)?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| BundleError::Manifest {
+        path: mpath.clone(),
+        message: e.to_string(),
+    })?;
+    check_manifest(&mpath, &manifest)?;
+    for file in manifest.checksums.keys() {
+        read_verified(dir, &manifest, file)?;
+    }
+    if let Some(r) = &manifest.references {
+        read_verified(dir, &manifest, r)?;
+    }
+    for spec in manifest.modules.values() {
+        if !manifest.checksums.contains_key(&spec.file) {
+            return Err(BundleError::MissingChecksum {
+                file: spec.file.clone(),
+            });
+        }
+    }
+    Ok(manifest)
+}
+
+/// Read and parse the references file the manifest names (checksum
+/// verified).
+pub fn read_references(dir: &Path, m: &Manifest) -> Result<References, BundleError> {
+    let file = m
+        .references
+        .as_ref()
+        .ok_or_else(|| BundleError::References {
+            message: "the manifest lists no references file".into(),
+        })?;
+    let bytes = read_verified(dir, m, file)?;
+    serde_json::from_slice(&bytes).map_err(|e| BundleError::References {
+        message: format!("{file}: {e}"),
+    })
+}
+
+fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
+    let bad = |message: String| BundleError::Manifest {
+        path: path.into(),
+        message,
+    };
+    if m.format != FORMAT {
+        return Err(bad(format!("format `{}` (expected `{FORMAT}`)", m.format)));
+    }
+    if m.version != VERSION {
+        return Err(bad(format!(
+            "version {} (this controller reads {VERSION})",
+            m.version
+        )));
+    }
+    if let LatentSpec::Rssm { .. } = m.latent {
+        return Err(bad(
+            "latent kind `rssm` (recurrent bundles) is not supported by this controller".into(),
+        ));
+    }
+    let o = &m.observation;
+    if o.mean.len() != o.size || o.std.len() != o.size {
+        return Err(bad(format!(
+            "observation size {} but mean/std have {}/{} values",
+            o.size,
+            o.mean.len(),
+            o.std.len()
+        )));
+    }
+    if let Some((i, s)) = o
+        .std
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+    {
+        return Err(bad(format!(
+            "observation.std[{i}] = {s} (must be finite and > 0)"
+        )));
+    }
+    if let Some((i, s)) = o.mean.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(bad(format!("observation.mean[{i}] = {s}")));
+    }
+    let a = &m.action;
+    if a.low.len() != a.size || a.high.len() != a.size {
+        return Err(bad(format!(
+            "action size {} but low/high have {}/{} values",
+            a.size,
+            a.low.len(),
+            a.high.len()
+        )));
+    }
+    for i in 0..a.size {
+        if !(a.low[i].is_finite() && a.high[i].is_finite() && a.low[i] < a.high[i]) {
+            return Err(bad(format!(
+                "action bound {i}: low {} high {}",
+                a.low[i], a.high[i]
+            )));
+        }
+    }
+    if m.action_repeat == 0 || m.action_repeat > 1000 {
+        return Err(bad(format!(
+            "action_repeat {} (must be in 1..=1000)",
+            m.action_repeat
+        )));
+    }
+    if !(m.discount.is_finite() && m.discount > 0.0 && m.discount <= 1.0) {
+        return Err(bad(format!("discount {} (must be in (0, 1])", m.discount)));
+    }
+    if m.modules.is_empty() {
+        return Err(bad("no modules".into()));
+    }
+    check_roles(m)
+}
+
+/// The standard modules' row sizes must follow the manifest's sizes:
+/// encoder obs -> z; dynamics z, a -> z; reward z, a -> reward width;
+/// q z, a -> q_ensemble x value width; policy z -> mu, log_std.
+fn check_roles(m: &Manifest) -> Result<(), BundleError> {
+    let (o, l, a) = (m.observation.size, m.latent.size(), m.action.size);
+    let roles: [(&str, Vec<usize>, Vec<usize>); 5] = [
+        ("encoder", vec![o], vec![l]),
+        ("dynamics", vec![l, a], vec![l]),
+        ("reward", vec![l, a], vec![m.reward_decoding.width()]),
+        (
+            "q",
+            vec![l, a],
+            vec![m.q_ensemble * m.value_decoding.width()],
+        ),
+        ("policy", vec![l], vec![a, a]),
+    ];
+    for (name, ins, outs) in roles {
+        let Some(spec) = m.modules.get(name) else {
+            continue;
+        };
+        let got_in: Vec<usize> = spec.inputs.iter().map(|t| t.size).collect();
+        let got_out: Vec<usize> = spec.outputs.iter().map(|t| t.size).collect();
+        if got_in != ins || got_out != outs {
+            return Err(BundleError::Interface {
+                module: name.into(),
+                message: format!(
+                    "the manifest's sizes (observation {o}, latent {l}, action {a}, decodings) require inputs {ins:?} -> outputs {outs:?}, the module declares {got_in:?} -> {got_out:?}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A module's manifest name, interface and ONNX graph, ready to be written.
+#[derive(Debug, Clone)]
+pub struct BuiltModule {
+    pub name: String,
+    pub spec: ModuleSpec,
+    pub model: OnnxModel,
+}
+
+/// The one bundle writer: creates `dir` if needed, writes each module's
+/// ONNX file, `references.json` when given, then `manifest.json` with
+/// `modules`, `references` and `checksums` filled in from what was
+/// written. The manifest is written last, so a folder with a manifest is
+/// complete; files of the same names are replaced. Returns the manifest.
+pub fn write_bundle(
+    dir: &Path,
+    mut manifest: Manifest,
+    modules: &[BuiltModule],
+    references: Option<&References>,
+) -> Result<Manifest, BundleError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "create", e))?;
+    for m in modules {
+        let bytes = m.model.to_bytes();
+        write(&dir.join(&m.spec.file), &bytes)?;
+        manifest
+            .checksums
+            .insert(m.spec.file.clone(), sha256_hex(&bytes));
+        manifest.modules.insert(m.name.clone(), m.spec.clone());
+    }
+    if let Some(r) = references {
+        let bytes = serde_json::to_vec(r).expect("references serialize");
+        write(&dir.join("references.json"), &bytes)?;
+        manifest
+            .checksums
+            .insert("references.json".into(), sha256_hex(&bytes));
+        manifest.references = Some("references.json".into());
+    }
+    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    write(&dir.join("manifest.json"), &text)?;
+    Ok(manifest)
+}

@@ -1,0 +1,255 @@
+//! Verification of a loaded bundle: its compiled kernels against the
+//! libtorch reference vectors (forward and VJP) and against tract, the
+//! reference ONNX executor. Allocates freely: start-up and tests only.
+
+use super::{Bundle, LoadError, REFERENCE_TOLERANCE};
+use crate::bundle::files::read_references;
+use crate::bundle::manifest::{ModuleSpec, TensorSpec};
+use crate::bundle::BundleError;
+use crate::kernels::Program;
+use crate::rng::Rng;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use tract_onnx::prelude::*;
+
+/// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`]).
+pub fn scaled_error(ours: &[f32], reference: &[f32]) -> f32 {
+    let scale = reference.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let diff = ours.iter().zip(reference).fold(0.0f32, |m, (a, b)| {
+        if (a - b).is_nan() {
+            f32::INFINITY
+        } else {
+            m.max((a - b).abs())
+        }
+    });
+    diff / scale
+}
+
+/// Agreement of one module with its references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleAgreement {
+    pub module: String,
+    pub cases: usize,
+    /// Output name -> worst scaled error over the cases (forward).
+    pub forward: BTreeMap<String, f32>,
+    /// Input name -> worst scaled error over the cases (VJP).
+    pub vjp: BTreeMap<String, f32>,
+}
+
+impl ModuleAgreement {
+    /// Worst error of this module.
+    pub fn worst(&self) -> f32 {
+        self.forward
+            .values()
+            .chain(self.vjp.values())
+            .fold(0.0, |m, v| m.max(*v))
+    }
+}
+
+/// Result of [`Bundle::verify_references`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceReport {
+    pub tolerance: f32,
+    pub modules: Vec<ModuleAgreement>,
+}
+
+impl ReferenceReport {
+    /// Every module's worst error is within the tolerance.
+    pub fn passed(&self) -> bool {
+        self.modules.iter().all(|m| m.worst() <= self.tolerance)
+    }
+}
+
+impl Bundle {
+    /// Run every reference case of `references.json` through the compiled
+    /// modules, forward and VJP, and report the worst scaled error per
+    /// module and output/input (see [`REFERENCE_TOLERANCE`]). Errors if the
+    /// bundle has no references or they do not match the manifest; a
+    /// disagreement is reported in the result ([`ReferenceReport::passed`]).
+    pub fn verify_references(&self) -> Result<ReferenceReport, BundleError> {
+        let refs = read_references(&self.dir, &self.manifest)?;
+        let mut out = vec![];
+        for (name, cases) in &refs.modules {
+            let p = self
+                .modules
+                .get(name)
+                .ok_or_else(|| BundleError::References {
+                    message: format!("module `{name}` is not in the manifest"),
+                })?;
+            let mut ag = ModuleAgreement {
+                module: name.clone(),
+                cases: cases.len(),
+                forward: BTreeMap::new(),
+                vjp: BTreeMap::new(),
+            };
+            for (ci, c) in cases.iter().enumerate() {
+                if c.batch == 0 {
+                    return Err(BundleError::References {
+                        message: format!("{name} case {ci}: batch 0"),
+                    });
+                }
+                // The case's tensors `what` for each of `specs`, sized
+                // `batch x size`.
+                let get = |map: &BTreeMap<String, Vec<f32>>,
+                           what: &str,
+                           specs: &[TensorSpec]|
+                 -> Result<Vec<Vec<f32>>, BundleError> {
+                    specs
+                        .iter()
+                        .map(|s| {
+                            let n = &s.name;
+                            let v = map.get(n).ok_or_else(|| BundleError::References {
+                                message: format!("{name} case {ci}: no {what} `{n}`"),
+                            })?;
+                            if v.len() != c.batch * s.size {
+                                return Err(BundleError::References {
+                                    message: format!(
+                                        "{name} case {ci}: {what} `{n}` has {} values, expected {} x {}",
+                                        v.len(),
+                                        c.batch,
+                                        s.size
+                                    ),
+                                });
+                            }
+                            Ok(v.clone())
+                        })
+                        .collect()
+                };
+                let xs = get(&c.inputs, "input", p.inputs())?;
+                let ys = get(&c.outputs, "output", p.outputs())?;
+                let cts = get(&c.cotangents, "cotangent", p.outputs())?;
+                let vjps = get(&c.vjp, "vjp", p.inputs())?;
+                let (fwd, bwd) = run_module(p, c.batch, &xs, &cts);
+                for ((s, a), b) in p.outputs().iter().zip(&fwd).zip(&ys) {
+                    let e = ag.forward.entry(s.name.clone()).or_insert(0.0);
+                    *e = e.max(scaled_error(a, b));
+                }
+                for ((s, a), b) in p.inputs().iter().zip(&bwd).zip(&vjps) {
+                    let e = ag.vjp.entry(s.name.clone()).or_insert(0.0);
+                    *e = e.max(scaled_error(a, b));
+                }
+            }
+            out.push(ag);
+        }
+        Ok(ReferenceReport {
+            tolerance: REFERENCE_TOLERANCE,
+            modules: out,
+        })
+    }
+
+    /// Run every module on `rows` random rows (standard normal, seeded)
+    /// with both the compiled kernels and tract; the worst scaled error per
+    /// module (see [`REFERENCE_TOLERANCE`]).
+    pub fn tract_agreement(
+        &self,
+        rows: usize,
+        seed: u64,
+    ) -> Result<BTreeMap<String, f32>, LoadError> {
+        let mut rng = Rng::new(seed);
+        let mut out = BTreeMap::new();
+        for (name, p) in &self.modules {
+            let spec = &self.manifest.modules[name];
+            let xs: Vec<Vec<f32>> = p
+                .inputs()
+                .iter()
+                .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
+                .collect();
+            let worst = tract_error(p, &self.onnx[name], spec, rows, &xs)?;
+            out.insert(name.clone(), worst);
+        }
+        Ok(out)
+    }
+}
+
+/// Worst scaled error between the compiled forward pass of `p` and tract's
+/// run of the same ONNX bytes on the inputs `xs` (`rows` rows each).
+pub fn tract_error(
+    p: &Program,
+    onnx_bytes: &[u8],
+    spec: &ModuleSpec,
+    rows: usize,
+    xs: &[Vec<f32>],
+) -> Result<f32, LoadError> {
+    let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+    let theirs = tract_forward(p.name(), onnx_bytes, spec, rows, &refs)?;
+    let cts: Vec<Vec<f32>> = p
+        .outputs()
+        .iter()
+        .map(|s| vec![0.0; rows * s.size])
+        .collect();
+    let (ours, _) = run_module(p, rows, xs, &cts);
+    Ok(ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| scaled_error(a, b))
+        .fold(0.0f32, f32::max))
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Run the module with tract (the reference executor) on `rows` rows.
+/// Inputs and outputs are row-major `[rows, size]` in manifest order.
+pub fn tract_forward(
+    module: &str,
+    onnx_bytes: &[u8],
+    spec: &ModuleSpec,
+    rows: usize,
+    inputs: &[&[f32]],
+) -> Result<Vec<Vec<f32>>, LoadError> {
+    let tract_err = |message: String| LoadError::Tract {
+        module: module.into(),
+        message,
+    };
+    catch_unwind(AssertUnwindSafe(|| -> TractResult<Vec<Vec<f32>>> {
+        let mut m = tract_onnx::onnx().model_for_read(&mut &onnx_bytes[..])?;
+        for (i, s) in spec.inputs.iter().enumerate() {
+            m.set_input_fact(i, f32::fact([rows, s.size]).into())?;
+        }
+        let run = m.into_optimized()?.into_runnable()?;
+        let ins: TVec<TValue> = spec
+            .inputs
+            .iter()
+            .zip(inputs)
+            .map(|(s, x)| Ok(Tensor::from_shape(&[rows, s.size], x)?.into()))
+            .collect::<TractResult<_>>()?;
+        let outs = run.run(ins)?;
+        outs.iter()
+            .map(|o| Ok(o.to_plain_array_view::<f32>()?.iter().copied().collect()))
+            .collect()
+    }))
+    .map_err(|p| tract_err(format!("tract panicked: {}", panic_message(p))))?
+    .map_err(|e| tract_err(format!("tract: {e:#}")))
+}
+
+/// Forward then backward of `p` on a fresh tape (allocates: for checks, not
+/// for the control path). Returns (outputs, input VJPs).
+pub fn run_module(
+    p: &Program,
+    rows: usize,
+    xs: &[Vec<f32>],
+    cts: &[Vec<f32>],
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut tape = p.tape(rows, 1);
+    let mut ys: Vec<Vec<f32>> = p
+        .outputs()
+        .iter()
+        .map(|s| vec![0.0; rows * s.size])
+        .collect();
+    let mut dxs: Vec<Vec<f32>> = p
+        .inputs()
+        .iter()
+        .map(|s| vec![0.0; rows * s.size])
+        .collect();
+    let xr: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+    let mut yr: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
+    p.forward(&mut tape, 0, &xr, &mut yr);
+    let cr: Vec<&[f32]> = cts.iter().map(|v| v.as_slice()).collect();
+    let mut dr: Vec<&mut [f32]> = dxs.iter_mut().map(|v| v.as_mut_slice()).collect();
+    p.backward(&mut tape, 0, &cr, &mut dr);
+    (ys, dxs)
+}

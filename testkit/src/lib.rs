@@ -1,0 +1,16 @@
+//! # dream-mpc-testkit
+//!
+//! What the tests and benchmarks of the workspace need and the robot must
+//! not ship (a dev-dependency only; the controller library holds no test
+//! fixtures):
+//! - [`bundles`]: random TD-MPC2-shaped world models written as complete
+//!   bundles through the controller's one bundle writer;
+//! - [`lq`]: a linear-quadratic latent model written directly in Rust with
+//!   a known optimum, for planner tests and benchmarks without a bundle;
+//! - [`alloc`]: the one counting global allocator every "allocates
+//!   nothing" test installs.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod alloc;
+pub mod bundles;
+pub mod lq;
