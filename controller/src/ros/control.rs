@@ -187,7 +187,7 @@ pub fn describe_planner(pc: &PlannerConfig, budget: &Budget) -> String {
 
 /// The Dream-MPC planner (or any baseline of the planner table) on a
 /// model bundle, through [`crate::agent::Agent`]. The source owns the
-/// bundle through an `Arc`; the agent borrows from it.
+/// bundle through an `Arc`; the agent shares its compiled modules.
 pub struct PlannerSource {
     agent: Agent,
     bundle: Arc<Bundle>,
