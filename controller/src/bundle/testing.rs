@@ -396,6 +396,7 @@ impl TdmpcModel {
                 iterations: 4,
                 step_size: 0.1,
                 beta: 0.1,
+                options: crate::planner::options::DreamOptions::sketch(),
             },
             modules: BTreeMap::new(),
             references: None,
