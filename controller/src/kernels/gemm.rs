@@ -108,17 +108,118 @@ pub fn gemm_acc(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32
         "gemm_acc: slices shorter than [{m}x{k}] [{k}x{n}] [{m}x{n}]"
     );
     #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { gemm_avx512(m, k, n, a, b, c) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { gemm_avx2(m, k, n, a, b, c) };
-        }
+    match kernel_path() {
+        // SAFETY: `kernel_path` only returns a path the CPU supports.
+        KernelPath::Avx512 => return unsafe { gemm_avx512(m, k, n, a, b, c) },
+        // SAFETY: as above.
+        KernelPath::Avx2 => return unsafe { gemm_avx2(m, k, n, a, b, c) },
+        KernelPath::Scalar => {}
     }
     gemm_generic::<8, false>(m, k, n, a, b, c)
+}
+
+/// Which GEMM implementation the kernels run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// Plain Rust, no target assumptions (compiles and runs anywhere, ARM
+    /// included; the compiler may still auto-vectorize it).
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// x86-64 AVX-512F + FMA.
+    Avx512,
+}
+
+impl KernelPath {
+    pub const ALL: [KernelPath; 3] = [KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512];
+
+    /// Name used by `DREAM_MPC_KERNELS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Scalar => "scalar",
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn supported(self) -> bool {
+        match self {
+            KernelPath::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => {
+                is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest path this CPU supports.
+    pub fn best() -> KernelPath {
+        [KernelPath::Avx512, KernelPath::Avx2]
+            .into_iter()
+            .find(|p| p.supported())
+            .unwrap_or(KernelPath::Scalar)
+    }
+}
+
+/// 0 = not resolved yet, else 1 + the index in [`KernelPath::ALL`].
+static PATH: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The path in use: on first call, `DREAM_MPC_KERNELS` (`scalar`, `avx2`,
+/// `avx512`; unset or `auto` = the best the CPU supports); a path the CPU
+/// cannot run, or an unknown name, falls back to the best one with a
+/// message on stderr. The first call reads the environment (allocates);
+/// planners and bundle loading resolve it at start-up, later calls are one
+/// atomic load.
+pub fn kernel_path() -> KernelPath {
+    let v = PATH.load(std::sync::atomic::Ordering::Relaxed);
+    if v > 0 {
+        return KernelPath::ALL[v as usize - 1];
+    }
+    let best = KernelPath::best();
+    let chosen = match std::env::var("DREAM_MPC_KERNELS") {
+        Err(_) => best,
+        Ok(name) if name.is_empty() || name == "auto" => best,
+        Ok(name) => match KernelPath::ALL.into_iter().find(|p| p.name() == name) {
+            Some(p) if p.supported() => p,
+            Some(p) => {
+                eprintln!(
+                    "DREAM_MPC_KERNELS={name}: this CPU lacks {}; using {}",
+                    p.name(),
+                    best.name()
+                );
+                best
+            }
+            None => {
+                eprintln!(
+                    "DREAM_MPC_KERNELS={name} is not one of auto, scalar, avx2, avx512; using {}",
+                    best.name()
+                );
+                best
+            }
+        },
+    };
+    store(chosen);
+    chosen
+}
+
+fn store(p: KernelPath) {
+    let i = KernelPath::ALL.iter().position(|&q| q == p).unwrap_or(0);
+    PATH.store(i as u8 + 1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Switches the path for the whole process (benchmarks and tests of each
+/// path); refuses one the CPU cannot run.
+pub fn set_kernel_path(p: KernelPath) -> Result<(), String> {
+    if !p.supported() {
+        return Err(format!("this CPU cannot run the {} kernels", p.name()));
+    }
+    store(p);
+    Ok(())
 }
 
 /// Columns per panel of a [`PackedB`].
@@ -312,15 +413,12 @@ pub fn gemm_acc_packed(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
         b.n
     );
     #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { gemm_packed_avx512(m, a, b, c) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { gemm_packed_avx2(m, a, b, c) };
-        }
+    match kernel_path() {
+        // SAFETY: `kernel_path` only returns a path the CPU supports.
+        KernelPath::Avx512 => return unsafe { gemm_packed_avx512(m, a, b, c) },
+        // SAFETY: as above.
+        KernelPath::Avx2 => return unsafe { gemm_packed_avx2(m, a, b, c) },
+        KernelPath::Scalar => {}
     }
     gemm_packed_generic::<2, false>(m, a, b, c)
 }
