@@ -4,8 +4,11 @@
 //!
 //! A register-blocked micro-kernel (8 rows x `NR` columns of accumulators,
 //! broadcast-A times contiguous-B-row FMAs) compiled three times: AVX-512,
-//! AVX2+FMA and the baseline target, picked at run time by CPU feature
-//! detection (a cached atomic load per call).
+//! AVX2+FMA and the baseline target (plain Rust, no x86 assumptions: the
+//! path for ARM robot computers); the packed-weight kernels have explicit
+//! AVX-512 and AVX2 intrinsics. The path is picked once at run time from
+//! CPU feature detection, or forced with `DREAM_MPC_KERNELS` (see
+//! [`kernel_path`]); each call then costs one atomic load to dispatch.
 
 #[inline(always)]
 fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -396,10 +399,80 @@ unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
     }
 }
 
+/// AVX2/FMA micro-kernel on one packed panel: `R` rows x 32 columns in 4R
+/// ymm accumulators (R <= 3 keeps them and the 4 B vectors within the 16
+/// registers), explicit intrinsics like [`panel_avx512`]; a partial last
+/// panel goes through a stack row.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; the slices as for [`panel_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panel_avx2<const R: usize>(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    panel: &[f32],
+    c: &mut [f32],
+    i: usize,
+    j0: usize,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
+    let mut acc = [[_mm256_setzero_ps(); 4]; R];
+    let ap = a.as_ptr().add(i * k);
+    let bp = panel.as_ptr();
+    for p in 0..k {
+        let b = [
+            _mm256_loadu_ps(bp.add(p * PW)),
+            _mm256_loadu_ps(bp.add(p * PW + 8)),
+            _mm256_loadu_ps(bp.add(p * PW + 16)),
+            _mm256_loadu_ps(bp.add(p * PW + 24)),
+        ];
+        for r in 0..R {
+            let av = _mm256_set1_ps(*ap.add(r * k + p));
+            for q in 0..4 {
+                acc[r][q] = _mm256_fmadd_ps(av, b[q], acc[r][q]);
+            }
+        }
+    }
+    let w = PW.min(n - j0);
+    for r in 0..R {
+        let cp = c.as_mut_ptr().add((i + r) * n + j0);
+        if w == PW {
+            for q in 0..4 {
+                let cq = cp.add(8 * q);
+                _mm256_storeu_ps(cq, _mm256_add_ps(_mm256_loadu_ps(cq), acc[r][q]));
+            }
+        } else {
+            let mut row = [0.0f32; PW];
+            for q in 0..4 {
+                _mm256_storeu_ps(row.as_mut_ptr().add(8 * q), acc[r][q]);
+            }
+            for (jj, v) in row.iter().take(w).enumerate() {
+                *cp.add(jj) += v;
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_packed_avx2(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
-    gemm_packed_generic::<3, true>(m, a, b, c)
+    let (k, n) = (b.k, b.n);
+    for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
+        let j0 = jp * PW;
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(3);
+            match r {
+                3 => panel_avx2::<3>(k, n, a, pdata, c, i, j0),
+                2 => panel_avx2::<2>(k, n, a, pdata, c, i, j0),
+                _ => panel_avx2::<1>(k, n, a, pdata, c, i, j0),
+            }
+            i += r;
+        }
+    }
 }
 
 /// `c += a b` with `a` row-major `[m, k]`, `b` packed `[k, n]`, `c`
