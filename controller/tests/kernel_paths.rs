@@ -34,7 +34,9 @@ fn every_kernel_path_plans_the_same_actions() {
         let mut p = Planner::new(&model, c).unwrap();
         let mut actions = Vec::new();
         for tick in 0..4 {
-            let z: Vec<f32> = (0..64).map(|i| ((tick * 13 + i) as f32 * 0.29).sin()).collect();
+            let z: Vec<f32> = (0..64)
+                .map(|i| ((tick * 13 + i) as f32 * 0.29).sin())
+                .collect();
             let r = p
                 .plan(&model, &z, Instant::now() + Duration::from_secs(60))
                 .unwrap();

@@ -29,9 +29,9 @@
 //! forward and backward passes, counted by the planner) against the
 //! 256 GFLOP/s single-core fp32 peak of FACTS.md.
 
+use dream_mpc::bundle::manifest::PlannerDefaults;
 use dream_mpc::bundle::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
-use dream_mpc::bundle::manifest::PlannerDefaults;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{to_vec, ModelConfig, WorldModel};

@@ -144,6 +144,8 @@ impl AuthorsPlanner {
 
     /// J of every candidate, `[N]`, for `actions [H, N, A]` from `z [N, L]`,
     /// with the terminal draws `eps_h [1, A]` and `heads`.
+    // Out-of-place `g = g + ..` keeps autograd's graph plain (no in-place ops).
+    #[allow(clippy::assign_op_pattern)]
     fn estimate_value<M: TchLatentModel>(
         &self,
         m: &M,

@@ -72,7 +72,11 @@ fn episode_gap(iterations: usize, beta: f64, seed: u64, ref_rho: f64) -> (f32, u
             let z0 = tch::no_grad(|| m.encode(&o));
             let want = to_vec(&reference.act(&m, &z0));
             let r = ours
-                .plan(&model, &to_vec(&z0), Instant::now() + Duration::from_secs(60))
+                .plan(
+                    &model,
+                    &to_vec(&z0),
+                    Instant::now() + Duration::from_secs(60),
+                )
                 .expect("plan");
             assert_eq!(r.status, PlanStatus::Finished);
             assert_eq!(r.iterations, iterations);
@@ -80,7 +84,9 @@ fn episode_gap(iterations: usize, beta: f64, seed: u64, ref_rho: f64) -> (f32, u
             for (g, w) in got.iter().zip(&want) {
                 let d = (g - w).abs();
                 if d >= 1e-4 {
-                    eprintln!("episode {episode} tick {tick}: controller {got:?} vs reference {want:?}");
+                    eprintln!(
+                        "episode {episode} tick {tick}: controller {got:?} vs reference {want:?}"
+                    );
                 }
                 worst = worst.max(d);
             }

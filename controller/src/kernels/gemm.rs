@@ -408,6 +408,7 @@ unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
 /// The CPU must support AVX2 and FMA; the slices as for [`panel_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // index loops mirror the register tile
 unsafe fn panel_avx2<const R: usize>(
     k: usize,
     n: usize,

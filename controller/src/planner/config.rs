@@ -301,12 +301,7 @@ impl PlannerConfig {
             )?;
             range("beta", self.beta, self.beta >= 0.0, "[0, inf)")?;
             let o = &self.options;
-            range(
-                "options.rho",
-                o.rho,
-                (0.0..=1.0).contains(&o.rho),
-                "[0, 1]",
-            )?;
+            range("options.rho", o.rho, (0.0..=1.0).contains(&o.rho), "[0, 1]")?;
             range(
                 "options.grad_clip_norm",
                 o.grad_clip_norm,

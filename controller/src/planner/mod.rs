@@ -372,15 +372,7 @@ impl<M: LatentModel> Planner<M> {
         ws.valid.iter_mut().for_each(|v| *v = true);
         ws.adam_m.iter_mut().for_each(|x| *x = 0.0);
         ws.adam_v.iter_mut().for_each(|x| *x = 0.0);
-        rollout::forward(
-            model,
-            &mut self.tape,
-            ws,
-            &mut self.rng,
-            evals,
-            fill,
-            terms,
-        );
+        rollout::forward(model, &mut self.tape, ws, &mut self.rng, evals, fill, terms);
         let mut chosen = Self::after_eval(ws, last_eval);
         self.est_init = self.est_init.max(start.elapsed());
 
