@@ -1,8 +1,12 @@
 //! Latency of every planner at its default budget, single core.
 //!
 //! ```text
-//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...] [--kinds dream_mpc,...]
+//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...] [--kinds dream_mpc,...] [--presets authors,sketch]
 //! ```
+//!
+//! Presets: `authors` (the default `dream_mpc`: N = 5, H = 3, K = 1 SGD
+//! step, the authors' options) and `sketch` (N = 8 + 1, H = 3, K = 5 Adam
+//! steps of 0.05, beta 0.1: the earlier default, as in issue 12's table).
 //!
 //! For each model and planner: a closed loop in the model itself (the
 //! planned action moves the latent through the model's dynamics, so reuse
@@ -15,9 +19,15 @@
 //!
 //! Models: `lq` is the native linear-quadratic model (latent 64, action 6):
 //! its model cost is tiny, so its row measures the planner's own overhead.
+//! The others are random TD-MPC2-shaped bundles (observation 24, action 6,
+//! two-hot reward and Q with 101 bins): `small` (latent 64, MLP 256, 5
+//! heads), `medium` (latent 128, MLP 512, 5 heads), and TD-MPC2's own sizes
+//! `1m` (latent 128, MLP 384, 2 heads) and `5m` (latent 512, MLP 512, 5
+//! heads). The encoder (256 wide in TD-MPC2) does not run inside `plan`,
+//! so it is not part of these timings.
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
+use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc::rng::Rng;
 use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
@@ -29,6 +39,7 @@ struct Args {
     sampling_ticks: usize,
     models: Vec<String>,
     kinds: Vec<String>,
+    presets: Vec<String>,
 }
 
 fn args() -> Args {
@@ -40,6 +51,7 @@ fn args() -> Args {
             .iter()
             .map(|k| k.name().to_string())
             .collect(),
+        presets: vec!["authors".into(), "sketch".into()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,6 +61,7 @@ fn args() -> Args {
             "--sampling-ticks" => a.sampling_ticks = value().parse().expect("--sampling-ticks N"),
             "--models" => a.models = value().split(',').map(String::from).collect(),
             "--kinds" => a.kinds = value().split(',').map(String::from).collect(),
+            "--presets" => a.presets = value().split(',').map(String::from).collect(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -82,10 +95,38 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn bench<M: LatentModel>(name: &str, model: &M, defaults: &PlannerDefaults, a: &Args) {
+fn defaults(preset: &str) -> PlannerDefaults {
+    match preset {
+        "authors" => PlannerDefaults::preset(Preset::Authors),
+        "sketch" => PlannerDefaults {
+            iterations: 5,
+            step_size: 0.05,
+            ..PlannerDefaults::preset(Preset::Sketch)
+        },
+        other => panic!("unknown preset {other} (authors, sketch)"),
+    }
+}
+
+fn bench<M: LatentModel>(name: &str, model: &M, a: &Args) {
+    for preset in &a.presets {
+        bench_preset(name, model, preset, &defaults(preset), a);
+    }
+}
+
+fn bench_preset<M: LatentModel>(
+    name: &str,
+    model: &M,
+    preset: &str,
+    defaults: &PlannerDefaults,
+    a: &Args,
+) {
     let l = model.dims().latent;
     for kind in PlannerKind::ALL {
         if !a.kinds.iter().any(|k| k == kind.name()) {
+            continue;
+        }
+        // The presets differ only for the gradient planners.
+        if !kind.is_gradient() && preset != a.presets[0] {
             continue;
         }
         let cfg = PlannerConfig::for_kind(kind, defaults, 0.99);
@@ -129,11 +170,11 @@ fn bench<M: LatentModel>(name: &str, model: &M, defaults: &PlannerDefaults, a: &
         let n = ticks as f64;
         let gflops = 2.0 * flops as f64 / total.as_secs_f64() / 1e9;
         println!(
-            "{name:>10} {:>16} N={:<3} H={} K={:<2} ticks={ticks:<6} p50={:>9.1?} p99={:>9.1?} max={:>9.1?} fwd_rows/tick={:>7.0} bwd_rows/tick={:>6.0} MMAC/tick={:>8.3} GFLOP/s={:>6.1} ({:.1}% of {PEAK_GFLOPS}) not_finished={unfinished}",
+            "{name:>10} {preset:>7} {:>16} N={:<3} H={} K={:<2} ticks={ticks:<6} p50={:>9.1?} p99={:>9.1?} max={:>9.1?} fwd_rows/tick={:>7.0} bwd_rows/tick={:>6.0} MMAC/tick={:>8.3} GFLOP/s={:>6.1} ({:.1}% of {PEAK_GFLOPS}) not_finished={unfinished}",
             kind.name(),
             if kind.is_sampling() { cfg.cem_samples } else { cfg.candidates },
             cfg.horizon,
-            cfg.budget_iterations(),
+            cfg.budget_iterations(model.dims().action),
             percentile(&lat, 0.5),
             percentile(&lat, 0.99),
             lat[lat.len() - 1],
@@ -148,35 +189,28 @@ fn bench<M: LatentModel>(name: &str, model: &M, defaults: &PlannerDefaults, a: &
 
 fn main() {
     let a = args();
-    let defaults = PlannerDefaults {
-        candidates: 8,
-        horizon: 3,
-        iterations: 5,
-        step_size: 0.05,
-        beta: 0.1,
-    };
     for name in a.models.clone() {
-        match name.as_str() {
-            "lq" => bench("lq", &lq_model(64, 6), &defaults, &a),
-            "small" | "medium" => {
-                // Random TD-MPC2-shaped bundles (two-hot reward/Q, 5 heads):
-                // small = latent 64, hidden 256; medium = latent 128, hidden 512.
-                let (latent, hidden) = if name == "small" {
-                    (64, 256)
-                } else {
-                    (128, 512)
-                };
-                let dir = std::env::temp_dir().join(format!("dream-mpc-bench-{name}"));
-                let _ = std::fs::remove_dir_all(&dir);
-                dream_mpc_testkit::bundles::write_random_tdmpc_bundle(
-                    &dir, 24, 6, latent, hidden, 5, 1,
-                )
-                .unwrap();
-                let bundle = dream_mpc::load::Bundle::load(&dir).unwrap();
-                let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
-                bench(&name, &model, &defaults, &a);
+        // (latent, MLP, Q heads) of the random TD-MPC2-shaped bundles.
+        let shape = match name.as_str() {
+            "lq" => {
+                bench("lq", &lq_model(64, 6), &a);
+                continue;
             }
-            other => panic!("unknown model {other} (known: lq, small, medium)"),
-        }
+            "small" => (64, 256, 5),
+            "medium" => (128, 512, 5),
+            "1m" => (128, 384, 2),
+            "5m" => (512, 512, 5),
+            other => panic!("unknown model {other} (known: lq, small, medium, 1m, 5m)"),
+        };
+        let (latent, hidden, heads) = shape;
+        let dir = std::env::temp_dir().join(format!("dream-mpc-bench-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        dream_mpc_testkit::bundles::write_random_tdmpc_bundle(
+            &dir, 24, 6, latent, hidden, heads, 1,
+        )
+        .unwrap();
+        let bundle = dream_mpc::load::Bundle::load(&dir).unwrap();
+        let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
+        bench(&name, &model, &a);
     }
 }

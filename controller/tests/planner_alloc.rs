@@ -3,7 +3,7 @@
 //! the test harness's own threads do not interfere).
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::planner::{LatentModel, Planner, PlannerConfig, PlannerKind};
+use dream_mpc::planner::{DreamOptions, LatentModel, Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
 use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
@@ -48,6 +48,7 @@ fn no_planner_allocates_while_planning() {
         iterations: 5,
         step_size: 0.05,
         beta: 0.5,
+        options: dream_mpc::planner::DreamOptions::sketch(),
     };
     // Sanity: the counter does see allocations on this thread.
     let before = allocations();
@@ -68,8 +69,8 @@ fn no_planner_allocates_while_planning() {
 #[test]
 fn no_planner_allocates_on_a_bundle_model() {
     use dream_mpc::load::Bundle;
-    use dream_mpc::planner::bundle_model::BundleModel;
     use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
+    use dream_mpc::planner::bundle_model::BundleModel;
     let dir = std::env::temp_dir().join(format!("dream-mpc-planner-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // obs 5, action 2, latent 16, hidden 32, 2 Q heads, two-hot reward/Q.
@@ -86,6 +87,68 @@ fn no_planner_allocates_on_a_bundle_model() {
             0,
             "{kind:?} on a bundle"
         );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Option sets covering every branch of the gradient planners: the two
+/// presets, and the authors' with each option switched to the sketch's.
+fn option_sets() -> Vec<DreamOptions> {
+    let (a, s) = (DreamOptions::authors(), DreamOptions::sketch());
+    let mut sets = vec![a, s];
+    let flips: [fn(&mut DreamOptions, &DreamOptions); 9] = [
+        |o, s| o.optimizer = s.optimizer,
+        |o, s| o.reuse = s.reuse,
+        |o, s| o.uncertainty = s.uncertainty,
+        |o, s| o.uncertainty_at = s.uncertainty_at,
+        |o, _| o.uncertainty_gradient = true,
+        |o, s| o.value_heads = s.value_heads,
+        |o, s| o.value_action = s.value_action,
+        |o, s| o.choice = s.choice,
+        |o, s| {
+            o.clamp_each_step = s.clamp_each_step;
+            o.policy_mean_row = s.policy_mean_row;
+        },
+    ];
+    for f in flips {
+        let mut o = a;
+        f(&mut o, &s);
+        sets.push(o);
+    }
+    sets
+}
+
+#[test]
+fn every_option_plans_without_allocating() {
+    use dream_mpc::load::Bundle;
+    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
+    use dream_mpc::planner::bundle_model::BundleModel;
+    let dir = std::env::temp_dir().join(format!("dream-mpc-options-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 9).unwrap();
+    let bundle = Bundle::load(&dir).unwrap();
+    let model = BundleModel::new(&bundle).unwrap();
+    let m = &bundle.manifest;
+    let mut lq = LinearQuadratic::point_mass(4, 4, 0.3, 1.0, 0.1, 1.0);
+    lq.k = vec![-0.5; 16];
+    for (i, options) in option_sets().into_iter().enumerate() {
+        for kind in [PlannerKind::DreamMpc, PlannerKind::GradMpc] {
+            let mut d = PlannerDefaults::preset(Preset::Authors);
+            d.iterations = 3;
+            d.beta = 0.3;
+            d.options = options;
+            let c = PlannerConfig::for_kind(kind, &d, m.discount);
+            assert_eq!(
+                allocations_while_planning(&model, c.clone()),
+                0,
+                "{kind:?} options #{i} {options:?} on a bundle"
+            );
+            assert_eq!(
+                allocations_while_planning(&lq, c),
+                0,
+                "{kind:?} options #{i} on the LQ model"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,6 +21,7 @@ fn config(kind: PlannerKind) -> PlannerConfig {
         iterations: 5,
         step_size: 0.1,
         beta: 1.0,
+        options: dream_mpc::planner::DreamOptions::sketch(),
     };
     PlannerConfig::for_kind(kind, &d, 0.9)
 }

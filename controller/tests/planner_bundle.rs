@@ -136,6 +136,7 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
             iterations: 600,
             step_size: 0.01,
             beta: 0.0,
+            options: dream_mpc::planner::DreamOptions::sketch(),
         },
         modules: mods
             .iter()

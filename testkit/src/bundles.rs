@@ -323,6 +323,7 @@ impl TdmpcModel {
                 iterations: 4,
                 step_size: 0.1,
                 beta: 0.1,
+                options: dream_mpc::planner::DreamOptions::sketch(),
             },
             modules: BTreeMap::new(),
             references: None,

@@ -3,13 +3,25 @@
 //! obvious alternative, the same algorithm written with tch autograd on the
 //! same tch model (issue 4's benchmark).
 //!
-//! Both do, per tick from latent z0: N policy rollouts (sampled, tanh
-//! squashed) + the previous plan shifted, K Adam steps on
-//! J = sum_t g^t (r_t - beta * std_i Q_i) + g^H mean_i Q_i(z_H, tanh mu(z_H))
-//! with actions clipped to [-1, 1], then the best candidate's first action.
+//! Two algorithms, each in both implementations:
+//!
+//! - `authors`: the Dream-MPC authors' planner (the default `dream_mpc`;
+//!   N = 5, H = 3, K = 1 SGD step, blended reuse), tch side
+//!   `dream_mpc_trainer::reference_planner::AuthorsPlanner` (autograd);
+//! - `sketch`: N policy rollouts (sampled, tanh squashed) + the previous
+//!   plan shifted, K = 5 Adam steps on
+//!   J = sum_t g^t (r_t - beta * std_i Q_i) + g^H mean_i Q_i(z_H, tanh mu(z_H))
+//!   with actions clipped to [-1, 1], then the best candidate's first action.
+//!
+//! Models (trainer `WorldModel`, scalar reward and Q heads, observation 24,
+//! action 6): small (latent 64, MLP 256, 5 heads), TD-MPC2's 1M (latent
+//! 128, MLP 384, 2 heads) and 5M (latent 512, MLP 512, 5 heads). TD-MPC2
+//! itself decodes 101-bin two-hot heads; the controller's planner benchmark
+//! (`cargo bench -p dream-mpc --bench planners -- --models 1m,5m`) times
+//! those.
 //!
 //! ```text
-//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench planner_vs_tch -- [--ticks N] [--quick]
+//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench planner_vs_tch -- [--ticks N] [--quick] [--models small,1m,5m]
 //! ```
 //!
 //! Prints p50/p99/max per tick for each implementation, the ratio of the
@@ -17,11 +29,13 @@
 //! forward and backward passes, counted by the planner) against the
 //! 256 GFLOP/s single-core fp32 peak (docs/RESULTS.md).
 
+use dream_mpc::bundle::manifest::PlannerDefaults;
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
-use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
+use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{to_vec, ModelConfig, WorldModel};
+use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner};
 use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -119,110 +133,132 @@ fn main() {
         .iter()
         .position(|a| a == "--ticks")
         .map(|i| argv[i + 1].parse().expect("--ticks N"))
-        .unwrap_or(if quick { 200 } else { 10_000 });
+        .unwrap_or(if quick { 200 } else { 2_000 });
+    let only: Option<Vec<String>> = argv
+        .iter()
+        .position(|a| a == "--models")
+        .map(|i| argv[i + 1].split(',').map(String::from).collect());
     tch::set_num_threads(1);
     tch::manual_seed(0);
-    let (obs, act) = (8usize, 2usize);
-    let b = Budget {
+    let (obs, act) = (24usize, 6usize);
+    let gamma = 0.99;
+    let sketch = Budget {
         n: 8,
         h: 3,
         k: 5,
         lr: 0.1,
         beta: 0.1,
-        gamma: 0.99,
+        gamma,
     };
+    println!("Dream-MPC tick, single thread, {ticks} ticks per row (after 10 warm-up)");
     println!(
-        "Dream-MPC tick, N={} (+1 reused) H={} K={}, single thread; {} ticks (medium: ticks/10)",
-        b.n, b.h, b.k, ticks
+        "{:<10} {:<8} {:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "model", "preset", "impl", "p50 ms", "p99 ms", "max ms", "ratio", "GFLOP/s", "of peak"
     );
-    println!(
-        "{:<16} {:<10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8}",
-        "model", "impl", "p50 ms", "p99 ms", "max ms", "ratio", "GFLOP/s", "of peak"
-    );
-    for (label, latent, hidden) in [
-        ("small L64 h256", 64usize, 256usize),
-        ("medium L512 h512", 512, 512),
+    for (label, latent, hidden, n_q) in [
+        ("small", 64usize, 256usize, 5usize),
+        ("1m", 128, 384, 2),
+        ("5m", 512, 512, 5),
     ] {
-        let n_ticks = if latent > 64 {
-            (ticks / 10).max(20)
-        } else {
-            ticks
-        };
+        if only.as_ref().is_some_and(|o| !o.iter().any(|m| m == label)) {
+            continue;
+        }
         let cfg = ModelConfig {
             latent,
             hidden,
+            n_q,
             ..Default::default()
         };
         let mut vs = nn::VarStore::new(Device::Cpu);
         let m = WorldModel::new(&vs.root(), &cfg, obs, act);
         vs.freeze();
-        let dir = std::env::temp_dir().join(format!("dream-mpc-planner-vs-tch-{latent}"));
+        let dir = std::env::temp_dir().join(format!("dream-mpc-planner-vs-tch-{label}"));
         let _ = std::fs::remove_dir_all(&dir);
         let mut meta = ExportMeta::plain("bench", obs, act);
-        meta.discount = b.gamma as f32;
+        meta.discount = gamma as f32;
         export_bundle(&m, &meta, &dir, 0).expect("export");
         let bundle = Bundle::load(&dir).expect("load");
         let model = BundleModel::new(&bundle).expect("model");
-        let mut pc = PlannerConfig::for_kind(
-            PlannerKind::DreamMpc,
-            &bundle.manifest.planner,
-            b.gamma as f32,
-        );
-        pc.candidates = b.n;
-        pc.horizon = b.h;
-        pc.iterations = b.k;
-        pc.step_size = b.lr as f32;
-        pc.beta = b.beta as f32;
-        let mut planner = Planner::new(&model, pc).expect("planner");
-
         let z0 =
             tch::no_grad(|| m.encode(&Tensor::randn([1, obs as i64], (Kind::Float, Device::Cpu))));
         let z0v = to_vec(&z0);
 
-        // tch: closed loop on the same z0 with the plan reused
-        let mut prev = None;
-        let mut t_tch = Vec::with_capacity(n_ticks);
-        for i in 0..n_ticks + 10 {
-            let t0 = Instant::now();
-            let (a, seq) = tick_tch(&m, &z0, &prev, &b);
-            std::hint::black_box(a.double_value(&[0]));
-            prev = Some(seq);
-            if i >= 10 {
-                t_tch.push(t0.elapsed().as_secs_f64() * 1e3);
+        for preset in [Preset::Authors, Preset::Sketch] {
+            let mut d = PlannerDefaults::preset(preset);
+            if preset == Preset::Sketch {
+                d.candidates = sketch.n;
+                d.iterations = sketch.k;
+                d.step_size = sketch.lr as f32;
+                d.beta = sketch.beta as f32;
             }
-        }
-        // controller
-        let mut t_ctl = Vec::with_capacity(n_ticks);
-        let mut flops = 0u64;
-        for i in 0..n_ticks + 10 {
-            let t0 = Instant::now();
-            let r = planner
-                .plan(&model, &z0v, Instant::now() + Duration::from_secs(10))
-                .expect("plan");
-            std::hint::black_box(r.action.as_slice()[0]);
-            flops = r.evals.flops;
-            if i >= 10 {
-                t_ctl.push(t0.elapsed().as_secs_f64() * 1e3);
+            let pc = PlannerConfig::for_kind(PlannerKind::DreamMpc, &d, gamma as f32);
+            let mut planner = Planner::new(&model, pc).expect("planner");
+            // tch: closed loop on the same z0 with the plan reused
+            let mut authors = AuthorsPlanner::new(
+                AuthorsBudget {
+                    gamma,
+                    ..Default::default()
+                },
+                0,
+            );
+            let mut prev = None;
+            let mut t_tch = Vec::with_capacity(ticks);
+            for i in 0..ticks + 10 {
+                let t0 = Instant::now();
+                let a = if preset == Preset::Authors {
+                    authors.act(&m, &z0)
+                } else {
+                    let (a, seq) = tick_tch(&m, &z0, &prev, &sketch);
+                    prev = Some(seq);
+                    a
+                };
+                std::hint::black_box(a.double_value(&[0]));
+                if i >= 10 {
+                    t_tch.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
             }
+            // controller
+            let mut t_ctl = Vec::with_capacity(ticks);
+            let mut flops = 0u64;
+            for i in 0..ticks + 10 {
+                let t0 = Instant::now();
+                let r = planner
+                    .plan(&model, &z0v, Instant::now() + Duration::from_secs(10))
+                    .expect("plan");
+                std::hint::black_box(r.action.as_slice()[0]);
+                flops = r.evals.flops;
+                if i >= 10 {
+                    t_ctl.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            let (c50, c99, cmax) = percentiles(t_ctl);
+            let (t50, t99, tmax) = percentiles(t_tch);
+            let gf = 2.0 * flops as f64 / (c50 / 1e3) / 1e9;
+            println!(
+                "{:<10} {:<8} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>9} {:>8}",
+                label,
+                preset.name(),
+                "tch",
+                t50,
+                t99,
+                tmax,
+                "1.0",
+                "",
+                ""
+            );
+            println!(
+                "{:<10} {:<8} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>7.1}x {:>9.1} {:>7.1}%",
+                label,
+                preset.name(),
+                "controller",
+                c50,
+                c99,
+                cmax,
+                t50 / c50,
+                gf,
+                100.0 * gf / PEAK_GFLOPS
+            );
         }
-        let (c50, c99, cmax) = percentiles(t_ctl);
-        let (t50, t99, tmax) = percentiles(t_tch);
-        let gf = 2.0 * flops as f64 / (c50 / 1e3) / 1e9;
-        println!(
-            "{:<16} {:<10} {:>10.3} {:>10.3} {:>10.3} {:>8} {:>9.1} {:>7.1}%",
-            label, "tch", t50, t99, tmax, "1.0", "", ""
-        );
-        println!(
-            "{:<16} {:<10} {:>10.3} {:>10.3} {:>10.3} {:>7.1}x {:>9.1} {:>7.1}%",
-            label,
-            "controller",
-            c50,
-            c99,
-            cmax,
-            t50 / c50,
-            gf,
-            100.0 * gf / PEAK_GFLOPS
-        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -74,16 +74,11 @@ impl ExportMeta {
     }
 }
 
-/// Default planner budget shipped in bundles (TD-MPC2 horizon 3; a few
-/// gradient iterations on policy-seeded candidates).
+/// Default planner budget and options shipped in bundles: the Dream-MPC
+/// authors' (N = 5, H = 3, K = 1 SGD step of 0.1, beta = 0.01; see
+/// `dream_mpc::planner::options`).
 pub fn default_planner() -> PlannerDefaults {
-    PlannerDefaults {
-        candidates: 8,
-        horizon: 3,
-        iterations: 4,
-        step_size: 0.1,
-        beta: 0.1,
-    }
+    PlannerDefaults::preset(dream_mpc::planner::Preset::Authors)
 }
 
 /// What can go wrong writing a bundle.

@@ -7,6 +7,7 @@
 pub mod export;
 pub mod model;
 pub mod plot;
+pub mod reference_planner;
 pub mod tasks;
 pub mod train;
 pub mod verify;

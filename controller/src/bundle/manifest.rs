@@ -150,6 +150,10 @@ pub struct PlannerDefaults {
     pub step_size: f32,
     /// Uncertainty weight beta.
     pub beta: f32,
+    /// The gradient planners' named options (absent: the Dream-MPC
+    /// authors' values; see `crate::planner::options`).
+    #[serde(default)]
+    pub options: crate::planner::options::DreamOptions,
 }
 
 /// One ONNX module and its interface.

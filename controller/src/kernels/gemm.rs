@@ -4,8 +4,11 @@
 //!
 //! A register-blocked micro-kernel (8 rows x `NR` columns of accumulators,
 //! broadcast-A times contiguous-B-row FMAs) compiled three times: AVX-512,
-//! AVX2+FMA and the baseline target, picked at run time by CPU feature
-//! detection (a cached atomic load per call).
+//! AVX2+FMA and the baseline target (plain Rust, no x86 assumptions: the
+//! path for ARM robot computers); the packed-weight kernels have explicit
+//! AVX-512 and AVX2 intrinsics. The path is picked once at run time from
+//! CPU feature detection, or forced with `DREAM_MPC_KERNELS` (see
+//! [`kernel_path`]); each call then costs one atomic load to dispatch.
 
 #[inline(always)]
 fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -117,17 +120,118 @@ pub fn gemm_acc(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32
         "gemm_acc: slices shorter than [{m}x{k}] [{k}x{n}] [{m}x{n}]"
     );
     #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { gemm_avx512(m, k, n, a, b, c) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { gemm_avx2(m, k, n, a, b, c) };
-        }
+    match kernel_path() {
+        // SAFETY: `kernel_path` only returns a path the CPU supports.
+        KernelPath::Avx512 => return unsafe { gemm_avx512(m, k, n, a, b, c) },
+        // SAFETY: as above.
+        KernelPath::Avx2 => return unsafe { gemm_avx2(m, k, n, a, b, c) },
+        KernelPath::Scalar => {}
     }
     gemm_generic::<8, false>(m, k, n, a, b, c)
+}
+
+/// Which GEMM implementation the kernels run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// Plain Rust, no target assumptions (compiles and runs anywhere, ARM
+    /// included; the compiler may still auto-vectorize it).
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// x86-64 AVX-512F + FMA.
+    Avx512,
+}
+
+impl KernelPath {
+    pub const ALL: [KernelPath; 3] = [KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512];
+
+    /// Name used by `DREAM_MPC_KERNELS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Scalar => "scalar",
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn supported(self) -> bool {
+        match self {
+            KernelPath::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => {
+                is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest path this CPU supports.
+    pub fn best() -> KernelPath {
+        [KernelPath::Avx512, KernelPath::Avx2]
+            .into_iter()
+            .find(|p| p.supported())
+            .unwrap_or(KernelPath::Scalar)
+    }
+}
+
+/// 0 = not resolved yet, else 1 + the index in [`KernelPath::ALL`].
+static PATH: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The path in use: on first call, `DREAM_MPC_KERNELS` (`scalar`, `avx2`,
+/// `avx512`; unset or `auto` = the best the CPU supports); a path the CPU
+/// cannot run, or an unknown name, falls back to the best one with a
+/// message on stderr. The first call reads the environment (allocates);
+/// planners and bundle loading resolve it at start-up, later calls are one
+/// atomic load.
+pub fn kernel_path() -> KernelPath {
+    let v = PATH.load(std::sync::atomic::Ordering::Relaxed);
+    if v > 0 {
+        return KernelPath::ALL[v as usize - 1];
+    }
+    let best = KernelPath::best();
+    let chosen = match std::env::var("DREAM_MPC_KERNELS") {
+        Err(_) => best,
+        Ok(name) if name.is_empty() || name == "auto" => best,
+        Ok(name) => match KernelPath::ALL.into_iter().find(|p| p.name() == name) {
+            Some(p) if p.supported() => p,
+            Some(p) => {
+                eprintln!(
+                    "DREAM_MPC_KERNELS={name}: this CPU lacks {}; using {}",
+                    p.name(),
+                    best.name()
+                );
+                best
+            }
+            None => {
+                eprintln!(
+                    "DREAM_MPC_KERNELS={name} is not one of auto, scalar, avx2, avx512; using {}",
+                    best.name()
+                );
+                best
+            }
+        },
+    };
+    store(chosen);
+    chosen
+}
+
+fn store(p: KernelPath) {
+    let i = KernelPath::ALL.iter().position(|&q| q == p).unwrap_or(0);
+    PATH.store(i as u8 + 1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Switches the path for the whole process (benchmarks and tests of each
+/// path); refuses one the CPU cannot run.
+pub fn set_kernel_path(p: KernelPath) -> Result<(), String> {
+    if !p.supported() {
+        return Err(format!("this CPU cannot run the {} kernels", p.name()));
+    }
+    store(p);
+    Ok(())
 }
 
 /// Columns per panel of a [`PackedB`].
@@ -221,11 +325,9 @@ fn gemm_packed_generic<const R: usize, const FMA: bool>(
 /// store for a partial last panel.
 ///
 /// # Safety
-/// # Safety
 /// The CPU must support AVX-512F; `a` has rows `i..i+R` of length `k`,
 /// `panel` has `k * 32` floats, `c` has rows `i..i+R` of length `n`, and
-/// `j0 < n` (the pointer arithmetic below relies on these; debug builds
-/// assert them).
+/// `j0 < n`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn panel_avx512<const R: usize>(
@@ -237,42 +339,40 @@ unsafe fn panel_avx512<const R: usize>(
     i: usize,
     j0: usize,
 ) {
-    use std::arch::x86_64::*;
-    debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
-    debug_assert!(j0 < n);
-    let mut lo = [_mm512_setzero_ps(); R];
-    let mut hi = [_mm512_setzero_ps(); R];
-    // SAFETY (every block below): the offsets stay inside the slices by
-    // the function's contract: row `i + r < i + R` of `a` (`p < k`), float
-    // `p * 32 + 31 < k * 32` of `panel`, and in `c` row `i + r` columns
-    // `j0..j0 + w` with `w <= n - j0` (masked loads and stores).
-    let ap = unsafe { a.as_ptr().add(i * k) };
-    let bp = panel.as_ptr();
-    for p in 0..k {
-        let b0 = unsafe { _mm512_loadu_ps(bp.add(p * PW)) };
-        let b1 = unsafe { _mm512_loadu_ps(bp.add(p * PW + 16)) };
-        for r in 0..R {
-            let av = _mm512_set1_ps(unsafe { *ap.add(r * k + p) });
-            lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
-            hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+    // SAFETY: the whole body runs under this function's `# Safety`
+    // contract (CPU features checked by the caller, slice lengths as
+    // documented; debug builds assert them).
+    unsafe {
+        use std::arch::x86_64::*;
+        debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        let ap = a.as_ptr().add(i * k);
+        let bp = panel.as_ptr();
+        for p in 0..k {
+            let b0 = _mm512_loadu_ps(bp.add(p * PW));
+            let b1 = _mm512_loadu_ps(bp.add(p * PW + 16));
+            for r in 0..R {
+                let av = _mm512_set1_ps(*ap.add(r * k + p));
+                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+            }
         }
-    }
-    let w = PW.min(n - j0);
-    let m0: __mmask16 = if w >= 16 {
-        0xffff
-    } else {
-        ((1u32 << w) - 1) as u16
-    };
-    let m1: __mmask16 = if w >= 32 {
-        0xffff
-    } else if w <= 16 {
-        0
-    } else {
-        ((1u32 << (w - 16)) - 1) as u16
-    };
-    for r in 0..R {
-        let cp = unsafe { c.as_mut_ptr().add((i + r) * n + j0) };
-        unsafe {
+        let w = PW.min(n - j0);
+        let m0: __mmask16 = if w >= 16 {
+            0xffff
+        } else {
+            ((1u32 << w) - 1) as u16
+        };
+        let m1: __mmask16 = if w >= 32 {
+            0xffff
+        } else if w <= 16 {
+            0
+        } else {
+            ((1u32 << (w - 16)) - 1) as u16
+        };
+        for r in 0..R {
+            let cp = c.as_mut_ptr().add((i + r) * n + j0);
             let c0 = _mm512_maskz_loadu_ps(m0, cp);
             _mm512_mask_storeu_ps(cp, m0, _mm512_add_ps(c0, lo[r]));
             if m1 != 0 {
@@ -287,22 +387,23 @@ unsafe fn panel_avx512<const R: usize>(
 ///
 /// # Safety
 /// The CPU must support AVX-512F, and `a` must hold `m * b.k` floats and
-/// `c` `m * b.n` (the caller, [`gemm_acc_packed`], asserts both), which is
-/// [`panel_avx512`]'s contract for every panel and row block.
+/// `c` `m * b.n` (the caller asserts both), which is [`panel_avx512`]'s
+/// contract for every panel and row block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
-    let (k, n) = (b.k, b.n);
-    for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
-        let j0 = jp * PW;
-        // Up to 12 rows per pass (24 zmm accumulators of the 32), so the
-        // planner's 8 candidates + 1 reused plan stream each weight once.
-        let mut i = 0;
-        while i < m {
-            let r = (m - i).min(12);
-            // SAFETY: rows `i..i + r` with `i + r <= m`, panel `jp` of
-            // `b` (`k * 32` floats) and `j0 < n`: this function's contract.
-            unsafe {
+    // SAFETY: the whole body runs under this function's `# Safety`
+    // contract (CPU features checked by the caller, slice lengths as
+    // documented; debug builds assert them).
+    unsafe {
+        let (k, n) = (b.k, b.n);
+        for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
+            let j0 = jp * PW;
+            // Up to 12 rows per pass (24 zmm accumulators of the 32), so the
+            // planner's 8 candidates + 1 reused plan stream each weight once.
+            let mut i = 0;
+            while i < m {
+                let r = (m - i).min(12);
                 match r {
                     12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
                     11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
@@ -317,20 +418,103 @@ unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
                     2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
                     _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
                 }
+                i += r;
             }
-            i += r;
         }
     }
 }
 
-/// [`gemm_packed_generic`] compiled for AVX2 with FMA.
+/// AVX2/FMA micro-kernel on one packed panel: `R` rows x 32 columns in 4R
+/// ymm accumulators (R <= 3 keeps them and the 4 B vectors within the 16
+/// registers), explicit intrinsics like [`panel_avx512`]; a partial last
+/// panel goes through a stack row.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must support AVX2 and FMA; the slices as for [`panel_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // index loops mirror the register tile
+unsafe fn panel_avx2<const R: usize>(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    panel: &[f32],
+    c: &mut [f32],
+    i: usize,
+    j0: usize,
+) {
+    // SAFETY: the whole body runs under this function's `# Safety`
+    // contract (CPU features checked by the caller, slice lengths as
+    // documented; debug builds assert them).
+    unsafe {
+        use std::arch::x86_64::*;
+        debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
+        let mut acc = [[_mm256_setzero_ps(); 4]; R];
+        let ap = a.as_ptr().add(i * k);
+        let bp = panel.as_ptr();
+        for p in 0..k {
+            let b = [
+                _mm256_loadu_ps(bp.add(p * PW)),
+                _mm256_loadu_ps(bp.add(p * PW + 8)),
+                _mm256_loadu_ps(bp.add(p * PW + 16)),
+                _mm256_loadu_ps(bp.add(p * PW + 24)),
+            ];
+            for r in 0..R {
+                let av = _mm256_set1_ps(*ap.add(r * k + p));
+                for q in 0..4 {
+                    acc[r][q] = _mm256_fmadd_ps(av, b[q], acc[r][q]);
+                }
+            }
+        }
+        let w = PW.min(n - j0);
+        for r in 0..R {
+            let cp = c.as_mut_ptr().add((i + r) * n + j0);
+            if w == PW {
+                for q in 0..4 {
+                    let cq = cp.add(8 * q);
+                    _mm256_storeu_ps(cq, _mm256_add_ps(_mm256_loadu_ps(cq), acc[r][q]));
+                }
+            } else {
+                let mut row = [0.0f32; PW];
+                for q in 0..4 {
+                    _mm256_storeu_ps(row.as_mut_ptr().add(8 * q), acc[r][q]);
+                }
+                for (jj, v) in row.iter().take(w).enumerate() {
+                    *cp.add(jj) += v;
+                }
+            }
+        }
+    }
+}
+
+/// `c += a b` over every 32-column panel of `b`, a few rows at a time.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `a` must hold `m * b.k` floats
+/// and `c` `m * b.n` (the caller asserts both), which is
+/// [`panel_avx2`]'s contract for every panel and row block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_packed_avx2(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
-    gemm_packed_generic::<3, true>(m, a, b, c)
+    // SAFETY: the whole body runs under this function's `# Safety`
+    // contract (CPU features checked by the caller, slice lengths as
+    // documented; debug builds assert them).
+    unsafe {
+        let (k, n) = (b.k, b.n);
+        for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
+            let j0 = jp * PW;
+            let mut i = 0;
+            while i < m {
+                let r = (m - i).min(3);
+                match r {
+                    3 => panel_avx2::<3>(k, n, a, pdata, c, i, j0),
+                    2 => panel_avx2::<2>(k, n, a, pdata, c, i, j0),
+                    _ => panel_avx2::<1>(k, n, a, pdata, c, i, j0),
+                }
+                i += r;
+            }
+        }
+    }
 }
 
 /// `c += a b` with `a` row-major `[m, k]`, `b` packed `[k, n]`, `c`
@@ -344,15 +528,12 @@ pub fn gemm_acc_packed(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
         b.n
     );
     #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { gemm_packed_avx512(m, a, b, c) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { gemm_packed_avx2(m, a, b, c) };
-        }
+    match kernel_path() {
+        // SAFETY: `kernel_path` only returns a path the CPU supports.
+        KernelPath::Avx512 => return unsafe { gemm_packed_avx512(m, a, b, c) },
+        // SAFETY: as above.
+        KernelPath::Avx2 => return unsafe { gemm_packed_avx2(m, a, b, c) },
+        KernelPath::Scalar => {}
     }
     gemm_packed_generic::<2, false>(m, a, b, c)
 }

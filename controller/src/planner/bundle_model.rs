@@ -263,6 +263,18 @@ impl LatentModel for BundleModel {
             .backward(&mut tape.policy, slot, &[dmu, zeros], &mut [dz]);
     }
 
+    fn pi_vjp_full(
+        &self,
+        tape: &mut BundleTape,
+        slot: usize,
+        dmu: &[f32],
+        dlog_std: &[f32],
+        dz: &mut [f32],
+    ) {
+        self.policy
+            .backward(&mut tape.policy, slot, &[dmu, dlog_std], &mut [dz]);
+    }
+
     fn flops(&self, module: Module, rows: usize) -> (u64, u64) {
         match module {
             Module::Dynamics => self.dynamics.flops(rows),

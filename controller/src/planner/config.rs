@@ -6,6 +6,7 @@
 //! takes the budget from the bundle's defaults. Every field may then be
 //! overridden (ablations), and [`PlannerConfig::validate`] names any bad one.
 
+use super::options::{DreamOptions, Preset, Reuse};
 use crate::bundle::manifest::PlannerDefaults;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -25,7 +26,8 @@ pub enum PlannerKind {
     /// Gradient ascent from policy rollouts.
     PolicyGradMpc,
     /// Gradient ascent from policy rollouts plus the previous plan, with
-    /// uncertainty regularization (the paper's method).
+    /// uncertainty regularization (the paper's method; by default exactly
+    /// as its authors' code runs it, see [`super::options`]).
     DreamMpc,
 }
 
@@ -83,23 +85,24 @@ pub enum GradInit {
 pub struct PlannerConfig {
     pub kind: PlannerKind,
     /// N: gradient candidates (policy rollouts or zero/random sequences);
-    /// for MPPI the number of policy rollouts among the samples. The reused
-    /// plan comes on top.
+    /// for MPPI the number of policy rollouts among the samples. With
+    /// `options.reuse = candidate` the reused plan comes on top.
     pub candidates: usize,
     /// H: planning horizon (steps).
     pub horizon: usize,
-    /// K: gradient iterations (Adam steps) per tick.
+    /// K: gradient steps per tick (see also
+    /// `options.extra_iterations_large_action`).
     pub iterations: usize,
-    /// Adam step size.
+    /// Step size of the SGD or Adam step.
     pub step_size: f32,
     /// beta: weight of the uncertainty u in the objective.
     pub beta: f32,
     /// g: discount of the objective, in (0, 1].
     pub discount: f32,
-    /// Re-enter the previous tick's best sequence, shifted by one step (CEM
-    /// and MPPI: start from the previous mean, shifted).
+    /// Reuse the previous tick's plan, shifted by one step, in the form of
+    /// `options.reuse` (CEM and MPPI: start from the previous mean, shifted).
     pub reuse: bool,
-    /// Subtract beta * u from the objective.
+    /// Subtract beta * u from the objective (u's form in `options`).
     pub uncertainty: bool,
     /// Initialization of Grad-MPC.
     pub grad_init: GradInit,
@@ -117,6 +120,30 @@ pub struct PlannerConfig {
     pub cem_temperature: f32,
     /// Seed of the planner's random stream.
     pub seed: u64,
+    /// The gradient planners' named options (optimizer, reuse form,
+    /// uncertainty form, value heads, choice); see [`super::options`].
+    #[serde(default)]
+    pub options: DreamOptions,
+}
+
+impl PlannerDefaults {
+    /// The budget and options of a named preset: `authors` (N = 5, H = 3,
+    /// K = 1, step 0.1, beta = 0.01) or `sketch` (N = 8, H = 3, K = 4,
+    /// step 0.1, beta = 0.1).
+    pub fn preset(preset: Preset) -> Self {
+        let (candidates, iterations, beta) = match preset {
+            Preset::Authors => (5, 1, 0.01),
+            Preset::Sketch => (8, 4, 0.1),
+        };
+        PlannerDefaults {
+            candidates,
+            horizon: 3,
+            iterations,
+            step_size: 0.1,
+            beta,
+            options: preset.options(),
+        }
+    }
 }
 
 /// A configuration field that is out of range, with its value.
@@ -162,10 +189,14 @@ impl PlannerConfig {
     /// | policy | policy mean | – | – | – |
     /// | cem | Gaussian | – | – | mean shift |
     /// | mppi | Gaussian + N policy rollouts | – | – | mean shift |
-    /// | grad_mpc | uniform | K Adam steps | – | – |
-    /// | policy_grad_mpc | N policy rollouts | K Adam steps | – | – |
-    /// | dream_mpc | N policy rollouts + previous plan | K Adam steps | yes | yes |
+    /// | grad_mpc | uniform | K steps | – | – |
+    /// | policy_grad_mpc | N policy rollouts | K steps | – | – |
+    /// | dream_mpc | N policy rollouts + previous plan | K steps | yes | yes |
     ///
+    /// The form of each ingredient (optimizer, reuse blend or extra
+    /// candidate, uncertainty measure, value heads, choice) comes from
+    /// `defaults.options` (the authors' by default, see
+    /// [`super::options`]); it applies to every kind that uses it.
     /// CEM/MPPI budgets follow TD-MPC2's public defaults scaled to the
     /// horizon (512 samples, 64 elites, 6 iterations).
     pub fn for_kind(kind: PlannerKind, defaults: &PlannerDefaults, discount: f32) -> Self {
@@ -188,6 +219,28 @@ impl PlannerConfig {
             cem_min_std: 0.05,
             cem_temperature: 0.5,
             seed: 0,
+            options: defaults.options,
+        }
+    }
+
+    /// Whether the previous plan enters as one extra candidate row.
+    pub fn reuse_row(&self) -> bool {
+        self.reuse && self.options.reuse == Reuse::Candidate
+    }
+
+    /// Whether every candidate is blended with its previous sequence.
+    pub fn reuse_blend(&self) -> bool {
+        self.reuse && self.options.reuse == Reuse::Blend && self.kind.is_gradient()
+    }
+
+    /// K for an action of `action` dimensions: `iterations`, plus
+    /// `extra_iterations_large_action` when `action >= 20` (the authors'
+    /// heuristic).
+    pub fn iterations_for(&self, action: usize) -> usize {
+        if action >= 20 {
+            self.iterations + self.options.extra_iterations_large_action
+        } else {
+            self.iterations
         }
     }
 
@@ -197,16 +250,17 @@ impl PlannerConfig {
             PlannerKind::Policy => 1,
             PlannerKind::Cem => self.cem_samples,
             PlannerKind::Mppi => self.cem_samples + self.candidates,
-            _ => self.candidates + usize::from(self.reuse),
+            _ => self.candidates + usize::from(self.reuse_row()),
         }
     }
 
-    /// Iterations a tick runs when it is not stopped by the deadline.
-    pub fn budget_iterations(&self) -> usize {
+    /// Iterations a tick runs when it is not stopped by the deadline, for
+    /// an action of `action` dimensions.
+    pub fn budget_iterations(&self, action: usize) -> usize {
         match self.kind {
             PlannerKind::Policy => 0,
             PlannerKind::Cem | PlannerKind::Mppi => self.cem_iterations,
-            _ => self.iterations,
+            _ => self.iterations_for(action),
         }
     }
 
@@ -246,6 +300,14 @@ impl PlannerConfig {
                 "(0, inf)",
             )?;
             range("beta", self.beta, self.beta >= 0.0, "[0, inf)")?;
+            let o = &self.options;
+            range("options.rho", o.rho, (0.0..=1.0).contains(&o.rho), "[0, 1]")?;
+            range(
+                "options.grad_clip_norm",
+                o.grad_clip_norm,
+                o.grad_clip_norm >= 0.0,
+                "[0, inf) (0 = off)",
+            )?;
         }
         if self.kind == PlannerKind::Mppi {
             zero("candidates", self.candidates)?;
@@ -295,6 +357,7 @@ mod tests {
             iterations: 5,
             step_size: 0.05,
             beta: 0.1,
+            options: DreamOptions::sketch(),
         }
     }
 
@@ -312,6 +375,16 @@ mod tests {
         for k in PlannerKind::ALL {
             PlannerConfig::for_kind(k, &d, 0.99).validate().unwrap();
         }
+        // The authors' form blends instead of adding a row; K grows by 2
+        // for a 20-dimensional action.
+        let a = PlannerConfig::for_kind(
+            PlannerKind::DreamMpc,
+            &PlannerDefaults::preset(Preset::Authors),
+            0.99,
+        );
+        assert!(a.reuse_blend() && !a.reuse_row());
+        assert_eq!(a.batch(), 5);
+        assert_eq!((a.iterations_for(6), a.iterations_for(21)), (1, 3));
     }
 
     #[test]
@@ -330,6 +403,9 @@ mod tests {
             }
         );
         c.candidates = 4;
+        c.options.rho = 1.5;
+        assert!(c.validate().unwrap_err().to_string().contains("rho = 1.5"));
+        c.options.rho = 0.1;
         c.step_size = f32::NAN;
         assert!(c.validate().unwrap_err().to_string().contains("step_size"));
         let mut m = PlannerConfig::for_kind(PlannerKind::Cem, &d, 0.99);

@@ -7,9 +7,20 @@
 //! | [`PlannerKind::Policy`] | policy mean | – | – | – |
 //! | [`PlannerKind::Cem`] | Gaussian | CEM (elite mean/std) | – | mean shift |
 //! | [`PlannerKind::Mppi`] | Gaussian + policy rollouts | MPPI weights | – | mean shift |
-//! | [`PlannerKind::GradMpc`] | zeros / uniform | K Adam steps | – | – |
-//! | [`PlannerKind::PolicyGradMpc`] | policy rollouts | K Adam steps | – | – |
-//! | [`PlannerKind::DreamMpc`] | policy rollouts + previous plan | K Adam steps | yes | yes |
+//! | [`PlannerKind::GradMpc`] | zeros / uniform | K steps | – | – |
+//! | [`PlannerKind::PolicyGradMpc`] | policy rollouts | K steps | – | – |
+//! | [`PlannerKind::DreamMpc`] | policy rollouts + previous plan | K steps | yes | yes |
+//!
+//! How each ingredient is done is a named option ([`options`]): by default
+//! exactly as the Dream-MPC authors' code does it (N = 5 policy samples
+//! blended with the previous tick's candidates, K = 1 SGD step with the
+//! gradient norm clipped to 20, u = mean x std of the Q heads at the next
+//! state used only to pick the candidate, V from two random heads at a
+//! sampled action, the argmax of the last evaluation); the preset `sketch`
+//! is this project's earlier variant (N = 8 + the previous best, K = 4 Adam
+//! steps, differentiated std of the heads, best of every evaluation).
+//! `trainer/tests/reference_planner.rs` checks the default against an
+//! independent tch implementation of the authors' planner.
 //!
 //! Every planner maximizes the same objective J ([`objective`]), owns a
 //! [`Workspace`] allocated once, and [`Planner::plan`] allocates nothing.
@@ -28,16 +39,21 @@ pub mod config;
 pub mod decode;
 pub mod model;
 pub mod objective;
+pub mod options;
 mod rollout;
 pub mod workspace;
 
 pub use config::{ConfigError, GradInit, PlannerConfig, PlannerKind};
 pub use model::{LatentModel, ModelDims, Module};
 pub use objective::Weights;
+pub use options::{
+    Choice, DreamOptions, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction,
+    ValueHeads,
+};
 pub use workspace::Workspace;
 
 use crate::rng::Rng;
-use rollout::Fill;
+use rollout::{Fill, Terms};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -134,7 +150,7 @@ impl std::error::Error for PlanError {}
 pub struct Planner<M: LatentModel> {
     config: PlannerConfig,
     dims: ModelDims,
-    weights: Weights,
+    terms: Terms,
     ws: Workspace,
     tape: M::Tape,
     rng: Rng,
@@ -149,17 +165,16 @@ impl<M: LatentModel> Planner<M> {
     /// (batch [`PlannerConfig::batch`], H + 1 slots). Start-up only.
     pub fn new(model: &M, config: PlannerConfig) -> Result<Self, ConfigError> {
         let dims = model.dims();
+        // Resolve the kernel path (reads DREAM_MPC_KERNELS) before any tick.
+        crate::kernels::gemm::kernel_path();
         let ws = Workspace::new(&dims, &config)?;
         let tape = model.tape(config.batch(), config.horizon + 1);
-        let weights = Weights {
-            discount: config.discount,
-            beta: if config.uncertainty { config.beta } else { 0.0 },
-        };
+        let terms = Terms::new(&config);
         Ok(Planner {
             rng: Rng::new(config.seed),
             config,
             dims,
-            weights,
+            terms,
             ws,
             tape,
             est_init: Duration::ZERO,
@@ -189,6 +204,14 @@ impl<M: LatentModel> Planner<M> {
     /// Forgets the previous plan (new episode).
     pub fn reset(&mut self) {
         self.ws.has_prev = false;
+    }
+
+    /// The planner's random stream (policy samples, Grad-MPC's uniform
+    /// initialization, the terminal value's action noise and heads, CEM
+    /// samples). Seeded by `config.seed`; a reference that replays the
+    /// documented order of draws from a clone reproduces a tick.
+    pub fn rng(&self) -> &Rng {
+        &self.rng
     }
 
     /// One tick from latent `z0` with a wall-clock `deadline`.
@@ -270,8 +293,13 @@ impl<M: LatentModel> Planner<M> {
         })
     }
 
-    /// Gradient planners: initial candidates, then K Adam steps on the
-    /// action sequences, each followed by a re-evaluation.
+    /// Gradient planners: initial candidates (policy rollouts, blended with
+    /// the previous tick's candidates or joined by the previous best), then
+    /// K steps, each on the gradient of the latest evaluation. Random
+    /// draws, in order: Grad-MPC's uniform initialization (step, row,
+    /// element) or the policy samples (step, row, element; blended reuse
+    /// rolls the policy out first), then the terminal value's draws of each
+    /// evaluation (see `rollout::forward`).
     fn gradient_ascent(
         &mut self,
         model: &M,
@@ -280,10 +308,15 @@ impl<M: LatentModel> Planner<M> {
         deadline: Instant,
     ) -> (PlanStatus, usize) {
         let cfg = &self.config;
+        let o = cfg.options;
+        let terms = &self.terms;
         let ws = &mut self.ws;
         let (b, h, na, n) = (ws.b, ws.h, ws.na, cfg.candidates);
+        let k_budget = cfg.iterations_for(na);
+        let last_eval = o.choice == Choice::LastEval;
         let policy_init = cfg.kind != PlannerKind::GradMpc;
-        let reuse_row = (cfg.reuse && ws.has_prev).then_some(n);
+        let reuse_row = (cfg.reuse_row() && ws.has_prev).then_some(n);
+        let blend = cfg.reuse_blend() && ws.has_prev;
         // Initial sequences.
         if !policy_init {
             for x in ws.a.iter_mut() {
@@ -300,7 +333,7 @@ impl<M: LatentModel> Planner<M> {
                 ws.a[dst..dst + na].copy_from_slice(&ws.prev[src..src + na]);
             }
         }
-        let fill = if policy_init {
+        let mut fill = if policy_init {
             Fill::Policy {
                 rows: if reuse_row.is_some() { n } else { b },
                 reuse_row,
@@ -308,26 +341,44 @@ impl<M: LatentModel> Planner<M> {
         } else {
             Fill::None
         };
+        if blend {
+            if policy_init {
+                rollout::policy_rollout(
+                    model,
+                    &mut self.tape,
+                    ws,
+                    &mut self.rng,
+                    evals,
+                    terms.policy_mean_row,
+                );
+                fill = Fill::None;
+            }
+            // a = rho prev + (1 - rho) a, prev shifted one step, last repeated.
+            for t in 0..h {
+                let src_t = (t + 1).min(h - 1);
+                for row in 0..b {
+                    if !ws.prev_valid[row] {
+                        continue;
+                    }
+                    let (dst, src) = ((t * b + row) * na, (src_t * b + row) * na);
+                    for i in 0..na {
+                        ws.a[dst + i] =
+                            o.rho * ws.prev_all[src + i] + (1.0 - o.rho) * ws.a[dst + i];
+                    }
+                }
+            }
+        }
         ws.valid.iter_mut().for_each(|v| *v = true);
         ws.adam_m.iter_mut().for_each(|x| *x = 0.0);
         ws.adam_v.iter_mut().for_each(|x| *x = 0.0);
-        rollout::forward(
-            model,
-            &mut self.tape,
-            ws,
-            &mut self.rng,
-            evals,
-            fill,
-            self.weights,
-            cfg.uncertainty,
-        );
-        rollout::keep_best(ws);
+        rollout::forward(model, &mut self.tape, ws, &mut self.rng, evals, fill, terms);
+        let mut chosen = Self::after_eval(ws, last_eval);
         self.est_init = self.est_init.max(start.elapsed());
 
         let mut done = 0;
         let mut status = PlanStatus::Finished;
         let (mut b1k, mut b2k) = (1.0f32, 1.0f32);
-        for k in 1..=cfg.iterations {
+        for k in 1..=k_budget {
             let t0 = Instant::now();
             if t0 + self.est_iter > deadline {
                 status = PlanStatus::Deadline;
@@ -337,15 +388,26 @@ impl<M: LatentModel> Planner<M> {
                 status = PlanStatus::AllNonFinite;
                 break;
             }
-            rollout::backward(
-                model,
-                &mut self.tape,
-                ws,
-                evals,
-                self.weights,
-                cfg.uncertainty,
-            );
-            // Adam ascent on each live candidate, clipped to [-1, 1].
+            rollout::backward(model, &mut self.tape, ws, evals, terms);
+            // One step on every live candidate; the gradient's global norm
+            // (all candidates together) clipped first.
+            let scale = if o.grad_clip_norm > 0.0 {
+                let mut sq = 0.0f64;
+                for t in 0..h {
+                    for row in 0..b {
+                        if ws.valid[row] {
+                            let i = (t * b + row) * na;
+                            sq += ws.da[i..i + na]
+                                .iter()
+                                .map(|&g| (g as f64) * (g as f64))
+                                .sum::<f64>();
+                        }
+                    }
+                }
+                (o.grad_clip_norm / (sq.sqrt() as f32 + 1e-6)).min(1.0)
+            } else {
+                1.0
+            };
             b1k *= ADAM_B1;
             b2k *= ADAM_B2;
             let (bc1, bc2) = (1.0 - b1k, 1.0 - b2k);
@@ -354,35 +416,106 @@ impl<M: LatentModel> Planner<M> {
                     if !ws.valid[row] {
                         continue;
                     }
-                    let o = (t * b + row) * na;
-                    for i in o..o + na {
-                        let g = ws.da[i];
-                        ws.adam_m[i] = ADAM_B1 * ws.adam_m[i] + (1.0 - ADAM_B1) * g;
-                        ws.adam_v[i] = ADAM_B2 * ws.adam_v[i] + (1.0 - ADAM_B2) * g * g;
-                        let step = (ws.adam_m[i] / bc1) / ((ws.adam_v[i] / bc2).sqrt() + ADAM_EPS);
-                        ws.a[i] = (ws.a[i] + cfg.step_size * step).clamp(-1.0, 1.0);
+                    let o_ = (t * b + row) * na;
+                    for i in o_..o_ + na {
+                        let g = scale * ws.da[i];
+                        let step = match o.optimizer {
+                            Optimizer::Sgd => g,
+                            Optimizer::Adam => {
+                                ws.adam_m[i] = ADAM_B1 * ws.adam_m[i] + (1.0 - ADAM_B1) * g;
+                                ws.adam_v[i] = ADAM_B2 * ws.adam_v[i] + (1.0 - ADAM_B2) * g * g;
+                                (ws.adam_m[i] / bc1) / ((ws.adam_v[i] / bc2).sqrt() + ADAM_EPS)
+                            }
+                        };
+                        let x = ws.a[i] + cfg.step_size * step;
+                        ws.a[i] = if o.clamp_each_step {
+                            x.clamp(-1.0, 1.0)
+                        } else {
+                            x
+                        };
                     }
                 }
             }
-            rollout::forward(
-                model,
-                &mut self.tape,
-                ws,
-                &mut self.rng,
-                evals,
-                Fill::None,
-                self.weights,
-                cfg.uncertainty,
-            );
-            rollout::keep_best(ws);
+            if last_eval {
+                // The chosen candidate's sequence after the step.
+                if let Some(row) = chosen {
+                    Self::copy_best(ws, row);
+                }
+            }
+            if !last_eval || k < k_budget {
+                rollout::forward(
+                    model,
+                    &mut self.tape,
+                    ws,
+                    &mut self.rng,
+                    evals,
+                    Fill::None,
+                    terms,
+                );
+                chosen = Self::after_eval(ws, last_eval).or(chosen);
+            }
             done = k;
             self.est_iter = self.est_iter.max(t0.elapsed());
         }
         if cfg.reuse {
-            ws.prev.copy_from_slice(&ws.best);
+            if cfg.reuse_blend() {
+                for (p, x) in ws.prev_all.iter_mut().zip(&ws.a) {
+                    *p = x.clamp(-1.0, 1.0);
+                }
+                for row in 0..b {
+                    let finite = (0..h).all(|t| {
+                        let i = (t * b + row) * na;
+                        ws.prev_all[i..i + na].iter().all(|x| x.is_finite())
+                    });
+                    ws.prev_valid[row] = finite;
+                }
+            } else {
+                ws.prev.copy_from_slice(&ws.best);
+            }
             ws.has_prev = ws.best_j > f32::NEG_INFINITY;
         }
         (status, done)
+    }
+
+    /// After an evaluation: `best_evaluated` keeps the best sequence seen
+    /// so far; `last_eval` takes the argmax of this evaluation (its current
+    /// sequence, clamped) and returns its row.
+    fn after_eval(ws: &mut Workspace, last_eval: bool) -> Option<usize> {
+        if !last_eval {
+            rollout::keep_best(ws);
+            return None;
+        }
+        let mut arg = None;
+        let mut top = f32::NEG_INFINITY;
+        for row in 0..ws.b {
+            if ws.valid[row] && ws.j[row] > top {
+                top = ws.j[row];
+                arg = Some(row);
+            }
+        }
+        if let Some(row) = arg {
+            ws.best_j = top;
+            Self::copy_best(ws, row);
+        }
+        if ws.trace_len < ws.trace.len() {
+            ws.trace[ws.trace_len] = ws.best_j;
+            ws.trace_len += 1;
+        }
+        arg
+    }
+
+    /// `best = clamp(a[:, row])`.
+    fn copy_best(ws: &mut Workspace, row: usize) {
+        let (b, na) = (ws.b, ws.na);
+        for t in 0..ws.h {
+            let src = (t * b + row) * na;
+            for (d, x) in ws.best[t * na..(t + 1) * na]
+                .iter_mut()
+                .zip(&ws.a[src..src + na])
+            {
+                *d = x.clamp(-1.0, 1.0);
+            }
+        }
     }
 
     /// CEM / MPPI: sample around a mean, evaluate, refit to the elites.
@@ -443,8 +576,7 @@ impl<M: LatentModel> Planner<M> {
                 &mut self.rng,
                 evals,
                 fill,
-                self.weights,
-                cfg.uncertainty,
+                &self.terms,
             );
             rollout::keep_best(ws);
             rollout::refit(ws, cfg, mppi);

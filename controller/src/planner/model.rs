@@ -93,6 +93,22 @@ pub trait LatentModel {
     /// gets a zero cotangent): overwrites `dz`.
     fn pi_vjp(&self, tape: &mut Self::Tape, slot: usize, dmu: &[f32], dz: &mut [f32]);
 
+    /// VJP of both outputs of [`LatentModel::pi`] at `slot` (a sampled
+    /// action depends on log_std too): overwrites `dz`. The default ignores
+    /// `dlog_std`, which is exact for models whose log-std does not depend
+    /// on z; models with a learned log-std override it.
+    fn pi_vjp_full(
+        &self,
+        tape: &mut Self::Tape,
+        slot: usize,
+        dmu: &[f32],
+        dlog_std: &[f32],
+        dz: &mut [f32],
+    ) {
+        let _ = dlog_std;
+        self.pi_vjp(tape, slot, dmu, dz);
+    }
+
     /// Multiply-adds of one call of `module` on `rows` rows: (forward,
     /// backward). Zero when the model does not know.
     fn flops(&self, module: Module, rows: usize) -> (u64, u64) {

@@ -9,6 +9,15 @@
 //!
 //! with beta = 0 when uncertainty is switched off. The spread is the
 //! population standard deviation over the Q heads.
+//!
+//! The Dream-MPC authors' form ([`objective_next`]) measures u at the
+//! next state and does not discount it:
+//!
+//! ```text
+//! J = sum_{t<H} g^t r_t + g^H V(z_H) - beta * (sum_{t<H} u(z_{t+1}, a_t) + u(z_H, a_H))
+//!     u = mean_i Q_i x std_i Q_i   (std with Bessel's correction)
+//!     V(z_H) = (Q_i + Q_j)(z_H, a_H) / 2,  i != j drawn at random,  a_H ~ pi(z_H)
+//! ```
 //! Every function here is a few flops per head; none allocates.
 
 /// Discount and uncertainty weight of J.
@@ -38,6 +47,27 @@ pub fn objective(
     j + g_t * v
 }
 
+/// J in the authors' form: `u(t)` for t <= H is the uncertainty at
+/// (z_{t+1}, a_t) for t < H and at (z_H, a_H) for t = H, undiscounted.
+pub fn objective_next(
+    w: Weights,
+    horizon: usize,
+    r: impl Fn(usize) -> f32,
+    u: impl Fn(usize) -> f32,
+    v: f32,
+) -> f32 {
+    let mut j = 0.0;
+    let mut g_t = 1.0;
+    let mut u_sum = 0.0;
+    for t in 0..horizon {
+        j += g_t * r(t);
+        u_sum += u(t);
+        g_t *= w.discount;
+    }
+    u_sum += u(horizon);
+    j + g_t * v - w.beta * u_sum
+}
+
 /// dJ/dr_t = g^t; dJ/du_t = -beta g^t; dJ/dV = g^H.
 pub fn discount_pow(w: Weights, t: usize) -> f32 {
     w.discount.powi(t as i32)
@@ -52,6 +82,49 @@ pub fn mean(q: &[f32]) -> f32 {
 pub fn spread(q: &[f32]) -> f32 {
     let m = mean(q);
     (q.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / q.len() as f32).sqrt()
+}
+
+/// `mean_i q_i * std_i q_i` with the unbiased (n - 1) std; 0 for one head.
+pub fn mean_std(q: &[f32]) -> f32 {
+    let n = q.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let m = mean(q);
+    let var = q.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / (n - 1) as f32;
+    m * var.sqrt()
+}
+
+/// `out[i] = scale * d mean_std / d q_i = scale (s / n + m (q_i - m) / ((n - 1) s))`;
+/// the second term is zero where the heads agree exactly.
+pub fn mean_std_vjp(q: &[f32], scale: f32, out: &mut [f32]) {
+    let n = q.len();
+    if n < 2 {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        return;
+    }
+    let m = mean(q);
+    let s = (q.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / (n - 1) as f32).sqrt();
+    for (o, x) in out.iter_mut().zip(q) {
+        let ds = if s > 0.0 {
+            (x - m) / ((n - 1) as f32 * s)
+        } else {
+            0.0
+        };
+        *o = scale * (s / n as f32 + m * ds);
+    }
+}
+
+/// Mean of heads `i` and `j` (TD-MPC2's two-random-heads value).
+pub fn two_heads(q: &[f32], [i, j]: [usize; 2]) -> f32 {
+    0.5 * (q[i] + q[j])
+}
+
+/// `out = scale * d two_heads / d q`.
+pub fn two_heads_vjp([i, j]: [usize; 2], scale: f32, out: &mut [f32]) {
+    out.iter_mut().for_each(|o| *o = 0.0);
+    out[i] += 0.5 * scale;
+    out[j] += 0.5 * scale;
 }
 
 /// `out[i] = scale * d mean / d q_i`.
@@ -90,6 +163,37 @@ mod tests {
         let j = objective(w, 3, |t| r[t], |t| u[t], 8.0);
         // (1 - 1) + 0.5 (2 - 0) + 0.25 (4 - 2) + 0.125 * 8
         assert!((j - (0.0 + 1.0 + 0.5 + 1.0)).abs() < 1e-6, "{j}");
+    }
+
+    #[test]
+    fn authors_objective_matches_the_sum_by_hand() {
+        let w = Weights {
+            discount: 0.5,
+            beta: 2.0,
+        };
+        let r = [1.0, 2.0, 4.0];
+        let u = [0.5, 0.0, 1.0, 0.25];
+        let j = objective_next(w, 3, |t| r[t], |t| u[t], 8.0);
+        // 1 + 0.5 * 2 + 0.25 * 4 + 0.125 * 8 - 2 (0.5 + 0 + 1 + 0.25)
+        assert!((j - (4.0 - 3.5)).abs() < 1e-6, "{j}");
+        // mean 2, unbiased std of [1, 2, 3] = 1
+        assert!((mean_std(&[1.0, 2.0, 3.0]) - 2.0).abs() < 1e-6);
+        assert_eq!(mean_std(&[4.0]), 0.0);
+        assert_eq!(two_heads(&[1.0, 5.0, 3.0], [2, 0]), 2.0);
+    }
+
+    #[test]
+    fn mean_std_gradient_agrees_with_finite_differences() {
+        let q = [1.0f32, -0.5, 2.0, 0.25, 0.7];
+        let mut g = [0.0; 5];
+        mean_std_vjp(&q, 1.0, &mut g);
+        for i in 0..5 {
+            let (mut p, mut m) = (q, q);
+            p[i] += 1e-3;
+            m[i] -= 1e-3;
+            let fd = (mean_std(&p) - mean_std(&m)) / 2e-3;
+            assert!((fd - g[i]).abs() < 1e-3, "head {i}: {fd} vs {}", g[i]);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use super::config::PlannerConfig;
 use super::model::{LatentModel, Module};
 use super::objective::{self, Weights};
+use super::options::{Uncertainty, UncertaintyAt, ValueAction, ValueHeads};
 use super::workspace::Workspace;
 use super::Evals;
 use crate::rng::Rng;
@@ -15,16 +16,124 @@ pub(crate) enum Fill {
     /// Actions already in the workspace.
     None,
     /// Rows `0..rows` are policy rollouts, `a_t = tanh(mu + std * eps)`
-    /// (row 0 the mean, eps = 0); `reuse_row` (the shifted previous plan)
-    /// gets its last action from the policy mean.
+    /// (row 0 the mean, eps = 0, when [`Terms::policy_mean_row`]);
+    /// `reuse_row` (the shifted previous plan) gets its last action from
+    /// the policy mean.
     Policy {
         rows: usize,
         reuse_row: Option<usize>,
     },
 }
 
-/// Rolls every row forward over H steps, evaluates V(z_H) at the policy's
-/// action and J per row; rows whose J is not finite are marked invalid.
+/// The form of J, fixed at start-up from the config and its options.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Terms {
+    /// Discount and beta (0 when uncertainty is off).
+    pub w: Weights,
+    /// Measure u at all (it may rank candidates with beta = 0 too).
+    pub uncertainty: bool,
+    pub measure: Uncertainty,
+    pub at: UncertaintyAt,
+    /// Differentiate beta * u.
+    pub u_gradient: bool,
+    pub value_heads: ValueHeads,
+    pub value_action: ValueAction,
+    pub policy_mean_row: bool,
+}
+
+impl Terms {
+    pub fn new(cfg: &PlannerConfig) -> Self {
+        let o = &cfg.options;
+        Terms {
+            w: Weights {
+                discount: cfg.discount,
+                beta: if cfg.uncertainty { cfg.beta } else { 0.0 },
+            },
+            uncertainty: cfg.uncertainty,
+            measure: o.uncertainty,
+            at: o.uncertainty_at,
+            u_gradient: o.uncertainty_gradient,
+            value_heads: o.value_heads,
+            value_action: o.value_action,
+            policy_mean_row: o.policy_mean_row,
+        }
+    }
+
+    fn u(&self, q: &[f32]) -> f32 {
+        match self.measure {
+            Uncertainty::MeanStd => objective::mean_std(q),
+            Uncertainty::Std => objective::spread(q),
+        }
+    }
+
+    /// `out = scale * du/dq`.
+    fn u_vjp(&self, q: &[f32], scale: f32, out: &mut [f32]) {
+        match self.measure {
+            Uncertainty::MeanStd => objective::mean_std_vjp(q, scale, out),
+            Uncertainty::Std => objective::spread_vjp(q, scale, out),
+        }
+    }
+
+    fn differentiates_u(&self) -> bool {
+        self.uncertainty && self.u_gradient && self.w.beta > 0.0
+    }
+}
+
+/// Policy samples for rows `0..rows` at one step: `a = tanh(mu + exp(log_std) eps)`,
+/// eps drawn row by row, element by element (row 0 eps = 0 when
+/// `mean_row`).
+fn sample_policy(
+    rng: &mut Rng,
+    mu: &[f32],
+    log_std: &[f32],
+    a: &mut [f32],
+    na: usize,
+    rows: usize,
+    mean_row: bool,
+) {
+    for row in 0..rows {
+        for i in row * na..(row + 1) * na {
+            let eps = if row == 0 && mean_row {
+                0.0
+            } else {
+                rng.normal() as f32
+            };
+            a[i] = (mu[i] + log_std[i].exp() * eps).tanh();
+        }
+    }
+}
+
+/// The authors' initial candidates before blending: every row a policy
+/// rollout (H policy calls, H - 1 dynamics calls), actions into `ws.a`.
+pub(crate) fn policy_rollout<M: LatentModel>(
+    model: &M,
+    tape: &mut M::Tape,
+    ws: &mut Workspace,
+    rng: &mut Rng,
+    evals: &mut Evals,
+    mean_row: bool,
+) {
+    let (b, h, l, na) = (ws.b, ws.h, ws.l, ws.na);
+    let (bl, ba) = (b * l, b * na);
+    for t in 0..h {
+        let (z_now, z_later) = ws.z.split_at_mut((t + 1) * bl);
+        let z_t = &z_now[t * bl..];
+        model.pi(tape, t, z_t, &mut ws.mu, &mut ws.log_std);
+        evals.fwd(model, Module::Policy, b);
+        let a_t = &mut ws.a[t * ba..(t + 1) * ba];
+        sample_policy(rng, &ws.mu, &ws.log_std, a_t, na, b, mean_row);
+        if t + 1 < h {
+            model.next(tape, t, z_t, a_t, &mut z_later[..bl]);
+            evals.fwd(model, Module::Dynamics, b);
+        }
+    }
+}
+
+/// Rolls every row forward over H steps, evaluates V(z_H) and J per row;
+/// rows whose J is not finite are marked invalid. Random draws, in order:
+/// the policy fill's eps (step by step, row by row), then, for the
+/// terminal value, A normals for a sampled action (shared by all rows) and
+/// two distinct heads (`below(Q)`, then `below(Q - 1)` skipping the first).
 /// Cost: H x (dynamics + reward [+ Q]) + policy + Q on B rows, plus H policy
 /// calls when filling from the policy.
 #[allow(clippy::too_many_arguments)]
@@ -35,8 +144,7 @@ pub(crate) fn forward<M: LatentModel>(
     rng: &mut Rng,
     evals: &mut Evals,
     fill: Fill,
-    w: Weights,
-    uncertainty: bool,
+    terms: &Terms,
 ) {
     let (b, h, l, na, nq) = (ws.b, ws.h, ws.l, ws.na, ws.nq);
     let (bl, ba) = (b * l, b * na);
@@ -48,12 +156,15 @@ pub(crate) fn forward<M: LatentModel>(
         if let Fill::Policy { rows, reuse_row } = fill {
             model.pi(tape, t, z_t, &mut ws.mu, &mut ws.log_std);
             evals.fwd(model, Module::Policy, b);
-            for row in 0..rows {
-                for i in row * na..(row + 1) * na {
-                    let eps = if row == 0 { 0.0 } else { rng.normal() as f32 };
-                    a_t[i] = (ws.mu[i] + ws.log_std[i].exp() * eps).tanh();
-                }
-            }
+            sample_policy(
+                rng,
+                &ws.mu,
+                &ws.log_std,
+                a_t,
+                na,
+                rows,
+                terms.policy_mean_row,
+            );
             if let (Some(row), true) = (reuse_row, t == h - 1) {
                 for i in row * na..(row + 1) * na {
                     a_t[i] = ws.mu[i].tanh();
@@ -65,16 +176,38 @@ pub(crate) fn forward<M: LatentModel>(
         model.reward(tape, t, z_t, a_t, &mut ws.r[t * b..(t + 1) * b]);
         evals.fwd(model, Module::Dynamics, b);
         evals.fwd(model, Module::Reward, b);
-        if uncertainty {
-            model.q(tape, t, z_t, a_t, &mut ws.q[t * b * nq..(t + 1) * b * nq]);
+        if terms.uncertainty {
+            let q_t = &mut ws.q[t * b * nq..(t + 1) * b * nq];
+            match terms.at {
+                UncertaintyAt::CurrentState => model.q(tape, t, z_t, a_t, q_t),
+                UncertaintyAt::NextState => model.q(tape, t, z_next, a_t, q_t),
+            }
             evals.fwd(model, Module::Q, b);
         }
     }
-    // Terminal value at the policy's mean action.
+    // Terminal value at the policy's mean or sampled action.
     let z_h = &ws.z[h * bl..];
     model.pi(tape, h, z_h, &mut ws.mu, &mut ws.log_std);
-    for (a, m) in ws.a_term.iter_mut().zip(&ws.mu) {
-        *a = m.tanh();
+    if terms.value_action == ValueAction::Sample {
+        for e in ws.eps_term.iter_mut() {
+            *e = rng.normal() as f32;
+        }
+    }
+    ws.heads = if terms.value_heads == ValueHeads::TwoRandom && nq >= 2 {
+        let i = rng.below(nq);
+        let mut j = rng.below(nq - 1);
+        if j >= i {
+            j += 1;
+        }
+        [i, j]
+    } else {
+        [0, 0]
+    };
+    for (k, a) in ws.a_term.iter_mut().enumerate() {
+        *a = match terms.value_action {
+            ValueAction::Mean => ws.mu[k].tanh(),
+            ValueAction::Sample => (ws.mu[k] + ws.log_std[k].exp() * ws.eps_term[k % na]).tanh(),
+        };
     }
     model.q(tape, h, z_h, &ws.a_term, &mut ws.q[h * b * nq..]);
     evals.fwd(model, Module::Policy, b);
@@ -82,20 +215,26 @@ pub(crate) fn forward<M: LatentModel>(
 
     let (r, q) = (&ws.r, &ws.q);
     let heads = |t: usize, row: usize| &q[(t * b + row) * nq..(t * b + row + 1) * nq];
+    let value = |row: usize| match terms.value_heads {
+        ValueHeads::All => objective::mean(heads(h, row)),
+        ValueHeads::TwoRandom => objective::two_heads(heads(h, row), ws.heads),
+    };
     for row in 0..b {
-        let j = objective::objective(
-            w,
-            h,
-            |t| r[t * b + row],
-            |t| {
-                if uncertainty {
-                    objective::spread(heads(t, row))
-                } else {
-                    0.0
-                }
-            },
-            objective::mean(heads(h, row)),
-        );
+        let u = |t: usize| {
+            if terms.uncertainty {
+                terms.u(heads(t, row))
+            } else {
+                0.0
+            }
+        };
+        let j = match terms.at {
+            UncertaintyAt::CurrentState => {
+                objective::objective(terms.w, h, |t| r[t * b + row], u, value(row))
+            }
+            UncertaintyAt::NextState => {
+                objective::objective_next(terms.w, h, |t| r[t * b + row], u, value(row))
+            }
+        };
         ws.j[row] = j;
         if !j.is_finite() {
             ws.valid[row] = false;
@@ -106,29 +245,56 @@ pub(crate) fn forward<M: LatentModel>(
 /// dJ/da for every row (into `ws.da`) from the tape of the last
 /// [`forward`]; rows whose gradient is not finite are marked invalid.
 /// Cost: the VJPs of the forward's modules on B rows (the H policy calls of
-/// a fill excluded: the initial actions are free variables).
+/// a fill excluded: the initial actions are free variables; the Q calls of
+/// u excluded when u is not differentiated).
 pub(crate) fn backward<M: LatentModel>(
     model: &M,
     tape: &mut M::Tape,
     ws: &mut Workspace,
     evals: &mut Evals,
-    w: Weights,
-    uncertainty: bool,
+    terms: &Terms,
 ) {
     let (b, h, na, nq) = (ws.b, ws.h, ws.na, ws.nq);
     let ba = b * na;
-    // dJ/dV(z_H) = g^H, through mean_i Q_i(z_H, tanh(mu(z_H))).
+    let w = terms.w;
+    let grad_u = terms.differentiates_u();
+    // dJ/dV(z_H) = g^H, through V = heads' mean at a_H = tanh(mu + std eps);
+    // plus -beta du/dq at (z_H, a_H) in the authors' form.
     let g_h = objective::discount_pow(w, h);
     for row in 0..b {
+        let live = ws.valid[row];
         let dq = &mut ws.dq[row * nq..(row + 1) * nq];
         let q = &ws.q[(h * b + row) * nq..(h * b + row + 1) * nq];
-        objective::mean_vjp(q, if ws.valid[row] { g_h } else { 0.0 }, dq);
+        let scale = if live { g_h } else { 0.0 };
+        match terms.value_heads {
+            ValueHeads::All => objective::mean_vjp(q, scale, dq),
+            ValueHeads::TwoRandom => objective::two_heads_vjp(ws.heads, scale, dq),
+        }
+    }
+    if grad_u && terms.at == UncertaintyAt::NextState {
+        for row in 0..b {
+            if !ws.valid[row] {
+                continue;
+            }
+            let q = &ws.q[(h * b + row) * nq..(h * b + row + 1) * nq];
+            terms.u_vjp(q, -w.beta, &mut ws.du);
+            add(&mut ws.dq[row * nq..(row + 1) * nq], &ws.du);
+        }
     }
     model.q_vjp(tape, h, &ws.dq, &mut ws.dz_tmp, &mut ws.da_tmp);
-    for ((dmu, da), a) in ws.dmu.iter_mut().zip(&ws.da_tmp).zip(&ws.a_term) {
+    for (k, (dmu, da)) in ws.dmu.iter_mut().zip(&ws.da_tmp).enumerate() {
+        let a = ws.a_term[k];
         *dmu = da * (1.0 - a * a);
     }
-    model.pi_vjp(tape, h, &ws.dmu, &mut ws.dz);
+    match terms.value_action {
+        ValueAction::Mean => model.pi_vjp(tape, h, &ws.dmu, &mut ws.dz),
+        ValueAction::Sample => {
+            for (k, dls) in ws.dls.iter_mut().enumerate() {
+                *dls = ws.dmu[k] * ws.log_std[k].exp() * ws.eps_term[k % na];
+            }
+            model.pi_vjp_full(tape, h, &ws.dmu, &ws.dls, &mut ws.dz);
+        }
+    }
     add(&mut ws.dz, &ws.dz_tmp);
     evals.bwd(model, Module::Q, b);
     evals.bwd(model, Module::Policy, b);
@@ -137,7 +303,21 @@ pub(crate) fn backward<M: LatentModel>(
         // ws.dz holds dJ/dz_{t+1}.
         let g_t = objective::discount_pow(w, t);
         let da_t = &mut ws.da[t * ba..(t + 1) * ba];
-        model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
+        if grad_u && terms.at == UncertaintyAt::NextState {
+            // -beta u(z_{t+1}, a_t): into dz_{t+1} before the dynamics VJP.
+            for row in 0..b {
+                let q = &ws.q[(t * b + row) * nq..(t * b + row + 1) * nq];
+                let scale = if ws.valid[row] { -w.beta } else { 0.0 };
+                terms.u_vjp(q, scale, &mut ws.dq[row * nq..(row + 1) * nq]);
+            }
+            model.q_vjp(tape, t, &ws.dq, &mut ws.dz_tmp, da_t);
+            add(&mut ws.dz, &ws.dz_tmp);
+            evals.bwd(model, Module::Q, b);
+            model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, &mut ws.da_tmp);
+            add(da_t, &ws.da_tmp);
+        } else {
+            model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
+        }
         for (dr, &v) in ws.dr.iter_mut().zip(&ws.valid) {
             *dr = if v { g_t } else { 0.0 };
         }
@@ -146,11 +326,11 @@ pub(crate) fn backward<M: LatentModel>(
         add(da_t, &ws.da_tmp);
         evals.bwd(model, Module::Dynamics, b);
         evals.bwd(model, Module::Reward, b);
-        if uncertainty && w.beta > 0.0 {
+        if grad_u && terms.at == UncertaintyAt::CurrentState {
             for row in 0..b {
                 let q = &ws.q[(t * b + row) * nq..(t * b + row + 1) * nq];
                 let scale = if ws.valid[row] { -w.beta * g_t } else { 0.0 };
-                objective::spread_vjp(q, scale, &mut ws.dq[row * nq..(row + 1) * nq]);
+                terms.u_vjp(q, scale, &mut ws.dq[row * nq..(row + 1) * nq]);
             }
             model.q_vjp(tape, t, &ws.dq, &mut ws.dz_tmp, &mut ws.da_tmp);
             add(&mut ws.dz_prev, &ws.dz_tmp);
@@ -190,7 +370,12 @@ pub(crate) fn keep_best(ws: &mut Workspace) {
         ws.best_j = top;
         for t in 0..h {
             let src = (t * b + row) * na;
-            ws.best[t * na..(t + 1) * na].copy_from_slice(&ws.a[src..src + na]);
+            for (d, x) in ws.best[t * na..(t + 1) * na]
+                .iter_mut()
+                .zip(&ws.a[src..src + na])
+            {
+                *d = x.clamp(-1.0, 1.0);
+            }
         }
     }
     if ws.trace_len < ws.trace.len() {

@@ -6,7 +6,8 @@ use super::model::ModelDims;
 
 /// All buffers of one planner. Sizes, with B = [`PlannerConfig::batch`],
 /// H = horizon, L = latent, A = action, Q = Q heads, E = elites, K =
-/// iterations of the kind, and G = B for gradient planners, else 0:
+/// iterations of the kind, G = B for gradient planners, else 0, and P = B
+/// with blended reuse, else 0:
 ///
 /// | buffer | floats |
 /// |---|---|
@@ -14,6 +15,7 @@ use super::model::ModelDims;
 /// | policy outputs, terminal actions, J | 3·B·A + B |
 /// | gradients and Adam moments | 3·H·G·A + 3·G·L + 2·G·A + G + G·Q |
 /// | best, previous, mean, std, action | 4·H·A + A |
+/// | blended reuse: previous candidates, log-std cotangent, terminal eps, du/dq | H·P·A + G·A + A + Q |
 /// | MPPI weights, trace | E + K + 1 |
 ///
 /// plus B flags and B indices; [`Workspace::floats`] returns the float
@@ -51,6 +53,18 @@ pub struct Workspace {
     pub(crate) dmu: Vec<f32>,
     pub(crate) dr: Vec<f32>,
     pub(crate) dq: Vec<f32>,
+    /// du/dq of one row, `[Q]`.
+    pub(crate) du: Vec<f32>,
+    /// Cotangent of the terminal policy's log-std (sampled value action).
+    pub(crate) dls: Vec<f32>,
+    /// The shared eps of the sampled terminal action, `[A]`.
+    pub(crate) eps_term: Vec<f32>,
+    /// The two Q heads of the terminal value in the last evaluation.
+    pub(crate) heads: [usize; 2],
+    /// Blended reuse: every candidate's sequence of the previous tick,
+    /// `[H, B, A]`, clamped, and whether each row is usable.
+    pub(crate) prev_all: Vec<f32>,
+    pub(crate) prev_valid: Vec<bool>,
     /// Best sequence so far this tick, `[H, A]`, and its J.
     pub(crate) best: Vec<f32>,
     pub(crate) best_j: f32,
@@ -82,6 +96,7 @@ impl Workspace {
             dims.q_heads,
         );
         let g = if config.kind.is_gradient() { b } else { 0 };
+        let p = if config.reuse_blend() { b } else { 0 };
         let e = if config.kind.is_sampling() {
             config.cem_elites
         } else {
@@ -113,6 +128,12 @@ impl Workspace {
             dmu: v(g * na),
             dr: v(g),
             dq: v(g * nq),
+            du: v(nq),
+            dls: v(g * na),
+            eps_term: v(na),
+            heads: [0, 0],
+            prev_all: v(h * p * na),
+            prev_valid: vec![false; p],
             best: v(h * na),
             best_j: f32::NEG_INFINITY,
             prev: v(h * na),
@@ -123,7 +144,7 @@ impl Workspace {
             weights: v(e),
             policy_action: v(na),
             action: v(na),
-            trace: v(config.budget_iterations() + 1),
+            trace: v(config.budget_iterations(na) + 1),
             trace_len: 0,
         })
     }
@@ -149,6 +170,10 @@ impl Workspace {
             &self.dmu,
             &self.dr,
             &self.dq,
+            &self.du,
+            &self.dls,
+            &self.eps_term,
+            &self.prev_all,
             &self.best,
             &self.prev,
             &self.mean,

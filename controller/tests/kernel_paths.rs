@@ -1,0 +1,61 @@
+//! Every kernel path this CPU supports (plain Rust, AVX2/FMA, AVX-512)
+//! gives the same planner actions on a TD-MPC2-shaped bundle, and
+//! `DREAM_MPC_KERNELS` picks the path. One test in its own binary: the
+//! path is process-wide.
+
+use dream_mpc::load::Bundle;
+use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
+use dream_mpc::kernels::gemm::{kernel_path, set_kernel_path, KernelPath};
+use dream_mpc::planner::bundle_model::BundleModel;
+use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
+use std::time::{Duration, Instant};
+
+#[test]
+fn every_kernel_path_plans_the_same_actions() {
+    // SAFETY (edition 2021: safe): no other thread reads the environment yet.
+    std::env::set_var("DREAM_MPC_KERNELS", "scalar");
+    assert_eq!(kernel_path(), KernelPath::Scalar);
+
+    let dir = std::env::temp_dir().join(format!("dream-mpc-kernel-paths-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_random_tdmpc_bundle(&dir, 24, 6, 64, 128, 5, 4).unwrap();
+    let bundle = Bundle::load(&dir).unwrap();
+    let model = BundleModel::new(&bundle).unwrap();
+    let m = &bundle.manifest;
+    let mut runs: Vec<(KernelPath, Vec<f32>)> = Vec::new();
+    for path in KernelPath::ALL {
+        if set_kernel_path(path).is_err() {
+            assert!(!path.supported());
+            eprintln!("{}: not supported on this CPU, skipped", path.name());
+            continue;
+        }
+        assert_eq!(kernel_path(), path);
+        let mut c = PlannerConfig::for_kind(PlannerKind::DreamMpc, &m.planner, m.discount);
+        c.seed = 11;
+        let mut p = Planner::new(&model, c).unwrap();
+        let mut actions = Vec::new();
+        for tick in 0..4 {
+            let z: Vec<f32> = (0..64)
+                .map(|i| ((tick * 13 + i) as f32 * 0.29).sin())
+                .collect();
+            let r = p
+                .plan(&model, &z, Instant::now() + Duration::from_secs(60))
+                .unwrap();
+            actions.extend_from_slice(r.action.as_slice());
+        }
+        runs.push((path, actions));
+    }
+    assert!(runs.iter().any(|(p, _)| *p == KernelPath::Scalar));
+    let (p0, a0) = &runs[0];
+    for (p, a) in &runs[1..] {
+        for (x, y) in a0.iter().zip(a) {
+            assert!(
+                (x - y).abs() < 1e-4,
+                "{} vs {}: {a0:?} vs {a:?}",
+                p0.name(),
+                p.name()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
