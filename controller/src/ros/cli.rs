@@ -92,7 +92,8 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
             "\"observations_received\":{},\"actions_published\":{},\"actions_dropped\":{},",
             "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
             "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
-            "\"stopped_by_fault\":{}}}"
+            "\"stopped_by_fault\":{},\"rt_priority\":{},\"rt_cpu\":{},\"rt_memory_locked\":{},",
+            "\"rt_stack_prefaulted_kib\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -115,7 +116,11 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.latency_p99_s,
         r.latency_max_s,
         r.jitter_p99_s,
-        r.stopped_by_fault
+        r.stopped_by_fault,
+        r.realtime.priority,
+        r.realtime.cpu.map_or("null".to_string(), |c| c.to_string()),
+        r.realtime.memory_locked,
+        r.realtime.stack_prefaulted_kib
     );
     if args.json {
         println!("{line}");

@@ -26,6 +26,7 @@ use super::control::{status_name, ActionVec, Controller, Summary, TickKind};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
+use super::realtime::{self, RtConfig, RtStatus};
 use super::slot::LatestWins;
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
@@ -35,6 +36,7 @@ use ros2_client::{
     Subscription,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -102,6 +104,8 @@ pub struct RunReport {
     pub jitter_p99_s: f64,
     /// The node stopped because of a planner fault (`on_planner_fault: stop`).
     pub stopped_by_fault: bool,
+    /// The real-time settings in force on the control thread.
+    pub realtime: RtStatus,
 }
 
 /// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
@@ -311,6 +315,7 @@ pub struct Configured {
     control: ControlLoop,
     mapping: JointMapping,
     diag: DiagContext,
+    rt: RtConfig,
 }
 
 /// Fixed facts the diagnostics message reports besides the summary.
@@ -318,6 +323,8 @@ pub struct Configured {
 pub struct DiagContext {
     pub source: &'static str,
     pub rate_configured_hz: f64,
+    /// The real-time settings in force on the control thread.
+    pub rt: RtStatus,
 }
 
 /// A running node.
@@ -327,7 +334,8 @@ pub struct Active {
     handoff: Arc<Handoff>,
     dds_in: JoinHandle<()>,
     dds_out: JoinHandle<()>,
-    control: JoinHandle<ControlReport>,
+    control: JoinHandle<Option<ControlReport>>,
+    rt: RtStatus,
 }
 
 /// Configure: create the DDS participant, topics, publisher and
@@ -408,13 +416,20 @@ pub fn configure(
         diag: DiagContext {
             source: cfg_source_name(cfg),
             rate_configured_hz: cfg.control_rate_hz,
+            rt: RtStatus::default(),
         },
+        rt: cfg.realtime,
     })
 }
 
 impl Configured {
-    /// Activate: start the publisher, the subscriber and the control
-    /// thread (the control clock starts now).
+    /// Activate: lock memory (process-wide, after every start-up
+    /// allocation), start the control thread, which applies its own
+    /// real-time settings ([`realtime::apply_to_current_thread`]) and
+    /// reports them; warn about each refused setting (or, with
+    /// `realtime.required`, stop it before its first tick and fail); then
+    /// start the publisher and the subscriber and release the control
+    /// thread (the control clock starts then).
     pub fn activate(self, stop: StopHandle) -> Result<Active, NodeError> {
         let Configured {
             ctx,
@@ -426,8 +441,53 @@ impl Configured {
             handoff,
             control: lp,
             mapping,
-            diag,
+            mut diag,
+            rt,
         } = self;
+        let mut refused = Vec::new();
+        if rt.lock_memory {
+            if let Err(r) = realtime::lock_memory() {
+                refused.push(r);
+            }
+        }
+        // control thread: apply its settings, report them, wait for the go
+        // (the publisher's handle) or an abort (None)
+        let (status_tx, status_rx) = sync_channel(1);
+        let (go_tx, go_rx) = sync_channel::<Option<Thread>>(1);
+        let ctl = {
+            let (h, stop) = (handoff.clone(), stop.clone());
+            thread::Builder::new()
+                .name("control".into())
+                .stack_size(rt.stack_bytes())
+                .spawn(move || {
+                    let _ = status_tx.send(realtime::apply_to_current_thread(&rt));
+                    let publisher = go_rx.recv().ok().flatten()?;
+                    Some(control(lp.new_at(Instant::now()), &h, &stop, &publisher))
+                })
+                .map_err(err("spawn control"))?
+        };
+        let (status, more) = status_rx
+            .recv()
+            .map_err(|_| NodeError("control thread ended before reporting its settings".into()))?;
+        refused.extend(more);
+        for r in &refused {
+            if rt.required {
+                eprintln!("dream-mpc run: {r} (realtime.required: true)");
+            } else {
+                eprintln!("dream-mpc run: warning: {r}; running without it");
+            }
+        }
+        if rt.required && !refused.is_empty() {
+            let _ = go_tx.send(None);
+            let _ = ctl.join();
+            let names: Vec<&str> = refused.iter().map(|r| r.setting).collect();
+            return Err(NodeError(format!(
+                "realtime.required is true and the OS refused {}; not starting",
+                names.join(", ")
+            )));
+        }
+        eprintln!("dream-mpc run: realtime: control thread {status}");
+        diag.rt = status;
         let out = {
             let h = handoff.clone();
             thread::Builder::new()
@@ -443,14 +503,9 @@ impl Configured {
                 .map_err(err("spawn dds-in"))?
         };
         let wake = out.thread().clone();
-        let ctl = {
-            let (h, stop, wake) = (handoff.clone(), stop.clone(), wake.clone());
-            let lp = lp.new_at(Instant::now());
-            thread::Builder::new()
-                .name("control".into())
-                .spawn(move || control(lp, &h, &stop, &wake))
-                .map_err(err("spawn control"))?
-        };
+        go_tx
+            .send(Some(wake.clone()))
+            .map_err(|_| NodeError("control thread ended before its first tick".into()))?;
         stop.register(ctl.thread().clone());
         stop.register(wake);
         if stop.stopped() {
@@ -463,6 +518,7 @@ impl Configured {
             dds_in: dds_in_thread,
             dds_out: out,
             control: ctl,
+            rt: status,
         })
     }
 }
@@ -486,7 +542,8 @@ impl Active {
         let r = self
             .control
             .join()
-            .map_err(|_| NodeError("control thread panicked".into()))?;
+            .map_err(|_| NodeError("control thread panicked".into()))?
+            .ok_or_else(|| NodeError("control thread did not start".into()))?;
         // a fault stop ends the other threads too
         stop.stop();
         self.dds_out
@@ -509,6 +566,7 @@ impl Active {
             latency_max_s: r.latency_max_s,
             jitter_p99_s: r.jitter_p99_s,
             stopped_by_fault: r.stopped_by_fault,
+            realtime: self.rt,
         })
     }
 }
@@ -763,6 +821,16 @@ pub fn diagnostics(
                 kv("predicted_return", format!("{}", sum.predicted_return)),
                 kv("planner_status", status_name(sum.last_status).to_string()),
                 kv("last_tick", kind.to_string()),
+                kv("rt_priority", ctx.rt.priority.to_string()),
+                kv(
+                    "rt_cpu",
+                    ctx.rt.cpu.map_or("none".to_string(), |c| c.to_string()),
+                ),
+                kv("rt_memory_locked", ctx.rt.memory_locked.to_string()),
+                kv(
+                    "rt_stack_prefaulted_kib",
+                    ctx.rt.stack_prefaulted_kib.to_string(),
+                ),
             ],
         }],
     }
