@@ -102,6 +102,8 @@ pub struct RunReport {
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    /// Largest release jitter of the run.
+    pub jitter_max_s: f64,
     /// The node stopped because of a planner fault (`on_planner_fault: stop`).
     pub stopped_by_fault: bool,
     /// The real-time settings in force on the control thread.
@@ -196,6 +198,7 @@ pub struct ControlReport {
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    pub jitter_max_s: f64,
     pub stopped_by_fault: bool,
 }
 
@@ -280,6 +283,7 @@ impl ControlLoop {
             latency_p99_s: lt.quantile(0.99),
             latency_max_s: lt.max(),
             jitter_p99_s: ctl.jitter_total.quantile(0.99),
+            jitter_max_s: ctl.jitter_total.max(),
             stopped_by_fault: ctl.must_stop(),
         }
     }
@@ -565,6 +569,7 @@ impl Active {
             latency_p99_s: r.latency_p99_s,
             latency_max_s: r.latency_max_s,
             jitter_p99_s: r.jitter_p99_s,
+            jitter_max_s: r.jitter_max_s,
             stopped_by_fault: r.stopped_by_fault,
             realtime: self.rt,
         })
@@ -805,6 +810,7 @@ pub fn diagnostics(
                 kv("planner_latency_p99_ms", ms(sum.latency_p99_s)),
                 kv("planner_latency_max_ms", ms(sum.latency_max_s)),
                 kv("period_jitter_p99_ms", ms(sum.jitter_p99_s)),
+                kv("planner_cut_by_deadline", c.cut_by_deadline.to_string()),
                 kv("deadline_misses", c.deadline_misses.to_string()),
                 kv("overruns", c.overruns.to_string()),
                 kv("observations_received", received.to_string()),
