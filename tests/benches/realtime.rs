@@ -99,7 +99,9 @@ fn cpu_hog(until: Instant) {
     let mut x = 1u64;
     while Instant::now() < until {
         for _ in 0..100_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
         }
         std::hint::black_box(x);
     }
@@ -229,14 +231,7 @@ struct Row {
     load_mib: Option<usize>,
 }
 
-fn condition(
-    bin: &Path,
-    name: &'static str,
-    load: bool,
-    rt: bool,
-    secs: f64,
-    domain: u16,
-) -> Row {
+fn condition(bin: &Path, name: &'static str, load: bool, rt: bool, secs: f64, domain: u16) -> Row {
     let cfg = dream_mpc::ros::config::Config::from_params(
         dream_mpc::ros::config::Params::from_file(&root().join(CONFIG)).unwrap(),
     )
@@ -250,8 +245,12 @@ fn condition(
         .unwrap();
     let q = qos(Reliability::Reliable, 1);
     let topic = |n: &str| {
-        node.create_topic(&Name::parse(n).unwrap(), msgs::float64_multi_array_type(), &q)
-            .unwrap()
+        node.create_topic(
+            &Name::parse(n).unwrap(),
+            msgs::float64_multi_array_type(),
+            &q,
+        )
+        .unwrap()
     };
     let (ot, at) = (topic("/observation"), topic("/action"));
     let obs_pub = node
@@ -317,10 +316,23 @@ fn condition(
     let _ = Command::new("kill").args(["-INT", &pid]).status();
     let st = child.wait().unwrap();
     let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(st.success(), "{name}: controller failed: {err}");
-    for l in err.lines().filter(|l| l.contains("realtime") || l.contains("warning")) {
+    for l in err
+        .lines()
+        .filter(|l| l.contains("realtime") || l.contains("warning"))
+    {
         println!("  {name}: {l}");
     }
     let r: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();

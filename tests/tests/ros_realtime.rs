@@ -119,7 +119,11 @@ fn threads(pid: u32) -> Vec<(String, u32, u32, String)> {
         let Some(i) = stat.rfind(')') else { continue };
         let f: Vec<&str> = stat[i + 1..].split_whitespace().collect();
         // after the name: field 3 is index 0; rt_priority 40, policy 41
-        let num = |k: usize| f.get(k - 3).and_then(|x| x.parse().ok()).unwrap_or(u32::MAX);
+        let num = |k: usize| {
+            f.get(k - 3)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(u32::MAX)
+        };
         let cpus = status
             .lines()
             .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -190,7 +194,11 @@ fn granted_settings_are_in_force_on_the_control_thread_only_and_reported() {
     let control: Vec<_> = ts.iter().filter(|t| t.0 == "control").collect();
     assert_eq!(control.len(), 1, "threads: {ts:?}");
     let (_, policy, prio, cpus) = control[0];
-    assert_eq!((*policy, *prio), (1, 10), "control thread not SCHED_FIFO 10");
+    assert_eq!(
+        (*policy, *prio),
+        (1, 10),
+        "control thread not SCHED_FIFO 10"
+    );
     assert_eq!(cpus, &cpu.to_string(), "control thread affinity");
     for t in ts.iter().filter(|t| t.0.starts_with("dds-")) {
         assert_eq!(t.1, 0, "DDS thread {} must stay SCHED_OTHER: {ts:?}", t.0);
@@ -225,9 +233,16 @@ fn granted_settings_are_in_force_on_the_control_thread_only_and_reported() {
     assert_eq!(r["rt_cpu"], cpu);
     assert_eq!(r["rt_memory_locked"], true);
     assert_eq!(r["rt_stack_prefaulted_kib"], 512);
-    assert_eq!(seen.get("rt_priority").map(String::as_str), Some("10"), "{seen:?}");
+    assert_eq!(
+        seen.get("rt_priority").map(String::as_str),
+        Some("10"),
+        "{seen:?}"
+    );
     assert_eq!(seen.get("rt_cpu"), Some(&cpu.to_string()), "{seen:?}");
-    assert_eq!(seen.get("rt_memory_locked").map(String::as_str), Some("true"));
+    assert_eq!(
+        seen.get("rt_memory_locked").map(String::as_str),
+        Some("true")
+    );
 }
 
 #[test]

@@ -1382,4 +1382,39 @@ other_node:
             "{e}"
         );
     }
+
+    #[test]
+    fn realtime_keys_default_off_parse_and_are_checked() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            c.realtime,
+            super::super::realtime::RtConfig {
+                priority: 0,
+                cpu: None,
+                lock_memory: false,
+                prefault_stack_kib: 256,
+                required: false,
+            }
+        );
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    realtime: { priority: 80, cpu: 1, lock_memory: true, prefault_stack_kib: 64, required: true }",
+        ))
+        .unwrap();
+        assert_eq!(c.realtime.priority, 80);
+        assert_eq!(c.realtime.cpu, Some(1));
+        assert!(c.realtime.lock_memory && c.realtime.required);
+        assert_eq!(c.realtime.prefault_stack_kib, 64);
+        for (bad, key) in [
+            ("realtime: { priority: 100 }", "'realtime.priority'"),
+            ("realtime: { cpu: -1 }", "'realtime.cpu'"),
+            ("realtime: { lock_memory: 'yes' }", "'realtime.lock_memory'"),
+            ("realtime: { required: 1 }", "'realtime.required'"),
+        ] {
+            let e = parse(&GOOD.replace("control_rate_hz: 100.0", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
 }

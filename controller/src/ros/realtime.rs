@@ -333,7 +333,10 @@ mod tests {
         assert_eq!(st.cpu, Some(0));
         assert_eq!(st.stack_prefaulted_kib, 256);
         // 256 KiB of fresh stack is 64 pages; each first touch faults
-        assert!(minor >= 32, "only {minor} minor faults while touching 256 KiB");
+        assert!(
+            minor >= 32,
+            "only {minor} minor faults while touching 256 KiB"
+        );
     }
 
     #[test]
