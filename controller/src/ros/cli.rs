@@ -88,11 +88,12 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         concat!(
             "{{\"ticks\":{},\"planned\":{},\"no_observation\":{},\"stale\":{},",
             "\"wrong_size\":{},\"non_finite\":{},\"source_failed\":{},\"planner_faults\":{},",
-            "\"deadline_misses\":{},\"overruns\":{},\"clamped\":{},",
+            "\"cut_by_deadline\":{},\"deadline_misses\":{},\"overruns\":{},\"clamped\":{},",
             "\"observations_received\":{},\"actions_published\":{},\"actions_dropped\":{},",
             "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
             "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
-            "\"stopped_by_fault\":{}}}"
+            "\"jitter_max_s\":{},\"stopped_by_fault\":{},\"rt_priority\":{},\"rt_cpu\":{},\"rt_memory_locked\":{},",
+            "\"rt_stack_prefaulted_kib\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -102,6 +103,7 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         c.non_finite,
         c.source_failed,
         c.planner_faults,
+        c.cut_by_deadline,
         c.deadline_misses,
         c.overruns,
         c.clamped,
@@ -115,7 +117,12 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.latency_p99_s,
         r.latency_max_s,
         r.jitter_p99_s,
-        r.stopped_by_fault
+        r.jitter_max_s,
+        r.stopped_by_fault,
+        r.realtime.priority,
+        r.realtime.cpu.map_or("null".to_string(), |c| c.to_string()),
+        r.realtime.memory_locked,
+        r.realtime.stack_prefaulted_kib
     );
     if args.json {
         println!("{line}");

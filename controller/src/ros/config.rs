@@ -146,6 +146,8 @@ pub struct Config {
     /// Test-only fault injection: the planned tick (1-based) at which the
     /// control thread raises a panic inside planning; `None` = never.
     pub inject_planner_fault_at_tick: Option<u64>,
+    /// `realtime.*`: scheduling, pinning and memory locking.
+    pub realtime: super::realtime::RtConfig,
 }
 
 /// Why the parameters were refused.
@@ -254,6 +256,7 @@ pub enum Ty {
     Int,
     Reals,
     Strs,
+    Bool,
 }
 
 /// Per-key validation.
@@ -368,6 +371,16 @@ pub const PARAMS: &[Param] = &[
       "after a panic or error inside planning: stop with the safe action (exit 3) | reset and continue", false),
     p("debug.inject_planner_fault_at_tick", Ty::Int, Dv("0"), Range(0.0, 4_294_967_295.0),
       "TEST ONLY: panic inside planning at this planned tick (0 = never)", false),
+    p("realtime.priority", Ty::Int, Dv("0"), Range(0.0, 99.0),
+      "control thread only: 0 = normal scheduler, 1..99 = SCHED_FIFO at this priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO)", false),
+    p("realtime.cpu", Ty::Int, Absent("not pinned"), Range(0.0, 1023.0),
+      "control thread only: pin it to this core (sched_setaffinity)", false),
+    p("realtime.lock_memory", Ty::Bool, Dv("false"), Any,
+      "process-wide mlockall(MCL_CURRENT | MCL_FUTURE) after start-up (needs CAP_IPC_LOCK or RLIMIT_MEMLOCK)", false),
+    p("realtime.prefault_stack_kib", Ty::Int, Dv("256"), Range(0.0, 65_536.0),
+      "KiB of the control thread's stack touched before the first tick", false),
+    p("realtime.required", Ty::Bool, Dv("false"), Any,
+      "false: a refused realtime setting is warned about and the node runs without it; true: exit 2 before the first tick", false),
 ];
 
 /// The table row of `key`.
@@ -430,6 +443,7 @@ pub fn reference_comment() -> String {
             Ty::Int => "integer",
             Ty::Reals => "list of numbers",
             Ty::Strs => "list of strings",
+            Ty::Bool => "bool",
         };
         let default = match p.default {
             Dv(v) => format!("default {v}"),
@@ -747,6 +761,7 @@ fn expected(p: &Param) -> String {
         Ty::Int => "an integer",
         Ty::Reals => "a list of finite numbers",
         Ty::Strs => "a list of strings",
+        Ty::Bool => "true or false",
     };
     match p.rule {
         Any => ty.to_string(),
@@ -786,6 +801,7 @@ fn check(p: &Param, v: &Value) -> Result<(), ConfigError> {
         Ty::Strs => v
             .as_sequence()
             .is_some_and(|s| s.iter().all(|x| x.as_str().is_some_and(allowed))),
+        Ty::Bool => v.is_bool(),
     };
     if ok {
         Ok(())
@@ -828,6 +844,9 @@ impl Checked {
     }
     fn int(&self, k: &str) -> Option<usize> {
         self.0.get(k).and_then(Value::as_u64).map(|x| x as usize)
+    }
+    fn bool(&self, k: &str) -> Option<bool> {
+        self.0.get(k).and_then(Value::as_bool)
     }
     fn reals(&self, k: &str) -> Option<Vec<f64>> {
         self.0
@@ -1000,6 +1019,13 @@ impl Config {
                 .int("debug.inject_planner_fault_at_tick")
                 .filter(|&t| t > 0)
                 .map(|t| t as u64),
+            realtime: super::realtime::RtConfig {
+                priority: c.int("realtime.priority").unwrap_or(0) as u8,
+                cpu: c.int("realtime.cpu"),
+                lock_memory: c.bool("realtime.lock_memory").unwrap_or(false),
+                prefault_stack_kib: c.int("realtime.prefault_stack_kib").unwrap_or(0),
+                required: c.bool("realtime.required").unwrap_or(false),
+            },
         })
     }
 
@@ -1355,5 +1381,40 @@ other_node:
             e.contains("'on_planner_fault'") && e.contains("stop | continue"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn realtime_keys_default_off_parse_and_are_checked() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            c.realtime,
+            super::super::realtime::RtConfig {
+                priority: 0,
+                cpu: None,
+                lock_memory: false,
+                prefault_stack_kib: 256,
+                required: false,
+            }
+        );
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    realtime: { priority: 80, cpu: 1, lock_memory: true, prefault_stack_kib: 64, required: true }",
+        ))
+        .unwrap();
+        assert_eq!(c.realtime.priority, 80);
+        assert_eq!(c.realtime.cpu, Some(1));
+        assert!(c.realtime.lock_memory && c.realtime.required);
+        assert_eq!(c.realtime.prefault_stack_kib, 64);
+        for (bad, key) in [
+            ("realtime: { priority: 100 }", "'realtime.priority'"),
+            ("realtime: { cpu: -1 }", "'realtime.cpu'"),
+            ("realtime: { lock_memory: 'yes' }", "'realtime.lock_memory'"),
+            ("realtime: { required: 1 }", "'realtime.required'"),
+        ] {
+            let e = parse(&GOOD.replace("control_rate_hz: 100.0", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -354,6 +354,9 @@ pub struct Counts {
     pub source_failed: u64,
     /// Panics or errors inside planning (each got the safe action).
     pub planner_faults: u64,
+    /// Ticks whose planner stopped early at its deadline (anytime: the
+    /// best action so far, at worst the policy's, went out).
+    pub cut_by_deadline: u64,
     /// Ticks that finished after their deadline (the best action went out).
     pub deadline_misses: u64,
     /// Whole periods skipped because a tick overran its period.
@@ -644,6 +647,9 @@ impl Controller {
             match self.ask_source(deadline) {
                 Ok(st) => {
                     self.last_status = st.status;
+                    if st.status == PlanStatus::Deadline {
+                        self.counts.cut_by_deadline += 1;
+                    }
                     self.predicted_return = st.predicted_return;
                     if st.status == PlanStatus::AllNonFinite
                         || self.action.iter().any(|a| !a.is_finite())

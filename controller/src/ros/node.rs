@@ -26,6 +26,7 @@ use super::control::{status_name, ActionVec, Controller, Summary, TickKind};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
+use super::realtime::{self, RtConfig, RtStatus};
 use super::slot::LatestWins;
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
@@ -35,6 +36,7 @@ use ros2_client::{
     Subscription,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -100,8 +102,12 @@ pub struct RunReport {
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    /// Largest release jitter of the run.
+    pub jitter_max_s: f64,
     /// The node stopped because of a planner fault (`on_planner_fault: stop`).
     pub stopped_by_fault: bool,
+    /// The real-time settings in force on the control thread.
+    pub realtime: RtStatus,
 }
 
 /// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
@@ -192,6 +198,7 @@ pub struct ControlReport {
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    pub jitter_max_s: f64,
     pub stopped_by_fault: bool,
 }
 
@@ -276,6 +283,7 @@ impl ControlLoop {
             latency_p99_s: lt.quantile(0.99),
             latency_max_s: lt.max(),
             jitter_p99_s: ctl.jitter_total.quantile(0.99),
+            jitter_max_s: ctl.jitter_total.max(),
             stopped_by_fault: ctl.must_stop(),
         }
     }
@@ -312,6 +320,7 @@ pub struct Configured {
     mapping: JointMapping,
     diag: DiagContext,
     rx: ObsReception,
+    rt: RtConfig,
 }
 
 /// What DDS refused on the observation topic before buffering it.
@@ -342,6 +351,8 @@ impl ObsReception {
 pub struct DiagContext {
     pub source: &'static str,
     pub rate_configured_hz: f64,
+    /// The real-time settings in force on the control thread.
+    pub rt: RtStatus,
 }
 
 /// A running node.
@@ -351,7 +362,8 @@ pub struct Active {
     handoff: Arc<Handoff>,
     dds_in: JoinHandle<()>,
     dds_out: JoinHandle<()>,
-    control: JoinHandle<ControlReport>,
+    control: JoinHandle<Option<ControlReport>>,
+    rt: RtStatus,
     rx: ObsReception,
 }
 
@@ -442,17 +454,24 @@ pub fn configure(
         diag: DiagContext {
             source: cfg_source_name(cfg),
             rate_configured_hz: cfg.control_rate_hz,
+            rt: RtStatus::default(),
         },
         rx: ObsReception {
             stats: obs_rx_stats,
             max_bytes: max_observation_bytes(cfg),
         },
+        rt: cfg.realtime,
     })
 }
 
 impl Configured {
-    /// Activate: start the publisher, the subscriber and the control
-    /// thread (the control clock starts now).
+    /// Activate: lock memory (process-wide, after every start-up
+    /// allocation), start the control thread, which applies its own
+    /// real-time settings ([`realtime::apply_to_current_thread`]) and
+    /// reports them; warn about each refused setting (or, with
+    /// `realtime.required`, stop it before its first tick and fail); then
+    /// start the publisher and the subscriber and release the control
+    /// thread (the control clock starts then).
     pub fn activate(self, stop: StopHandle) -> Result<Active, NodeError> {
         let Configured {
             ctx,
@@ -464,9 +483,54 @@ impl Configured {
             handoff,
             control: lp,
             mapping,
-            diag,
+            mut diag,
             rx,
+            rt,
         } = self;
+        let mut refused = Vec::new();
+        if rt.lock_memory {
+            if let Err(r) = realtime::lock_memory() {
+                refused.push(r);
+            }
+        }
+        // control thread: apply its settings, report them, wait for the go
+        // (the publisher's handle) or an abort (None)
+        let (status_tx, status_rx) = sync_channel(1);
+        let (go_tx, go_rx) = sync_channel::<Option<Thread>>(1);
+        let ctl = {
+            let (h, stop) = (handoff.clone(), stop.clone());
+            thread::Builder::new()
+                .name("control".into())
+                .stack_size(rt.stack_bytes())
+                .spawn(move || {
+                    let _ = status_tx.send(realtime::apply_to_current_thread(&rt));
+                    let publisher = go_rx.recv().ok().flatten()?;
+                    Some(control(lp.new_at(Instant::now()), &h, &stop, &publisher))
+                })
+                .map_err(err("spawn control"))?
+        };
+        let (status, more) = status_rx
+            .recv()
+            .map_err(|_| NodeError("control thread ended before reporting its settings".into()))?;
+        refused.extend(more);
+        for r in &refused {
+            if rt.required {
+                eprintln!("dream-mpc run: {r} (realtime.required: true)");
+            } else {
+                eprintln!("dream-mpc run: warning: {r}; running without it");
+            }
+        }
+        if rt.required && !refused.is_empty() {
+            let _ = go_tx.send(None);
+            let _ = ctl.join();
+            let names: Vec<&str> = refused.iter().map(|r| r.setting).collect();
+            return Err(NodeError(format!(
+                "realtime.required is true and the OS refused {}; not starting",
+                names.join(", ")
+            )));
+        }
+        eprintln!("dream-mpc run: realtime: control thread {status}");
+        diag.rt = status;
         let out = {
             let h = handoff.clone();
             thread::Builder::new()
@@ -482,14 +546,9 @@ impl Configured {
                 .map_err(err("spawn dds-in"))?
         };
         let wake = out.thread().clone();
-        let ctl = {
-            let (h, stop, wake) = (handoff.clone(), stop.clone(), wake.clone());
-            let lp = lp.new_at(Instant::now());
-            thread::Builder::new()
-                .name("control".into())
-                .spawn(move || control(lp, &h, &stop, &wake))
-                .map_err(err("spawn control"))?
-        };
+        go_tx
+            .send(Some(wake.clone()))
+            .map_err(|_| NodeError("control thread ended before its first tick".into()))?;
         stop.register(ctl.thread().clone());
         stop.register(wake);
         if stop.stopped() {
@@ -503,6 +562,7 @@ impl Configured {
             dds_out: out,
             control: ctl,
             rx,
+            rt: status,
         })
     }
 }
@@ -526,7 +586,8 @@ impl Active {
         let r = self
             .control
             .join()
-            .map_err(|_| NodeError("control thread panicked".into()))?;
+            .map_err(|_| NodeError("control thread panicked".into()))?
+            .ok_or_else(|| NodeError("control thread did not start".into()))?;
         // a fault stop ends the other threads too
         stop.stop();
         self.dds_out
@@ -549,7 +610,9 @@ impl Active {
             latency_p99_s: r.latency_p99_s,
             latency_max_s: r.latency_max_s,
             jitter_p99_s: r.jitter_p99_s,
+            jitter_max_s: r.jitter_max_s,
             stopped_by_fault: r.stopped_by_fault,
+            realtime: self.rt,
         })
     }
 }
@@ -796,6 +859,7 @@ pub fn diagnostics(
                 kv("planner_latency_p99_ms", ms(sum.latency_p99_s)),
                 kv("planner_latency_max_ms", ms(sum.latency_max_s)),
                 kv("period_jitter_p99_ms", ms(sum.jitter_p99_s)),
+                kv("planner_cut_by_deadline", c.cut_by_deadline.to_string()),
                 kv("deadline_misses", c.deadline_misses.to_string()),
                 kv("overruns", c.overruns.to_string()),
                 kv("observations_received", received.to_string()),
@@ -812,6 +876,16 @@ pub fn diagnostics(
                 kv("predicted_return", format!("{}", sum.predicted_return)),
                 kv("planner_status", status_name(sum.last_status).to_string()),
                 kv("last_tick", kind.to_string()),
+                kv("rt_priority", ctx.rt.priority.to_string()),
+                kv(
+                    "rt_cpu",
+                    ctx.rt.cpu.map_or("none".to_string(), |c| c.to_string()),
+                ),
+                kv("rt_memory_locked", ctx.rt.memory_locked.to_string()),
+                kv(
+                    "rt_stack_prefaulted_kib",
+                    ctx.rt.stack_prefaulted_kib.to_string(),
+                ),
             ],
         }],
     }
