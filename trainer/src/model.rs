@@ -20,6 +20,11 @@ pub struct ModelConfig {
     pub hidden: usize,
     /// Hidden layers per MLP (each `Linear -> LayerNorm -> Mish`). Default 2.
     pub layers: usize,
+    /// Hidden width of the encoder (TD-MPC2's `enc_dim`). Default 256.
+    pub enc_hidden: usize,
+    /// Hidden layers of the encoder (TD-MPC2: `num_enc_layers - 1` = 1).
+    /// Default 1.
+    pub enc_layers: usize,
     /// Number of Q heads (the ensemble). Default 5.
     pub n_q: usize,
     /// SimNorm group size (the latent is a softmax per group). Default 8.
@@ -39,6 +44,8 @@ impl Default for ModelConfig {
             latent: 64,
             hidden: 256,
             layers: 2,
+            enc_hidden: 256,
+            enc_layers: 1,
             n_q: 5,
             simnorm_group: 8,
             log_std_min: -10.0,
@@ -87,6 +94,8 @@ impl ModelConfig {
             ("latent", self.latent),
             ("hidden", self.hidden),
             ("layers", self.layers),
+            ("enc_hidden", self.enc_hidden),
+            ("enc_layers", self.enc_layers),
             ("n_q", self.n_q),
             ("simnorm_group", self.simnorm_group),
         ] {
@@ -249,7 +258,14 @@ impl WorldModel {
             cfg: cfg.clone(),
             obs_size,
             action_size,
-            encoder: Mlp::new(root / "encoder", obs_size, h, n, l, sn),
+            encoder: Mlp::new(
+                root / "encoder",
+                obs_size,
+                cfg.enc_hidden,
+                cfg.enc_layers,
+                l,
+                sn,
+            ),
             dynamics: Mlp::new(root / "dynamics", l + a, h, n, l, sn),
             reward: Mlp::new(root / "reward", l + a, h, n, 1, None),
             q: (0..cfg.n_q)

@@ -1,7 +1,7 @@
 //! Learning curve PNG (plotters, no Python): training episode returns and
 //! evaluation returns against environment steps.
 
-use crate::train::Metrics;
+use crate::metrics::Metrics;
 use plotters::prelude::*;
 use std::path::Path;
 

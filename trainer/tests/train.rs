@@ -41,6 +41,7 @@ fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOpti
         resume,
         progress: false,
         stop_after,
+        device: tch::Device::Cpu,
     }
 }
 
