@@ -31,6 +31,7 @@ fn tiny(steps: u64) -> TrainConfig {
     };
     c.model.latent = 16;
     c.model.hidden = 32;
+    c.model.enc_hidden = 32;
     c.model.n_q = 3;
     c
 }
