@@ -88,6 +88,10 @@ PY
   export LD_LIBRARY_PATH="$torchlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   local status=0
   step "host"
+  if ldd "$bin/cuda" | grep -q "not found"; then
+    echo "run: shared libraries the binaries need are missing on this machine:"
+    ldd "$bin/cuda" | grep "not found"
+  fi
   echo "revision $(cat "$gpu/REVISION" 2>/dev/null || echo unknown)"
   python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
   nvidia-smi -L || echo "nvidia-smi: not found or failed"
