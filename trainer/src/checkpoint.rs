@@ -51,7 +51,7 @@ pub fn save(agent: &Agent, dir: &Path, state: &mut State) -> Result<(), TrainErr
     state.updates = agent.updates;
     state.adam_wm_t = agent.opt_wm.t;
     state.adam_pi_t = agent.opt_pi.t;
-    state.q_scale = agent.q_scale;
+    state.q_scale = agent.q_scale.double_value(&[]);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     agent.vs.save(dir.join("model.ot"))?;
     agent.target_vs.save(dir.join("target.ot"))?;
@@ -106,7 +106,7 @@ pub fn restore(agent: &mut Agent, dir: &Path, cfg: &TrainConfig) -> Result<State
     }
     agent.replay = replay;
     agent.dev_replay = None;
-    agent.q_scale = old.q_scale;
+    agent.q_scale = tch::Tensor::from(old.q_scale as f32).to_device(agent.device);
     agent.updates = old.updates;
     Ok(State {
         config: cfg.clone(),

@@ -17,8 +17,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Total environment steps (control steps of the task). 100000.
     pub steps: u64,
-    /// Environment steps with uniform random actions before learning. 2000.
-    pub seed_steps: u64,
+    /// Environment steps with uniform random actions before learning; at
+    /// its end one update per seed agent step runs in a burst. `null`
+    /// (the default) is TD-MPC2's schedule: max(1000, 5 x episode length)
+    /// agent steps, times `action_repeat` (DMC at repeat 2: 5000).
+    pub seed_steps: Option<u64>,
     /// Agent steps each seed-phase random action is held. With 1 the seed
     /// actions are iid uniform in [-1, 1]; above 1 they are bang-bang (+-1
     /// per component) held for this many agent steps, which pumps energy
@@ -69,7 +72,7 @@ impl Default for TrainConfig {
             task: String::new(),
             seed: 0,
             steps: 100_000,
-            seed_steps: 2000,
+            seed_steps: None,
             seed_hold: 1,
             action_repeat: 2,
             max_episode_steps: 0,
@@ -203,6 +206,15 @@ impl TrainConfig {
         self.model
             .validate()
             .map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// Seed environment steps for a task of `episode_len` control steps
+    /// (see `seed_steps`).
+    pub fn seed_env_steps(&self, episode_len: usize) -> u64 {
+        self.seed_steps.unwrap_or_else(|| {
+            let agent = self.agent_episode_len(episode_len) as u64;
+            1000.max(5 * agent) * self.action_repeat as u64
+        })
     }
 
     /// Agent steps per episode for a task of `episode_len` control steps.

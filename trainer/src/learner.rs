@@ -35,7 +35,8 @@ pub struct Agent {
     target: WorldModel,
     pub(crate) opt_wm: Adam,
     pub(crate) opt_pi: Adam,
-    pub(crate) q_scale: f64,
+    /// Running Q scale (0-d tensor on the device).
+    pub(crate) q_scale: Tensor,
     pub replay: Replay,
     pub(crate) dev_replay: Option<DeviceReplay>,
     pub updates: u64,
@@ -94,7 +95,7 @@ impl Agent {
             target,
             opt_wm: Adam::new(wm, 1e-8),
             opt_pi: Adam::new(pi, 1e-5),
-            q_scale: 1.0,
+            q_scale: Tensor::ones([], (Kind::Float, device)),
             replay: Replay {
                 obs_size,
                 action_size,
@@ -143,7 +144,20 @@ impl Agent {
         })
     }
 
-    /// One gradient update on a batch drawn with update counter `k`.
+    /// Two distinct random heads of `n` (the same one when `n = 1`).
+    fn two_heads(rng: &mut Rng, n: usize) -> [usize; 2] {
+        let i = rng.below(n);
+        let j = if n > 1 {
+            (i + 1 + rng.below(n - 1)) % n
+        } else {
+            i
+        };
+        [i, j]
+    }
+
+    /// One gradient update on a batch drawn with update counter `k`
+    /// (TD-MPC2's `update`, see the module docs). Waits for the device
+    /// once, to read the four losses.
     pub fn update(&mut self) -> Losses {
         let k = self.updates;
         let c = self.cfg.clone();
@@ -157,92 +171,106 @@ impl Agent {
             .sample(&self.replay, c.batch, h, &mut rng);
         let o = self.model.obs_size as i64;
         let nq = self.model.q.len();
+        let th = self.model.twohot();
+        let hi = h as i64;
 
-        // Targets without gradient: next latents and TD targets.
+        // Targets without gradient: next latents and TD targets
+        // r + g * min(two random target heads at (z', pi(z'))).
+        let target_heads = Self::two_heads(&mut rng, nq);
         let (next_z, td) = tch::no_grad(|| {
             let next_z = self
                 .model
-                .encode(&obs.narrow(0, 1, h as i64).reshape([-1, o]))
-                .view([h as i64, b, -1]);
-            let flat = next_z.reshape([h as i64 * b, -1]);
+                .encode(&obs.narrow(0, 1, hi).reshape([-1, o]))
+                .view([hi, b, -1]);
+            let flat = next_z.reshape([hi * b, -1]);
             let (a_next, _) = self.sample_pi(&flat);
-            let q = self.target.q_all(&flat, &a_next, false);
-            // Two distinct random heads (the same one when n_q = 1).
-            let i = rng.below(nq);
-            let j = if nq > 1 {
-                (i + 1 + rng.below(nq - 1)) % nq
-            } else {
-                i
-            };
-            let qmin = q.narrow(1, i as i64, 1).minimum(&q.narrow(1, j as i64, 1));
-            let td = &rew + qmin.view([h as i64, b, 1]) * c.discount;
+            let q = self.target.q_heads(&flat, &a_next, &target_heads, false);
+            let qmin = th.decode(&q[0]).minimum(&th.decode(&q[1]));
+            let td = &rew + qmin.view([hi, b, 1]) * c.discount;
             (next_z, td)
         });
 
-        // World model: unroll the latent dynamics.
+        // World model: unroll the latent dynamics from the first encoding.
         zero_grads(&self.vs);
         let mut z = self.model.encode(&obs.get(0));
         let mut zs = vec![z.shallow_clone()];
-        let mut cons = Tensor::zeros([], (Kind::Float, dev));
-        let mut rl = Tensor::zeros([], (Kind::Float, dev));
-        let mut vl = Tensor::zeros([], (Kind::Float, dev));
+        let zero = || Tensor::zeros([], (Kind::Float, dev));
+        let (mut cons, mut rl, mut vl) = (zero(), zero(), zero());
+        let all: Vec<usize> = (0..nq).collect();
         for t in 0..h {
             let w = c.rho.powi(t as i32);
             let a_t = act.get(t as i64);
-            let r_hat = self.model.reward(&z, &a_t);
-            rl += (r_hat - rew.get(t as i64)).square().mean(Kind::Float) * w;
-            let q = self.model.q_all(&z, &a_t, true);
-            vl += (q - td.get(t as i64)).square().mean(Kind::Float) * (w * nq as f64);
+            let (r_t, td_t) = (rew.get(t as i64), td.get(t as i64));
+            rl += th
+                .loss(&self.model.reward(&z, &a_t), &r_t)
+                .mean(Kind::Float)
+                * w;
+            for q in self.model.q_heads(&z, &a_t, &all, true) {
+                vl += th.loss(&q, &td_t).mean(Kind::Float) * w;
+            }
             z = self.model.next(&z, &a_t);
             cons += (&z - next_z.get(t as i64)).square().mean(Kind::Float) * w;
             zs.push(z.shallow_clone());
         }
         let hf = h as f64;
-        let total = (&cons * c.consistency_coef + &rl * c.reward_coef + &vl * c.value_coef) / hf;
+        let cons = cons / hf;
+        let rl = rl / hf;
+        let vl = vl / (hf * nq as f64);
+        let total = &cons * c.consistency_coef + &rl * c.reward_coef + &vl * c.value_coef;
         total.backward();
         self.opt_wm.step(c.grad_clip);
 
-        // Policy on detached latents.
+        // Policy on the detached latents: maximize the mean of two random
+        // online heads (no gradient into Q), scaled by the running 5-95
+        // percentile range of the first step's values, plus entropy.
         zero_grads(&self.vs);
-        let mut pl = Tensor::zeros([], (Kind::Float, dev));
-        let mut q_range = 0.0;
-        for (t, z) in zs.iter().enumerate().take(h + 1) {
+        let pi_heads = Self::two_heads(&mut rng, nq);
+        let ad = self.model.action_size as f64;
+        let mut pl = zero();
+        for (t, z) in zs.iter().enumerate() {
             let z = z.detach();
             let (a, log_prob) = self.sample_pi(&z);
-            let q = self
-                .model
-                .q_all(&z, &a, false)
-                .mean_dim([1i64].as_slice(), true, Kind::Float);
+            let qh = self.model.q_heads(&z, &a, &pi_heads, false);
+            let q = (th.decode(&qh[0]) + th.decode(&qh[1])) * 0.5;
             if t == 0 {
-                q_range = (q.max() - q.min()).double_value(&[]);
+                self.update_scale(&q.detach(), c.tau);
             }
             let w = c.rho.powi(t as i32);
-            pl += ((log_prob * c.entropy_coef) - q / self.q_scale).mean(Kind::Float) * w;
+            pl += ((log_prob * (c.entropy_coef * ad)) - q / &self.q_scale).mean(Kind::Float) * w;
         }
         let pl = pl / (hf + 1.0);
         pl.backward();
         self.opt_pi.step(c.grad_clip);
         zero_grads(&self.vs);
-        self.q_scale = (0.99 * self.q_scale + 0.01 * q_range).max(1.0);
 
         // Target Q heads follow slowly.
         tch::no_grad(|| {
             let src = self.vs.variables();
             for (name, mut dst) in self.target_vs.variables() {
                 if name.starts_with('q') {
-                    let _ = dst
-                        .g_mul_scalar_(1.0 - c.tau)
-                        .g_add_(&(&src[&name] * c.tau));
+                    let _ = dst.lerp_(&src[&name], c.tau);
                 }
             }
         });
         self.updates += 1;
+        let l = crate::model::to_vec(&Tensor::stack(&[cons, rl, vl, pl], 0));
         Losses {
-            consistency: cons.double_value(&[]) / hf,
-            reward: rl.double_value(&[]) / hf,
-            value: vl.double_value(&[]) / hf,
-            policy: pl.double_value(&[]),
+            consistency: l[0] as f64,
+            reward: l[1] as f64,
+            value: l[2] as f64,
+            policy: l[3] as f64,
         }
+    }
+
+    /// TD-MPC2's running scale: lerp towards max(1, p95 - p5) of `q`
+    /// (over the batch) with rate `tau`, on the device.
+    fn update_scale(&mut self, q: &Tensor, tau: f64) {
+        let p = Tensor::from_slice(&[0.05f32, 0.95]).to_device(self.device);
+        let qs = q.view([-1]).quantile(&p, 0, false, "linear");
+        let range = (qs.get(1) - qs.get(0)).clamp_min(1.0);
+        tch::no_grad(|| {
+            let _ = self.q_scale.lerp_(&range, tau);
+        });
     }
 }
 

@@ -20,4 +20,5 @@ pub mod plot;
 pub mod replay;
 pub mod tasks;
 pub mod train;
+pub mod twohot;
 pub mod verify;

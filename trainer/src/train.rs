@@ -161,6 +161,7 @@ pub fn train(
         None
     };
     let start_step = state.env_step;
+    let seed_steps = cfg.seed_env_steps(spec.episode_len);
     let mut losses_all = Vec::new();
     let mut last = Losses::default();
     let mut bundle = opts.out.join("bundle");
@@ -171,7 +172,7 @@ pub fn train(
             }
         }
         let ep_seed = seeded(cfg.seed, STREAM_EPISODE, state.episode).next_u64();
-        let mode = if state.env_step < cfg.seed_steps {
+        let mode = if state.env_step < seed_steps {
             EpisodeMode::Random
         } else {
             EpisodeMode::Policy
@@ -184,10 +185,10 @@ pub fn train(
         state.episode += 1;
         // Updates owed for this episode's agent steps once past the seed
         // phase; the first time, one update per seed agent step as well.
-        if state.env_step >= cfg.seed_steps {
+        if state.env_step >= seed_steps {
             let agent_steps = agent.replay.len as u64;
             let mut n = agent_steps * cfg.updates_per_step as u64;
-            if before < cfg.seed_steps {
+            if before < seed_steps {
                 n = (state.env_step / cfg.action_repeat as u64) * cfg.updates_per_step as u64;
             }
             for _ in 0..n {

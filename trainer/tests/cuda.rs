@@ -32,7 +32,7 @@ fn tiny(steps: u64) -> TrainConfig {
         task: tasks::Reach1d::NAME.into(),
         seed: 3,
         steps,
-        seed_steps: 200,
+        seed_steps: Some(200),
         batch: 32,
         eval_every: 400,
         eval_episodes: 1,
