@@ -2,6 +2,7 @@
 //! refused), its validation, the training error type and the compute
 //! device choice (`--device cpu|cuda|auto`).
 
+use crate::collect::Collect;
 use crate::model::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,11 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Episodes per evaluation. 2.
     pub eval_episodes: usize,
+    /// Who acts in training episodes after the seed phase: `dream_mpc`
+    /// (default), `mppi` (both through the controller's `dream_mpc::agent`
+    /// on a bundle exported from the current weights before every
+    /// episode) or `policy` (a policy sample in libtorch).
+    pub collect: Collect,
     /// Model sizes.
     pub model: ModelConfig,
 }
@@ -91,6 +97,7 @@ impl Default for TrainConfig {
             updates_per_step: 1,
             eval_every: 10_000,
             eval_episodes: 2,
+            collect: Collect::default(),
             model: ModelConfig::default(),
         }
     }
@@ -117,6 +124,8 @@ pub enum TrainError {
     },
     Torch(tch::TchError),
     Export(crate::export::ExportError),
+    /// The controller's agent refused a bundle or an observation.
+    Agent(String),
 }
 
 impl std::fmt::Display for TrainError {
@@ -131,6 +140,7 @@ impl std::fmt::Display for TrainError {
             TrainError::Io { path, err } => write!(f, "{}: {err}", path.display()),
             TrainError::Torch(e) => write!(f, "libtorch: {e}"),
             TrainError::Export(e) => write!(f, "export: {e}"),
+            TrainError::Agent(e) => write!(f, "planner agent: {e}"),
         }
     }
 }
@@ -161,6 +171,13 @@ pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
 }
 
 impl TrainConfig {
+    /// Parse a JSON configuration: missing fields take their defaults, an
+    /// unknown field or an unknown `collect` value is an error naming it
+    /// and the accepted ones.
+    pub fn from_json(bytes: &[u8]) -> Result<TrainConfig, TrainError> {
+        serde_json::from_slice(bytes).map_err(|e| TrainError::Config(e.to_string()))
+    }
+
     /// Check every field (model sizes included); the first problem wins.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));

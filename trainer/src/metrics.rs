@@ -20,6 +20,11 @@ pub struct Metrics {
     /// runs on the robot (`None` where the run does not evaluate it).
     #[serde(default)]
     pub eval_planner_return: Option<f64>,
+    /// Milliseconds spent exporting the current weights and loading them
+    /// into the controller's agent before this training episode (planner
+    /// collection only).
+    #[serde(default)]
+    pub refresh_ms: Option<f64>,
     pub consistency_loss: f64,
     pub reward_loss: f64,
     pub value_loss: f64,
@@ -28,18 +33,19 @@ pub struct Metrics {
     pub wall_s: f64,
 }
 
-const CSV_HEADER: &str = "env_step,episode,episode_return,eval_return,eval_planner_return,consistency_loss,reward_loss,value_loss,policy_loss,updates,wall_s";
+const CSV_HEADER: &str = "env_step,episode,episode_return,eval_return,eval_planner_return,refresh_ms,consistency_loss,reward_loss,value_loss,policy_loss,updates,wall_s";
 
 impl Metrics {
     pub fn csv(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.1}",
+            "{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.1}",
             self.env_step,
             self.episode,
             o(self.episode_return),
             o(self.eval_return),
             o(self.eval_planner_return),
+            o(self.refresh_ms),
             self.consistency_loss,
             self.reward_loss,
             self.value_loss,

@@ -12,11 +12,15 @@ use crate::collect::{run_episode, EpisodeMode};
 use crate::export::{default_planner, export_bundle, ExportMeta};
 use crate::learner::{seeded, STREAM_EPISODE, STREAM_EVAL};
 use crate::metrics::{write_csv, Losses, Metrics};
+use dream_mpc::agent::Agent as PlannerAgent;
 use dream_mpc::bundle::manifest::Provenance;
+use dream_mpc::bundle::Bundle;
+use dream_mpc::planner::PlannerKind;
 use dream_mpc_sim::task::Task;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
+pub use crate::collect::Collect;
 pub use crate::config::{DeviceChoice, TrainConfig, TrainError};
 pub use crate::learner::Agent;
 pub use crate::replay::Replay;
@@ -77,15 +81,18 @@ fn prepare_output(opts: &RunOptions) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// The planner evaluated during training: the one that runs on the robot.
+pub const EVAL_PLANNER: PlannerKind = PlannerKind::DreamMpc;
+
+/// Export the current weights (through a CPU copy) as a bundle in `dir`.
 fn export(
     agent: &Agent,
-    task: &str,
-    out: &Path,
+    dir: &Path,
     env_step: u64,
     cfg: &TrainConfig,
 ) -> Result<PathBuf, TrainError> {
     let (o, a) = (agent.model.obs_size, agent.model.action_size);
-    let mut meta = ExportMeta::plain(task, o, a);
+    let mut meta = ExportMeta::plain(&cfg.task, o, a);
     meta.discount = cfg.discount as f32;
     meta.action_repeat = cfg.action_repeat;
     meta.planner = default_planner();
@@ -99,9 +106,8 @@ fn export(
             cfg.model.latent, cfg.model.hidden, cfg.model.n_q, cfg.action_repeat
         )),
     };
-    let dir = out.join("bundle");
-    agent.with_cpu_model(|m| export_bundle(m, &meta, &dir, cfg.seed))?;
-    Ok(dir)
+    agent.with_cpu_model(|m| export_bundle(m, &meta, dir, cfg.seed))?;
+    Ok(dir.to_path_buf())
 }
 
 /// Train online on `task` (made by the caller from `cfg.task`).
@@ -172,13 +178,35 @@ pub fn train(
             }
         }
         let ep_seed = seeded(cfg.seed, STREAM_EPISODE, state.episode).next_u64();
-        let mode = if state.env_step < seed_steps {
-            EpisodeMode::Random
-        } else {
-            EpisodeMode::Policy
-        };
         let k0 = state.episode * agent.replay.len as u64;
-        let (obs, acts, rews, ret) = run_episode(task.as_mut(), &agent, cfg, ep_seed, mode, k0)?;
+        let seeding = state.env_step < seed_steps;
+        let mut refresh_ms = None;
+        let (obs, acts, rews, ret) = match cfg.collect.planner() {
+            Some(kind) if !seeding => {
+                // Refresh the robot-side agent from the current weights.
+                let t = std::time::Instant::now();
+                let dir = export(
+                    &agent,
+                    &opts.out.join("collect-bundle"),
+                    state.env_step,
+                    cfg,
+                )?;
+                let b = Bundle::load(&dir).map_err(|e| TrainError::Agent(e.to_string()))?;
+                let mut p = PlannerAgent::with_defaults(&b, kind, ep_seed)
+                    .map_err(|e| TrainError::Agent(e.to_string()))?;
+                refresh_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+                let mode = EpisodeMode::Planner(&mut p);
+                run_episode(task.as_mut(), &agent, cfg, ep_seed, mode, k0)?
+            }
+            _ => {
+                let mode = if seeding {
+                    EpisodeMode::Random
+                } else {
+                    EpisodeMode::Policy
+                };
+                run_episode(task.as_mut(), &agent, cfg, ep_seed, mode, k0)?
+            }
+        };
         agent.replay.push_episode(&obs, &acts, &rews);
         let before = state.env_step;
         state.env_step += env_per_episode;
@@ -203,6 +231,7 @@ pub fn train(
             episode_return: Some(ret),
             eval_return: None,
             eval_planner_return: None,
+            refresh_ms,
             consistency_loss: last.consistency,
             reward_loss: last.reward,
             value_loss: last.value,
@@ -219,17 +248,34 @@ pub fn train(
         }
         let done = state.env_step >= cfg.steps;
         if state.env_step >= state.next_eval || done {
-            let mut total = 0.0;
+            // Export first: the planner evaluation acts on this bundle.
+            bundle = export(&agent, &opts.out.join("bundle"), state.env_step, cfg)?;
+            let b = Bundle::load(&bundle).map_err(|e| TrainError::Agent(e.to_string()))?;
+            let (mut total, mut total_plan) = (0.0, 0.0);
             for e in 0..cfg.eval_episodes {
                 let s = seeded(cfg.seed, STREAM_EVAL, state.env_step * 1000 + e as u64).next_u64();
                 let (_, _, _, r) =
                     run_episode(task.as_mut(), &agent, cfg, s, EpisodeMode::Eval, 0)?;
                 total += r;
+                let mut p = PlannerAgent::with_defaults(&b, EVAL_PLANNER, s)
+                    .map_err(|e| TrainError::Agent(e.to_string()))?;
+                let (_, _, _, r) = run_episode(
+                    task.as_mut(),
+                    &agent,
+                    cfg,
+                    s,
+                    EpisodeMode::Planner(&mut p),
+                    0,
+                )?;
+                total_plan += r;
             }
             let eval = total / cfg.eval_episodes as f64;
+            let eval_plan = total_plan / cfg.eval_episodes as f64;
             state.metrics.push(Metrics {
                 episode_return: None,
                 eval_return: Some(eval),
+                eval_planner_return: Some(eval_plan),
+                refresh_ms: None,
                 ..state.metrics.last().cloned().expect("row")
             });
             while state.next_eval <= state.env_step {
@@ -237,11 +283,10 @@ pub fn train(
             }
             if let Some(b) = &bar {
                 b.println(format!(
-                    "env step {}: eval return {eval:.1}",
+                    "env step {}: eval return policy {eval:.1}, planner {eval_plan:.1}",
                     state.env_step
                 ));
             }
-            bundle = export(&agent, &cfg.task, &opts.out, state.env_step, cfg)?;
             state.wall_s = wall0 + t0.elapsed().as_secs_f64();
             checkpoint::save(&agent, &ckdir, &mut state)?;
             write_csv(&csv_path, &state.metrics)?;
@@ -260,7 +305,7 @@ pub fn train(
     checkpoint::save(&agent, &ckdir, &mut state)?;
     write_csv(&csv_path, &state.metrics)?;
     if !bundle.join("manifest.json").exists() {
-        bundle = export(&agent, &cfg.task, &opts.out, state.env_step, cfg)?;
+        bundle = export(&agent, &opts.out.join("bundle"), state.env_step, cfg)?;
     }
     Ok(RunSummary {
         env_steps: state.env_step,

@@ -136,8 +136,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut cfg = match &config {
                 Some(p) => {
                     let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    serde_json::from_slice::<TrainConfig>(&bytes)
-                        .map_err(|e| format!("{}: {e}", p.display()))?
+                    TrainConfig::from_json(&bytes).map_err(|e| format!("{}: {e}", p.display()))?
                 }
                 None => TrainConfig::default(),
             };
