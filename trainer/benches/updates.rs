@@ -10,9 +10,12 @@
 //! ```
 //! Prints one row per (size, threads): the median and p90 update time and
 //! updates/s. On CUDA every timed update ends with a device synchronize.
+//! Then, per size, the cost of refreshing the robot-side agent from the
+//! current weights as planner collection does before every episode
+//! (export through a CPU copy, `Bundle::load`, `Agent::with_defaults`).
 
 use dream_mpc::rng::Rng;
-use dream_mpc_trainer::train::{Agent, DeviceChoice, TrainConfig};
+use dream_mpc_trainer::train::{export, Agent, DeviceChoice, TrainConfig};
 use std::time::Instant;
 use tch::Device;
 
@@ -66,6 +69,7 @@ fn main() {
         "{:<6} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10}",
         "size", "device", "threads", "updates", "median_ms", "p90_ms", "updates/s"
     );
+    let mut refresh = Vec::new();
     for size in sizes.split(',') {
         for th in threads.split(',') {
             let th: i32 = th.parse().expect("--threads");
@@ -105,6 +109,36 @@ fn main() {
                 p90 * 1e3,
                 1.0 / med
             );
+            if th == threads.split(',').next().unwrap().parse::<i32>().unwrap() {
+                refresh.push((size.to_string(), refresh_ms(&agent, &cfg)));
+            }
         }
     }
+    println!("\n{:<6} {:>12} {:>12}", "size", "refresh_ms", "(median of 5)");
+    for (size, ms) in refresh {
+        println!("{size:<6} {ms:>12.1}");
+    }
+}
+
+/// Median of 5 refreshes: export + Bundle::load + Agent::with_defaults.
+fn refresh_ms(agent: &Agent, cfg: &TrainConfig) -> f64 {
+    let dir = std::env::temp_dir().join(format!("dmpc-refresh-{}", std::process::id()));
+    let mut t: Vec<f64> = (0..5)
+        .map(|_| {
+            let t0 = Instant::now();
+            let d = export(agent, &dir, 0, cfg).expect("export");
+            let b = dream_mpc::bundle::Bundle::load(&d).expect("load");
+            let a = dream_mpc::agent::Agent::with_defaults(
+                &b,
+                dream_mpc::planner::PlannerKind::DreamMpc,
+                0,
+            )
+            .expect("agent");
+            std::hint::black_box(&a);
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[2]
 }

@@ -85,7 +85,7 @@ fn prepare_output(opts: &RunOptions) -> Result<(), TrainError> {
 pub const EVAL_PLANNER: PlannerKind = PlannerKind::DreamMpc;
 
 /// Export the current weights (through a CPU copy) as a bundle in `dir`.
-fn export(
+pub fn export(
     agent: &Agent,
     dir: &Path,
     env_step: u64,
