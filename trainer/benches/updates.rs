@@ -114,7 +114,10 @@ fn main() {
             }
         }
     }
-    println!("\n{:<6} {:>12} {:>12}", "size", "refresh_ms", "(median of 5)");
+    println!(
+        "\n{:<6} {:>12} {:>12}",
+        "size", "refresh_ms", "(median of 5)"
+    );
     for (size, ms) in refresh {
         println!("{size:<6} {ms:>12.1}");
     }

@@ -7,6 +7,7 @@
 use crate::config::{TrainConfig, TrainError};
 use crate::learner::{seeded, Agent, STREAM_EPISODE};
 use dream_mpc::planner::PlannerKind;
+use dream_mpc_sim::closed_loop::run_agent_episode;
 use dream_mpc_sim::task::Task;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -35,6 +36,11 @@ impl Collect {
     }
 }
 
+/// Run one episode of `task` (reset with `seed`) through the sim's one
+/// episode loop (`dream_mpc_sim::closed_loop::run_agent_episode`), each
+/// action held for `action_repeat` control steps and the episode cut at
+/// `max_episode_steps`; actions chosen per `mode` (policy draws keyed by
+/// agent step `k0 + k`). Returns exactly `agent.replay.len` replay rows.
 pub fn run_episode(
     task: &mut dyn Task,
     agent: &Agent,
@@ -43,73 +49,85 @@ pub fn run_episode(
     mode: EpisodeMode,
     k0: u64,
 ) -> Result<Episode, TrainError> {
+    let spec = task.spec().clone();
+    let len = agent.replay.len;
     let mut mode = mode;
     if let EpisodeMode::Planner(p) = &mut mode {
         p.reset();
     }
     // The planner's budget is its iteration count, not the clock.
     let far = Instant::now() + Duration::from_secs(3600);
-    let spec = task.spec().clone();
-    let len = agent.replay.len;
-    let mut obs64 = vec![0f64; spec.obs_size];
-    task.reset(seed, &mut obs64)?;
-    let mut obs: Vec<f32> = obs64.iter().map(|&v| v as f32).collect();
+    let mut obs: Vec<f32> = Vec::with_capacity((len + 1) * spec.obs_size);
     let mut acts = Vec::with_capacity(len * spec.action_size);
     let mut rews = Vec::with_capacity(len);
-    let mut ret = 0.0;
     let mut rng = seeded(cfg.seed, STREAM_EPISODE, seed);
     let env_cap = if cfg.max_episode_steps > 0 {
         cfg.max_episode_steps.min(spec.episode_len)
     } else {
         spec.episode_len
     };
-    let mut env_t = 0;
-    let mut a64 = vec![0f64; spec.action_size];
     let mut held = vec![0f32; spec.action_size];
-    for i in 0..len {
-        let cur = &obs[obs.len() - spec.obs_size..];
-        let a: Vec<f32> = match &mut mode {
-            EpisodeMode::Random if cfg.seed_hold <= 1 => (0..spec.action_size)
-                .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
-                .collect(),
-            EpisodeMode::Random => {
-                if i % cfg.seed_hold == 0 {
-                    for h in held.iter_mut() {
-                        *h = if rng.uniform_in(-1.0, 1.0) >= 0.0 {
-                            1.0
-                        } else {
-                            -1.0
-                        };
+    let mut a = vec![0f32; spec.action_size];
+    let mut cur = vec![0f32; spec.obs_size];
+    let mut i = 0usize;
+    let ep = run_agent_episode(
+        task,
+        seed,
+        cfg.action_repeat,
+        Some(env_cap),
+        |o64, a64| {
+            for (d, s) in cur.iter_mut().zip(o64) {
+                *d = *s as f32;
+            }
+            match &mut mode {
+                EpisodeMode::Random if cfg.seed_hold <= 1 => {
+                    for x in a.iter_mut() {
+                        *x = rng.uniform_in(-1.0, 1.0) as f32;
                     }
                 }
-                held.clone()
+                EpisodeMode::Random => {
+                    if i % cfg.seed_hold == 0 {
+                        for h in held.iter_mut() {
+                            *h = if rng.uniform_in(-1.0, 1.0) >= 0.0 {
+                                1.0
+                            } else {
+                                -1.0
+                            };
+                        }
+                    }
+                    a.copy_from_slice(&held);
+                }
+                EpisodeMode::Policy => a = agent.act(&cur, false, k0 + i as u64),
+                EpisodeMode::Eval => a = agent.act(&cur, true, k0 + i as u64),
+                EpisodeMode::Planner(p) => {
+                    p.act(&cur, far)
+                        .map_err(|e| TrainError::Agent(e.to_string()))?;
+                    a.copy_from_slice(p.normalized_action());
+                }
             }
-            EpisodeMode::Policy => agent.act(cur, false, k0 + i as u64),
-            EpisodeMode::Eval => agent.act(cur, true, k0 + i as u64),
-            EpisodeMode::Planner(p) => {
-                p.act(cur, far)
-                    .map_err(|e| TrainError::Agent(e.to_string()))?;
-                p.normalized_action().to_vec()
+            for (d, s) in a64.iter_mut().zip(&a) {
+                *d = *s as f64;
             }
-        };
-        for (d, s) in a64.iter_mut().zip(&a) {
-            *d = *s as f64;
-        }
-        let mut r = 0.0;
-        for _ in 0..cfg.action_repeat {
-            if env_t >= env_cap {
-                break;
+            i += 1;
+            Ok::<(), TrainError>(())
+        },
+        |st| {
+            if st.k == 0 {
+                obs.extend(st.obs.iter().map(|&v| v as f32));
             }
-            let st = task.step(&a64, &mut obs64)?;
-            r += st.reward;
-            env_t += 1;
-        }
-        ret += r;
-        acts.extend_from_slice(&a);
-        rews.push(r as f32);
-        obs.extend(obs64.iter().map(|&v| v as f32));
+            acts.extend(st.action.iter().map(|&v| v as f32));
+            rews.push(st.reward as f32);
+            obs.extend(st.next_obs.iter().map(|&v| v as f32));
+        },
+    )?;
+    if rews.len() != len {
+        return Err(TrainError::Config(format!(
+            "task {} ended after {} agent steps, the replay expects {len}",
+            spec.name,
+            rews.len()
+        )));
     }
-    Ok((obs, acts, rews, ret))
+    Ok((obs, acts, rews, ep.ret))
 }
 
 /// Observations (`len + 1` rows), actions, rewards and the return of one

@@ -29,7 +29,7 @@ fn cuda() -> Option<Device> {
 
 fn tiny(steps: u64) -> TrainConfig {
     let mut c = TrainConfig {
-        task: tasks::Reach1d::NAME.into(),
+        task: tasks::REACH_1D.into(),
         seed: 3,
         steps,
         seed_steps: Some(200),

@@ -20,7 +20,7 @@ fn tmpdir(name: &str) -> PathBuf {
 
 fn tiny(steps: u64) -> TrainConfig {
     let mut c = TrainConfig {
-        task: tasks::Reach1d::NAME.into(),
+        task: tasks::REACH_1D.into(),
         seed: 5,
         steps,
         seed_steps: Some(200),
@@ -144,7 +144,7 @@ fn bad_input_is_refused_before_training() {
     // Unknown task: the error lists the known names.
     let e = tasks::make("no-such-task").err().unwrap().to_string();
     assert!(
-        e.contains("no-such-task") && e.contains(tasks::Reach1d::NAME),
+        e.contains("no-such-task") && e.contains(tasks::REACH_1D),
         "{e}"
     );
 
