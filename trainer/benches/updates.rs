@@ -20,9 +20,11 @@ use std::time::Instant;
 use tch::Device;
 
 fn config(size: &str) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.batch = 256;
-    cfg.horizon = 3;
+    let mut cfg = TrainConfig {
+        batch: 256,
+        horizon: 3,
+        ..Default::default()
+    };
     match size {
         "small" => {}
         "5m" => {

@@ -86,7 +86,7 @@ pub fn run_episode(
                     }
                 }
                 EpisodeMode::Random => {
-                    if i % cfg.seed_hold == 0 {
+                    if i.is_multiple_of(cfg.seed_hold) {
                         for h in held.iter_mut() {
                             *h = if rng.uniform_in(-1.0, 1.0) >= 0.0 {
                                 1.0
