@@ -3,11 +3,11 @@
 //! `DREAM_MPC_KERNELS` picks the path. One test in its own binary: the
 //! path is process-wide.
 
-use dream_mpc::load::Bundle;
-use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use dream_mpc::kernels::gemm::{kernel_path, set_kernel_path, KernelPath};
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
+use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
 use std::time::{Duration, Instant};
 
 #[test]

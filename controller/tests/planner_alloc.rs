@@ -69,8 +69,8 @@ fn no_planner_allocates_while_planning() {
 #[test]
 fn no_planner_allocates_on_a_bundle_model() {
     use dream_mpc::load::Bundle;
-    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     use dream_mpc::planner::bundle_model::BundleModel;
+    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     let dir = std::env::temp_dir().join(format!("dream-mpc-planner-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // obs 5, action 2, latent 16, hidden 32, 2 Q heads, two-hot reward/Q.
@@ -121,8 +121,8 @@ fn option_sets() -> Vec<DreamOptions> {
 #[test]
 fn every_option_plans_without_allocating() {
     use dream_mpc::load::Bundle;
-    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     use dream_mpc::planner::bundle_model::BundleModel;
+    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
     let dir = std::env::temp_dir().join(format!("dream-mpc-options-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 9).unwrap();

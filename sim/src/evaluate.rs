@@ -14,6 +14,7 @@ use dream_mpc::agent::{Agent, AgentError};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::{PlanStatus, PlannerConfig, PlannerKind};
 
+use crate::closed_loop::run_agent_episode;
 use crate::task::{Task, TaskError};
 
 /// Why an evaluation could not run.
@@ -156,9 +157,7 @@ pub fn evaluate(
     }
     let repeat = m.action_repeat.max(1);
     let mut agent = Agent::new(bundle, planner_config(bundle, kind, overrides, seed))?;
-    let mut obs = vec![0.0f64; spec.obs_size];
     let mut obs32 = vec![0.0f32; spec.obs_size];
-    let mut action = vec![0.0f64; spec.action_size];
     let mut row = PlannerRow {
         planner: kind,
         returns: Vec::with_capacity(episodes),
@@ -172,42 +171,42 @@ pub fn evaluate(
     };
     for e in 0..episodes {
         let s = seed + e as u64;
-        task.reset(s, &mut obs)?;
         agent.reset();
-        let mut ret = 0.0;
-        'episode: loop {
-            for (d, x) in obs32.iter_mut().zip(&obs) {
-                *d = *x as f32;
-            }
-            let start = Instant::now();
-            let deadline = start + overrides.deadline.unwrap_or(Duration::from_secs(3600));
-            match agent.act(&obs32, deadline) {
-                Ok(d) if d.status != PlanStatus::AllNonFinite => {
-                    row.forward_rows += d.forward_rows as f64;
-                    row.backward_rows += d.backward_rows as f64;
-                    row.flops += d.flops as f64;
-                    if d.status == PlanStatus::Deadline {
-                        row.deadline_hits += 1;
+        let ep = run_agent_episode(
+            task,
+            s,
+            repeat,
+            None,
+            |obs, action| {
+                for (d, x) in obs32.iter_mut().zip(obs) {
+                    *d = *x as f32;
+                }
+                let start = Instant::now();
+                let deadline = start + overrides.deadline.unwrap_or(Duration::from_secs(3600));
+                match agent.act(&obs32, deadline) {
+                    Ok(d) if d.status != PlanStatus::AllNonFinite => {
+                        row.forward_rows += d.forward_rows as f64;
+                        row.backward_rows += d.backward_rows as f64;
+                        row.flops += d.flops as f64;
+                        if d.status == PlanStatus::Deadline {
+                            row.deadline_hits += 1;
+                        }
+                        for (a, x) in action.iter_mut().zip(agent.normalized_action()) {
+                            *a = *x as f64;
+                        }
                     }
-                    for (a, x) in action.iter_mut().zip(agent.normalized_action()) {
-                        *a = *x as f64;
+                    _ => {
+                        row.fallbacks += 1;
+                        action.fill(0.0);
                     }
                 }
-                _ => {
-                    row.fallbacks += 1;
-                    action.fill(0.0);
-                }
-            }
-            row.tick_ms.push(start.elapsed().as_secs_f64() * 1e3);
-            row.ticks += 1;
-            for _ in 0..repeat {
-                let st = task.step(&action, &mut obs)?;
-                ret += st.reward;
-                if st.done {
-                    break 'episode;
-                }
-            }
-        }
+                row.tick_ms.push(start.elapsed().as_secs_f64() * 1e3);
+                row.ticks += 1;
+                Ok::<(), EvalError>(())
+            },
+            |_| {},
+        )?;
+        let ret = ep.ret;
         progress(e, ret);
         row.returns.push(ret);
     }

@@ -12,6 +12,7 @@ pub mod closed_loop;
 pub mod evaluate;
 pub mod pendulum;
 pub mod physics;
+pub mod point_mass;
 pub mod policy;
 pub mod registry;
 pub mod serve;

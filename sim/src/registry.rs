@@ -6,6 +6,7 @@
 use crate::acrobot::Acrobot;
 use crate::cartpole::{Cartpole, Variant};
 use crate::pendulum::Pendulum;
+use crate::point_mass::PointMass;
 use crate::task::{Task, TaskError};
 
 /// Names of the native tasks, in listing order.
@@ -16,9 +17,17 @@ pub const NATIVE: [&str; 4] = [
     "acrobot-swingup",
 ];
 
+/// Plumbing tasks (not Control Suite tasks): the one point mass of
+/// [`crate::point_mass`] in its two parameter sets.
+pub const PLUMBING: [&str; 2] = [PointMass::NAME, PointMass::REACH];
+
 /// All task names this build knows.
 pub fn names() -> Vec<String> {
-    let mut v: Vec<String> = NATIVE.iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = NATIVE
+        .iter()
+        .chain(&PLUMBING)
+        .map(|s| s.to_string())
+        .collect();
     v.extend(mujoco_names());
     v
 }
@@ -30,6 +39,8 @@ pub fn make(name: &str) -> Result<Box<dyn Task>, TaskError> {
         "cartpole-swingup" => Ok(Box::new(Cartpole::new(Variant::SwingUp))),
         "cartpole-balance" => Ok(Box::new(Cartpole::new(Variant::Balance))),
         "acrobot-swingup" => Ok(Box::new(Acrobot::swingup())),
+        PointMass::NAME => Ok(Box::new(PointMass::plumbing())),
+        PointMass::REACH => Ok(Box::new(PointMass::reach())),
         other => match make_mujoco(other) {
             Some(task) => task,
             None => Err(TaskError::UnknownTask {

@@ -1,52 +1,149 @@
-//! Gradient updates per second for the default model size on one CPU
-//! thread (issue 5): latent 64, hidden 256, 5 Q heads, batch 256, horizon 3,
-//! on a replay of random episodes shaped like pendulum (obs 3, action 1)
-//! and cartpole (obs 5, action 1).
+//! Gradient updates per second of [`Agent::update`] (issue 5, issue 11),
+//! on a replay of random episodes shaped like pendulum (obs 3, action 1),
+//! at two model sizes, batch 256, horizon 3:
+//! - `small`: the trainer's default (latent 64, MLP 256, encoder 256);
+//! - `5m`: TD-MPC2's 5M model (latent 512, MLP 512, encoder 256, 5 Q heads).
 //!
 //! ```text
-//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench updates
+//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench updates -- \
+//!     [--device cpu|cuda] [--threads 1,2] [--size small,5m] [--n 30]
 //! ```
+//! Prints one row per (size, threads): the median and p90 update time and
+//! updates/s. On CUDA every timed update ends with a device synchronize.
+//! Then, per size, the cost of refreshing the robot-side agent from the
+//! current weights as planner collection does before every episode
+//! (export through a CPU copy, `Bundle::load`, `Agent::with_defaults`).
 
 use dream_mpc::rng::Rng;
-use dream_mpc_trainer::train::{Agent, TrainConfig};
+use dream_mpc_trainer::train::{export, Agent, DeviceChoice, TrainConfig};
 use std::time::Instant;
+use tch::Device;
+
+fn config(size: &str) -> TrainConfig {
+    let mut cfg = TrainConfig {
+        batch: 256,
+        horizon: 3,
+        ..Default::default()
+    };
+    match size {
+        "small" => {}
+        "5m" => {
+            cfg.model.latent = 512;
+            cfg.model.hidden = 512;
+            cfg.model.enc_hidden = 256;
+            cfg.model.n_q = 5;
+        }
+        other => panic!("--size {other}: expected small or 5m"),
+    }
+    cfg
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+fn arg(args: &[String], key: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == key)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
 
 fn main() {
-    tch::set_num_threads(1);
-    let cfg = TrainConfig::default();
-    println!(
-        "{:<22} {:>10} {:>12} {:>12}",
-        "shape", "updates", "median_ms", "updates/s"
-    );
-    for (label, obs, act) in [("pendulum obs3 act1", 3, 1), ("cartpole obs5 act1", 5, 1)] {
-        let mut agent = Agent::new(&cfg, obs, act, 1000);
-        let len = agent.replay.len;
-        let mut rng = Rng::new(1);
-        for _ in 0..4 {
-            let o: Vec<f32> = (0..(len + 1) * obs).map(|_| rng.normal() as f32).collect();
-            let a: Vec<f32> = (0..len * act)
-                .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
-                .collect();
-            let r: Vec<f32> = (0..len).map(|_| rng.uniform() as f32).collect();
-            agent.replay.push_episode(&o, &a, &r);
+    let args: Vec<String> = std::env::args().collect();
+    let device = arg(&args, "--device", "cpu");
+    let threads = arg(&args, "--threads", "1");
+    let sizes = arg(&args, "--size", "small");
+    let n: usize = arg(&args, "--n", "30").parse().expect("--n");
+    let (device, note) = match device.parse::<DeviceChoice>().and_then(|d| d.resolve()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
         }
-        for _ in 0..3 {
-            agent.update();
-        }
-        let n = 30;
-        let mut times: Vec<f64> = (0..n)
-            .map(|_| {
-                let t0 = Instant::now();
-                std::hint::black_box(agent.update());
-                t0.elapsed().as_secs_f64()
-            })
-            .collect();
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let med = times[n / 2];
-        println!(
-            "{label:<22} {n:>10} {:>12.2} {:>12.1}",
-            med * 1e3,
-            1.0 / med
-        );
+    };
+    if let Some(n) = note {
+        eprintln!("{n}");
     }
+    println!(
+        "{:<6} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10}",
+        "size", "device", "threads", "updates", "median_ms", "p90_ms", "updates/s"
+    );
+    let mut refresh = Vec::new();
+    for size in sizes.split(',') {
+        for th in threads.split(',') {
+            let th: i32 = th.parse().expect("--threads");
+            tch::set_num_threads(th);
+            let cfg = config(size);
+            let (obs, act) = (3, 1);
+            let mut agent = Agent::new(&cfg, obs, act, 1000, device);
+            let len = agent.replay.len;
+            let mut rng = Rng::new(1);
+            for _ in 0..8 {
+                let o: Vec<f32> = (0..(len + 1) * obs).map(|_| rng.normal() as f32).collect();
+                let a: Vec<f32> = (0..len * act)
+                    .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
+                    .collect();
+                let r: Vec<f32> = (0..len).map(|_| rng.uniform() as f32).collect();
+                agent.replay.push_episode(&o, &a, &r);
+            }
+            for _ in 0..5 {
+                agent.update();
+            }
+            sync(device);
+            let mut times: Vec<f64> = (0..n)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    std::hint::black_box(agent.update());
+                    sync(device);
+                    t0.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let med = times[n / 2];
+            let p90 = times[(n * 9 / 10).min(n - 1)];
+            println!(
+                "{size:<6} {:<8} {th:>7} {n:>8} {:>10.2} {:>10.2} {:>10.1}",
+                format!("{device:?}"),
+                med * 1e3,
+                p90 * 1e3,
+                1.0 / med
+            );
+            if th == threads.split(',').next().unwrap().parse::<i32>().unwrap() {
+                refresh.push((size.to_string(), refresh_ms(&agent, &cfg)));
+            }
+        }
+    }
+    println!(
+        "\n{:<6} {:>12} {:>12}",
+        "size", "refresh_ms", "(median of 5)"
+    );
+    for (size, ms) in refresh {
+        println!("{size:<6} {ms:>12.1}");
+    }
+}
+
+/// Median of 5 refreshes: export + Bundle::load + Agent::with_defaults.
+fn refresh_ms(agent: &Agent, cfg: &TrainConfig) -> f64 {
+    let dir = std::env::temp_dir().join(format!("dmpc-refresh-{}", std::process::id()));
+    let mut t: Vec<f64> = (0..5)
+        .map(|_| {
+            let t0 = Instant::now();
+            let d = export(agent, &dir, 0, cfg).expect("export");
+            let b = dream_mpc::load::Bundle::load(&d).expect("load");
+            let a = dream_mpc::agent::Agent::with_defaults(
+                &b,
+                dream_mpc::planner::PlannerKind::DreamMpc,
+                0,
+            )
+            .expect("agent");
+            std::hint::black_box(&a);
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[2]
 }

@@ -14,12 +14,10 @@
 //! `Gemm`s (rows of mu and of log_std), and log_std is squashed with
 //! `Tanh -> Mul -> Add` exactly as [`WorldModel::squash_log_std`].
 //!
-//! Reward and value decoding is `Scalar`: the Dream-MPC planner
-//! differentiates reward and Q with respect to the actions on the robot,
-//! and a scalar head costs one output column instead of 101 two-hot logits
-//! plus a softmax and symexp per head per step. DMC rewards lie in [0, 1]
-//! and values in [0, 1/(1-g)], so the scale problem two-hot solves in
-//! TD-MPC2's multi-task setting does not arise for single tasks.
+//! Reward and value decoding follow the model: `TwoHotSymlog` with the
+//! model's bins and range (TD-MPC2's default, 101 bins over [-10, 10]), or
+//! `Scalar` for models with `num_bins = 1`; the reward module outputs one
+//! head's logits and `q` the heads' logits side by side (head-major).
 //!
 //! The layout is `latent.kind = "vector"`; an RSSM exporter would write
 //! `kind = "rssm"` plus a `recurrent` module with the same manifest.
@@ -70,6 +68,20 @@ impl ExportMeta {
                 producer: format!("dream-mpc-train {}", env!("CARGO_PKG_VERSION")),
                 ..Default::default()
             },
+        }
+    }
+}
+
+/// The manifest's decoding of the model's reward and Q heads.
+pub fn decoding(model: &WorldModel) -> Decoding {
+    let th = model.twohot();
+    if th.bins == 1 {
+        Decoding::Scalar
+    } else {
+        Decoding::TwoHotSymlog {
+            bins: th.bins,
+            vmin: th.vmin,
+            vmax: th.vmax,
         }
     }
 }
@@ -193,6 +205,7 @@ pub fn onnx_modules(model: &WorldModel) -> Vec<BuiltModule> {
         za_module(name, (l, a), m.len(), emit, (out_name, out_size))
     };
     let za_ins = [("z", l), ("a", a)];
+    let w = model.head_width();
     insert(
         "dynamics",
         (
@@ -203,8 +216,8 @@ pub fn onnx_modules(model: &WorldModel) -> Vec<BuiltModule> {
     insert(
         "reward",
         (
-            za_graph("reward", &[&model.reward], "r", 1),
-            spec("reward", &za_ins, &[("r", 1)]),
+            za_graph("reward", &[&model.reward], "r", w),
+            spec("reward", &za_ins, &[("r", w)]),
         ),
     );
     let nq = model.q.len();
@@ -212,8 +225,8 @@ pub fn onnx_modules(model: &WorldModel) -> Vec<BuiltModule> {
     insert(
         "q",
         (
-            za_graph("q", &qs, "q", nq),
-            spec("q", &za_ins, &[("q", nq)]),
+            za_graph("q", &qs, "q", nq * w),
+            spec("q", &za_ins, &[("q", nq * w)]),
         ),
     );
 
@@ -427,8 +440,8 @@ pub fn export_bundle(
         },
         discount: meta.discount,
         action_repeat: meta.action_repeat,
-        reward_decoding: Decoding::Scalar,
-        value_decoding: Decoding::Scalar,
+        reward_decoding: decoding(model),
+        value_decoding: decoding(model),
         q_ensemble: model.q.len(),
         planner: meta.planner.clone(),
         modules: BTreeMap::new(),

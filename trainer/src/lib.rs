@@ -1,13 +1,25 @@
 //! dream-mpc trainer (libtorch through tch): the TD-MPC2-style world model
 //! ([`model`]), bundle export with libtorch reference vectors ([`export`]),
-//! an independent tract check of exported bundles ([`verify`]), online
-//! training ([`train`]) with its learning-curve plot ([`plot`]) and task
-//! lookup ([`tasks`]).
+//! an independent tract check of exported bundles ([`verify`]) and online
+//! training ([`train`]), split by role: [`config`], [`replay`], [`learner`]
+//! (losses and update), [`optim`], [`checkpoint`], [`collect`] (episodes),
+//! [`metrics`] and [`plot`], plus task lookup ([`tasks`]).
+//!
+//! Imports run one way: train -> {collect, checkpoint, plot} -> learner ->
+//! {replay, optim, model} -> config; metrics depends on config only.
 
+pub mod checkpoint;
+pub mod collect;
+pub mod config;
 pub mod export;
+pub mod learner;
+pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod plot;
 pub mod reference_planner;
+pub mod replay;
 pub mod tasks;
 pub mod train;
+pub mod twohot;
 pub mod verify;

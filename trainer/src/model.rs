@@ -4,8 +4,13 @@
 //! Every module is a stack of [`Layer`]s (`Linear -> LayerNorm -> act`),
 //! simple enough that [`crate::export`] mirrors it 1:1 in ONNX. The latent
 //! z is SimNorm-normalized in groups of `simnorm_group` (softmax per group).
-//! Reward and Q are decoded as `Scalar` (one number per head); see
-//! [`crate::export`] for why.
+//! Reward and every Q head output `num_bins` logits of TD-MPC2's two-hot
+//! symlog decoding (101 bins over [-10, 10]; see [`crate::twohot`]), or
+//! one scalar with `num_bins = 1`. Initialization as TD-MPC2: every
+//! Linear weight normal(0, 0.02) (its `trunc_normal_(std=0.02)` truncates
+//! at +-2 absolute, i.e. 100 std: no truncation in practice), biases zero,
+//! and the output weights of the reward and Q heads zero, so an untrained
+//! model predicts reward and value 0.
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
@@ -20,6 +25,11 @@ pub struct ModelConfig {
     pub hidden: usize,
     /// Hidden layers per MLP (each `Linear -> LayerNorm -> Mish`). Default 2.
     pub layers: usize,
+    /// Hidden width of the encoder (TD-MPC2's `enc_dim`). Default 256.
+    pub enc_hidden: usize,
+    /// Hidden layers of the encoder (TD-MPC2: `num_enc_layers - 1` = 1).
+    /// Default 1.
+    pub enc_layers: usize,
     /// Number of Q heads (the ensemble). Default 5.
     pub n_q: usize,
     /// SimNorm group size (the latent is a softmax per group). Default 8.
@@ -28,9 +38,16 @@ pub struct ModelConfig {
     /// Defaults -10 and 2 (TD-MPC2).
     pub log_std_min: f32,
     pub log_std_max: f32,
-    /// Dropout after the first layer of each Q head, training only (not
-    /// exported). Default 0.01.
+    /// Dropout in the first layer of each Q head (`Linear -> Dropout ->
+    /// LayerNorm -> Mish`), training only (not exported). Default 0.01.
     pub q_dropout: f64,
+    /// Reward and value head width: 1 = a scalar regressed with MSE; >= 2 =
+    /// two-hot logits over `num_bins` symlog bins in [vmin, vmax], trained
+    /// with soft cross-entropy (TD-MPC2). Default 101.
+    pub num_bins: usize,
+    /// Two-hot range in symlog space. Defaults -10 and 10.
+    pub vmin: f32,
+    pub vmax: f32,
 }
 
 impl Default for ModelConfig {
@@ -39,11 +56,16 @@ impl Default for ModelConfig {
             latent: 64,
             hidden: 256,
             layers: 2,
+            enc_hidden: 256,
+            enc_layers: 1,
             n_q: 5,
             simnorm_group: 8,
             log_std_min: -10.0,
             log_std_max: 2.0,
             q_dropout: 0.01,
+            num_bins: 101,
+            vmin: -10.0,
+            vmax: 10.0,
         }
     }
 }
@@ -59,6 +81,8 @@ pub enum ConfigError {
     LogStdRange { min: f32, max: f32 },
     /// Dropout outside [0, 1).
     Dropout(f64),
+    /// `vmin >= vmax` (or not finite) with two-hot heads.
+    BinRange { min: f32, max: f32 },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -74,6 +98,10 @@ impl std::fmt::Display for ConfigError {
                 "model.log_std_min = {min} must be finite and below model.log_std_max = {max}"
             ),
             ConfigError::Dropout(p) => write!(f, "model.q_dropout = {p} must be in [0, 1)"),
+            ConfigError::BinRange { min, max } => write!(
+                f,
+                "model.vmin = {min} must be finite and below model.vmax = {max}"
+            ),
         }
     }
 }
@@ -87,7 +115,10 @@ impl ModelConfig {
             ("latent", self.latent),
             ("hidden", self.hidden),
             ("layers", self.layers),
+            ("enc_hidden", self.enc_hidden),
+            ("enc_layers", self.enc_layers),
             ("n_q", self.n_q),
+            ("num_bins", self.num_bins),
             ("simnorm_group", self.simnorm_group),
         ] {
             if v == 0 {
@@ -111,6 +142,14 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.q_dropout) {
             return Err(ConfigError::Dropout(self.q_dropout));
+        }
+        if self.num_bins > 1
+            && !(self.vmin.is_finite() && self.vmax.is_finite() && self.vmin < self.vmax)
+        {
+            return Err(ConfigError::BinRange {
+                min: self.vmin,
+                max: self.vmax,
+            });
         }
         Ok(())
     }
@@ -161,7 +200,16 @@ impl Layer {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let y = self.linear.forward(x);
+        self.forward_t(x, 0.0, false)
+    }
+
+    /// Forward with dropout `p` between the Linear and the LayerNorm when
+    /// `train` (TD-MPC2's NormedLinear).
+    pub fn forward_t(&self, x: &Tensor, p: f64, train: bool) -> Tensor {
+        let mut y = self.linear.forward(x);
+        if train && p > 0.0 {
+            y = y.dropout(p, true);
+        }
         match &self.norm {
             None => y,
             Some((ln, act)) => {
@@ -210,12 +258,9 @@ impl Mlp {
         Mlp { layers }
     }
 
-    /// Forward; `dropout` (training only) after the first layer.
+    /// Forward; `dropout` (training only) inside the first layer.
     pub fn forward_t(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
-        let mut h = self.layers[0].forward(x);
-        if train && dropout > 0.0 {
-            h = h.dropout(dropout, true);
-        }
+        let mut h = self.layers[0].forward_t(x, dropout, train);
         for l in &self.layers[1..] {
             h = l.forward(&h);
         }
@@ -245,18 +290,64 @@ impl WorldModel {
     pub fn new(root: &nn::Path, cfg: &ModelConfig, obs_size: usize, action_size: usize) -> Self {
         let (l, h, n, a) = (cfg.latent, cfg.hidden, cfg.layers, action_size);
         let sn = Some(Act::SimNorm(cfg.simnorm_group));
-        WorldModel {
+        let bins = cfg.num_bins;
+        let m = WorldModel {
             cfg: cfg.clone(),
             obs_size,
             action_size,
-            encoder: Mlp::new(root / "encoder", obs_size, h, n, l, sn),
+            encoder: Mlp::new(
+                root / "encoder",
+                obs_size,
+                cfg.enc_hidden,
+                cfg.enc_layers,
+                l,
+                sn,
+            ),
             dynamics: Mlp::new(root / "dynamics", l + a, h, n, l, sn),
-            reward: Mlp::new(root / "reward", l + a, h, n, 1, None),
+            reward: Mlp::new(root / "reward", l + a, h, n, bins, None),
             q: (0..cfg.n_q)
-                .map(|k| Mlp::new(root / "q" / k, l + a, h, n, 1, None))
+                .map(|k| Mlp::new(root / "q" / k, l + a, h, n, bins, None))
                 .collect(),
             policy: Mlp::new(root / "policy", l, h, n, 2 * a, None),
+        };
+        m.init_weights();
+        m
+    }
+
+    /// TD-MPC2's initialization (see the module docs).
+    fn init_weights(&self) {
+        tch::no_grad(|| {
+            let mlps = [&self.encoder, &self.dynamics, &self.reward, &self.policy]
+                .into_iter()
+                .chain(self.q.iter());
+            for m in mlps {
+                for l in &m.layers {
+                    let mut w = l.linear.ws.shallow_clone();
+                    let _ = w.normal_(0.0, 0.02);
+                    if let Some(b) = &l.linear.bs {
+                        let _ = b.shallow_clone().zero_();
+                    }
+                }
+            }
+            for m in std::iter::once(&self.reward).chain(self.q.iter()) {
+                let last = m.layers.last().expect("layers");
+                let _ = last.linear.ws.shallow_clone().zero_();
+            }
+        });
+    }
+
+    /// Decoding of the reward and Q heads.
+    pub fn twohot(&self) -> crate::twohot::TwoHot {
+        crate::twohot::TwoHot {
+            bins: self.cfg.num_bins,
+            vmin: self.cfg.vmin,
+            vmax: self.cfg.vmax,
         }
+    }
+
+    /// Outputs per reward or Q head (`num_bins`).
+    pub fn head_width(&self) -> usize {
+        self.cfg.num_bins
     }
 
     /// obs `[B, obs]` -> z `[B, L]`.
@@ -269,12 +360,13 @@ impl WorldModel {
         self.dynamics.forward(&Tensor::cat(&[z, a], 1))
     }
 
-    /// (z, a) -> r `[B, 1]`.
+    /// (z, a) -> reward logits `[B, num_bins]`.
     pub fn reward(&self, z: &Tensor, a: &Tensor) -> Tensor {
         self.reward.forward(&Tensor::cat(&[z, a], 1))
     }
 
-    /// (z, a) -> q `[B, n_q]` (head-major columns); dropout when `train`.
+    /// (z, a) -> Q logits `[B, n_q * num_bins]` (head-major columns);
+    /// dropout when `train`.
     pub fn q_all(&self, z: &Tensor, a: &Tensor, train: bool) -> Tensor {
         let za = Tensor::cat(&[z, a], 1);
         let heads: Vec<Tensor> = self
@@ -283,6 +375,16 @@ impl WorldModel {
             .map(|m| m.forward_t(&za, self.cfg.q_dropout, train))
             .collect();
         Tensor::cat(&heads, 1)
+    }
+
+    /// Logits `[B, num_bins]` of the Q heads listed in `heads`, in order;
+    /// dropout when `train`.
+    pub fn q_heads(&self, z: &Tensor, a: &Tensor, heads: &[usize], train: bool) -> Vec<Tensor> {
+        let za = Tensor::cat(&[z, a], 1);
+        heads
+            .iter()
+            .map(|&k| self.q[k].forward_t(&za, self.cfg.q_dropout, train))
+            .collect()
     }
 
     /// z -> (mu, log_std), each `[B, A]`, log_std squashed into

@@ -1,7 +1,8 @@
 //! Learning curve PNG (plotters, no Python): training episode returns and
-//! evaluation returns against environment steps.
+//! the evaluation returns of the policy mean and of the planner against
+//! environment steps.
 
-use crate::train::Metrics;
+use crate::metrics::Metrics;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -16,10 +17,15 @@ pub fn learning_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<()
         .iter()
         .filter_map(|m| m.eval_return.map(|r| (m.env_step as f64, r)))
         .collect();
+    let plan: Vec<(f64, f64)> = metrics
+        .iter()
+        .filter_map(|m| m.eval_planner_return.map(|r| (m.env_step as f64, r)))
+        .collect();
     let xmax = metrics.iter().map(|m| m.env_step).max().unwrap_or(1).max(1) as f64;
     let ymax = train
         .iter()
         .chain(&eval)
+        .chain(&plan)
         .map(|p| p.1)
         .fold(1.0f64, f64::max)
         * 1.05;
@@ -41,7 +47,7 @@ pub fn learning_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<()
     chart
         .draw_series(LineSeries::new(train, BLUE.mix(0.5)))
         .map_err(|e| e.to_string())?
-        .label("train (policy sample)")
+        .label("train episodes")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
     chart
         .draw_series(LineSeries::new(eval.clone(), RED.stroke_width(2)))
@@ -50,6 +56,14 @@ pub fn learning_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<()
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     chart
         .draw_series(eval.iter().map(|&p| Circle::new(p, 3, RED.filled())))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(plan.clone(), GREEN.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label("eval (Dream-MPC planner, controller code)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
+    chart
+        .draw_series(plan.iter().map(|&p| Circle::new(p, 3, GREEN.filled())))
         .map_err(|e| e.to_string())?;
     chart
         .configure_series_labels()

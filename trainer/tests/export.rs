@@ -27,7 +27,55 @@ fn small_model(seed: i64) -> (nn::VarStore, WorldModel) {
         ..Default::default()
     };
     let m = WorldModel::new(&vs.root(), &cfg, 5, 2);
+    // TD-MPC2's init zeroes the reward and Q output weights, so their
+    // VJPs would be zero: perturb every weight like a trained model's.
+    tch::no_grad(|| {
+        for mut v in vs.trainable_variables() {
+            let noise = v.randn_like() * 0.05;
+            let _ = v.g_add_(&noise);
+        }
+    });
     (vs, m)
+}
+
+/// A fresh model follows TD-MPC2's initialization and its bundle declares
+/// two-hot heads of 101 bins over [-10, 10].
+#[test]
+fn fresh_model_has_tdmpc2_init_and_two_hot_heads() {
+    tch::manual_seed(1);
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let cfg = ModelConfig {
+        latent: 16,
+        hidden: 64,
+        n_q: 2,
+        ..Default::default()
+    };
+    let m = WorldModel::new(&vs.root(), &cfg, 5, 2);
+    for (name, t) in vs.variables() {
+        let zero_out = (name.starts_with("reward.2")
+            || (name.starts_with("q.") && name.contains(".2.")))
+            && name.ends_with("weight");
+        let absmax = t.abs().max().double_value(&[]);
+        if name.ends_with("bias") && name.contains("linear") || zero_out {
+            assert_eq!(absmax, 0.0, "{name} must start at zero");
+        } else if name.contains("linear") {
+            let std = t.std(true).double_value(&[]);
+            assert!((0.015..0.025).contains(&std), "{name}: std {std}");
+        }
+    }
+    let dir = tmpdir("init");
+    let meta = ExportMeta::plain("unit-test", 5, 2);
+    let manifest = export_bundle(&m, &meta, &dir, 1).unwrap();
+    let want = dream_mpc::bundle::manifest::Decoding::TwoHotSymlog {
+        bins: 101,
+        vmin: -10.0,
+        vmax: 10.0,
+    };
+    assert_eq!(manifest.reward_decoding, want);
+    assert_eq!(manifest.value_decoding, want);
+    assert_eq!(manifest.modules["reward"].outputs[0].size, 101);
+    assert_eq!(manifest.modules["q"].outputs[0].size, 2 * 101);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -57,7 +105,7 @@ fn untrained_bundle_matches_tract_and_checksums() {
         );
     }
     assert_eq!(manifest.q_ensemble, 3);
-    assert_eq!(manifest.modules["q"].outputs[0].size, 3);
+    assert_eq!(manifest.modules["q"].outputs[0].size, 3 * 101);
     assert_eq!(manifest.modules["policy"].outputs.len(), 2);
 
     // References: 3 cases of batch 4 per module, all sizes consistent.

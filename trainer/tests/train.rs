@@ -3,7 +3,7 @@
 //! resume continues exactly, bad input is refused before training.
 
 use dream_mpc_trainer::tasks;
-use dream_mpc_trainer::train::{train, RunOptions, TrainConfig};
+use dream_mpc_trainer::train::{train, Collect, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -20,10 +20,10 @@ fn tmpdir(name: &str) -> PathBuf {
 
 fn tiny(steps: u64) -> TrainConfig {
     let mut c = TrainConfig {
-        task: tasks::Reach1d::NAME.into(),
+        task: tasks::REACH_1D.into(),
         seed: 5,
         steps,
-        seed_steps: 200,
+        seed_steps: Some(200),
         batch: 32,
         eval_every: 400,
         eval_episodes: 1,
@@ -31,6 +31,7 @@ fn tiny(steps: u64) -> TrainConfig {
     };
     c.model.latent = 16;
     c.model.hidden = 32;
+    c.model.enc_hidden = 32;
     c.model.n_q = 3;
     c
 }
@@ -41,6 +42,7 @@ fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOpti
         resume,
         progress: false,
         stop_after,
+        device: tch::Device::Cpu,
     }
 }
 
@@ -77,6 +79,16 @@ fn short_run_learns_and_exports_a_checked_bundle() {
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4 + 2, "{csv}");
     assert!(s.metrics.iter().filter(|m| m.eval_return.is_some()).count() == 2);
+    // Evaluation runs the policy mean and the planner (controller code);
+    // training episodes after seeding were acted by the planner on weights
+    // refreshed before each of them (default collect = dream_mpc).
+    for m in s.metrics.iter().filter(|m| m.eval_return.is_some()) {
+        assert!(m.eval_planner_return.unwrap().is_finite(), "{m:?}");
+    }
+    let refreshed: Vec<f64> = s.metrics.iter().filter_map(|m| m.refresh_ms).collect();
+    assert_eq!(refreshed.len(), 3, "{:?}", s.metrics);
+    let header = csv.lines().next().unwrap();
+    assert!(header.contains("eval_planner_return") && header.contains("refresh_ms"));
     let png = std::fs::read(out.join("learning_curve.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     // The exported bundle runs in tract and matches libtorch.
@@ -132,7 +144,7 @@ fn bad_input_is_refused_before_training() {
     // Unknown task: the error lists the known names.
     let e = tasks::make("no-such-task").err().unwrap().to_string();
     assert!(
-        e.contains("no-such-task") && e.contains(tasks::Reach1d::NAME),
+        e.contains("no-such-task") && e.contains(tasks::REACH_1D),
         "{e}"
     );
 
@@ -213,6 +225,39 @@ fn bad_input_is_refused_before_training() {
         state
     );
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Configuration files: an unknown key and an unknown `collect` planner
+/// are refused with errors naming them and the accepted values.
+#[test]
+fn unknown_config_keys_and_planners_are_refused() {
+    let e = TrainConfig::from_json(br#"{"task": "x", "horizn": 3}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown field `horizn`") && e.contains("horizon"),
+        "{e}"
+    );
+    let e = TrainConfig::from_json(br#"{"collect": "cem"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown variant `cem`") && e.contains("dream_mpc") && e.contains("mppi"),
+        "{e}"
+    );
+    let e = TrainConfig::from_json(br#"{"model": {"latnt": 8}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `latnt`"), "{e}");
+    for (v, want) in [
+        ("dream_mpc", Collect::DreamMpc),
+        ("mppi", Collect::Mppi),
+        ("policy", Collect::Policy),
+    ] {
+        let c = TrainConfig::from_json(format!(r#"{{"collect": "{v}"}}"#).as_bytes()).unwrap();
+        assert_eq!(c.collect, want);
+    }
+    assert_eq!(TrainConfig::default().collect, Collect::DreamMpc);
 }
 
 /// The shipped small config parses (no unknown fields) and validates.

@@ -9,7 +9,7 @@
 use clap::{Parser, Subcommand};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{ModelConfig, WorldModel};
-use dream_mpc_trainer::train::{train, RunOptions, TrainConfig};
+use dream_mpc_trainer::train::{train, DeviceChoice, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,11 +67,13 @@ enum Cmd {
         /// Continue the run in --out from its checkpoint.
         #[arg(long)]
         resume: bool,
-        /// auto | cpu | cuda. This build trains on the CPU; `cuda` is
-        /// refused with an error rather than silently run on the CPU.
+        /// cpu | cuda | auto: where the learner (model, optimizer state,
+        /// replay sampling) lives. `cuda` without a CUDA device is an
+        /// error; `auto` falls back to the CPU and says so. Acting and the
+        /// exported references are computed on the CPU either way.
         #[arg(long, default_value = "auto")]
         device: String,
-        /// libtorch intra-op threads.
+        /// libtorch intra-op threads (CPU work of the learner and acting).
         #[arg(long, default_value_t = 1)]
         threads: i32,
         /// No progress bar.
@@ -134,8 +136,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut cfg = match &config {
                 Some(p) => {
                     let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    serde_json::from_slice::<TrainConfig>(&bytes)
-                        .map_err(|e| format!("{}: {e}", p.display()))?
+                    TrainConfig::from_json(&bytes).map_err(|e| format!("{}: {e}", p.display()))?
                 }
                 None => TrainConfig::default(),
             };
@@ -148,14 +149,12 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(s) = seed {
                 cfg.seed = s;
             }
-            match device.as_str() {
-                "auto" | "cpu" => {}
-                "cuda" => {
-                    return Err(
-                        "--device cuda: this build trains on the CPU only; use --device cpu".into(),
-                    )
-                }
-                other => return Err(format!("--device '{other}': expected auto, cpu or cuda")),
+            let (device, note) = device
+                .parse::<DeviceChoice>()
+                .and_then(|d| d.resolve())
+                .map_err(|e| e.to_string())?;
+            if let Some(n) = note {
+                eprintln!("{n}");
             }
             if threads < 1 {
                 return Err(format!("--threads {threads} must be >= 1"));
@@ -168,6 +167,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 resume,
                 progress: !quiet,
                 stop_after: None,
+                device,
             };
             let s = train(&cfg, task, &opts).map_err(|e| e.to_string())?;
             let last_eval = s.metrics.iter().rev().find_map(|m| m.eval_return);
