@@ -53,6 +53,12 @@ for line in sys.stdin:
   done
   cp target/debug/dream-mpc-train "$gpu/dream-mpc-train"
   strip "$gpu/cuda" "$gpu/updates" "$gpu/dream-mpc-train"
+  # The plots' text rendering (plotters' ttf) links fontconfig and
+  # freetype, which the GPU machine's image lacks (seen there: "libfontconfig.so.1
+  # => not found"): carry them and the libraries they need (~2 MiB).
+  mkdir -p "$gpu/lib"
+  ldd "$gpu/dream-mpc-train" | awk '/fontconfig|freetype|png16|brotli|expat/ {print $3}' |
+    while read -r lib; do cp -L "$lib" "$gpu/lib/"; done
   # ~30 MiB each stripped (tract, plotters, the sim linked in): gzip them
   # to stay under the limit; `run` unpacks with python3's gzip module.
   gzip -9 "$gpu/cuda" "$gpu/updates" "$gpu/dream-mpc-train"
@@ -85,7 +91,7 @@ PY
   local torchlib
   torchlib="$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')" \
     || { echo "run: python3 cannot import torch" >&2; exit 1; }
-  export LD_LIBRARY_PATH="$torchlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$torchlib:$gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   local status=0
   step "host"
   if ldd "$bin/cuda" | grep -q "not found"; then
@@ -109,11 +115,11 @@ PY
   step "updates/s on this machine's CPU for comparison (1 thread, small)"
   timeout 60 "$bin/updates" --device cpu --size small --threads 1 --n 10 || status=1
 
-  step "short training run on the GPU: pendulum-swingup, 20000 env steps"
+  step "short training run on the GPU: pendulum-swingup, 4000 env steps (2000 updates)"
   local out
   out="$(mktemp -d)/run"
-  timeout 200 "$bin/dream-mpc-train" train --config "$gpu/train-small.json" \
-    --task pendulum-swingup --steps 20000 --seed 1 --device cuda --threads 1 \
+  timeout 240 "$bin/dream-mpc-train" train --config "$gpu/train-small.json" \
+    --task pendulum-swingup --steps 4000 --seed 1 --device cuda --threads 1 \
     --out "$out" --quiet || status=1
   if [ -f "$out/metrics.csv" ]; then
     echo "evaluation rows of metrics.csv:"

@@ -29,10 +29,17 @@ fn tree(package: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// The distinct libtorch crates (`tch`, `torch-sys`) in a `cargo tree`
+/// listing (a crate reached by two paths is listed once per path).
 fn has_libtorch(tree: &str) -> Vec<&str> {
-    tree.lines()
+    let mut found: Vec<&str> = tree
+        .lines()
         .filter(|l| l.starts_with("tch ") || l.starts_with("torch-sys "))
-        .collect()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 #[test]

@@ -56,10 +56,19 @@ impl TchLatentModel for WorldModel {
         WorldModel::next(self, z, a)
     }
     fn reward(&self, z: &Tensor, a: &Tensor) -> Tensor {
-        WorldModel::reward(self, z, a).squeeze_dim(1)
+        // two-hot logits [B, bins] (or a scalar head) -> [B]
+        self.twohot()
+            .decode(&WorldModel::reward(self, z, a))
+            .squeeze_dim(1)
     }
     fn q_all(&self, z: &Tensor, a: &Tensor) -> Tensor {
-        WorldModel::q_all(self, z, a, false)
+        // head-major logits [B, heads * bins] -> decoded [B, heads]
+        let logits = WorldModel::q_all(self, z, a, false);
+        let b = logits.size()[0];
+        let bins = self.head_width() as i64;
+        self.twohot()
+            .decode(&logits.reshape([b * self.q.len() as i64, bins]))
+            .reshape([b, self.q.len() as i64])
     }
     fn pi(&self, z: &Tensor) -> (Tensor, Tensor) {
         WorldModel::pi(self, z)

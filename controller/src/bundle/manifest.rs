@@ -153,7 +153,7 @@ pub struct PlannerDefaults {
     /// The gradient planners' named options (absent: the Dream-MPC
     /// authors' values; see `crate::planner::options`).
     #[serde(default)]
-    pub options: crate::planner::options::DreamOptions,
+    pub options: super::planner_options::DreamOptions,
 }
 
 /// One ONNX module and its interface.

@@ -8,6 +8,7 @@ mod error;
 pub mod files;
 pub mod manifest;
 pub mod onnx_build;
+pub mod planner_options;
 
 pub use error::BundleError;
 pub use files::{read_manifest, sha256_hex, write_bundle, BuiltModule};

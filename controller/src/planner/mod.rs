@@ -39,7 +39,9 @@ pub mod config;
 pub mod decode;
 pub mod model;
 pub mod objective;
-pub mod options;
+/// The planner's named options live with the bundle format (the manifest's
+/// `planner.options` section carries them); re-exported here by their role.
+pub use crate::bundle::planner_options as options;
 mod rollout;
 pub mod workspace;
 
