@@ -156,10 +156,26 @@ pub struct Planner<M: LatentModel> {
     ws: Workspace,
     tape: M::Tape,
     rng: Rng,
-    /// Longest initial evaluation and iteration seen so far: the planner
-    /// does not start one that would end after the deadline.
+    /// Estimated cost of the initial evaluation and of one iteration: the
+    /// planner does not start one that would end after the deadline. A
+    /// decaying maximum (see [`observe`]): it rises at once to a slower
+    /// observation and forgets it over a few dozen ticks, so one tick
+    /// stretched by preemption does not cut every later plan.
     est_init: Duration,
     est_iter: Duration,
+}
+
+/// Decaying maximum: `est <- max(took, 7/8 est)`. One outlier decays to a
+/// tenth of its size in 18 observations. Cost: a few integer operations.
+fn observe(est: &mut Duration, took: Duration) {
+    *est = took.max(decay(*est));
+}
+
+/// `7/8 est`: applied also when the estimate made the planner skip work,
+/// so a stale outlier cannot keep the planner from ever trying again (a
+/// real overrun raises it back at once).
+fn decay(est: Duration) -> Duration {
+    est * 7 / 8
 }
 
 impl<M: LatentModel> Planner<M> {
@@ -261,6 +277,7 @@ impl<M: LatentModel> Planner<M> {
         if self.config.kind != PlannerKind::Policy {
             if Instant::now() + self.est_init >= deadline {
                 status = PlanStatus::Deadline;
+                self.est_init = decay(self.est_init);
             } else if self.config.kind.is_gradient() {
                 (status, iterations) = self.gradient_ascent(model, &mut evals, start, deadline);
             } else {
@@ -375,7 +392,7 @@ impl<M: LatentModel> Planner<M> {
         ws.adam_v.iter_mut().for_each(|x| *x = 0.0);
         rollout::forward(model, &mut self.tape, ws, &mut self.rng, evals, fill, terms);
         let mut chosen = Self::after_eval(ws, last_eval);
-        self.est_init = self.est_init.max(start.elapsed());
+        observe(&mut self.est_init, start.elapsed());
 
         let mut done = 0;
         let mut status = PlanStatus::Finished;
@@ -384,6 +401,7 @@ impl<M: LatentModel> Planner<M> {
             let t0 = Instant::now();
             if t0 + self.est_iter > deadline {
                 status = PlanStatus::Deadline;
+                self.est_iter = decay(self.est_iter);
                 break;
             }
             if !ws.valid.iter().any(|&v| v) {
@@ -457,7 +475,7 @@ impl<M: LatentModel> Planner<M> {
                 chosen = Self::after_eval(ws, last_eval).or(chosen);
             }
             done = k;
-            self.est_iter = self.est_iter.max(t0.elapsed());
+            observe(&mut self.est_iter, t0.elapsed());
         }
         if cfg.reuse {
             if cfg.reuse_blend() {
@@ -550,6 +568,7 @@ impl<M: LatentModel> Planner<M> {
             let t0 = Instant::now();
             if it > 1 && t0 + self.est_iter > deadline {
                 status = PlanStatus::Deadline;
+                self.est_iter = decay(self.est_iter);
                 break;
             }
             for t in 0..h {
@@ -584,14 +603,53 @@ impl<M: LatentModel> Planner<M> {
             rollout::refit(ws, cfg, mppi);
             done = it;
             if it == 1 {
-                self.est_init = self.est_init.max(start.elapsed());
+                observe(&mut self.est_init, start.elapsed());
             }
-            self.est_iter = self.est_iter.max(t0.elapsed());
+            observe(&mut self.est_iter, t0.elapsed());
         }
         if cfg.reuse {
             ws.prev.copy_from_slice(&ws.mean);
             ws.has_prev = ws.best_j > f32::NEG_INFINITY;
         }
         (status, done)
+    }
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::{decay, observe};
+    use std::time::Duration;
+
+    /// One 60 ms preemption among 2 ms iterations: the estimate jumps to
+    /// 60 ms, then is back under a 7 ms budget within 17 observations,
+    /// and never under the true cost.
+    #[test]
+    fn an_outlier_is_forgotten_and_the_true_cost_kept() {
+        let ms = Duration::from_millis;
+        let mut est = Duration::ZERO;
+        observe(&mut est, ms(2));
+        observe(&mut est, ms(60));
+        assert_eq!(est, ms(60));
+        let mut n = 0;
+        while est > ms(7) {
+            observe(&mut est, ms(2));
+            n += 1;
+            assert!(n <= 17, "still {est:?} after {n} observations");
+        }
+        for _ in 0..100 {
+            observe(&mut est, ms(2));
+        }
+        assert_eq!(est, ms(2));
+    }
+
+    /// Skipped work (no observation) still decays the estimate, so a
+    /// planner cut by a stale outlier tries again.
+    #[test]
+    fn skipping_decays_too() {
+        let mut est = Duration::from_millis(60);
+        for _ in 0..20 {
+            est = decay(est);
+        }
+        assert!(est < Duration::from_millis(7), "{est:?}");
     }
 }
