@@ -154,3 +154,103 @@ fn check_fails_on_bad_bundle() {
     );
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `dream-mpc run` verifies what `check` verifies (issue 19 item 1): a
+/// bundle whose references disagree with its weights (here: one VJP value
+/// off, as if the weights had been altered and the checksums recomputed)
+/// is refused before the node starts, naming the module.
+#[test]
+fn run_refuses_a_bundle_that_fails_its_references() {
+    let m = model();
+    let d = dir("runref");
+    let mut refs = references(&m, 2);
+    refs.modules.get_mut("dynamics").unwrap()[0]
+        .vjp
+        .get_mut("a")
+        .unwrap()[1] += 0.5;
+    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    let err = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
+    assert!(err.contains("dynamics"), "{err}");
+    let params = d.join("params.yaml");
+    std::fs::write(
+        &params,
+        format!(
+            "dream_mpc:\n  ros__parameters:\n    action_source: dream_mpc\n    bundle: {}\n    \
+             observation: {{size: 5}}\n    action: {{size: 2, scale: [1.0, 1.0], offset: [0.0, 0.0], \
+             safe: [0.0, 0.0]}}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
+        .arg("run")
+        .arg("--params-file")
+        .arg(&params)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("dynamics") && text.contains("references"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A reference value that is not finite (1e39 reads as inf in f32) cannot
+/// make a module pass: its error is infinite, not NaN dropped by a max.
+/// The file is edited after writing and its checksum recomputed, as an
+/// attacker or a broken exporter would leave it.
+#[test]
+fn an_infinite_reference_fails() {
+    let m = model();
+    let d = dir("infref");
+    write_bundle(&d, m.manifest(), &m.modules(), Some(&references(&m, 2))).unwrap();
+    let path = d.join("references.json");
+    let mut refs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let outs = refs["modules"]["reward"][0]["outputs"]
+        .as_object_mut()
+        .unwrap();
+    let first = outs.values_mut().next().unwrap();
+    first[0] = serde_json::json!(1e39);
+    let bytes = serde_json::to_vec(&refs).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let mpath = d.join("manifest.json");
+    let mut man: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    man["checksums"]["references.json"] = serde_json::json!(dream_mpc::bundle::sha256_hex(&bytes));
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&man).unwrap()).unwrap();
+
+    let b = Bundle::load(&d).unwrap();
+    let r = b.verify_references().unwrap();
+    let reward = r.modules.iter().find(|a| a.module == "reward").unwrap();
+    assert_eq!(reward.worst(), f32::INFINITY);
+    assert!(b.verify().unwrap_err().to_string().contains("reward"));
+    let (ok, text) = check_cmd(&d);
+    assert!(!ok && text.contains("FAIL"), "{text}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A bundle without references, or with a module that has no reference
+/// case, is refused by the shared verification (and so by check and run).
+#[test]
+fn missing_references_fail() {
+    let m = model();
+    let d = dir("noref");
+    write_bundle(&d, m.manifest(), &m.modules(), None).unwrap();
+    let e = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
+    assert!(e.contains("no reference vectors"), "{e}");
+    let (ok, _) = check_cmd(&d);
+    assert!(!ok);
+    std::fs::remove_dir_all(&d).ok();
+
+    let d = dir("partref");
+    let mut refs = references(&m, 1);
+    refs.modules.get_mut("q").unwrap().clear();
+    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    let e = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
+    assert!(e.contains("`q`"), "{e}");
+    std::fs::remove_dir_all(&d).ok();
+}

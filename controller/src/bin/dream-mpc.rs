@@ -154,9 +154,24 @@ fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> 
                 }
             );
         }
-        ok &= r.passed();
-    } else {
-        println!("references: none in this bundle (only the tract comparison was run)");
+    }
+    // The verification `run` makes before it starts (shared): references
+    // for every module, finite, within tolerance.
+    if let Err(e) = b.verify() {
+        println!("FAIL: {e}");
+        ok = false;
+    }
+    // The bundle's planner settings must be valid for every planner `run`
+    // can be configured with.
+    for kind in [
+        dream_mpc::planner::PlannerKind::DreamMpc,
+        dream_mpc::planner::PlannerKind::Mppi,
+    ] {
+        let pc = dream_mpc::planner::PlannerConfig::for_kind(kind, &m.planner, m.discount);
+        if let Err(e) = pc.validate() {
+            println!("FAIL: the bundle's planner settings ({}): {e}", kind.name());
+            ok = false;
+        }
     }
     Ok(ok)
 }

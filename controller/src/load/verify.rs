@@ -13,7 +13,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use tract_onnx::prelude::*;
 
 /// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`]).
+/// A reference that is not finite (e.g. 1e39 read as f32 = inf) cannot
+/// vouch for anything: the error is infinite, never NaN (which a max would
+/// drop) or 0.
 pub fn scaled_error(ours: &[f32], reference: &[f32]) -> f32 {
+    if reference.iter().any(|v| !v.is_finite()) {
+        return f32::INFINITY;
+    }
     let scale = reference.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
     let diff = ours.iter().zip(reference).fold(0.0f32, |m, (a, b)| {
         if (a - b).is_nan() {
@@ -38,11 +44,15 @@ pub struct ModuleAgreement {
 
 impl ModuleAgreement {
     /// Worst error of this module.
+    /// A NaN error counts as infinite (`f32::max` would drop it).
     pub fn worst(&self) -> f32 {
         self.forward
             .values()
             .chain(self.vjp.values())
-            .fold(0.0, |m, v| m.max(*v))
+            .fold(
+                0.0,
+                |m, v| if v.is_nan() { f32::INFINITY } else { m.max(*v) },
+            )
     }
 }
 
@@ -58,9 +68,58 @@ impl ReferenceReport {
     pub fn passed(&self) -> bool {
         self.modules.iter().all(|m| m.worst() <= self.tolerance)
     }
+
+    /// The first module over the tolerance, with its worst error.
+    pub fn first_failure(&self) -> Option<(&str, f32)> {
+        self.modules
+            .iter()
+            .find(|m| m.worst() > self.tolerance)
+            .map(|m| (m.module.as_str(), m.worst()))
+    }
 }
 
 impl Bundle {
+    /// The start-up verification shared by `dream-mpc check` and `dream-mpc
+    /// run`: the bundle must carry libtorch references for every module of
+    /// its manifest (at least one case each, forward and VJP), and the
+    /// compiled kernels must reproduce them within [`REFERENCE_TOLERANCE`]
+    /// (non-finite references or errors fail). Returns the report; any
+    /// failure is an error naming the module. Cost: one forward and one
+    /// VJP per reference case, at start-up only (allocates).
+    pub fn verify(&self) -> Result<ReferenceReport, LoadError> {
+        if self.manifest.references.is_none() {
+            return Err(BundleError::References {
+                message: "the bundle has no reference vectors (manifest `references`); \
+                          the kernels cannot be checked against the trained model"
+                    .into(),
+            }
+            .into());
+        }
+        let r = self.verify_references()?;
+        for name in self.manifest.modules.keys() {
+            match r.modules.iter().find(|m| &m.module == name) {
+                Some(m) if m.cases > 0 => {}
+                _ => {
+                    return Err(BundleError::References {
+                        message: format!("module `{name}` has no reference cases"),
+                    }
+                    .into())
+                }
+            }
+        }
+        if let Some((name, err)) = r.first_failure() {
+            return Err(BundleError::References {
+                message: format!(
+                    "module `{name}` disagrees with its libtorch references: scaled error {err:.2e} \
+                     > tolerance {:.0e} (weights altered, or a kernel bug)",
+                    r.tolerance
+                ),
+            }
+            .into());
+        }
+        Ok(r)
+    }
+
     /// Run every reference case of `references.json` through the compiled
     /// modules, forward and VJP, and report the worst scaled error per
     /// module and output/input (see [`REFERENCE_TOLERANCE`]). Errors if the

@@ -206,6 +206,18 @@ impl PlannerSource {
             .ok_or_else(|| SourceError("action_source 'dream_mpc' needs `bundle`".into()))?;
         let err = |e: &dyn std::fmt::Display| SourceError(format!("bundle {}: {e}", dir.display()));
         let bundle = Arc::new(Bundle::load(dir).map_err(|e| err(&e))?);
+        // What `dream-mpc check` verifies, before any actuator is driven:
+        // the kernels reproduce the libtorch references of every module.
+        let t0 = Instant::now();
+        let report = bundle.verify().map_err(|e| err(&e))?;
+        eprintln!(
+            "dream-mpc run: bundle {}: {} modules match their libtorch references (worst {:.1e}, tolerance {:.0e}), verified in {:.0} ms",
+            dir.display(),
+            report.modules.len(),
+            report.modules.iter().map(|m| m.worst()).fold(0.0f32, f32::max),
+            report.tolerance,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
         let m = &bundle.manifest;
         if m.observation.size != cfg.observation_size || m.action.size != cfg.action_size {
             return Err(SourceError(format!(
