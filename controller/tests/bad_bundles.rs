@@ -256,6 +256,25 @@ fn manifest_faults() {
     assert!(load_err(&d).to_string().contains("action bound 1"));
 }
 
+/// Sizes read from the manifest are checked arithmetic (issue 19 item 2):
+/// `q_ensemble` = 6148914691236517207 with 3 value bins wraps to 5 in
+/// 64-bit arithmetic and once passed as a 5-wide Q module; it is refused,
+/// naming the field.
+#[test]
+fn q_ensemble_that_wraps_is_refused() {
+    let (d, mut m) = good("qwrap");
+    m.q_ensemble = 6148914691236517207;
+    m.value_decoding = dream_mpc::bundle::manifest::Decoding::TwoHotSymlog {
+        bins: 3,
+        vmin: -10.0,
+        vmax: 10.0,
+    };
+    assert_eq!(m.q_ensemble.wrapping_mul(3), 5);
+    rewrite_manifest(&d, &m);
+    let e = load_err(&d).to_string();
+    assert!(e.contains("q_ensemble 6148914691236517207"), "{e}");
+}
+
 /// A module whose output is a constant is refused (no input dependence).
 /// The module is an extra one (not a standard role), so that the
 /// manifest's role checks pass and the compiler's check is what refuses it.

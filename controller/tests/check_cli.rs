@@ -224,12 +224,25 @@ fn an_infinite_reference_fails() {
     std::fs::write(&mpath, serde_json::to_vec_pretty(&man).unwrap()).unwrap();
 
     let b = Bundle::load(&d).unwrap();
-    let r = b.verify_references().unwrap();
-    let reward = r.modules.iter().find(|a| a.module == "reward").unwrap();
-    assert_eq!(reward.worst(), f32::INFINITY);
-    assert!(b.verify().unwrap_err().to_string().contains("reward"));
+    // serde_json reads 1e39 as f32 inf, or (with its `float_roundtrip`
+    // feature, which the workspace's test build unifies in) refuses it as
+    // out of range: either way the bundle must not pass.
+    match b.verify_references() {
+        Ok(r) => {
+            let reward = r.modules.iter().find(|a| a.module == "reward").unwrap();
+            assert_eq!(reward.worst(), f32::INFINITY);
+            assert!(b.verify().unwrap_err().to_string().contains("reward"));
+        }
+        Err(e) => {
+            assert!(e.to_string().contains("out of range"), "{e}");
+            assert!(b.verify().is_err());
+        }
+    }
     let (ok, text) = check_cmd(&d);
-    assert!(!ok && text.contains("FAIL"), "{text}");
+    assert!(
+        !ok && (text.contains("FAIL") || text.contains("out of range")),
+        "{text}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -253,4 +266,19 @@ fn missing_references_fail() {
     let e = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
     assert!(e.contains("`q`"), "{e}");
     std::fs::remove_dir_all(&d).ok();
+}
+
+/// `check --rows` is bounded (it once aborted on 1e11 rows trying to
+/// allocate them): out-of-range values are a usage error naming the flag.
+#[test]
+fn check_rows_is_bounded() {
+    for rows in ["100000000000", "0", "1e11"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
+            .args(["check", "/nonexistent", "--rows", rows])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rows}: {text}");
+        assert!(text.contains("--rows"), "{rows}: {text}");
+    }
 }

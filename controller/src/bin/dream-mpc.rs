@@ -29,9 +29,10 @@ enum Cmd {
     Check {
         /// Bundle folder (holding manifest.json).
         bundle: PathBuf,
-        /// Rows of the random batch used for the tract comparison.
-        #[arg(long, default_value_t = 4)]
-        rows: usize,
+        /// Rows of the random batch used for the tract comparison (1 to
+        /// 4096: larger batches only allocate more).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        rows: u16,
         /// Seed of the random batch.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -179,7 +180,7 @@ fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check { bundle, rows, seed } => match check(&bundle, rows, seed) {
+        Cmd::Check { bundle, rows, seed } => match check(&bundle, rows as usize, seed) {
             Ok(true) => {
                 println!("OK");
                 ExitCode::SUCCESS

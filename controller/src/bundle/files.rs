@@ -163,23 +163,46 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
     if m.modules.is_empty() {
         return Err(bad("no modules".into()));
     }
-    check_roles(m)
+    check_roles(path, m)
+}
+
+/// Most Q heads a manifest may declare (TD-MPC2 uses 5).
+pub const MAX_Q_ENSEMBLE: usize = 64;
+
+/// Width of the Q module's output: `q_ensemble x value width`, checked (a
+/// wrapped product could match a small module and pass).
+fn q_width(path: &Path, m: &Manifest) -> Result<usize, BundleError> {
+    if m.q_ensemble == 0 || m.q_ensemble > MAX_Q_ENSEMBLE {
+        return Err(BundleError::Manifest {
+            path: path.into(),
+            message: format!(
+                "q_ensemble {} (must be in 1..={MAX_Q_ENSEMBLE})",
+                m.q_ensemble
+            ),
+        });
+    }
+    m.q_ensemble
+        .checked_mul(m.value_decoding.width())
+        .ok_or_else(|| BundleError::Manifest {
+            path: path.into(),
+            message: format!(
+                "q_ensemble {} x value width {} overflows",
+                m.q_ensemble,
+                m.value_decoding.width()
+            ),
+        })
 }
 
 /// The standard modules' row sizes must follow the manifest's sizes:
 /// encoder obs -> z; dynamics z, a -> z; reward z, a -> reward width;
 /// q z, a -> q_ensemble x value width; policy z -> mu, log_std.
-fn check_roles(m: &Manifest) -> Result<(), BundleError> {
+fn check_roles(path: &Path, m: &Manifest) -> Result<(), BundleError> {
     let (o, l, a) = (m.observation.size, m.latent.size(), m.action.size);
     let roles: [(&str, Vec<usize>, Vec<usize>); 5] = [
         ("encoder", vec![o], vec![l]),
         ("dynamics", vec![l, a], vec![l]),
         ("reward", vec![l, a], vec![m.reward_decoding.width()]),
-        (
-            "q",
-            vec![l, a],
-            vec![m.q_ensemble * m.value_decoding.width()],
-        ),
+        ("q", vec![l, a], vec![q_width(path, m)?]),
         ("policy", vec![l], vec![a, a]),
     ];
     for (name, ins, outs) in roles {

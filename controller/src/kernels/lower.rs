@@ -289,6 +289,23 @@ pub(crate) fn tensor_to_konst(module: &str, t: &pb::TensorProto) -> Result<Konst
             })
         })
         .collect::<Result<_, _>>()?;
+    // Sizes read from a file are checked: the product of the dims (zeros
+    // counted as 1, so no partial product taken later can overflow either)
+    // must fit in usize; a wrapped product would otherwise pass the length
+    // check below and panic (or worse) in a kernel.
+    if dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
+        .is_none()
+    {
+        return Err(onnx_err(
+            module,
+            format!(
+                "tensor `{}`: dims {dims:?} overflow the element count",
+                t.name
+            ),
+        ));
+    }
     let n: usize = dims.iter().product();
     let (f, i) = match DataType::try_from(t.data_type) {
         Ok(DataType::Float) => {
@@ -615,4 +632,31 @@ pub(crate) fn compile(
         params,
         onnx_ops,
     })
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// dims [2^62 + 96, 4] wrap to 384 elements in 64-bit arithmetic: with
+    /// 384 floats the length check alone would pass. The checked product
+    /// refuses it, naming the tensor.
+    #[test]
+    fn wrapping_dims_are_refused() {
+        let t = pb::TensorProto {
+            name: "w".into(),
+            dims: vec![(1i64 << 62) + 96, 4],
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            float_data: vec![0.5; 384],
+            ..Default::default()
+        };
+        let e = tensor_to_konst("dynamics", &t).unwrap_err().to_string();
+        assert!(e.contains("`w`") && e.contains("overflow"), "{e}");
+        // the same data with honest dims loads
+        let ok = pb::TensorProto {
+            dims: vec![96, 4],
+            ..t
+        };
+        assert_eq!(tensor_to_konst("dynamics", &ok).unwrap().numel(), 384);
+    }
 }
