@@ -3,6 +3,7 @@
 //! waits on child processes and the controller's JSON summary line.
 
 pub mod hostile;
+pub mod peer;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

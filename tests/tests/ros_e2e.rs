@@ -11,12 +11,11 @@
 //! bundle, and `in_process_policy` -> the planner on the same bundle.
 
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray, JointState};
+use dream_mpc::ros::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
+use dream_mpc_tests::peer::Peer;
 use dream_mpc_tests::{bins, json_field, root, wait_bounded};
-use ros2_client::{
-    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
-};
+use ros2_client::{Name, Publisher, Subscription};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,57 +62,6 @@ fn signal(child: &Child, sig: &str) {
     assert!(st.success());
 }
 
-struct Peer {
-    _ctx: Context,
-    node: Node,
-}
-
-impl Peer {
-    fn new(domain: u16) -> Peer {
-        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-        let node = ctx
-            .new_node(
-                NodeName::new("/", "ros_e2e_test").unwrap(),
-                NodeOptions::new().enable_rosout(false),
-            )
-            .unwrap();
-        Peer { _ctx: ctx, node }
-    }
-    fn actions(&mut self) -> Subscription<Float64MultiArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/action").unwrap(),
-                msgs::float64_multi_array_type(),
-                &qos(Reliability::Reliable, 1),
-            )
-            .unwrap();
-        self.node.create_subscription(&t, None).unwrap()
-    }
-    fn diagnostics(&mut self) -> Subscription<DiagnosticArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/diagnostics").unwrap(),
-                msgs::diagnostic_array_type(),
-                &qos(Reliability::Reliable, 10),
-            )
-            .unwrap();
-        self.node.create_subscription(&t, None).unwrap()
-    }
-    fn observations(&mut self) -> Publisher<Float64MultiArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/observation").unwrap(),
-                msgs::float64_multi_array_type(),
-                &qos(Reliability::Reliable, 1),
-            )
-            .unwrap();
-        self.node.create_publisher(&t, None).unwrap()
-    }
-}
-
 /// Drain a subscription into `out` as (receive time, data).
 fn collect(sub: &Subscription<Float64MultiArray>, out: &mut Vec<(Instant, Vec<f64>)>) {
     while let Ok(Some((m, _))) = sub.take() {
@@ -146,7 +94,7 @@ fn in_process_policy(obs: &[f64], act: &mut [f64]) {
 fn hil_episode_over_dds_matches_in_process() {
     let d = domain(0);
     let (steps, seed) = (150usize, 5u64);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
     let ctl = spawn_controller(d, &["-p", "control_rate_hz:=200.0"]);
     let sim = Command::new(&bins().1)
@@ -260,7 +208,7 @@ fn publish_for(p: &Publisher<Float64MultiArray>, data: &[f64], dur: Duration) {
 #[test]
 fn watchdog_fires_when_observations_stop() {
     let d = domain(1);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
     let diags = peer.diagnostics();
     let obs = peer.observations();
@@ -313,7 +261,7 @@ fn watchdog_fires_when_observations_stop() {
 #[test]
 fn invalid_observations_give_the_safe_action() {
     let d = domain(2);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
     let obs = peer.observations();
     let ctl = spawn_controller(d, &[]);
@@ -438,7 +386,7 @@ fn bad_config_is_refused_with_the_key_named() {
 #[test]
 fn joint_state_observation_and_sigterm() {
     let d = domain(4);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
     let t = peer
         .node

@@ -13,11 +13,10 @@
 //! - refused with `realtime.required: true`: exit code 2 before the first
 //!   tick (no action ever published).
 
-use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc_tests::peer::Peer;
 use dream_mpc_tests::{bins, root, wait_bounded};
-use ros2_client::{Context, ContextOptions, Name, Node, NodeName, NodeOptions, Subscription};
+use ros2_client::Subscription;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,46 +54,6 @@ fn spawn(domain: u16, drop: bool, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start dream-mpc run (prlimit and setpriv are in util-linux)")
-}
-
-struct Peer {
-    _ctx: Context,
-    node: Node,
-}
-
-impl Peer {
-    fn new(domain: u16) -> Peer {
-        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-        let node = ctx
-            .new_node(
-                NodeName::new("/", "ros_realtime_test").unwrap(),
-                NodeOptions::new().enable_rosout(false),
-            )
-            .unwrap();
-        Peer { _ctx: ctx, node }
-    }
-    fn actions(&mut self) -> Subscription<Float64MultiArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/action").unwrap(),
-                msgs::float64_multi_array_type(),
-                &qos(Reliability::Reliable, 1),
-            )
-            .unwrap();
-        self.node.create_subscription(&t, None).unwrap()
-    }
-    fn diagnostics(&mut self) -> Subscription<DiagnosticArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/diagnostics").unwrap(),
-                msgs::diagnostic_array_type(),
-                &qos(Reliability::Reliable, 10),
-            )
-            .unwrap();
-        self.node.create_subscription(&t, None).unwrap()
-    }
 }
 
 fn wait_first_action(sub: &Subscription<Float64MultiArray>) -> bool {
@@ -168,7 +127,7 @@ fn granted_settings_are_in_force_on_the_control_thread_only_and_reported() {
     }
     let cpu = std::thread::available_parallelism().unwrap().get() - 1;
     let d = domain(0);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_realtime_test");
     let actions = peer.actions();
     let diags = peer.diagnostics();
     let cpu_arg = format!("realtime.cpu:={cpu}");
@@ -248,7 +207,7 @@ fn granted_settings_are_in_force_on_the_control_thread_only_and_reported() {
 #[test]
 fn refused_settings_are_warned_by_name_and_the_node_runs_without_them() {
     let d = domain(1);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_realtime_test");
     let actions = peer.actions();
     let ctl = spawn(
         d,
@@ -297,7 +256,7 @@ fn refused_settings_are_warned_by_name_and_the_node_runs_without_them() {
 #[test]
 fn a_refusal_with_required_exits_before_the_first_tick() {
     let d = domain(2);
-    let mut peer = Peer::new(d);
+    let mut peer = Peer::new(d, "ros_realtime_test");
     let actions = peer.actions();
     let ctl = spawn(
         d,
