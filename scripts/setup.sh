@@ -24,14 +24,14 @@ if have torch "$torch_version"; then
   echo "[setup] torch $torch_version already installed"
 else
   echo "[setup] installing torch==$torch_version (about 4.7 GB with its CUDA libraries; needed even on CPU)"
-  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "torch==$torch_version"
+  "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "torch==$torch_version"
 fi
 if [ "${DREAM_MPC_MUJOCO:-0}" = "1" ]; then
   if have mujoco 3.17.0 && have dm-control 1.0.50; then
     echo "[setup] mujoco 3.17.0 and dm-control 1.0.50 already installed"
   else
     echo "[setup] installing mujoco==3.17.0 dm-control==1.0.50"
-    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "mujoco==3.17.0" "dm-control==1.0.50"
+    "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "mujoco==3.17.0" "dm-control==1.0.50"
   fi
   # --- MuJoCo link folder (sim feature `mujoco`) ---
   # mujoco-rs links `-lmujoco` from MUJOCO_DYNAMIC_LINK_DIR, which must hold a
