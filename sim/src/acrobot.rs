@@ -34,7 +34,7 @@
 use dream_mpc::rng::Rng;
 
 use crate::physics::{actuator_force, capsule_inertia_perp, rk4, solve_spd, Clock, GRAVITY};
-use crate::task::{check_action, check_buffer, Backend, Step, Task, TaskError, TaskSpec};
+use crate::task::{native_accessors, Backend, Native, TaskSpec};
 use crate::tolerance::Tolerance;
 
 /// Link masses (kg).
@@ -146,6 +146,27 @@ impl Acrobot {
         ];
         solve_spd(mass_matrix(q[1], &self.inertia), f)
     }
+}
+
+impl Native for Acrobot {
+    native_accessors!(q, v);
+
+    fn init(&mut self, rng: &mut Rng) {
+        let pi = std::f64::consts::PI;
+        self.q = [rng.uniform_in(-pi, pi), rng.uniform_in(-pi, pi)];
+        self.v = [0.0; 2];
+    }
+
+    fn advance(&mut self, action: &[f64]) -> f64 {
+        let tau = actuator_force(action[0], GEAR);
+        for _ in 0..self.spec.physics_substeps {
+            let (mut q, mut v) = (self.q, self.v);
+            rk4(&mut q, &mut v, TIMESTEP, |q, v| self.acc(q, v, tau));
+            self.q = q;
+            self.v = v;
+        }
+        self.near_target.eval(self.tip_to_target())
+    }
 
     fn observe(&self, obs: &mut [f64]) {
         let q12 = self.q[0] + self.q[1];
@@ -158,62 +179,10 @@ impl Acrobot {
     }
 }
 
-impl Task for Acrobot {
-    fn spec(&self) -> &TaskSpec {
-        &self.spec
-    }
-
-    fn reset(&mut self, seed: u64, obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        let mut rng = Rng::new(seed);
-        let pi = std::f64::consts::PI;
-        self.q = [rng.uniform_in(-pi, pi), rng.uniform_in(-pi, pi)];
-        self.v = [0.0; 2];
-        self.clock.reset();
-        self.observe(obs);
-        Ok(())
-    }
-
-    fn step(&mut self, action: &[f64], obs: &mut [f64]) -> Result<Step, TaskError> {
-        check_action(action, self.spec.action_size)?;
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        self.clock.check(self.spec.episode_len)?;
-        let tau = actuator_force(action[0], GEAR);
-        for _ in 0..self.spec.physics_substeps {
-            let (mut q, mut v) = (self.q, self.v);
-            rk4(&mut q, &mut v, TIMESTEP, |q, v| self.acc(q, v, tau));
-            self.q = q;
-            self.v = v;
-        }
-        self.observe(obs);
-        let reward = self.near_target.eval(self.tip_to_target());
-        let done = self.clock.tick(self.spec.episode_len);
-        Ok(Step { reward, done })
-    }
-
-    fn state(&self, qpos: &mut [f64], qvel: &mut [f64]) {
-        qpos[..2].copy_from_slice(&self.q);
-        qvel[..2].copy_from_slice(&self.v);
-    }
-
-    fn state_size(&self) -> (usize, usize) {
-        (2, 2)
-    }
-
-    fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("qpos", qpos, 2)?;
-        check_buffer("qvel", qvel, 2)?;
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        self.q = [qpos[0], qpos[1]];
-        self.v = [qvel[0], qvel[1]];
-        self.observe(obs);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Task;
 
     #[test]
     fn energy_is_conserved_without_damping_or_actuation() {

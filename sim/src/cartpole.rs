@@ -46,7 +46,7 @@
 use dream_mpc::rng::Rng;
 
 use crate::physics::{actuator_force, capsule_inertia_perp, rk4, solve_spd, Clock, GRAVITY};
-use crate::task::{check_action, check_buffer, Backend, Step, Task, TaskError, TaskSpec};
+use crate::task::{native_accessors, Backend, Native, TaskSpec};
 use crate::tolerance::{Sigmoid, Tolerance};
 
 /// Cart mass (kg).
@@ -216,14 +216,6 @@ impl Cartpole {
         ([a0[0] + da[0], a0[1] + da[1]], true)
     }
 
-    fn observe(&self, obs: &mut [f64]) {
-        obs[0] = self.q[0];
-        obs[1] = self.q[1].cos();
-        obs[2] = self.q[1].sin();
-        obs[3] = self.v[0];
-        obs[4] = self.v[1];
-    }
-
     fn physics_step(&mut self, force: f64) {
         let (mut q, mut v) = (self.q, self.v);
         let mut active = false;
@@ -246,14 +238,10 @@ impl Cartpole {
     }
 }
 
-impl Task for Cartpole {
-    fn spec(&self) -> &TaskSpec {
-        &self.spec
-    }
+impl Native for Cartpole {
+    native_accessors!(q, v);
 
-    fn reset(&mut self, seed: u64, obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        let mut rng = Rng::new(seed);
+    fn init(&mut self, rng: &mut Rng) {
         match self.variant {
             Variant::SwingUp => {
                 self.q = [
@@ -266,50 +254,31 @@ impl Task for Cartpole {
             }
         }
         self.v = [0.01 * rng.normal(), 0.01 * rng.normal()];
-        self.clock.reset();
-        self.observe(obs);
-        Ok(())
     }
 
-    fn step(&mut self, action: &[f64], obs: &mut [f64]) -> Result<Step, TaskError> {
-        check_action(action, self.spec.action_size)?;
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        self.clock.check(self.spec.episode_len)?;
+    fn advance(&mut self, action: &[f64]) -> f64 {
         let force = actuator_force(action[0], GEAR);
         for _ in 0..self.spec.physics_substeps {
             self.physics_step(force);
         }
-        self.observe(obs);
         // The suite rewards the control as set (MuJoCo keeps ctrl
         // unclamped); for |u| >= 1 the quadratic term is 0 either way.
-        let reward = self.reward(action[0]);
-        let done = self.clock.tick(self.spec.episode_len);
-        Ok(Step { reward, done })
+        self.reward(action[0])
     }
 
-    fn state(&self, qpos: &mut [f64], qvel: &mut [f64]) {
-        qpos[..2].copy_from_slice(&self.q);
-        qvel[..2].copy_from_slice(&self.v);
-    }
-
-    fn state_size(&self) -> (usize, usize) {
-        (2, 2)
-    }
-
-    fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("qpos", qpos, 2)?;
-        check_buffer("qvel", qvel, 2)?;
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        self.q = [qpos[0], qpos[1]];
-        self.v = [qvel[0], qvel[1]];
-        self.observe(obs);
-        Ok(())
+    fn observe(&self, obs: &mut [f64]) {
+        obs[0] = self.q[0];
+        obs[1] = self.q[1].cos();
+        obs[2] = self.q[1].sin();
+        obs[3] = self.v[0];
+        obs[4] = self.v[1];
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Task;
 
     #[test]
     fn energy_is_conserved_without_damping_or_actuation() {

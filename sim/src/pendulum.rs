@@ -28,7 +28,7 @@
 use dream_mpc::rng::Rng;
 
 use crate::physics::{actuator_force, euler_damp, sphere_inertia, Clock, GRAVITY};
-use crate::task::{check_action, check_buffer, Backend, Step, Task, TaskError, TaskSpec};
+use crate::task::{native_accessors, Backend, Native, TaskSpec};
 use crate::tolerance::Tolerance;
 
 /// Bob mass (kg).
@@ -95,12 +95,6 @@ impl Pendulum {
         0.5 * inertia() * self.v * self.v + MASS * GRAVITY * LENGTH * self.q.cos()
     }
 
-    fn observe(&self, obs: &mut [f64]) {
-        obs[0] = self.q.cos();
-        obs[1] = self.q.sin();
-        obs[2] = self.v;
-    }
-
     /// One physics step with motor torque `tau`.
     fn physics_step(&mut self, tau: f64) {
         let f = tau + MASS * GRAVITY * LENGTH * self.q.sin() - self.damping * self.v;
@@ -118,58 +112,33 @@ impl Pendulum {
     }
 }
 
-impl Task for Pendulum {
-    fn spec(&self) -> &TaskSpec {
-        &self.spec
-    }
+impl Native for Pendulum {
+    native_accessors!(scalar q, v);
 
-    fn reset(&mut self, seed: u64, obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        let mut rng = Rng::new(seed);
+    fn init(&mut self, rng: &mut Rng) {
         self.q = rng.uniform_in(-std::f64::consts::PI, std::f64::consts::PI);
         self.v = 0.0;
-        self.clock.reset();
-        self.observe(obs);
-        Ok(())
     }
 
-    fn step(&mut self, action: &[f64], obs: &mut [f64]) -> Result<Step, TaskError> {
-        check_action(action, self.spec.action_size)?;
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        self.clock.check(self.spec.episode_len)?;
+    fn advance(&mut self, action: &[f64]) -> f64 {
         let tau = actuator_force(action[0], GEAR);
         for _ in 0..self.spec.physics_substeps {
             self.physics_step(tau);
         }
-        self.observe(obs);
-        let reward = self.upright.eval(self.q.cos());
-        let done = self.clock.tick(self.spec.episode_len);
-        Ok(Step { reward, done })
+        self.upright.eval(self.q.cos())
     }
 
-    fn state(&self, qpos: &mut [f64], qvel: &mut [f64]) {
-        qpos[0] = self.q;
-        qvel[0] = self.v;
-    }
-
-    fn state_size(&self) -> (usize, usize) {
-        (1, 1)
-    }
-
-    fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("qpos", qpos, 1)?;
-        check_buffer("qvel", qvel, 1)?;
-        check_buffer("observation", obs, self.spec.obs_size)?;
-        self.q = qpos[0];
-        self.v = qvel[0];
-        self.observe(obs);
-        Ok(())
+    fn observe(&self, obs: &mut [f64]) {
+        obs[0] = self.q.cos();
+        obs[1] = self.q.sin();
+        obs[2] = self.v;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Task;
 
     #[test]
     fn energy_is_conserved_without_damping_or_actuation() {

@@ -12,7 +12,8 @@
 //!   reward `exp(-4 x^2) (1 - 0.1 u^2)`, start at rest, 200 steps: the
 //!   trainer's short plumbing task for its own tests.
 
-use crate::task::{check_action, check_buffer, Backend, Step, Task, TaskError, TaskSpec};
+use crate::physics::Clock;
+use crate::task::{native_accessors, Backend, Native, TaskSpec};
 use dream_mpc::rng::Rng;
 
 /// The parameters of one point-mass task.
@@ -33,8 +34,7 @@ pub struct PointMass {
     p: Params,
     x: f64,
     v: f64,
-    t: usize,
-    reset: bool,
+    clock: Clock,
 }
 
 impl Default for PointMass {
@@ -99,9 +99,31 @@ impl PointMass {
             p,
             x: 0.0,
             v: 0.0,
-            t: 0,
-            reset: false,
+            clock: Clock::default(),
         }
+    }
+}
+
+impl Native for PointMass {
+    native_accessors!(scalar x, v);
+
+    fn init(&mut self, rng: &mut Rng) {
+        self.x = rng.uniform_in(-1.0, 1.0);
+        self.v = if self.p.v0 > 0.0 {
+            rng.uniform_in(-self.p.v0, self.p.v0)
+        } else {
+            0.0
+        };
+    }
+
+    fn advance(&mut self, action: &[f64]) -> f64 {
+        let u = action[0].clamp(-1.0, 1.0);
+        for _ in 0..self.p.substeps {
+            self.v += self.p.physics_dt * self.p.force * u;
+            self.x += self.p.physics_dt * self.v;
+        }
+        let s2 = self.p.sigma * self.p.sigma;
+        (-self.x * self.x / (2.0 * s2)).exp() * (1.0 - self.p.effort * u * u)
     }
 
     fn observe(&self, obs: &mut [f64]) {
@@ -110,74 +132,10 @@ impl PointMass {
     }
 }
 
-impl Task for PointMass {
-    fn spec(&self) -> &TaskSpec {
-        &self.spec
-    }
-
-    fn reset(&mut self, seed: u64, obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("observation", obs, 2)?;
-        let mut rng = Rng::new(seed);
-        self.x = rng.uniform_in(-1.0, 1.0);
-        self.v = if self.p.v0 > 0.0 {
-            rng.uniform_in(-self.p.v0, self.p.v0)
-        } else {
-            0.0
-        };
-        self.t = 0;
-        self.reset = true;
-        self.observe(obs);
-        Ok(())
-    }
-
-    fn step(&mut self, action: &[f64], obs: &mut [f64]) -> Result<Step, TaskError> {
-        check_action(action, 1)?;
-        check_buffer("observation", obs, 2)?;
-        if !self.reset {
-            return Err(TaskError::NotReset);
-        }
-        if self.t >= self.spec.episode_len {
-            return Err(TaskError::EpisodeOver);
-        }
-        let u = action[0].clamp(-1.0, 1.0);
-        for _ in 0..self.p.substeps {
-            self.v += self.p.physics_dt * self.p.force * u;
-            self.x += self.p.physics_dt * self.v;
-        }
-        self.t += 1;
-        self.observe(obs);
-        let s2 = self.p.sigma * self.p.sigma;
-        let reward = (-self.x * self.x / (2.0 * s2)).exp() * (1.0 - self.p.effort * u * u);
-        Ok(Step {
-            reward,
-            done: self.t >= self.spec.episode_len,
-        })
-    }
-
-    fn state(&self, qpos: &mut [f64], qvel: &mut [f64]) {
-        qpos[0] = self.x;
-        qvel[0] = self.v;
-    }
-
-    fn state_size(&self) -> (usize, usize) {
-        (1, 1)
-    }
-
-    fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError> {
-        check_buffer("qpos", qpos, 1)?;
-        check_buffer("qvel", qvel, 1)?;
-        check_buffer("observation", obs, 2)?;
-        self.x = qpos[0];
-        self.v = qvel[0];
-        self.reset = true;
-        self.observe(obs);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::{Task, TaskError};
 
     #[test]
     fn deterministic_and_bad_actions_refused() {
@@ -219,6 +177,13 @@ mod tests {
     fn force_moves_the_mass() {
         let mut t = PointMass::new();
         let mut o = [0.0; 2];
+        // set_state keeps the episode clock, as on every task: reset first.
+        assert_eq!(
+            t.set_state(&[0.0], &[0.0], &mut o)
+                .and_then(|()| t.step(&[1.0], &mut o).map(|_| ())),
+            Err(TaskError::NotReset)
+        );
+        t.reset(0, &mut o).unwrap();
         t.set_state(&[0.0], &[0.0], &mut o).unwrap();
         t.step(&[1.0], &mut o).unwrap();
         // two substeps: v = 0.04, 0.08; x = 0.0004 + 0.0012

@@ -7,6 +7,8 @@
 //! a slice of length `spec().obs_size` and never allocate, so a task can sit
 //! inside a real-time loop (the ROS 2 robot node) or a training loop.
 
+use crate::physics::Clock;
+use dream_mpc::rng::Rng;
 use std::fmt;
 
 /// Which physics engine runs a task.
@@ -156,4 +158,107 @@ pub trait Task: Send {
     /// Overwrite the physics state (for replaying recorded trajectories)
     /// and write the matching observation. Does not change the step count.
     fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError>;
+}
+
+/// What a task with its own Rust physics supplies; [`Task`] follows from it
+/// by the blanket impl below, so the checks every native task makes (action
+/// length and finiteness, buffer lengths, the episode clock) and the
+/// qpos/qvel handling are written once.
+pub trait Native: Send {
+    fn native_spec(&self) -> &TaskSpec;
+    fn clock(&mut self) -> &mut Clock;
+    /// Draw the episode's initial state from the suite's distribution.
+    fn init(&mut self, rng: &mut Rng);
+    /// One control step of physics for `action` (length and finiteness
+    /// already checked; the task clamps to [-1, 1]); returns the reward.
+    fn advance(&mut self, action: &[f64]) -> f64;
+    /// Write the observation (length checked by the caller).
+    fn observe(&self, obs: &mut [f64]);
+    /// Generalized positions and velocities, MuJoCo's qpos / qvel layout.
+    fn joints(&self) -> (&[f64], &[f64]);
+    fn joints_mut(&mut self) -> (&mut [f64], &mut [f64]);
+}
+
+/// The accessors of a [`Native`] task whose struct has the fields `spec`
+/// and `clock` and the joint fields named: `native_accessors!(q, v)` for
+/// `[f64; N]` arrays, `native_accessors!(scalar x, v)` for one joint.
+macro_rules! native_accessors {
+    (scalar $q:ident, $v:ident) => {
+        native_accessors!(@common);
+        fn joints(&self) -> (&[f64], &[f64]) {
+            (std::slice::from_ref(&self.$q), std::slice::from_ref(&self.$v))
+        }
+        fn joints_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+            (std::slice::from_mut(&mut self.$q), std::slice::from_mut(&mut self.$v))
+        }
+    };
+    ($q:ident, $v:ident) => {
+        native_accessors!(@common);
+        fn joints(&self) -> (&[f64], &[f64]) {
+            (&self.$q, &self.$v)
+        }
+        fn joints_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+            (&mut self.$q, &mut self.$v)
+        }
+    };
+    (@common) => {
+        fn native_spec(&self) -> &$crate::task::TaskSpec {
+            &self.spec
+        }
+        fn clock(&mut self) -> &mut $crate::physics::Clock {
+            &mut self.clock
+        }
+    };
+}
+pub(crate) use native_accessors;
+
+impl<T: Native> Task for T {
+    fn spec(&self) -> &TaskSpec {
+        self.native_spec()
+    }
+
+    fn reset(&mut self, seed: u64, obs: &mut [f64]) -> Result<(), TaskError> {
+        check_buffer("observation", obs, self.native_spec().obs_size)?;
+        self.init(&mut Rng::new(seed));
+        self.clock().reset();
+        self.observe(obs);
+        Ok(())
+    }
+
+    fn step(&mut self, action: &[f64], obs: &mut [f64]) -> Result<Step, TaskError> {
+        let (action_size, obs_size, len) = {
+            let s = self.native_spec();
+            (s.action_size, s.obs_size, s.episode_len)
+        };
+        check_action(action, action_size)?;
+        check_buffer("observation", obs, obs_size)?;
+        self.clock().check(len)?;
+        let reward = self.advance(action);
+        self.observe(obs);
+        let done = self.clock().tick(len);
+        Ok(Step { reward, done })
+    }
+
+    fn state(&self, qpos: &mut [f64], qvel: &mut [f64]) {
+        let (q, v) = self.joints();
+        qpos[..q.len()].copy_from_slice(q);
+        qvel[..v.len()].copy_from_slice(v);
+    }
+
+    fn state_size(&self) -> (usize, usize) {
+        let (q, v) = self.joints();
+        (q.len(), v.len())
+    }
+
+    fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError> {
+        let (nq, nv) = self.state_size();
+        check_buffer("qpos", qpos, nq)?;
+        check_buffer("qvel", qvel, nv)?;
+        check_buffer("observation", obs, self.native_spec().obs_size)?;
+        let (q, v) = self.joints_mut();
+        q.copy_from_slice(qpos);
+        v.copy_from_slice(qvel);
+        self.observe(obs);
+        Ok(())
+    }
 }
