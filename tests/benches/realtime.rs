@@ -36,11 +36,10 @@
 //! (`--profile dev` uses target/debug, whose `dream-mpc` crate is built at
 //! opt-level 3).
 
-use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc::ros::realtime::page_faults_of;
-use ros2_client::{Context, ContextOptions, Name, NodeName, NodeOptions};
+use dream_mpc_tests::peer::Peer;
+use dream_mpc_tests::{bins, read_output, root};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,37 +49,6 @@ const HOG_ENV: &str = "DREAM_MPC_REALTIME_BENCH_HOG";
 const CONFIG: &str = "config/cartpole.yaml";
 const RATE_HZ: f64 = 100.0;
 const RT_PRIORITY: u8 = 50;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn controller_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let profile = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
-        .args(["build", "-q", "-p", "dream-mpc", "--bins"]);
-    match profile.as_str() {
-        "release" => {
-            cmd.arg("--release");
-        }
-        "debug" => {}
-        p => {
-            cmd.args(["--profile", p]);
-        }
-    }
-    assert!(cmd.status().unwrap().success());
-    dir.join("dream-mpc")
-}
 
 fn meminfo_mib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -236,29 +204,9 @@ fn condition(bin: &Path, name: &'static str, load: bool, rt: bool, secs: f64, do
         dream_mpc::ros::config::Params::from_file(&root().join(CONFIG)).unwrap(),
     )
     .unwrap();
-    let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-    let mut node = ctx
-        .new_node(
-            NodeName::new("/", "realtime_bench").unwrap(),
-            NodeOptions::new().enable_rosout(false),
-        )
-        .unwrap();
-    let q = qos(Reliability::Reliable, 1);
-    let topic = |n: &str| {
-        node.create_topic(
-            &Name::parse(n).unwrap(),
-            msgs::float64_multi_array_type(),
-            &q,
-        )
-        .unwrap()
-    };
-    let (ot, at) = (topic("/observation"), topic("/action"));
-    let obs_pub = node
-        .create_publisher::<Float64MultiArray>(&ot, None)
-        .unwrap();
-    let act_sub = node
-        .create_subscription::<Float64MultiArray>(&at, None)
-        .unwrap();
+    let mut peer = Peer::new(domain, "realtime_bench");
+    let obs_pub = peer.observations();
+    let act_sub = peer.actions();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut args: Vec<String> = [
         "run",
@@ -315,19 +263,7 @@ fn condition(bin: &Path, name: &'static str, load: bool, rt: bool, secs: f64, do
     drop(hogs);
     let _ = Command::new("kill").args(["-INT", &pid]).status();
     let st = child.wait().unwrap();
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (out, err) = read_output(&mut child);
     assert!(st.success(), "{name}: controller failed: {err}");
     for l in err
         .lines()
@@ -336,7 +272,7 @@ fn condition(bin: &Path, name: &'static str, load: bool, rt: bool, secs: f64, do
         println!("  {name}: {l}");
     }
     let r: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
-    drop(node);
+    drop(peer);
     Row {
         name,
         r,
@@ -360,7 +296,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60.0);
-    let bin = controller_bin();
+    let bin = bins().0.clone();
     let domain = 200 + (std::process::id() % 10) as u16;
     println!(
         "realtime: {CONFIG} at {RATE_HZ} Hz, {secs} s per condition, domain {domain}, {} cores",

@@ -22,36 +22,11 @@
 //! answer cannot be told apart, so no obs->action latency is reported) and
 //! the controller's report gives the rate, tick latency and misses.
 
-use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64MultiArray};
-use dream_mpc::ros::node::qos;
-use ros2_client::{Context, ContextOptions, Name, NodeName, NodeOptions};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc_tests::peer::Peer;
+use dream_mpc_tests::{bins, read_output, root};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn controller_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let release = dir.file_name().map(|n| n == "release").unwrap_or(false);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
-        .args(["build", "-q", "-p", "dream-mpc", "--bins"]);
-    if release {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().unwrap().success());
-    dir.join("dream-mpc")
-}
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -66,7 +41,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60.0);
-    let bin = controller_bin();
+    let bin = bins().0.clone();
     let domain = 220 + (std::process::id() % 10) as u16;
     let config =
         std::env::var("DREAM_MPC_BENCH_CONFIG").unwrap_or_else(|_| "config/plumbing.yaml".into());
@@ -80,34 +55,9 @@ fn main() {
         cfg.action_source, cfg.planner, cfg.budget
     );
     for rate in [100.0, 500.0] {
-        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-        let mut node = ctx
-            .new_node(
-                NodeName::new("/", "ros_loop_bench").unwrap(),
-                NodeOptions::new().enable_rosout(false),
-            )
-            .unwrap();
-        let q = qos(Reliability::Reliable, 1);
-        let ot = node
-            .create_topic(
-                &Name::parse("/observation").unwrap(),
-                msgs::float64_multi_array_type(),
-                &q,
-            )
-            .unwrap();
-        let at = node
-            .create_topic(
-                &Name::parse("/action").unwrap(),
-                msgs::float64_multi_array_type(),
-                &q,
-            )
-            .unwrap();
-        let obs_pub = node
-            .create_publisher::<Float64MultiArray>(&ot, None)
-            .unwrap();
-        let act_sub = node
-            .create_subscription::<Float64MultiArray>(&at, None)
-            .unwrap();
+        let mut peer = Peer::new(domain, "ros_loop_bench");
+        let obs_pub = peer.observations();
+        let act_sub = peer.actions();
         let mut child = Command::new(&bin)
             .current_dir(root())
             .env("ROS_DOMAIN_ID", domain.to_string())
@@ -178,14 +128,8 @@ fn main() {
             }
             std::thread::sleep(Duration::from_micros(100));
         }
-        let mut out = String::new();
         let st = child.wait().unwrap();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let (out, _) = read_output(&mut child);
         assert!(st.success());
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         let f = |k: &str| v[k].as_f64().unwrap();
@@ -215,6 +159,6 @@ fn main() {
             lat.len(),
             lost
         );
-        drop(node);
+        drop(peer);
     }
 }

@@ -5,15 +5,15 @@
 //! All traffic goes to 127.0.0.1 only, and every sender is bounded in count
 //! and time by its caller.
 
-use crate::{root, wait_bounded};
+use crate::peer::{float_topic, participant};
+use crate::{spawn_controller_with, wait_bounded};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::msgs::Float64MultiArray;
 use ros2_client::dds::rustdds::DomainParticipant;
-use ros2_client::{Context, ContextOptions, Name, Node, NodeName, NodeOptions, Subscription};
+use ros2_client::{Context, Node, Subscription};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -198,47 +198,9 @@ pub fn quantile(v: &[f64], p: f64) -> f64 {
     s[((p * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
 }
 
-/// Start `dream-mpc run` (binary `bin`) on `config/plumbing.yaml` with
-/// safe action 0.25.
-pub fn spawn_controller(bin: &Path, domain: u16) -> Child {
-    Command::new(bin)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args([
-            "run",
-            "--json",
-            "--params-file",
-            "config/plumbing.yaml",
-            "--ros-args",
-            "-p",
-            "action.safe:=[0.25]",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run")
-}
-
-/// A DDS participant with one ROS 2 node.
-pub fn participant(domain: u16, name: &str) -> (Context, Node) {
-    let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-    let node = ctx
-        .new_node(
-            NodeName::new("/", name).unwrap(),
-            NodeOptions::new().enable_rosout(false),
-        )
-        .unwrap();
-    (ctx, node)
-}
-
 /// A Float64MultiArray topic, reliable, depth 1.
-pub fn topic(node: &mut Node, name: &str) -> ros2_client::dds::rustdds::Topic {
-    node.create_topic(
-        &Name::parse(name).unwrap(),
-        msgs::float64_multi_array_type(),
-        &qos(Reliability::Reliable, 1),
-    )
-    .unwrap()
+fn topic(node: &mut Node, name: &str) -> ros2_client::dds::rustdds::Topic {
+    float_topic(node, name, Reliability::Reliable, 1)
 }
 
 /// What a run measured.
@@ -314,7 +276,7 @@ pub fn run_with_attack(
     let obs = node
         .create_publisher::<Float64MultiArray>(&ot, None)
         .unwrap();
-    let ctl = spawn_controller(bin, d);
+    let ctl = spawn_controller_with(bin, d, "config/plumbing.yaml", &[]);
     let pid = ctl.id();
 
     let mut times: Vec<(Instant, f64)> = Vec::new();

@@ -7,7 +7,7 @@ pub mod peer;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,17 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Build the two binaries once (same profile and target dir as this test).
+/// Build the two binaries once (same profile and target dir as this test
+/// or benchmark: `target/debug`, `target/release` or a named profile).
 pub fn bins() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BINS.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-        let release = dir.file_name().map(|n| n == "release").unwrap_or(false);
+        let profile = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(root()).args([
@@ -37,13 +41,52 @@ pub fn bins() -> &'static (PathBuf, PathBuf) {
             "dream-mpc-sim",
             "--bins",
         ]);
-        if release {
-            cmd.arg("--release");
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            p => {
+                cmd.args(["--profile", p]);
+            }
         }
         let st = cmd.status().expect("run cargo build");
         assert!(st.success(), "building the binaries failed");
         (dir.join("dream-mpc"), dir.join("dream-mpc-sim"))
     })
+}
+
+/// Start `dream-mpc run --json` on `domain` with the parameter file
+/// `config` (relative to the repository root), safe action 0.25 and the
+/// `--ros-args` in `extra`; stdout and stderr piped.
+pub fn spawn_controller(domain: u16, config: &str, extra: &[&str]) -> Child {
+    spawn_controller_with(&bins().0, domain, config, extra)
+}
+
+/// [`spawn_controller`] with another controller binary `bin`.
+pub fn spawn_controller_with(bin: &Path, domain: u16, config: &str, extra: &[&str]) -> Child {
+    Command::new(bin)
+        .current_dir(root())
+        .env("ROS_DOMAIN_ID", domain.to_string())
+        .args(["run", "--json", "--params-file", config])
+        .args(["--ros-args", "-p", "action.safe:=[0.25]"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dream-mpc run")
+}
+
+/// Read what an exited child wrote to its piped stdout and stderr.
+pub fn read_output(child: &mut Child) -> (String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out).unwrap();
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    (out, err)
 }
 
 pub type Exit = (std::process::ExitStatus, String, String, Duration);
@@ -54,19 +97,7 @@ pub fn wait_bounded(mut child: Child, limit: Duration) -> Exit {
     loop {
         if let Some(st) = child.try_wait().unwrap() {
             let took = t0.elapsed();
-            let (mut out, mut err) = (String::new(), String::new());
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let (out, err) = read_output(&mut child);
             return (st, out, err, took);
         }
         if t0.elapsed() > limit {

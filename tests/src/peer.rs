@@ -5,6 +5,7 @@
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::node::qos;
+use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
     Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
 };
@@ -16,27 +17,36 @@ pub struct Peer {
     pub node: Node,
 }
 
+/// A DDS participant on `domain` with one ROS 2 node named `name`.
+pub fn participant(domain: u16, name: &str) -> (Context, Node) {
+    let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
+    let node = ctx
+        .new_node(
+            NodeName::new("/", name).unwrap(),
+            NodeOptions::new().enable_rosout(false),
+        )
+        .unwrap();
+    (ctx, node)
+}
+
+/// A Float64MultiArray topic `name` with the node's QoS.
+pub fn float_topic(node: &mut Node, name: &str, reliability: Reliability, depth: usize) -> Topic {
+    node.create_topic(
+        &Name::parse(name).unwrap(),
+        msgs::float64_multi_array_type(),
+        &qos(reliability, depth),
+    )
+    .unwrap()
+}
+
 impl Peer {
     pub fn new(domain: u16, name: &str) -> Peer {
-        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-        let node = ctx
-            .new_node(
-                NodeName::new("/", name).unwrap(),
-                NodeOptions::new().enable_rosout(false),
-            )
-            .unwrap();
+        let (ctx, node) = participant(domain, name);
         Peer { _ctx: ctx, node }
     }
     /// The controller's actions on `/action` (reliable, depth 1).
     pub fn actions(&mut self) -> Subscription<Float64MultiArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/action").unwrap(),
-                msgs::float64_multi_array_type(),
-                &qos(Reliability::Reliable, 1),
-            )
-            .unwrap();
+        let t = float_topic(&mut self.node, "/action", Reliability::Reliable, 1);
         self.node.create_subscription(&t, None).unwrap()
     }
     /// `/diagnostics` (reliable, depth 10).
@@ -53,14 +63,7 @@ impl Peer {
     }
     /// A publisher of observations on `/observation` (reliable, depth 1).
     pub fn observations(&mut self) -> Publisher<Float64MultiArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/observation").unwrap(),
-                msgs::float64_multi_array_type(),
-                &qos(Reliability::Reliable, 1),
-            )
-            .unwrap();
+        let t = float_topic(&mut self.node, "/observation", Reliability::Reliable, 1);
         self.node.create_publisher(&t, None).unwrap()
     }
 }

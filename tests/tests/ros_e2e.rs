@@ -30,24 +30,7 @@ fn domain(k: u16) -> u16 {
 }
 
 fn spawn_controller(domain: u16, extra: &[&str]) -> Child {
-    let mut args = vec![
-        "run",
-        "--json",
-        "--params-file",
-        CONTROLLER_CONFIG,
-        "--ros-args",
-        "-p",
-        "action.safe:=[0.25]",
-    ];
-    args.extend_from_slice(extra);
-    Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run")
+    dream_mpc_tests::spawn_controller(domain, CONTROLLER_CONFIG, extra)
 }
 
 fn sigint(child: &Child) {

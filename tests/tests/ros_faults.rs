@@ -4,13 +4,11 @@
 //! (30..69, apart from ros_e2e's 100..219 and the interop test's 80..89).
 
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc_tests::peer::{float_topic, participant};
 use dream_mpc_tests::{bins, json_field, root, wait_bounded};
-use ros2_client::{
-    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
-};
-use std::process::{Child, Command, Stdio};
+use ros2_client::{Context, Node, Publisher, Subscription};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// The safe action the tests configure (distinct from the law's outputs).
@@ -21,56 +19,20 @@ fn domain(k: u16) -> u16 {
 }
 
 fn spawn_controller(domain: u16, extra: &[&str]) -> Child {
-    let mut args = vec![
-        "run",
-        "--json",
-        "--params-file",
-        "config/plumbing.yaml",
-        "--ros-args",
-        "-p",
-        "action.safe:=[0.25]",
-    ];
-    args.extend_from_slice(extra);
-    Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run")
+    dream_mpc_tests::spawn_controller(domain, "config/plumbing.yaml", extra)
 }
 
 fn peer(domain: u16) -> (Context, Node) {
-    let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-    let node = ctx
-        .new_node(
-            NodeName::new("/", "ros_faults_test").unwrap(),
-            NodeOptions::new().enable_rosout(false),
-        )
-        .unwrap();
-    (ctx, node)
+    participant(domain, "ros_faults_test")
 }
 
 fn subscribe(node: &mut Node, name: &str) -> Subscription<Float64MultiArray> {
-    let t = node
-        .create_topic(
-            &Name::parse(name).unwrap(),
-            msgs::float64_multi_array_type(),
-            &qos(Reliability::Reliable, 1),
-        )
-        .unwrap();
+    let t = float_topic(node, name, Reliability::Reliable, 1);
     node.create_subscription(&t, None).unwrap()
 }
 
 fn publisher(node: &mut Node, name: &str) -> Publisher<Float64MultiArray> {
-    let t = node
-        .create_topic(
-            &Name::parse(name).unwrap(),
-            msgs::float64_multi_array_type(),
-            &qos(Reliability::Reliable, 1),
-        )
-        .unwrap();
+    let t = float_topic(node, name, Reliability::Reliable, 1);
     node.create_publisher(&t, None).unwrap()
 }
 
