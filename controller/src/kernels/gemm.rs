@@ -297,6 +297,25 @@ fn panel<const R: usize, const FMA: bool>(
     }
 }
 
+/// The blocking every packed driver shares: for each 32-column panel of
+/// `b`, call `block(panel, i, rows_left)` from row `i = 0` until `m`; the
+/// call runs one micro-kernel on rows `i..` and returns how many rows it
+/// took. Inlined into each driver, so the micro-kernels keep the driver's
+/// target features.
+#[inline(always)]
+fn for_each_row_block(
+    m: usize,
+    b: &PackedB,
+    mut block: impl FnMut(&[f32], usize, usize, usize) -> usize,
+) {
+    for (jp, pdata) in b.data.chunks_exact(b.k * PW).enumerate() {
+        let mut i = 0;
+        while i < m {
+            i += block(pdata, jp * PW, i, m - i);
+        }
+    }
+}
+
 #[inline(always)]
 fn gemm_packed_generic<const R: usize, const FMA: bool>(
     m: usize,
@@ -305,18 +324,15 @@ fn gemm_packed_generic<const R: usize, const FMA: bool>(
     c: &mut [f32],
 ) {
     let (k, n) = (b.k, b.n);
-    for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
-        let j0 = jp * PW;
-        let mut i = 0;
-        while i + R <= m {
+    for_each_row_block(m, b, |pdata, j0, i, left| {
+        if left >= R {
             panel::<R, FMA>(k, n, a, pdata, c, i, j0);
-            i += R;
-        }
-        while i < m {
+            R
+        } else {
             panel::<1, FMA>(k, n, a, pdata, c, i, j0);
-            i += 1;
+            1
         }
-    }
+    });
 }
 
 /// AVX-512 micro-kernel on one packed panel: `R` rows x 32 columns held in
@@ -397,30 +413,26 @@ unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
     // documented; debug builds assert them).
     unsafe {
         let (k, n) = (b.k, b.n);
-        for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
-            let j0 = jp * PW;
-            // Up to 12 rows per pass (24 zmm accumulators of the 32), so the
-            // planner's 8 candidates + 1 reused plan stream each weight once.
-            let mut i = 0;
-            while i < m {
-                let r = (m - i).min(12);
-                match r {
-                    12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
-                    11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
-                    10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
-                    9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
-                    8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
-                    7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
-                    6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
-                    5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
-                    4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
-                    3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
-                    2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
-                    _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
-                }
-                i += r;
+        // Up to 12 rows per pass (24 zmm accumulators of the 32), so the
+        // planner's 8 candidates + 1 reused plan stream each weight once.
+        for_each_row_block(m, b, |pdata, j0, i, left| {
+            let r = left.min(12);
+            match r {
+                12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
+                11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
+                10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
+                9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
+                8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
+                7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
+                6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
+                5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
+                4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
+                3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
+                2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
+                _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
             }
-        }
+            r
+        });
     }
 }
 
@@ -501,19 +513,15 @@ unsafe fn gemm_packed_avx2(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
     // documented; debug builds assert them).
     unsafe {
         let (k, n) = (b.k, b.n);
-        for (jp, pdata) in b.data.chunks_exact(k * PW).enumerate() {
-            let j0 = jp * PW;
-            let mut i = 0;
-            while i < m {
-                let r = (m - i).min(3);
-                match r {
-                    3 => panel_avx2::<3>(k, n, a, pdata, c, i, j0),
-                    2 => panel_avx2::<2>(k, n, a, pdata, c, i, j0),
-                    _ => panel_avx2::<1>(k, n, a, pdata, c, i, j0),
-                }
-                i += r;
+        for_each_row_block(m, b, |pdata, j0, i, left| {
+            let r = left.min(3);
+            match r {
+                3 => panel_avx2::<3>(k, n, a, pdata, c, i, j0),
+                2 => panel_avx2::<2>(k, n, a, pdata, c, i, j0),
+                _ => panel_avx2::<1>(k, n, a, pdata, c, i, j0),
             }
-        }
+            r
+        });
     }
 }
 

@@ -292,6 +292,22 @@ impl Program {
         rows
     }
 
+    /// Panics unless `tape` was built for this program and `slot` is one
+    /// of its slots (programming errors, not data errors).
+    fn check_tape(&self, tape: &Tape, slot: usize) {
+        assert_eq!(
+            tape.stride, self.stride,
+            "{}: tape built for another program",
+            self.name
+        );
+        assert!(
+            slot < tape.slots,
+            "{}: slot {slot} >= {}",
+            self.name,
+            tape.slots
+        );
+    }
+
     /// Forward pass for `rows` rows (taken from the input lengths, at most
     /// the tape batch), recorded at `slot`. Inputs and outputs are row-major
     /// `[rows, size]` in the order of [`Program::inputs`]/[`Program::outputs`].
@@ -306,17 +322,7 @@ impl Program {
         inputs: &[&[f32]],
         outputs: &mut [&mut [f32]],
     ) {
-        assert_eq!(
-            tape.stride, self.stride,
-            "{}: tape built for another program",
-            self.name
-        );
-        assert!(
-            slot < tape.slots,
-            "{}: slot {slot} >= {}",
-            self.name,
-            tape.slots
-        );
+        self.check_tape(tape, slot);
         let rows = self.rows_of("input", inputs, &self.inputs);
         assert!(
             rows <= tape.batch,
@@ -370,17 +376,7 @@ impl Program {
         d_outputs: &[&[f32]],
         d_inputs: &mut [&mut [f32]],
     ) {
-        assert_eq!(
-            tape.stride, self.stride,
-            "{}: tape built for another program",
-            self.name
-        );
-        assert!(
-            slot < tape.slots,
-            "{}: slot {slot} >= {}",
-            self.name,
-            tape.slots
-        );
+        self.check_tape(tape, slot);
         let rows = tape.rows[slot];
         assert!(
             rows > 0,

@@ -56,16 +56,8 @@ pub fn objective_next(
     u: impl Fn(usize) -> f32,
     v: f32,
 ) -> f32 {
-    let mut j = 0.0;
-    let mut g_t = 1.0;
-    let mut u_sum = 0.0;
-    for t in 0..horizon {
-        j += g_t * r(t);
-        u_sum += u(t);
-        g_t *= w.discount;
-    }
-    u_sum += u(horizon);
-    j + g_t * v - w.beta * u_sum
+    let ret = objective(Weights { beta: 0.0, ..w }, horizon, r, |_| 0.0, v);
+    ret - w.beta * (0..=horizon).map(u).sum::<f32>()
 }
 
 /// dJ/dr_t = g^t; dJ/du_t = -beta g^t; dJ/dV = g^H.
@@ -78,10 +70,15 @@ pub fn mean(q: &[f32]) -> f32 {
     q.iter().sum::<f32>() / q.len() as f32
 }
 
+/// Mean and sum of squared deviations from it over the heads of one row.
+fn mean_ss(q: &[f32]) -> (f32, f32) {
+    let m = mean(q);
+    (m, q.iter().map(|x| (x - m) * (x - m)).sum::<f32>())
+}
+
 /// Population standard deviation over the heads of one row.
 pub fn spread(q: &[f32]) -> f32 {
-    let m = mean(q);
-    (q.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / q.len() as f32).sqrt()
+    (mean_ss(q).1 / q.len() as f32).sqrt()
 }
 
 /// `mean_i q_i * std_i q_i` with the unbiased (n - 1) std; 0 for one head.
@@ -90,9 +87,8 @@ pub fn mean_std(q: &[f32]) -> f32 {
     if n < 2 {
         return 0.0;
     }
-    let m = mean(q);
-    let var = q.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / (n - 1) as f32;
-    m * var.sqrt()
+    let (m, ss) = mean_ss(q);
+    m * (ss / (n - 1) as f32).sqrt()
 }
 
 /// `out[i] = scale * d mean_std / d q_i = scale (s / n + m (q_i - m) / ((n - 1) s))`;
@@ -103,8 +99,8 @@ pub fn mean_std_vjp(q: &[f32], scale: f32, out: &mut [f32]) {
         out.iter_mut().for_each(|o| *o = 0.0);
         return;
     }
-    let m = mean(q);
-    let s = (q.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / (n - 1) as f32).sqrt();
+    let (m, ss) = mean_ss(q);
+    let s = (ss / (n - 1) as f32).sqrt();
     for (o, x) in out.iter_mut().zip(q) {
         let ds = if s > 0.0 {
             (x - m) / ((n - 1) as f32 * s)

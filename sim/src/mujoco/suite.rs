@@ -12,54 +12,46 @@ use super::physics::Physics;
 use super::rewards::{tolerance, Sigmoid, DEFAULT_VALUE_AT_MARGIN as VAM};
 use crate::task::TaskError;
 
-/// One of the suite's benchmark tasks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SuiteTask {
-    CheetahRun,
-    WalkerRun,
-    WalkerWalk,
-    HopperHop,
-    HopperStand,
-    AcrobotSwingup,
-    CartpoleSwingup,
-    PendulumSwingup,
-    ReacherEasy,
-    FingerSpin,
+/// The enum of the suite's benchmark tasks with `ALL` and `name()` from
+/// one list (variant => suite name with a dash, the registry name without
+/// the `mujoco/` prefix).
+macro_rules! suite_tasks {
+    ($($task:ident => $name:literal,)*) => {
+        /// One of the suite's benchmark tasks.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum SuiteTask {
+            $($task,)*
+        }
+
+        impl SuiteTask {
+            pub const ALL: [SuiteTask; [$($name),*].len()] = [$(SuiteTask::$task,)*];
+
+            /// Suite name with a dash, e.g. `cheetah-run`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(SuiteTask::$task => $name,)*
+                }
+            }
+        }
+    };
+}
+
+suite_tasks! {
+    CheetahRun => "cheetah-run",
+    WalkerRun => "walker-run",
+    WalkerWalk => "walker-walk",
+    HopperHop => "hopper-hop",
+    HopperStand => "hopper-stand",
+    AcrobotSwingup => "acrobot-swingup",
+    CartpoleSwingup => "cartpole-swingup",
+    PendulumSwingup => "pendulum-swingup",
+    ReacherEasy => "reacher-easy",
+    FingerSpin => "finger-spin",
 }
 
 use SuiteTask::*;
 
 impl SuiteTask {
-    pub const ALL: [SuiteTask; 10] = [
-        CheetahRun,
-        WalkerRun,
-        WalkerWalk,
-        HopperHop,
-        HopperStand,
-        AcrobotSwingup,
-        CartpoleSwingup,
-        PendulumSwingup,
-        ReacherEasy,
-        FingerSpin,
-    ];
-
-    /// Suite name with a dash, e.g. `cheetah-run` (registry name without
-    /// the `mujoco/` prefix).
-    pub fn name(self) -> &'static str {
-        match self {
-            CheetahRun => "cheetah-run",
-            WalkerRun => "walker-run",
-            WalkerWalk => "walker-walk",
-            HopperHop => "hopper-hop",
-            HopperStand => "hopper-stand",
-            AcrobotSwingup => "acrobot-swingup",
-            CartpoleSwingup => "cartpole-swingup",
-            PendulumSwingup => "pendulum-swingup",
-            ReacherEasy => "reacher-easy",
-            FingerSpin => "finger-spin",
-        }
-    }
-
     pub fn from_name(name: &str) -> Option<SuiteTask> {
         Self::ALL.into_iter().find(|t| t.name() == name)
     }
