@@ -68,15 +68,34 @@ fn dir(tag: &str) -> PathBuf {
     d
 }
 
-fn check_cmd(d: &Path) -> (bool, String) {
+/// Run `dream-mpc <args>`: (success, stdout + stderr).
+fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
-        .arg("check")
-        .arg(d)
+        .args(args)
         .output()
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
+}
+
+fn check_cmd(d: &Path) -> (bool, String) {
+    cli(&[Path::new("check"), d])
+}
+
+/// A bundle in `dir(tag)` whose dynamics VJP reference is off by 0.5 in
+/// one value, as if the weights had been altered and the checksums
+/// recomputed.
+fn bundle_with_bad_dynamics_vjp(tag: &str) -> PathBuf {
+    let m = model();
+    let d = dir(tag);
+    let mut refs = references(&m, 2);
+    refs.modules.get_mut("dynamics").unwrap()[0]
+        .vjp
+        .get_mut("a")
+        .unwrap()[1] += 0.5;
+    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    d
 }
 
 #[test]
@@ -117,14 +136,7 @@ fn references_agree_and_check_passes() {
 
 #[test]
 fn corrupted_reference_is_caught() {
-    let m = model();
-    let d = dir("badref");
-    let mut refs = references(&m, 2);
-    refs.modules.get_mut("dynamics").unwrap()[0]
-        .vjp
-        .get_mut("a")
-        .unwrap()[1] += 0.5;
-    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    let d = bundle_with_bad_dynamics_vjp("badref");
     let r = Bundle::load(&d).unwrap().verify_references().unwrap();
     assert!(!r.passed());
     let bad: Vec<&str> = r
@@ -161,14 +173,7 @@ fn check_fails_on_bad_bundle() {
 /// is refused before the node starts, naming the module.
 #[test]
 fn run_refuses_a_bundle_that_fails_its_references() {
-    let m = model();
-    let d = dir("runref");
-    let mut refs = references(&m, 2);
-    refs.modules.get_mut("dynamics").unwrap()[0]
-        .vjp
-        .get_mut("a")
-        .unwrap()[1] += 0.5;
-    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    let d = bundle_with_bad_dynamics_vjp("runref");
     let err = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
     assert!(err.contains("dynamics"), "{err}");
     let params = d.join("params.yaml");
@@ -182,15 +187,8 @@ fn run_refuses_a_bundle_that_fails_its_references() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
-        .arg("run")
-        .arg("--params-file")
-        .arg(&params)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = cli(&[Path::new("run"), Path::new("--params-file"), &params]);
+    assert!(!ok, "{text}");
     assert!(
         text.contains("dynamics") && text.contains("references"),
         "{text}"

@@ -65,16 +65,40 @@ pub fn spawn_controller(domain: u16, config: &str, extra: &[&str]) -> Child {
 
 /// [`spawn_controller`] with another controller binary `bin`.
 pub fn spawn_controller_with(bin: &Path, domain: u16, config: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["run", "--json", "--params-file", config];
+    args.extend(["--ros-args", "-p", "action.safe:=[0.25]"]);
+    args.extend(extra);
+    spawn_on(bin, domain, &args)
+}
+
+/// Start `dream-mpc-sim serve --task <task> --seed <seed> --max-steps
+/// <steps> <extra>` on `domain`.
+pub fn spawn_sim(domain: u16, task: &str, seed: u64, steps: usize, extra: &[&str]) -> Child {
+    let (seed, steps) = (seed.to_string(), steps.to_string());
+    let mut args = vec![
+        "serve",
+        "--task",
+        task,
+        "--seed",
+        &seed,
+        "--max-steps",
+        &steps,
+    ];
+    args.extend(extra);
+    spawn_on(&bins().1, domain, &args)
+}
+
+/// Start `bin args` from the repository root on ROS domain `domain`, with
+/// stdout and stderr piped.
+pub fn spawn_on(bin: &Path, domain: u16, args: &[&str]) -> Child {
     Command::new(bin)
         .current_dir(root())
         .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(["run", "--json", "--params-file", config])
-        .args(["--ros-args", "-p", "action.safe:=[0.25]"])
-        .args(extra)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start dream-mpc run")
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()))
 }
 
 /// Read what an exited child wrote to its piped stdout and stderr.

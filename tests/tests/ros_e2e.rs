@@ -14,9 +14,9 @@ use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
 use dream_mpc_tests::peer::Peer;
-use dream_mpc_tests::{bins, json_field, root, wait_bounded};
+use dream_mpc_tests::{bins, json_field, root, spawn_sim, wait_bounded};
 use ros2_client::{Name, Publisher, Subscription};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const CONTROLLER_CONFIG: &str = "config/plumbing.yaml";
@@ -80,22 +80,7 @@ fn hil_episode_over_dds_matches_in_process() {
     let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
     let ctl = spawn_controller(d, &["-p", "control_rate_hz:=200.0"]);
-    let sim = Command::new(&bins().1)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", d.to_string())
-        .args([
-            "serve",
-            "--task",
-            "plumbing/point-mass",
-            "--seed",
-            &seed.to_string(),
-            "--max-steps",
-            &steps.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sim = spawn_sim(d, "plumbing/point-mass", seed, steps, &[]);
     let mut got = Vec::new();
     let t0 = Instant::now();
     let mut sim = Some(sim);
@@ -459,24 +444,14 @@ fn sim_action_latency_injection_matches_delayed_in_process() {
     let d = domain(5);
     let (steps, seed, lag) = (100usize, 6u64, 10usize);
     let ctl = spawn_controller(d, &["-p", "control_rate_hz:=200.0"]);
-    let sim = Command::new(&bins().1)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", d.to_string())
-        .args([
-            "serve",
-            "--task",
-            "plumbing/point-mass",
-            "--seed",
-            &seed.to_string(),
-            "--max-steps",
-            &steps.to_string(),
-            "--action-latency-steps",
-            &lag.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let lag_arg = lag.to_string();
+    let sim = spawn_sim(
+        d,
+        "plumbing/point-mass",
+        seed,
+        steps,
+        &["--action-latency-steps", &lag_arg],
+    );
     let (st, out, err, _) = wait_bounded(sim, Duration::from_secs(30));
     assert!(st.success(), "sim failed: {err}");
     sigint(&ctl);

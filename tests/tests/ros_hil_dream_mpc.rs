@@ -11,8 +11,8 @@
 use dream_mpc::agent::Agent;
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::PlannerKind;
-use dream_mpc_tests::{bins, json_field, root, wait_bounded};
-use std::process::{Command, Stdio};
+use dream_mpc_tests::{bins, json_field, root, spawn_on, spawn_sim, wait_bounded};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = "config/controller.yaml";
@@ -48,24 +48,12 @@ fn in_process_return(seed: u64, steps: usize) -> f64 {
 fn dream_mpc_hil_on_the_shipped_pendulum_model() {
     let domain = 220 + (std::process::id() % 10) as u16;
     let (steps, seed) = (400usize, 5u64);
-    let ctl = Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(["run", "--json", "--params-file", CONFIG])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run");
-    let sim = Command::new(&bins().1)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(["serve", "--task", "pendulum-swingup", "--seed"])
-        .arg(seed.to_string())
-        .args(["--max-steps", &steps.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc-sim serve");
+    let ctl = spawn_on(
+        &bins().0,
+        domain,
+        &["run", "--json", "--params-file", CONFIG],
+    );
+    let sim = spawn_sim(domain, "pendulum-swingup", seed, steps, &[]);
     // 400 steps of 20 ms in real time: 8 s, plus start-up.
     let (st, out, err, _) = wait_bounded(sim, Duration::from_secs(60));
     assert!(st.success(), "sim failed: {err}");

@@ -57,6 +57,24 @@ fn assert_bounded(run: &Run) {
     );
 }
 
+/// Start the node, find its observation reader by discovery, then (2 s
+/// in) run `attack` on it and measure for `after` more.
+fn attack_reader(d: u16, after: Duration, attack: impl FnOnce(&hostile::ReaderTarget)) -> Run {
+    run_with_attack(
+        &controller_bin(),
+        d,
+        Duration::from_secs(2),
+        after,
+        move |ctx, _pid| {
+            let dp = ctx.domain_participant();
+            let own = [dp.participant_id()];
+            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
+                .expect("the node's rt/observation reader was not discovered");
+            attack(&user)
+        },
+    )
+}
+
 /// Issue 19 item 7: four forged DATA_FRAGs claiming 1 GiB each, from a GUID
 /// prefix that was never discovered, to the node's observation reader.
 #[test]
@@ -65,35 +83,24 @@ fn forged_data_frags_from_undiscovered_writer_are_dropped() {
     let d = domain(0);
     let sent = Arc::new(Mutex::new(0usize));
     let sent2 = sent.clone();
-    let run = run_with_attack(
-        &controller_bin(),
-        d,
-        Duration::from_secs(2),
-        Duration::from_secs(4),
-        move |ctx, _pid| {
-            let dp = ctx.domain_participant();
-            let own = [dp.participant_id()];
-            let target =
-                hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
-                    .expect("the node's rt/observation reader was not discovered");
-            let n = hostile::send_forged(
-                &target,
-                hostile::random_prefix(),
-                hostile::USER_WRITER,
-                1,
-                4,
-                1 << 30,
-            )
-            .expect("send forged datagrams");
-            eprintln!(
-                "sent {n} forged {}-byte DATA_FRAGs to reader {:02x?} on ports {:?}",
-                hostile::FORGED_LEN,
-                target.guid,
-                target.ports
-            );
-            *sent2.lock().unwrap() = n;
-        },
-    );
+    let run = attack_reader(d, Duration::from_secs(4), move |target| {
+        let n = hostile::send_forged(
+            target,
+            hostile::random_prefix(),
+            hostile::USER_WRITER,
+            1,
+            4,
+            1 << 30,
+        )
+        .expect("send forged datagrams");
+        eprintln!(
+            "sent {n} forged {}-byte DATA_FRAGs to reader {:02x?} on ports {:?}",
+            hostile::FORGED_LEN,
+            target.guid,
+            target.ports
+        );
+        *sent2.lock().unwrap() = n;
+    });
     run.report("forged DATA_FRAG x4 (1 GiB claimed each)");
     assert!(*sent.lock().unwrap() >= 4);
     assert_bounded(&run);
@@ -111,32 +118,22 @@ fn forged_data_frags_from_undiscovered_writer_are_dropped() {
 fn forged_data_frags_to_the_discovery_reader_are_dropped() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = domain(2);
-    let run = run_with_attack(
-        &controller_bin(),
-        d,
-        Duration::from_secs(2),
-        Duration::from_secs(4),
-        move |ctx, _pid| {
-            let dp = ctx.domain_participant();
-            let own = [dp.participant_id()];
-            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
-                .expect("the node's rt/observation reader was not discovered");
-            let target = hostile::spdp_reader_of(&user);
-            let n = hostile::send_forged(
-                &target,
-                hostile::random_prefix(),
-                hostile::SPDP_WRITER,
-                1,
-                4,
-                1 << 30,
-            )
-            .expect("send forged datagrams");
-            eprintln!(
-                "sent {n} forged DATA_FRAGs to the SPDP reader on ports {:?}",
-                target.ports
-            );
-        },
-    );
+    let run = attack_reader(d, Duration::from_secs(4), |user| {
+        let target = hostile::spdp_reader_of(user);
+        let n = hostile::send_forged(
+            &target,
+            hostile::random_prefix(),
+            hostile::SPDP_WRITER,
+            1,
+            4,
+            1 << 30,
+        )
+        .expect("send forged datagrams");
+        eprintln!(
+            "sent {n} forged DATA_FRAGs to the SPDP reader on ports {:?}",
+            target.ports
+        );
+    });
     run.report("forged DATA_FRAG x4 to the SPDP reader (1 GiB claimed each)");
     assert_bounded(&run);
 }
@@ -149,26 +146,16 @@ fn forged_data_frags_to_the_discovery_reader_are_dropped() {
 fn forged_data_frags_from_many_prefixes_to_the_discovery_reader_are_bounded() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = domain(2);
-    let run = run_with_attack(
-        &controller_bin(),
-        d,
-        Duration::from_secs(2),
-        Duration::from_secs(3),
-        move |ctx, _pid| {
-            let dp = ctx.domain_participant();
-            let own = [dp.participant_id()];
-            let user = hostile::find_reader(&dp, d, "rt/observation", &own, Duration::from_secs(5))
-                .expect("the node's rt/observation reader was not discovered");
-            let target = hostile::spdp_reader_of(&user);
-            let mut n = 0;
-            for _ in 0..600 {
-                let prefix = hostile::random_prefix();
-                n += hostile::send_forged(&target, prefix, hostile::SPDP_WRITER, 1, 1, 256 * 1024)
-                    .expect("send forged datagrams");
-            }
-            eprintln!("sent {n} forged DATA_FRAGs from 600 prefixes to the SPDP reader");
-        },
-    );
+    let run = attack_reader(d, Duration::from_secs(3), |user| {
+        let target = hostile::spdp_reader_of(user);
+        let mut n = 0;
+        for _ in 0..600 {
+            let prefix = hostile::random_prefix();
+            n += hostile::send_forged(&target, prefix, hostile::SPDP_WRITER, 1, 1, 256 * 1024)
+                .expect("send forged datagrams");
+        }
+        eprintln!("sent {n} forged DATA_FRAGs from 600 prefixes to the SPDP reader");
+    });
     run.report("forged DATA_FRAG from 600 prefixes to the SPDP reader (256 KiB claimed each)");
     assert_bounded(&run);
 }
