@@ -59,7 +59,7 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
                     .unwrap_or(std::path::Path::new("?"))
                     .display(),
                 t0.elapsed().as_secs_f64(),
-                control::describe_planner(s.settings(), &cfg.budget)
+                control::describe_planner(s.settings(), &cfg.budget, &cfg.options)
             );
             Box::new(s)
         }

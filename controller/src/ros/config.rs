@@ -27,6 +27,10 @@
 //! values; other nodes' sections are skipped without being built. Error
 //! messages quote at most [`MAX_QUOTE`] characters of an offending value.
 
+use crate::bundle::manifest::PlannerDefaults;
+use crate::bundle::planner_options::{
+    Choice, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction, ValueHeads,
+};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -108,6 +112,70 @@ pub struct Budget {
     pub beta: Option<f64>,
 }
 
+/// Overrides of the gradient planners' named options (issue 12; the
+/// table in `crate::planner::options`); `None` = the bundle's value.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OptionOverrides {
+    /// A named budget + options that replaces the bundle's planner section
+    /// before the `budget.*` and other `options.*` overrides.
+    pub preset: Option<Preset>,
+    pub optimizer: Option<Optimizer>,
+    pub grad_clip_norm: Option<f64>,
+    pub extra_iterations_large_action: Option<usize>,
+    pub clamp_each_step: Option<bool>,
+    pub policy_mean_row: Option<bool>,
+    pub reuse: Option<Reuse>,
+    pub rho: Option<f64>,
+    pub uncertainty: Option<Uncertainty>,
+    pub uncertainty_at: Option<UncertaintyAt>,
+    pub uncertainty_gradient: Option<bool>,
+    pub value_heads: Option<ValueHeads>,
+    pub value_action: Option<ValueAction>,
+    pub choice: Option<Choice>,
+}
+
+impl OptionOverrides {
+    /// The bundle's planner section with these overrides applied: the
+    /// preset first (it replaces budget and options), then each option.
+    pub fn apply(&self, bundle: &PlannerDefaults) -> PlannerDefaults {
+        let mut d = match self.preset {
+            Some(p) => PlannerDefaults::preset(p),
+            None => bundle.clone(),
+        };
+        let o = &mut d.options;
+        macro_rules! set {
+            ($($f:ident),*) => { $(if let Some(v) = self.$f { o.$f = v; })* };
+        }
+        set!(
+            optimizer,
+            extra_iterations_large_action,
+            clamp_each_step,
+            policy_mean_row,
+            reuse
+        );
+        set!(
+            uncertainty,
+            uncertainty_at,
+            uncertainty_gradient,
+            value_heads,
+            value_action,
+            choice
+        );
+        if let Some(v) = self.grad_clip_norm {
+            o.grad_clip_norm = v as f32;
+        }
+        if let Some(v) = self.rho {
+            o.rho = v as f32;
+        }
+        d
+    }
+
+    /// True when any option or the preset is set.
+    pub fn any(&self) -> bool {
+        *self != OptionOverrides::default()
+    }
+}
+
 /// All parameters of `dream-mpc run`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -116,6 +184,8 @@ pub struct Config {
     pub bundle: Option<PathBuf>,
     pub planner: String,
     pub budget: Budget,
+    /// `options.*`: the gradient planners' named options.
+    pub options: OptionOverrides,
     pub control_rate_hz: f64,
     /// Share of the control period the planner may use before its deadline.
     pub plan_fraction: f64,
@@ -335,6 +405,34 @@ pub const PARAMS: &[Param] = &[
       "step size of the action update", true),
     p("budget.beta", Ty::Real, Absent("the bundle's planner.beta"), Range(0.0, 1000.0),
       "weight beta of the uncertainty term", true),
+    p("options.preset", Ty::Str, Absent("the bundle's planner section"), OneOf(&["authors", "sketch"]),
+      "named budget + options replacing the bundle's (budget.* and options.* still override)", false),
+    p("options.optimizer", Ty::Str, Absent("the bundle's"), OneOf(&["sgd", "adam"]),
+      "action update of the gradient planners", false),
+    p("options.grad_clip_norm", Ty::Real, Absent("the bundle's"), Range(0.0, 1e6),
+      "largest norm of the whole [H, N, A] gradient; 0 = off", false),
+    p("options.extra_iterations_large_action", Ty::Int, Absent("the bundle's"), Range(0.0, 100.0),
+      "iterations added to K when the action has >= 20 dimensions", false),
+    p("options.clamp_each_step", Ty::Bool, Absent("the bundle's"), Any,
+      "clamp the sequences to [-1, 1] after every step", false),
+    p("options.policy_mean_row", Ty::Bool, Absent("the bundle's"), Any,
+      "row 0 of the policy candidates is the mean rollout", false),
+    p("options.reuse", Ty::Str, Absent("the bundle's"), OneOf(&["blend", "candidate"]),
+      "how the previous tick's plan re-enters", false),
+    p("options.rho", Ty::Real, Absent("the bundle's"), Range(0.0, 1.0),
+      "blend weight of the previous tick's candidates (reuse: blend)", false),
+    p("options.uncertainty", Ty::Str, Absent("the bundle's"), OneOf(&["mean_std", "std"]),
+      "uncertainty u of the Q heads", false),
+    p("options.uncertainty_at", Ty::Str, Absent("the bundle's"), OneOf(&["next_state", "current_state"]),
+      "where u is measured (next_state: undiscounted, as the authors)", false),
+    p("options.uncertainty_gradient", Ty::Bool, Absent("the bundle's"), Any,
+      "differentiate u (else it only ranks the candidates)", false),
+    p("options.value_heads", Ty::Str, Absent("the bundle's"), OneOf(&["two_random", "all"]),
+      "Q heads of the terminal value", false),
+    p("options.value_action", Ty::Str, Absent("the bundle's"), OneOf(&["sample", "mean"]),
+      "action of the terminal value: a sample of pi or its mean", false),
+    p("options.choice", Ty::Str, Absent("the bundle's"), OneOf(&["last_eval", "best_evaluated"]),
+      "which candidate's first action a tick returns", false),
     p("control_rate_hz", Ty::Real, Dv("50.0"), Range(0.1, 10_000.0),
       "control ticks per second (one plan per model step)", false),
     p("plan_fraction", Ty::Real, Dv("0.7"), Range(0.05, 0.95),
@@ -845,6 +943,14 @@ impl Checked {
     fn int(&self, k: &str) -> Option<usize> {
         self.0.get(k).and_then(Value::as_u64).map(|x| x as usize)
     }
+    /// A `OneOf` string parsed as the serde enum of the same names (the
+    /// table's list and the enum's snake_case names agree; a test checks).
+    fn named<T: de::DeserializeOwned>(&self, k: &str) -> Option<T> {
+        self.str(k).map(|s| {
+            serde_yaml::from_value(Value::String(s.into()))
+                .unwrap_or_else(|e| panic!("{k}: table value `{s}` is not a variant: {e}"))
+        })
+    }
     fn bool(&self, k: &str) -> Option<bool> {
         self.0.get(k).and_then(Value::as_bool)
     }
@@ -908,6 +1014,22 @@ impl Config {
             iterations: c.int("budget.iterations"),
             step_size: c.real("budget.step_size"),
             beta: c.real("budget.beta"),
+        };
+        let options = OptionOverrides {
+            preset: c.named("options.preset"),
+            optimizer: c.named("options.optimizer"),
+            grad_clip_norm: c.real("options.grad_clip_norm"),
+            extra_iterations_large_action: c.int("options.extra_iterations_large_action"),
+            clamp_each_step: c.bool("options.clamp_each_step"),
+            policy_mean_row: c.bool("options.policy_mean_row"),
+            reuse: c.named("options.reuse"),
+            rho: c.real("options.rho"),
+            uncertainty: c.named("options.uncertainty"),
+            uncertainty_at: c.named("options.uncertainty_at"),
+            uncertainty_gradient: c.bool("options.uncertainty_gradient"),
+            value_heads: c.named("options.value_heads"),
+            value_action: c.named("options.value_action"),
+            choice: c.named("options.choice"),
         };
         let observation_type = match c.str("observation.type") {
             Some("JointState" | "sensor_msgs/msg/JointState") => ObsKind::JointState,
@@ -989,6 +1111,7 @@ impl Config {
             bundle,
             planner: c.str("planner").unwrap_or_default().to_string(),
             budget,
+            options,
             control_rate_hz: num("control_rate_hz"),
             plan_fraction: num("plan_fraction"),
             observation_topic: c.str("topics.observation").unwrap_or_default().into(),
@@ -1054,6 +1177,55 @@ other_node:
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_params(Params::from_yaml(text)?)
+    }
+
+    /// Issue 12 item 1: every named option of the gradient planners is a
+    /// parameter; each `OneOf` value of an `options.*` row parses into its
+    /// enum, the preset replaces the bundle's section first and the other
+    /// keys override it, and a bad value is refused naming the key.
+    #[test]
+    fn planner_options_are_parameters() {
+        for row in PARAMS.iter().filter(|p| p.key.starts_with("options.")) {
+            if let OneOf(values) = row.rule {
+                for v in values {
+                    let text = GOOD.replace(
+                        "control_rate_hz: 100.0",
+                        &format!("control_rate_hz: 100.0\n    {}: {v}", row.key),
+                    );
+                    let c = parse(&text).unwrap_or_else(|e| panic!("{}: {v}: {e}", row.key));
+                    assert!(c.options.any(), "{}: {v}", row.key);
+                }
+            }
+        }
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    options: { preset: sketch, rho: 0.3, choice: last_eval, clamp_each_step: false }",
+        ))
+        .unwrap();
+        let bundle = PlannerDefaults::preset(Preset::Authors);
+        let d = c.options.apply(&bundle);
+        let sketch = PlannerDefaults::preset(Preset::Sketch);
+        assert_eq!((d.candidates, d.iterations, d.beta), (8, 4, 0.1));
+        assert_eq!(d.options.optimizer, Optimizer::Adam);
+        assert_eq!(d.options.reuse, sketch.options.reuse);
+        assert_eq!(d.options.rho, 0.3);
+        assert_eq!(d.options.choice, Choice::LastEval);
+        assert!(!d.options.clamp_each_step);
+        assert_eq!(parse(GOOD).unwrap().options.apply(&bundle), bundle);
+        for (kv, key) in [
+            ("options: { optimizer: lbfgs }", "options.optimizer"),
+            ("options: { rho: 1.5 }", "options.rho"),
+            ("options: { preset: paper }", "options.preset"),
+            ("options: { clamp_each_step: 3 }", "options.clamp_each_step"),
+        ] {
+            let e = parse(&GOOD.replace(
+                "control_rate_hz: 100.0",
+                &format!("control_rate_hz: 100.0\n    {kv}"),
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(&format!("'{key}'")), "{kv}: {e}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! buffers are `heapless` vectors of capacity [`MAX_ACTION`], so an action
 //! is a fixed-size value that can be queued to the publisher by copy.
 
-use super::config::{Budget, Config, FaultPolicy, SourceKind};
+use super::config::{Budget, Config, FaultPolicy, OptionOverrides, SourceKind};
 use super::slot::LatestWins;
 use crate::agent::{planner_kind, Agent, AgentError};
 use crate::load::Bundle;
@@ -139,14 +139,16 @@ impl std::fmt::Display for SourceError {
 impl std::error::Error for SourceError {}
 
 /// The planner settings in effect: the bundle's defaults with the node's
-/// `budget.*` overrides applied (printed by `dream-mpc run` at start).
+/// `options.*` (preset first) and `budget.*` overrides applied (printed by
+/// `dream-mpc run` at start).
 pub fn effective_planner(
     kind: crate::planner::PlannerKind,
     bundle: &Bundle,
     budget: &Budget,
+    options: &OptionOverrides,
 ) -> PlannerConfig {
     let m = &bundle.manifest;
-    let mut pc = PlannerConfig::for_kind(kind, &m.planner, m.discount);
+    let mut pc = PlannerConfig::for_kind(kind, &options.apply(&m.planner), m.discount);
     if let Some(n) = budget.candidates {
         pc.candidates = n;
     }
@@ -165,11 +167,80 @@ pub fn effective_planner(
     pc
 }
 
+/// An option's name as the parameter files and manifests spell it.
+fn snake<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
 /// One line naming each planner setting and where it came from.
-pub fn describe_planner(pc: &PlannerConfig, budget: &Budget) -> String {
-    let from = |set: bool| if set { "parameter" } else { "bundle" };
+pub fn describe_planner(pc: &PlannerConfig, budget: &Budget, options: &OptionOverrides) -> String {
+    let base = match options.preset {
+        Some(p) => format!("preset {p}"),
+        None => "bundle".to_string(),
+    };
+    let from = |set: bool| if set { "parameter" } else { base.as_str() };
+    let o = &pc.options;
+    let set = |name: &str, v: String, is: bool| format!("{name} {v} ({})", from(is));
+    let opts = [
+        set(
+            "optimizer",
+            snake(&o.optimizer),
+            options.optimizer.is_some(),
+        ),
+        set(
+            "grad_clip_norm",
+            o.grad_clip_norm.to_string(),
+            options.grad_clip_norm.is_some(),
+        ),
+        set(
+            "extra_iterations_large_action",
+            o.extra_iterations_large_action.to_string(),
+            options.extra_iterations_large_action.is_some(),
+        ),
+        set(
+            "clamp_each_step",
+            o.clamp_each_step.to_string(),
+            options.clamp_each_step.is_some(),
+        ),
+        set(
+            "policy_mean_row",
+            o.policy_mean_row.to_string(),
+            options.policy_mean_row.is_some(),
+        ),
+        set("reuse", snake(&o.reuse), options.reuse.is_some()),
+        set("rho", o.rho.to_string(), options.rho.is_some()),
+        set(
+            "uncertainty",
+            snake(&o.uncertainty),
+            options.uncertainty.is_some(),
+        ),
+        set(
+            "uncertainty_at",
+            snake(&o.uncertainty_at),
+            options.uncertainty_at.is_some(),
+        ),
+        set(
+            "uncertainty_gradient",
+            o.uncertainty_gradient.to_string(),
+            options.uncertainty_gradient.is_some(),
+        ),
+        set(
+            "value_heads",
+            snake(&o.value_heads),
+            options.value_heads.is_some(),
+        ),
+        set(
+            "value_action",
+            snake(&o.value_action),
+            options.value_action.is_some(),
+        ),
+        set("choice", snake(&o.choice), options.choice.is_some()),
+    ];
     format!(
-        "planner {}: candidates {} ({}), horizon {} ({}), iterations {} ({}), step_size {} ({}), beta {} ({}), discount {} (bundle)",
+        "planner {}: candidates {} ({}), horizon {} ({}), iterations {} ({}), step_size {} ({}), beta {} ({}), discount {} (bundle); options: {}",
         pc.kind.name(),
         pc.candidates,
         from(budget.candidates.is_some()),
@@ -181,7 +252,8 @@ pub fn describe_planner(pc: &PlannerConfig, budget: &Budget) -> String {
         from(budget.step_size.is_some()),
         pc.beta,
         from(budget.beta.is_some()),
-        pc.discount
+        pc.discount,
+        opts.join(", ")
     )
 }
 
@@ -249,7 +321,7 @@ impl PlannerSource {
             }
         }
         let kind = planner_kind(&cfg.planner).map_err(|e| SourceError(format!("planner: {e}")))?;
-        let settings = effective_planner(kind, &bundle, &cfg.budget);
+        let settings = effective_planner(kind, &bundle, &cfg.budget, &cfg.options);
         // The agent shares the bundle's compiled modules (`Arc<Program>`);
         // the source keeps the bundle itself for its manifest.
         let agent = Agent::new(&bundle, settings.clone()).map_err(|e| err(&e))?;
