@@ -148,13 +148,15 @@ pub fn spread_vjp(q: &[f32], scale: f32, out: &mut [f32]) {
 mod tests {
     use super::*;
 
+    const W: Weights = Weights {
+        discount: 0.5,
+        beta: 2.0,
+    };
+    const R: [f32; 3] = [1.0, 2.0, 4.0];
+
     #[test]
     fn objective_matches_the_sum_by_hand() {
-        let w = Weights {
-            discount: 0.5,
-            beta: 2.0,
-        };
-        let r = [1.0, 2.0, 4.0];
+        let (w, r) = (W, R);
         let u = [0.5, 0.0, 1.0];
         let j = objective(w, 3, |t| r[t], |t| u[t], 8.0);
         // (1 - 1) + 0.5 (2 - 0) + 0.25 (4 - 2) + 0.125 * 8
@@ -163,11 +165,7 @@ mod tests {
 
     #[test]
     fn authors_objective_matches_the_sum_by_hand() {
-        let w = Weights {
-            discount: 0.5,
-            beta: 2.0,
-        };
-        let r = [1.0, 2.0, 4.0];
+        let (w, r) = (W, R);
         let u = [0.5, 0.0, 1.0, 0.25];
         let j = objective_next(w, 3, |t| r[t], |t| u[t], 8.0);
         // 1 + 0.5 * 2 + 0.25 * 4 + 0.125 * 8 - 2 (0.5 + 0 + 1 + 0.25)
@@ -178,34 +176,31 @@ mod tests {
         assert_eq!(two_heads(&[1.0, 5.0, 3.0], [2, 0]), 2.0);
     }
 
-    #[test]
-    fn mean_std_gradient_agrees_with_finite_differences() {
+    /// `vjp(q, 1, g)` against central differences of `f` at five heads.
+    fn agrees_with_finite_differences(f: fn(&[f32]) -> f32, vjp: fn(&[f32], f32, &mut [f32])) {
         let q = [1.0f32, -0.5, 2.0, 0.25, 0.7];
         let mut g = [0.0; 5];
-        mean_std_vjp(&q, 1.0, &mut g);
+        vjp(&q, 1.0, &mut g);
         for i in 0..5 {
             let (mut p, mut m) = (q, q);
             p[i] += 1e-3;
             m[i] -= 1e-3;
-            let fd = (mean_std(&p) - mean_std(&m)) / 2e-3;
+            let fd = (f(&p) - f(&m)) / 2e-3;
             assert!((fd - g[i]).abs() < 1e-3, "head {i}: {fd} vs {}", g[i]);
         }
     }
 
     #[test]
+    fn mean_std_gradient_agrees_with_finite_differences() {
+        agrees_with_finite_differences(mean_std, mean_std_vjp);
+    }
+
+    #[test]
     fn spread_and_its_gradient_agree_with_finite_differences() {
-        let q = [1.0f32, -0.5, 2.0, 0.25, 0.7];
-        assert!((mean(&q) - 0.69).abs() < 1e-6);
-        let mut g = [0.0; 5];
-        spread_vjp(&q, 1.0, &mut g);
-        for i in 0..5 {
-            let (mut p, mut m) = (q, q);
-            p[i] += 1e-3;
-            m[i] -= 1e-3;
-            let fd = (spread(&p) - spread(&m)) / 2e-3;
-            assert!((fd - g[i]).abs() < 1e-3, "head {i}: {fd} vs {}", g[i]);
-        }
-        spread_vjp(&[3.0, 3.0], 1.0, &mut g[..2]);
-        assert_eq!(&g[..2], &[0.0, 0.0]);
+        assert!((mean(&[1.0f32, -0.5, 2.0, 0.25, 0.7]) - 0.69).abs() < 1e-6);
+        agrees_with_finite_differences(spread, spread_vjp);
+        let mut g = [1.0; 2];
+        spread_vjp(&[3.0, 3.0], 1.0, &mut g);
+        assert_eq!(g, [0.0, 0.0]);
     }
 }
