@@ -104,6 +104,15 @@ pub struct TopicQos {
     pub depth: usize,
 }
 
+/// Request/reply mapping of the ROS 2 parameter services (how the request
+/// id travels): as rmw_fastrtps does it (ROS 2's default RMW) or as
+/// rmw_cyclonedds does it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceMappingKind {
+    Enhanced,
+    Cyclone,
+}
+
 /// What the node does after a fault inside planning (a panic, or an error
 /// the action source returns): the safe action goes out for that tick and
 /// the fault is counted either way.
@@ -170,6 +179,8 @@ pub struct Config {
     /// `qos.diagnostics.*` (publisher).
     pub qos_diagnostics: TopicQos,
     pub on_planner_fault: FaultPolicy,
+    /// `parameter_services`: the service mapping, `None` = off.
+    pub parameter_services: Option<ServiceMappingKind>,
     /// Test-only fault injection: the planned tick (1-based) at which the
     /// control thread raises a panic inside planning; `None` = never.
     pub inject_planner_fault_at_tick: Option<u64>,
@@ -413,6 +424,8 @@ pub const PARAMS: &[Param] = &[
       "/diagnostics publisher durability", false),
     p("qos.diagnostics.depth", Ty::Int, Dv("1"), Range(1.0, 1000.0),
       "/diagnostics publisher history depth", false),
+    p("parameter_services", Ty::Str, Dv("enhanced"), OneOf(&["enhanced", "cyclone", "off"]),
+      "ROS 2 parameter services (list/get/describe/set) for the [tunable] keys: enhanced = the request-id mapping of rmw_fastrtps (ROS 2's default RMW) | cyclone = rmw_cyclonedds's | off", false),
     p("on_planner_fault", Ty::Str, Dv("stop"), OneOf(&["stop", "continue"]),
       "after a panic or error inside planning: stop with the safe action (exit 3) | reset and continue", false),
     p("debug.inject_planner_fault_at_tick", Ty::Int, Dv("0"), Range(0.0, 4_294_967_295.0),
@@ -860,6 +873,18 @@ fn check(p: &Param, v: &Value) -> Result<(), ConfigError> {
     }
 }
 
+/// Check one value against its table row, as a parameter file's value is
+/// checked: unknown keys are named with the closest known key. Used by the
+/// parameter services for values set at run time.
+pub fn check_value(key: &str, v: &Value) -> Result<&'static Param, ConfigError> {
+    let p = param(key).ok_or_else(|| ConfigError::UnknownKey {
+        key: key.to_string(),
+        suggestion: closest_key(key),
+    })?;
+    check(p, v)?;
+    Ok(p)
+}
+
 impl Checked {
     /// Unknown keys first (named with the closest known key), then every
     /// given value and every default through its row's checks.
@@ -1080,6 +1105,11 @@ impl Config {
             qos_observation: topic_qos(&c, "observation", true),
             qos_action: topic_qos(&c, "action", true),
             qos_diagnostics: topic_qos(&c, "diagnostics", false),
+            parameter_services: match c.str("parameter_services") {
+                Some("off") => None,
+                Some("cyclone") => Some(ServiceMappingKind::Cyclone),
+                _ => Some(ServiceMappingKind::Enhanced),
+            },
             on_planner_fault: match c.str("on_planner_fault") {
                 Some("continue") => FaultPolicy::Continue,
                 _ => FaultPolicy::Stop,

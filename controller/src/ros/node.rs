@@ -23,7 +23,8 @@
 
 use super::config::{Config, JointField, ObsKind, Reliability};
 use super::qos::{self as topic_qos, Ours, QosWatch, Role};
-use super::control::{status_name, ActionVec, Controller, Summary, TickKind};
+use super::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
+use super::params::{ParamServer, Store, TUNABLE_QUEUE};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
@@ -162,6 +163,9 @@ pub struct Handoff {
     pub diagnostics: AtomicU64,
     /// Incompatible QoS peers discovered on our topics ([`QosWatch`]).
     pub qos_incompatible: AtomicU64,
+    /// parameter services -> control: the newest run-time tunables,
+    /// applied between ticks (bounded; the oldest is overwritten).
+    pub tunables: ArrayQueue<Tunables>,
 }
 
 impl Handoff {
@@ -178,6 +182,7 @@ impl Handoff {
             actions_dropped: AtomicU64::new(0),
             diagnostics: AtomicU64::new(0),
             qos_incompatible: AtomicU64::new(0),
+            tunables: ArrayQueue::new(TUNABLE_QUEUE),
         }
     }
 }
@@ -238,6 +243,7 @@ impl ControlLoop {
     /// period; never allocates, never blocks (`force_push` overwrites the
     /// oldest entry of a full queue).
     pub fn update(&mut self, woke: Instant, h: &Handoff) -> TickKind {
+        self.apply_tunables(h);
         let ctl = &mut self.controller;
         let jit = woke.saturating_duration_since(self.next).as_secs_f64();
         ctl.jitter.push(jit);
@@ -271,6 +277,22 @@ impl ControlLoop {
             self.window_ticks = 0;
         }
         kind
+    }
+
+    /// Apply the newest tunables queued by the parameter services, if any
+    /// (between ticks: K, step size and beta to the planner, the plan
+    /// fraction to this loop's deadline). Cost: a few atomic operations;
+    /// no allocation.
+    fn apply_tunables(&mut self, h: &Handoff) {
+        let mut newest = None;
+        while let Some(t) = h.tunables.pop() {
+            newest = Some(t);
+        }
+        if let Some(t) = newest {
+            if self.controller.tune(&t) {
+                self.plan_budget = self.period.mul_f64(t.plan_fraction);
+            }
+        }
     }
 
     /// Deactivate: queue the safe action as the last word, mark the
@@ -320,6 +342,7 @@ pub struct Configured {
     sub: ObsSubscription,
     poll: Poll,
     watch: QosWatch,
+    params: Option<ParamServer>,
     act_pub: Publisher<Float64MultiArray>,
     diag_pub: Publisher<DiagnosticArray>,
     handoff: Arc<Handoff>,
@@ -369,6 +392,7 @@ pub struct Active {
     handoff: Arc<Handoff>,
     dds_in: JoinHandle<()>,
     dds_out: JoinHandle<()>,
+    params: Option<JoinHandle<()>>,
     control: JoinHandle<Option<ControlReport>>,
     rt: RtStatus,
     rx: ObsReception,
@@ -463,6 +487,21 @@ pub fn configure(
             },
         ],
     );
+    let params = match cfg.parameter_services {
+        None => None,
+        Some(mapping) => {
+            let mut values = controller.tunables;
+            values.plan_fraction = cfg.plan_fraction;
+            let store = Store {
+                values,
+                planner: controller.has_planner_tunables(),
+            };
+            Some(
+                ParamServer::new(&mut node, super::config::NODE_NAME, mapping, store)
+                    .map_err(NodeError)?,
+            )
+        }
+    };
     let poll = Poll::new().map_err(err("poll"))?;
     match &mut sub {
         ObsSubscription::Array(s) => poll.registry().register(s, Token(1), Interest::READABLE),
@@ -477,6 +516,7 @@ pub fn configure(
         sub,
         poll,
         watch,
+        params,
         act_pub,
         diag_pub,
         handoff,
@@ -514,6 +554,7 @@ impl Configured {
             sub,
             poll,
             watch,
+            params,
             act_pub,
             diag_pub,
             handoff,
@@ -581,6 +622,22 @@ impl Configured {
                 .spawn(move || dds_in(sub, poll, watch, &mapping, &h, &stop))
                 .map_err(err("spawn dds-in"))?
         };
+        let params_thread = match params {
+            None => None,
+            Some(mut server) => {
+                let (h, stop) = (handoff.clone(), stop.clone());
+                Some(
+                    thread::Builder::new()
+                        .name("params".into())
+                        .spawn(move || {
+                            while sleep_until(Instant::now() + Duration::from_millis(20), &stop) {
+                                server.serve(&h.tunables);
+                            }
+                        })
+                        .map_err(err("spawn params"))?,
+                )
+            }
+        };
         let wake = out.thread().clone();
         go_tx
             .send(Some(wake.clone()))
@@ -596,6 +653,7 @@ impl Configured {
             handoff,
             dds_in: dds_in_thread,
             dds_out: out,
+            params: params_thread,
             control: ctl,
             rx,
             rt: status,
@@ -632,6 +690,10 @@ impl Active {
         self.dds_in
             .join()
             .map_err(|_| NodeError("subscriber thread panicked".into()))?;
+        if let Some(p) = self.params {
+            p.join()
+                .map_err(|_| NodeError("parameter services thread panicked".into()))?;
+        }
         drop(self.node);
         self.rx.report();
         let h = &self.handoff;
@@ -915,6 +977,11 @@ pub fn diagnostics(
                 kv("last_planner_fault", sum.last_fault.to_string()),
                 kv("actions_dropped", actions_dropped.to_string()),
                 kv("qos_incompatible", qos_incompatible.to_string()),
+                kv("budget.iterations", sum.tunables.iterations.to_string()),
+                kv("budget.step_size", format!("{}", sum.tunables.step_size)),
+                kv("budget.beta", format!("{}", sum.tunables.beta)),
+                kv("plan_fraction", format!("{}", sum.tunables.plan_fraction)),
+                kv("planner_iterations_last", sum.last_iterations.to_string()),
                 kv("clamped_elements", c.clamped.to_string()),
                 kv("predicted_return", format!("{}", sum.predicted_return)),
                 kv("planner_status", status_name(sum.last_status).to_string()),
