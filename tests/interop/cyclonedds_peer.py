@@ -16,6 +16,12 @@ Modes (the controller runs config/plumbing.yaml, a = -4 x0 - 2 x1):
   incompatible  a best-effort writer against a controller whose
                 observation subscription is reliable: only the safe action
                 (0.0) may come back, and /diagnostics counts qos_incompatible.
+  params        (controller on config/controller.yaml, the pendulum
+                planner) the ROS 2 parameter services as a ROS 2 client
+                calls them, with the rcl_interfaces service types defined
+                here: list, get, describe, set (good, read-only, misspelt),
+                then /diagnostics must show budget.iterations 0 in force and
+                the planner running 0 iterations per tick.
 
 Driven by tests/tests/ros_interop_cyclonedds.rs.
 """
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from cyclonedds.core import Policy, Qos
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import float64, int32, sequence, uint8, uint32
+from cyclonedds.idl.types import float64, int32, int64, sequence, uint8, uint32, uint64
 import cyclonedds.idl.annotations as annotate
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -104,6 +110,120 @@ class DiagnosticArray(IdlStruct, typename="diagnostic_msgs::msg::dds_::Diagnosti
     status: sequence[DiagnosticStatus]
 
 
+@dataclass
+@annotate.final
+class ParameterValue(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterValue_"):
+    type: uint8
+    bool_value: bool
+    integer_value: int64
+    double_value: float64
+    string_value: str
+    byte_array_value: sequence[uint8]
+    bool_array_value: sequence[bool]
+    integer_array_value: sequence[int64]
+    double_array_value: sequence[float64]
+    string_array_value: sequence[str]
+
+
+@dataclass
+@annotate.final
+class Parameter(IdlStruct, typename="rcl_interfaces::msg::dds_::Parameter_"):
+    name: str
+    value: ParameterValue
+
+
+@dataclass
+@annotate.final
+class SetParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::SetParametersResult_"):
+    successful: bool
+    reason: str
+
+
+@dataclass
+@annotate.final
+class FloatingPointRange(IdlStruct, typename="rcl_interfaces::msg::dds_::FloatingPointRange_"):
+    from_value: float64
+    to_value: float64
+    step: float64
+
+
+@dataclass
+@annotate.final
+class IntegerRange(IdlStruct, typename="rcl_interfaces::msg::dds_::IntegerRange_"):
+    from_value: int64
+    to_value: int64
+    step: uint64
+
+
+@dataclass
+@annotate.final
+class ParameterDescriptor(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterDescriptor_"):
+    name: str
+    type: uint8
+    description: str
+    additional_constraints: str
+    read_only: bool
+    dynamic_typing: bool
+    floating_point_range: sequence[FloatingPointRange]
+    integer_range: sequence[IntegerRange]
+
+
+@dataclass
+@annotate.final
+class ListParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::ListParametersResult_"):
+    names: sequence[str]
+    prefixes: sequence[str]
+
+
+@dataclass
+@annotate.final
+class ListParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::ListParameters_Request_"):
+    prefixes: sequence[str]
+    depth: uint64
+
+
+@dataclass
+@annotate.final
+class ListParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::ListParameters_Response_"):
+    result: ListParametersResult
+
+
+@dataclass
+@annotate.final
+class GetParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::GetParameters_Request_"):
+    names: sequence[str]
+
+
+@dataclass
+@annotate.final
+class GetParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::GetParameters_Response_"):
+    values: sequence[ParameterValue]
+
+
+@dataclass
+@annotate.final
+class DescribeParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::DescribeParameters_Request_"):
+    names: sequence[str]
+
+
+@dataclass
+@annotate.final
+class DescribeParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::DescribeParameters_Response_"):
+    descriptors: sequence[ParameterDescriptor]
+
+
+@dataclass
+@annotate.final
+class SetParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::SetParameters_Request_"):
+    parameters: sequence[Parameter]
+
+
+@dataclass
+@annotate.final
+class SetParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::SetParameters_Response_"):
+    results: sequence[SetParametersResult]
+
+
 RELIABLE = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
 BEST_EFFORT = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(5))
 
@@ -165,9 +285,82 @@ elif mode == "incompatible":
     pump(lambda: w.write(array(0.1)), 20.0, lambda: int(diag_values().get("qos_incompatible", 0)) > 0)
     checks["qos_incompatible_counted"] = int(diag_values().get("qos_incompatible", 0)) > 0
     checks["only_safe_actions"] = len(actions) > 0 and all(x == 0.0 for x in actions)
+elif mode == "params":
+    # ROS 2 service mapping as rmw_fastrtps uses it (the node's default,
+    # parameter_services: enhanced): request and reply are the plain
+    # rcl_interfaces structs on rq/<node>/<service>Request and
+    # rr/<node>/<service>Reply; one call at a time, so no request id needed.
+    w = DataWriter(dp, Topic(dp, "rt/observation", Float64MultiArray), qos=BEST_EFFORT)
+    obs = Float64MultiArray(MultiArrayLayout([], 0), [1.0, 0.0, 0.0])
+    svc_qos = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
+    clients = {}
+
+    def call(service, req_type, resp_type, request, seconds=15.0):
+        if service not in clients:
+            clients[service] = (
+                DataWriter(dp, Topic(dp, f"rq/dream_mpc/{service}Request", req_type), qos=svc_qos),
+                DataReader(dp, Topic(dp, f"rr/dream_mpc/{service}Reply", resp_type), qos=svc_qos),
+            )
+        rq, rr = clients[service]
+        got = []
+        t0 = time.time()
+        while not got and time.time() - t0 < seconds:
+            # (re)send until the server has matched and answered
+            rq.write(request)
+            for _ in range(20):
+                w.write(obs)
+                got = rr.take(N=1)
+                if got:
+                    break
+                time.sleep(0.01)
+            actions.extend(a.data[0] for a in act_r.take(N=100))
+            diags.extend(diag_r.take(N=10))
+        return got[0] if got else None
+
+    def pv_int(x):
+        return ParameterValue(2, False, x, 0.0, "", [], [], [], [], [])
+
+    def pv_double(x):
+        return ParameterValue(3, False, 0, x, "", [], [], [], [], [])
+
+    pump(lambda: w.write(obs), 30.0, lambda: int(diag_values().get("planner_iterations_last", 0)) > 0)
+    iters_before = int(diag_values().get("planner_iterations_last", 0))
+    checks["planner_iterated_before"] = iters_before > 0
+    lst = call("list_parameters", ListParameters_Request, ListParameters_Response, ListParameters_Request([], 0))
+    names = list(lst.result.names) if lst else []
+    checks["list"] = {"budget.iterations", "budget.step_size", "budget.beta", "plan_fraction"} <= set(names)
+    got = call("get_parameters", GetParameters_Request, GetParameters_Response,
+               GetParameters_Request(["budget.iterations", "budget.beta"]))
+    checks["get"] = bool(got) and got.values[0].type == 2 and got.values[0].integer_value == 4 \
+        and got.values[1].type == 3 and abs(got.values[1].double_value - 0.1) < 1e-6
+    desc = call("describe_parameters", DescribeParameters_Request, DescribeParameters_Response,
+                DescribeParameters_Request(["budget.beta", "control_rate_hz"]))
+    checks["describe"] = bool(desc) and not desc.descriptors[0].read_only \
+        and desc.descriptors[0].floating_point_range[0].to_value == 1000.0 and desc.descriptors[1].read_only
+    res = call("set_parameters", SetParameters_Request, SetParameters_Response, SetParameters_Request([
+        Parameter("budget.iterations", pv_int(0)),
+        Parameter("budget.beta", pv_double(0.5)),
+        Parameter("budget.horizon", pv_int(5)),
+        Parameter("budget.bta", pv_double(0.5)),
+        Parameter("budget.beta", pv_double(-1.0)),
+    ]))
+    results = [(r.successful, r.reason) for r in res.results] if res else []
+    print("set results:", results, file=sys.stderr)
+    checks["set_accepted"] = [ok for ok, _ in results] == [True, True, False, False, False]
+    checks["read_only_refused"] = len(results) == 5 and "read-only" in results[2][1]
+    checks["typo_named"] = len(results) == 5 and "did you mean 'budget.beta'" in results[3][1]
+    checks["bound_refused"] = len(results) == 5 and "'budget.beta'" in results[4][1]
+    diags.clear()
+    pump(lambda: w.write(obs), 30.0,
+         lambda: diag_values().get("budget.iterations") == "0" and diag_values().get("planner_iterations_last") == "0")
+    v = diag_values()
+    checks["planner_uses_new_iterations"] = v.get("budget.iterations") == "0" and v.get("planner_iterations_last") == "0"
+    checks["beta_in_force"] = v.get("budget.beta") == "0.5"
+    got = call("get_parameters", GetParameters_Request, GetParameters_Response, GetParameters_Request(["budget.iterations"]))
+    checks["get_after_set"] = bool(got) and got.values[0].integer_value == 0
 else:
     sys.exit(f"unknown mode {mode}")
 
 print(json.dumps({"mode": mode, "checks": checks, "actions": len(actions), "diagnostics": len(diags),
-                  "last_diagnostics": {k: diag_values().get(k) for k in ("observations_received", "qos_incompatible")}}))
+                  "last_diagnostics": {k: diag_values().get(k) for k in ("observations_received", "qos_incompatible", "budget.iterations", "planner_iterations_last")}}))
 sys.exit(0 if all(checks.values()) else 1)

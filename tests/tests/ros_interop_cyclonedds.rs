@@ -3,13 +3,16 @@
 //! exchange observations (Float64MultiArray from a reliable and from a
 //! best-effort writer, JointState from a best-effort writer), actions and
 //! diagnostics with ROS 2 wire type names; a best-effort Cyclone writer
-//! against a reliable subscription is reported as incompatible QoS.
+//! against a reliable subscription is reported as incompatible QoS; and a
+//! Cyclone client of the ROS 2 parameter services (rcl_interfaces types
+//! defined in Python) lists, gets, describes and sets the planner's
+//! tunables and sees the planner run with the new iteration count.
 //!
 //! Runs in CI: `scripts/test.sh` installs the pinned `cyclonedds` wheel
 //! (it ships the C library) into `.venv` through `scripts/setup.sh`. The
 //! Python used is `DREAM_MPC_CYCLONEDDS_PYTHON` when set, else
 //! `.venv/bin/python3`; without `cyclonedds` there the test fails naming
-//! the setup step (it does not pretend). The three cases run side by side
+//! the setup step (it does not pretend). The four cases run side by side
 //! on their own domains (10..29) and take a few seconds each.
 
 use dream_mpc_tests::{bins, root, wait_bounded};
@@ -40,11 +43,16 @@ fn python() -> PathBuf {
 /// the peer is done. Returns the peer's JSON line and the controller's
 /// stderr.
 fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
+    let file = if mode == "params" {
+        "config/controller.yaml"
+    } else {
+        "config/plumbing.yaml"
+    };
     let mut args = vec![
         "run",
         "--json",
         "--params-file",
-        "config/plumbing.yaml",
+        file,
         "--duration-s",
         "50",
         "--ros-args",
@@ -77,7 +85,7 @@ fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn cyclonedds_peer_talks_to_the_controller() {
-    let base = 10 + (std::process::id() % 6) as u16 * 3;
+    let base = 10 + (std::process::id() % 5) as u16 * 4;
     let joints = [
         "-p",
         "observation.type:=JointState",
@@ -93,6 +101,7 @@ fn cyclonedds_peer_talks_to_the_controller() {
             "incompatible",
             vec!["-p", "qos.observation.reliability:=reliable"],
         ),
+        ("params", vec![]),
     ];
     let handles: Vec<_> = cases
         .into_iter()
