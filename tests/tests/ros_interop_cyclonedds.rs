@@ -70,7 +70,11 @@ fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
         .expect("start dream-mpc run");
     let peer = Command::new(python())
         .current_dir(root())
-        .args(["tests/interop/cyclonedds_peer.py", &domain.to_string(), mode])
+        .args([
+            "tests/interop/cyclonedds_peer.py",
+            &domain.to_string(),
+            mode,
+        ])
         .output()
         .expect("run the Cyclone DDS peer");
     let _ = Command::new("kill")
@@ -78,8 +82,8 @@ fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
         .status();
     let (st, _, err, _) = wait_bounded(ctl, Duration::from_secs(10));
     assert!(st.success(), "controller ({mode}) failed: {err}");
-    let out = String::from_utf8_lossy(&peer.stdout).to_string()
-        + &String::from_utf8_lossy(&peer.stderr);
+    let out =
+        String::from_utf8_lossy(&peer.stdout).to_string() + &String::from_utf8_lossy(&peer.stderr);
     (peer.status.success(), out, err)
 }
 

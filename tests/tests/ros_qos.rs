@@ -186,7 +186,10 @@ fn incompatible_peers_are_reported_and_counted() {
         obs_line.contains("reliability reliable") && obs_line.contains("best_effort"),
         "{obs_line}"
     );
-    assert!(obs_line.contains(&peer), "peer {peer} not named: {obs_line}");
+    assert!(
+        obs_line.contains(&peer),
+        "peer {peer} not named: {obs_line}"
+    );
     let act_line = err
         .lines()
         .find(|l| l.contains("incompatible QoS on /action"))

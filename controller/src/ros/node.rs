@@ -22,12 +22,12 @@
 //!   publisher sends it, the threads are joined and the report returned.
 
 use super::config::{Config, JointField, ObsKind, Reliability};
-use super::qos::{self as topic_qos, Ours, QosWatch, Role};
 use super::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
-use super::params::{ParamServer, Store, TUNABLE_QUEUE};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
+use super::params::{ParamServer, Store, TUNABLE_QUEUE};
+use super::qos::{self as topic_qos, Ours, QosWatch, Role};
 use super::realtime::{self, RtConfig, RtStatus};
 use super::slot::LatestWins;
 use crossbeam::queue::ArrayQueue;

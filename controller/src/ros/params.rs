@@ -113,12 +113,8 @@ impl Store {
         v: &raw::ParameterValue,
         next: &mut Tunables,
     ) -> Result<(), String> {
-        let y = to_yaml(v).ok_or_else(|| {
-            format!(
-                "parameter '{key}': type {} is not accepted here",
-                v.ptype
-            )
-        })?;
+        let y = to_yaml(v)
+            .ok_or_else(|| format!("parameter '{key}': type {} is not accepted here", v.ptype))?;
         let p = check_value(key, &y).map_err(|e| e.to_string())?;
         if !self.serves(p.key) {
             return Err(if p.tunable {
@@ -347,7 +343,9 @@ impl ParamServer {
             if changed {
                 queue.force_push(s.values);
             }
-            let _ = self.set.send_response(id, SetParametersResponse { results });
+            let _ = self
+                .set
+                .send_response(id, SetParametersResponse { results });
             n += 1;
         }
         while let Ok(Some((id, r))) = self.set_atomic.receive_request() {

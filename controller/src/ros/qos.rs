@@ -2,8 +2,8 @@
 //! durability | depth`), and the report of incompatible QoS.
 //!
 //! DDS matches a writer and a reader only when what the writer offers is at
-//! least what the reader requests (reliable >= best effort, transient local
-//! >= volatile, ...); an unmatched pair exchanges nothing and, in ROS 2,
+//! least what the reader requests (reliable covers best effort, transient
+//! local covers volatile, ...); an unmatched pair exchanges nothing and, in ROS 2,
 //! says nothing either unless someone listens for RustDDS's
 //! `RemoteWriterQosIncompatible` / `RemoteReaderQosIncompatible` events.
 //! [`QosWatch`] listens: each incompatible peer discovered on one of our
