@@ -4,6 +4,7 @@
 #
 #   bash scripts/setup.sh            # torch only
 #   DREAM_MPC_MUJOCO=1 bash scripts/setup.sh   # also mujoco + dm-control
+#   DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh   # also cyclonedds (interop test)
 #
 # A second run downloads nothing: it checks the installed versions and exits.
 # The same wheel carries the CUDA libraries, so on a GPU workstation the
@@ -12,6 +13,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 torch_version="2.11.0"
+cyclonedds_version="11.0.1"
 
 py="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python3" ]; then
@@ -41,5 +43,15 @@ if [ "${DREAM_MPC_MUJOCO:-0}" = "1" ]; then
   mkdir -p "$venv/mujoco-link"
   ln -sfn "$mj_lib" "$venv/mujoco-link/libmujoco.so"
   echo "[setup] libmujoco linked at $venv/mujoco-link/libmujoco.so"
+fi
+if [ "${DREAM_MPC_CYCLONEDDS:-0}" = "1" ]; then
+  # Eclipse Cyclone DDS, a DDS implementation we did not write, as the peer
+  # of tests/tests/ros_interop_cyclonedds.rs; the wheel ships the C library.
+  if have cyclonedds "$cyclonedds_version"; then
+    echo "[setup] cyclonedds $cyclonedds_version already installed"
+  else
+    echo "[setup] installing cyclonedds==$cyclonedds_version"
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "cyclonedds==$cyclonedds_version"
+  fi
 fi
 echo "[setup] done; now: source scripts/env.sh"

@@ -17,8 +17,9 @@ for c in rustfmt clippy; do
 done
 # MuJoCo + dm-control wheels for the `mujoco` feature's tasks and their
 # equivalence tests against the real suite (pip install took 19 s here;
-# mujoco + dm_control take about 190 MB).
-DREAM_MPC_MUJOCO=1 bash scripts/setup.sh
+# mujoco + dm_control take about 190 MB); the cyclonedds wheel for the
+# interop test against Eclipse Cyclone DDS (a few seconds, about 22 MB).
+DREAM_MPC_MUJOCO=1 DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh
 # shellcheck source=/dev/null
 source scripts/env.sh
 

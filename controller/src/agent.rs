@@ -164,6 +164,11 @@ impl Agent {
         &self.planner
     }
 
+    /// The planner, for its run-time tunables ([`Planner::set_tunables`]).
+    pub fn planner_mut(&mut self) -> &mut Planner<BundleModel> {
+        &mut self.planner
+    }
+
     /// Observation size the bundle expects.
     pub fn obs_size(&self) -> usize {
         self.obs_norm.len()

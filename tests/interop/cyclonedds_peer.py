@@ -1,22 +1,44 @@
 """Interop peer: Eclipse Cyclone DDS (Python binding `cyclonedds`, PyPI) as an
 independent DDS implementation talking to `dream-mpc run` with the ROS 2
-wire names and topic mangling (rt/<topic>). Publishes observations, checks
-that actions answer them and that /diagnostics decodes. Exit 0 on success.
+wire names and topic mangling (rt/<topic>). Prints one JSON line; exit 0
+when every check of the mode passed.
 
-    python3 tests/interop/cyclonedds_peer.py <ROS_DOMAIN_ID>
+    python3 tests/interop/cyclonedds_peer.py <ROS_DOMAIN_ID> <mode>
 
-Driven by the ignored test `ros_interop_cyclonedds` (see that file).
+Modes (the controller runs config/plumbing.yaml, a = -4 x0 - 2 x1):
+  array         Float64MultiArray observations, first from a reliable
+                writer (x0 = 0.1, expects a = -0.4), then from a best-effort
+                one (x0 = 0.2, expects -0.8); reads /action (reliable) and
+                /diagnostics (decodes DiagnosticArray, checks counters).
+  joints        sensor_msgs/JointState from a best-effort writer (the
+                sensor-data profile), joint "slider", position 0.1 and
+                velocity 0.0 (expects -0.4).
+  incompatible  a best-effort writer against a controller whose
+                observation subscription is reliable: only the safe action
+                (0.0) may come back, and /diagnostics counts qos_incompatible.
+  params        (controller on config/controller.yaml, the pendulum
+                planner) the ROS 2 parameter services as a ROS 2 client
+                calls them, with the rcl_interfaces service types defined
+                here: list, get, describe, set (good, read-only, misspelt),
+                then /diagnostics must show budget.iterations 0 in force and
+                the planner running 0 iterations per tick.
+
+Driven by tests/tests/ros_interop_cyclonedds.rs.
 """
-import sys, time
+import json
+import sys
+import time
 from dataclasses import dataclass
+
+from cyclonedds.core import Policy, Qos
 from cyclonedds.domain import DomainParticipant
-from cyclonedds.topic import Topic
-from cyclonedds.sub import DataReader
-from cyclonedds.pub import DataWriter
-from cyclonedds.core import Qos, Policy
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import sequence, float64, uint32, int32, uint8
+from cyclonedds.idl.types import float64, int32, int64, sequence, uint8, uint32, uint64
 import cyclonedds.idl.annotations as annotate
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+
 
 @dataclass
 @annotate.final
@@ -25,11 +47,13 @@ class MultiArrayDimension(IdlStruct, typename="std_msgs::msg::dds_::MultiArrayDi
     size: uint32
     stride: uint32
 
+
 @dataclass
 @annotate.final
 class MultiArrayLayout(IdlStruct, typename="std_msgs::msg::dds_::MultiArrayLayout_"):
     dim: sequence[MultiArrayDimension]
     data_offset: uint32
+
 
 @dataclass
 @annotate.final
@@ -37,11 +61,13 @@ class Float64MultiArray(IdlStruct, typename="std_msgs::msg::dds_::Float64MultiAr
     layout: MultiArrayLayout
     data: sequence[float64]
 
+
 @dataclass
 @annotate.final
 class Time(IdlStruct, typename="builtin_interfaces::msg::dds_::Time_"):
     sec: int32
     nanosec: uint32
+
 
 @dataclass
 @annotate.final
@@ -49,11 +75,23 @@ class Header(IdlStruct, typename="std_msgs::msg::dds_::Header_"):
     stamp: Time
     frame_id: str
 
+
+@dataclass
+@annotate.final
+class JointState(IdlStruct, typename="sensor_msgs::msg::dds_::JointState_"):
+    header: Header
+    name: sequence[str]
+    position: sequence[float64]
+    velocity: sequence[float64]
+    effort: sequence[float64]
+
+
 @dataclass
 @annotate.final
 class KeyValue(IdlStruct, typename="diagnostic_msgs::msg::dds_::KeyValue_"):
     key: str
     value: str
+
 
 @dataclass
 @annotate.final
@@ -64,33 +102,265 @@ class DiagnosticStatus(IdlStruct, typename="diagnostic_msgs::msg::dds_::Diagnost
     hardware_id: str
     values: sequence[KeyValue]
 
+
 @dataclass
 @annotate.final
 class DiagnosticArray(IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticArray_"):
     header: Header
     status: sequence[DiagnosticStatus]
 
+
+@dataclass
+@annotate.final
+class ParameterValue(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterValue_"):
+    type: uint8
+    bool_value: bool
+    integer_value: int64
+    double_value: float64
+    string_value: str
+    byte_array_value: sequence[uint8]
+    bool_array_value: sequence[bool]
+    integer_array_value: sequence[int64]
+    double_array_value: sequence[float64]
+    string_array_value: sequence[str]
+
+
+@dataclass
+@annotate.final
+class Parameter(IdlStruct, typename="rcl_interfaces::msg::dds_::Parameter_"):
+    name: str
+    value: ParameterValue
+
+
+@dataclass
+@annotate.final
+class SetParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::SetParametersResult_"):
+    successful: bool
+    reason: str
+
+
+@dataclass
+@annotate.final
+class FloatingPointRange(IdlStruct, typename="rcl_interfaces::msg::dds_::FloatingPointRange_"):
+    from_value: float64
+    to_value: float64
+    step: float64
+
+
+@dataclass
+@annotate.final
+class IntegerRange(IdlStruct, typename="rcl_interfaces::msg::dds_::IntegerRange_"):
+    from_value: int64
+    to_value: int64
+    step: uint64
+
+
+@dataclass
+@annotate.final
+class ParameterDescriptor(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterDescriptor_"):
+    name: str
+    type: uint8
+    description: str
+    additional_constraints: str
+    read_only: bool
+    dynamic_typing: bool
+    floating_point_range: sequence[FloatingPointRange]
+    integer_range: sequence[IntegerRange]
+
+
+@dataclass
+@annotate.final
+class ListParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::ListParametersResult_"):
+    names: sequence[str]
+    prefixes: sequence[str]
+
+
+@dataclass
+@annotate.final
+class ListParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::ListParameters_Request_"):
+    prefixes: sequence[str]
+    depth: uint64
+
+
+@dataclass
+@annotate.final
+class ListParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::ListParameters_Response_"):
+    result: ListParametersResult
+
+
+@dataclass
+@annotate.final
+class GetParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::GetParameters_Request_"):
+    names: sequence[str]
+
+
+@dataclass
+@annotate.final
+class GetParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::GetParameters_Response_"):
+    values: sequence[ParameterValue]
+
+
+@dataclass
+@annotate.final
+class DescribeParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::DescribeParameters_Request_"):
+    names: sequence[str]
+
+
+@dataclass
+@annotate.final
+class DescribeParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::DescribeParameters_Response_"):
+    descriptors: sequence[ParameterDescriptor]
+
+
+@dataclass
+@annotate.final
+class SetParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::SetParameters_Request_"):
+    parameters: sequence[Parameter]
+
+
+@dataclass
+@annotate.final
+class SetParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::SetParameters_Response_"):
+    results: sequence[SetParametersResult]
+
+
+RELIABLE = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
+BEST_EFFORT = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(5))
+
 dp = DomainParticipant(int(sys.argv[1]))
-rel = Qos(Policy.Reliability.Reliable(max_blocking_time=100000000), Policy.History.KeepLast(1))
-obs_w = DataWriter(dp, Topic(dp, "rt/observation", Float64MultiArray), qos=rel)
-act_r = DataReader(dp, Topic(dp, "rt/action", Float64MultiArray), qos=rel)
-diag_r = DataReader(dp, Topic(dp, "rt/diagnostics", DiagnosticArray), qos=Qos(Policy.Reliability.Reliable(max_blocking_time=100000000), Policy.History.KeepLast(10)))
-t0 = time.time(); actions = []; diags = []
-while time.time() - t0 < 3.0:
-    obs_w.write(Float64MultiArray(MultiArrayLayout([], 0), [0.1, 0.0]))
-    actions += [s.data for s in act_r.take(N=100)]
-    diags += diag_r.take(N=10)
-    time.sleep(0.01)
-print("actions received:", len(actions), "last:", actions[-1] if actions else None)
-planned = any(abs(a[0] + 0.4) < 1e-6 for a in actions)
-print("planned -0.4 seen:", planned)
-ok = planned
-if diags:
+mode = sys.argv[2]
+act_r = DataReader(dp, Topic(dp, "rt/action", Float64MultiArray), qos=RELIABLE)
+diag_r = DataReader(dp, Topic(dp, "rt/diagnostics", DiagnosticArray), qos=RELIABLE)
+actions, diags = [], []
+
+
+def pump(write, seconds, until=None):
+    """Write every 10 ms for at most `seconds`, collecting actions and
+    diagnostics; stop early once `until()` holds."""
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        write()
+        actions.extend(s.data[0] for s in act_r.take(N=100))
+        diags.extend(diag_r.take(N=10))
+        if until and until():
+            return True
+        time.sleep(0.01)
+    return until() if until else True
+
+
+def seen(a):
+    return lambda: any(abs(x - a) < 1e-6 for x in actions)
+
+
+def diag_values():
+    if not diags:
+        return {}
     st = diags[-1].status[0]
-    values = {kv.key: kv.value for kv in st.values}
-    print("diagnostics:", st.level, st.name, st.message, {k: values.get(k) for k in ("rate_hz", "planner_latency_p99_ms", "observations_received")})
-    ok = ok and st.name == "dream_mpc: controller" and int(values["observations_received"]) > 0
+    return dict({kv.key: kv.value for kv in st.values}, _name=st.name)
+
+
+def array(x0):
+    return Float64MultiArray(MultiArrayLayout([MultiArrayDimension("obs", 2, 2)], 0), [x0, 0.0])
+
+
+checks = {}
+if mode == "array":
+    topic = Topic(dp, "rt/observation", Float64MultiArray)
+    rel_w = DataWriter(dp, topic, qos=RELIABLE)
+    checks["reliable_publisher_planned"] = pump(lambda: rel_w.write(array(0.1)), 20.0, seen(-0.4))
+    rel_w = None  # this writer is gone; a best-effort one takes over
+    be_w = DataWriter(dp, topic, qos=BEST_EFFORT)
+    checks["best_effort_publisher_planned"] = pump(lambda: be_w.write(array(0.2)), 20.0, seen(-0.8))
+    pump(lambda: be_w.write(array(0.2)), 20.0, lambda: int(diag_values().get("observations_received", 0)) > 0)
+    v = diag_values()
+    checks["diagnostics_decoded"] = v.get("_name") == "dream_mpc: controller"
+    checks["diagnostics_counts_observations"] = int(v.get("observations_received", 0)) > 0
+    checks["no_incompatible_qos"] = v.get("qos_incompatible") == "0"
+elif mode == "joints":
+    w = DataWriter(dp, Topic(dp, "rt/observation", JointState), qos=BEST_EFFORT)
+    js = JointState(Header(Time(0, 0), ""), ["slider"], [0.1], [0.0], [])
+    checks["joint_state_planned"] = pump(lambda: w.write(js), 20.0, seen(-0.4))
+elif mode == "incompatible":
+    w = DataWriter(dp, Topic(dp, "rt/observation", Float64MultiArray), qos=BEST_EFFORT)
+    pump(lambda: w.write(array(0.1)), 20.0, lambda: int(diag_values().get("qos_incompatible", 0)) > 0)
+    checks["qos_incompatible_counted"] = int(diag_values().get("qos_incompatible", 0)) > 0
+    checks["only_safe_actions"] = len(actions) > 0 and all(x == 0.0 for x in actions)
+elif mode == "params":
+    # ROS 2 service mapping as rmw_fastrtps uses it (the node's default,
+    # parameter_services: enhanced): request and reply are the plain
+    # rcl_interfaces structs on rq/<node>/<service>Request and
+    # rr/<node>/<service>Reply; one call at a time, so no request id needed.
+    w = DataWriter(dp, Topic(dp, "rt/observation", Float64MultiArray), qos=BEST_EFFORT)
+    obs = Float64MultiArray(MultiArrayLayout([], 0), [1.0, 0.0, 0.0])
+    svc_qos = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
+    clients = {}
+
+    def call(service, req_type, resp_type, request, seconds=15.0):
+        if service not in clients:
+            clients[service] = (
+                DataWriter(dp, Topic(dp, f"rq/dream_mpc/{service}Request", req_type), qos=svc_qos),
+                DataReader(dp, Topic(dp, f"rr/dream_mpc/{service}Reply", resp_type), qos=svc_qos),
+            )
+        rq, rr = clients[service]
+        got = []
+        t0 = time.time()
+        while not got and time.time() - t0 < seconds:
+            # (re)send until the server has matched and answered
+            rq.write(request)
+            for _ in range(20):
+                w.write(obs)
+                got = rr.take(N=1)
+                if got:
+                    break
+                time.sleep(0.01)
+            actions.extend(a.data[0] for a in act_r.take(N=100))
+            diags.extend(diag_r.take(N=10))
+        return got[0] if got else None
+
+    def pv_int(x):
+        return ParameterValue(2, False, x, 0.0, "", [], [], [], [], [])
+
+    def pv_double(x):
+        return ParameterValue(3, False, 0, x, "", [], [], [], [], [])
+
+    pump(lambda: w.write(obs), 30.0, lambda: int(diag_values().get("planner_iterations_last", 0)) > 0)
+    iters_before = int(diag_values().get("planner_iterations_last", 0))
+    checks["planner_iterated_before"] = iters_before > 0
+    lst = call("list_parameters", ListParameters_Request, ListParameters_Response, ListParameters_Request([], 0))
+    names = list(lst.result.names) if lst else []
+    checks["list"] = {"budget.iterations", "budget.step_size", "budget.beta", "plan_fraction"} <= set(names)
+    got = call("get_parameters", GetParameters_Request, GetParameters_Response,
+               GetParameters_Request(["budget.iterations", "budget.beta"]))
+    checks["get"] = bool(got) and got.values[0].type == 2 and got.values[0].integer_value == 4 \
+        and got.values[1].type == 3 and abs(got.values[1].double_value - 0.1) < 1e-6
+    desc = call("describe_parameters", DescribeParameters_Request, DescribeParameters_Response,
+                DescribeParameters_Request(["budget.beta", "control_rate_hz"]))
+    checks["describe"] = bool(desc) and not desc.descriptors[0].read_only \
+        and desc.descriptors[0].floating_point_range[0].to_value == 1000.0 and desc.descriptors[1].read_only
+    res = call("set_parameters", SetParameters_Request, SetParameters_Response, SetParameters_Request([
+        Parameter("budget.iterations", pv_int(0)),
+        Parameter("budget.beta", pv_double(0.5)),
+        Parameter("budget.horizon", pv_int(5)),
+        Parameter("budget.bta", pv_double(0.5)),
+        Parameter("budget.beta", pv_double(-1.0)),
+    ]))
+    results = [(r.successful, r.reason) for r in res.results] if res else []
+    print("set results:", results, file=sys.stderr)
+    checks["set_accepted"] = [ok for ok, _ in results] == [True, True, False, False, False]
+    checks["read_only_refused"] = len(results) == 5 and "read-only" in results[2][1]
+    checks["typo_named"] = len(results) == 5 and "did you mean 'budget.beta'" in results[3][1]
+    checks["bound_refused"] = len(results) == 5 and "'budget.beta'" in results[4][1]
+    diags.clear()
+    pump(lambda: w.write(obs), 30.0,
+         lambda: diag_values().get("budget.iterations") == "0" and diag_values().get("planner_iterations_last") == "0")
+    v = diag_values()
+    checks["planner_uses_new_iterations"] = v.get("budget.iterations") == "0" and v.get("planner_iterations_last") == "0"
+    checks["beta_in_force"] = v.get("budget.beta") == "0.5"
+    got = call("get_parameters", GetParameters_Request, GetParameters_Response, GetParameters_Request(["budget.iterations"]))
+    checks["get_after_set"] = bool(got) and got.values[0].integer_value == 0
 else:
-    print("no diagnostics")
-    ok = False
-sys.exit(0 if ok else 1)
+    sys.exit(f"unknown mode {mode}")
+
+print(json.dumps({"mode": mode, "checks": checks, "actions": len(actions), "diagnostics": len(diags),
+                  "last_diagnostics": {k: diag_values().get(k) for k in ("observations_received", "qos_incompatible", "budget.iterations", "planner_iterations_last")}}))
+sys.exit(0 if all(checks.values()) else 1)

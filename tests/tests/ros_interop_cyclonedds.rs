@@ -1,63 +1,133 @@
 //! Interop with a second DDS implementation (Eclipse Cyclone DDS through its
 //! Python binding): `dream-mpc run` and `tests/interop/cyclonedds_peer.py`
-//! exchange observation, action and diagnostics with ROS 2 wire type names.
+//! exchange observations (Float64MultiArray from a reliable and from a
+//! best-effort writer, JointState from a best-effort writer), actions and
+//! diagnostics with ROS 2 wire type names; a best-effort Cyclone writer
+//! against a reliable subscription is reported as incompatible QoS; and a
+//! Cyclone client of the ROS 2 parameter services (rcl_interfaces types
+//! defined in Python) lists, gets, describes and sets the planner's
+//! tunables and sees the planner run with the new iteration count.
 //!
-//! Ignored by default because it needs the `cyclonedds` Python package:
-//!
-//!     python3 -m venv /tmp/cyc && /tmp/cyc/bin/pip install cyclonedds
-//!     DREAM_MPC_CYCLONEDDS_PYTHON=/tmp/cyc/bin/python \
-//!       cargo test -p dream-mpc-tests --test ros_interop_cyclonedds -- --ignored
-//!
-//! Without the variable set the ignored test fails (it does not pretend).
+//! Runs in CI: `scripts/test.sh` installs the pinned `cyclonedds` wheel
+//! (it ships the C library) into `.venv` through `scripts/setup.sh`. The
+//! Python used is `DREAM_MPC_CYCLONEDDS_PYTHON` when set, else
+//! `.venv/bin/python3`; without `cyclonedds` there the test fails naming
+//! the setup step (it does not pretend). The four cases run side by side
+//! on their own domains (10..29) and take a few seconds each.
 
-use std::path::{Path, PathBuf};
+use dream_mpc_tests::{bins, root, wait_bounded};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+fn python() -> PathBuf {
+    let py = std::env::var_os("DREAM_MPC_CYCLONEDDS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python3"));
+    let ok = Command::new(&py)
+        .args(["-c", "import cyclonedds"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import cyclonedds: run `DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh` \
+         (scripts/test.sh does) or set DREAM_MPC_CYCLONEDDS_PYTHON",
+        py.display()
+    );
+    py
 }
 
-#[test]
-#[ignore = "needs the cyclonedds Python package; see the file's docs"]
-fn cyclonedds_peer_talks_to_the_controller() {
-    let python = std::env::var("DREAM_MPC_CYCLONEDDS_PYTHON")
-        .expect("set DREAM_MPC_CYCLONEDDS_PYTHON to a python with cyclonedds installed");
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    assert!(Command::new(cargo)
+/// One controller (plumbing law, `extra` parameters) and one Cyclone DDS
+/// peer in `mode` on `domain`; the controller is stopped with SIGINT once
+/// the peer is done. Returns the peer's JSON line and the controller's
+/// stderr.
+fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
+    let file = if mode == "params" {
+        "config/controller.yaml"
+    } else {
+        "config/plumbing.yaml"
+    };
+    let mut args = vec![
+        "run",
+        "--json",
+        "--params-file",
+        file,
+        "--duration-s",
+        "50",
+        "--ros-args",
+        "-p",
+        "diagnostics_period_s:=0.25",
+    ];
+    args.extend_from_slice(extra);
+    let ctl = Command::new(&bins().0)
         .current_dir(root())
-        .args(["build", "-q", "-p", "dream-mpc", "--bins"])
-        .status()
-        .unwrap()
-        .success());
-    let domain = (80 + std::process::id() % 10).to_string();
-    let mut ctl = Command::new(dir.join("dream-mpc"))
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", &domain)
-        .args([
-            "run",
-            "--json",
-            "--params-file",
-            "config/plumbing.yaml",
-            "--duration-s",
-            "6",
-        ])
+        .env("ROS_DOMAIN_ID", domain.to_string())
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let peer = Command::new(python)
+        .expect("start dream-mpc run");
+    let peer = Command::new(python())
         .current_dir(root())
-        .args(["tests/interop/cyclonedds_peer.py", &domain])
+        .args([
+            "tests/interop/cyclonedds_peer.py",
+            &domain.to_string(),
+            mode,
+        ])
         .output()
-        .unwrap();
-    let st = ctl.wait().unwrap();
-    let out = String::from_utf8_lossy(&peer.stdout);
-    eprintln!("{out}{}", String::from_utf8_lossy(&peer.stderr));
-    assert!(st.success());
-    assert!(peer.status.success(), "Cyclone DDS peer failed: {out}");
+        .expect("run the Cyclone DDS peer");
+    let _ = Command::new("kill")
+        .args(["-INT", &ctl.id().to_string()])
+        .status();
+    let (st, _, err, _) = wait_bounded(ctl, Duration::from_secs(10));
+    assert!(st.success(), "controller ({mode}) failed: {err}");
+    let out =
+        String::from_utf8_lossy(&peer.stdout).to_string() + &String::from_utf8_lossy(&peer.stderr);
+    (peer.status.success(), out, err)
+}
+
+#[test]
+fn cyclonedds_peer_talks_to_the_controller() {
+    let base = 10 + (std::process::id() % 5) as u16 * 4;
+    let joints = [
+        "-p",
+        "observation.type:=JointState",
+        "-p",
+        "observation.joints:=[slider]",
+        "-p",
+        "observation.fields:=[position, velocity]",
+    ];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("array", vec![]),
+        ("joints", joints.to_vec()),
+        (
+            "incompatible",
+            vec!["-p", "qos.observation.reliability:=reliable"],
+        ),
+        ("params", vec![]),
+    ];
+    let handles: Vec<_> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(k, (mode, extra))| {
+            let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || {
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                (mode, case(base + k as u16, mode, &extra))
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for h in handles {
+        let (mode, (ok, out, err)) = h.join().unwrap();
+        eprintln!("[{mode}] peer: {out}");
+        if !ok {
+            failed.push(format!("{mode}: {out}\ncontroller: {err}"));
+        }
+        if mode == "incompatible" && !err.contains("incompatible QoS on /observation") {
+            failed.push(format!("{mode}: the controller did not report it: {err}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

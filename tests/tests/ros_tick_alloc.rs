@@ -105,3 +105,61 @@ fn control_update_allocates_nothing() {
     let (_, n) = allocations_in(|| bad.update(Instant::now(), &h));
     assert!(n > 0);
 }
+
+/// Run-time tunables from the parameter services (issue 13 item 3) reach
+/// the control thread through the handoff's bounded queue and are applied
+/// between ticks without allocating: the shipped pendulum planner, K and
+/// beta changed while it runs, the next ticks plan with the new K.
+#[test]
+fn tunables_are_applied_between_ticks_without_allocating() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("config/controller.yaml")).unwrap();
+    let mut p = Params::from_yaml(&text).unwrap();
+    let bundle = root.join("models/pendulum-swingup");
+    p.apply_ros_args(&["-p".into(), format!("bundle:={}", bundle.display())])
+        .unwrap();
+    let cfg = Config::from_params(p).unwrap();
+    let epoch = Instant::now();
+    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
+    let start = ctl.tunables;
+    assert_eq!(start.iterations, 4, "the bundle's K");
+    let h = Handoff::new(ctl.obs_capacity(), epoch);
+    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    let obs = [1.0, 0.0, 0.0];
+    // warm-up outside the counted region
+    h.observation.write(&obs, Instant::now());
+    lp.update(Instant::now(), &h);
+    let mut seen = Vec::new();
+    for (k, iterations) in [(0usize, 0usize), (1, 2), (2, 0)] {
+        let t = control::Tunables {
+            iterations,
+            beta: 0.5 + k as f64,
+            ..start
+        };
+        // the parameter services' side: an older value then the newest
+        h.tunables.force_push(control::Tunables {
+            iterations: 99,
+            ..start
+        });
+        h.tunables.force_push(t);
+        for _ in 0..3 {
+            // a generous deadline so no tick is cut by it
+            let ((), n) = allocations_in(|| {
+                h.observation.write(&obs, Instant::now());
+                lp.update(Instant::now(), &h);
+            });
+            assert_eq!(n, 0, "applying tunables allocated");
+        }
+        assert_eq!(lp.controller.tunables, t);
+        let c = lp.controller.counts;
+        seen.push((lp.controller.last_iterations, c.planned));
+        let s = lp.controller.summarize(1.0);
+        assert_eq!(s.tunables, t);
+    }
+    assert!(h.tunables.is_empty());
+    // K = 0 runs no iteration; K = 2 at most two (the deadline may cut)
+    assert_eq!(seen[0].0, 0, "{seen:?}");
+    assert!(seen[1].0 <= 2, "{seen:?}");
+    assert_eq!(seen[2].0, 0, "{seen:?}");
+    assert!(seen[2].1 >= 9, "not planned: {seen:?}");
+}

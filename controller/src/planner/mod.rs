@@ -224,6 +224,35 @@ impl<M: LatentModel> Planner<M> {
         self.ws.has_prev = false;
     }
 
+    /// Changes K, the step size and beta between ticks (the node's ROS 2
+    /// parameter services). Checked like the start-up configuration; the
+    /// workspace is untouched (a K above the start-up value only shortens
+    /// the kept [`Self::trace`]; the deadline still bounds the tick). On an
+    /// error nothing changes. Cost: O(1), allocates nothing.
+    pub fn set_tunables(
+        &mut self,
+        iterations: usize,
+        step_size: f32,
+        beta: f32,
+    ) -> Result<(), ConfigError> {
+        let (k, s, b) = (
+            self.config.iterations,
+            self.config.step_size,
+            self.config.beta,
+        );
+        self.config.iterations = iterations;
+        self.config.step_size = step_size;
+        self.config.beta = beta;
+        if let Err(e) = self.config.validate() {
+            self.config.iterations = k;
+            self.config.step_size = s;
+            self.config.beta = b;
+            return Err(e);
+        }
+        self.terms = Terms::new(&self.config);
+        Ok(())
+    }
+
     /// The planner's random stream (policy samples, Grad-MPC's uniform
     /// initialization, the terminal value's action noise and heads, CEM
     /// samples). Seeded by `config.seed`; a reference that replays the

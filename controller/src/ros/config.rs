@@ -78,11 +78,43 @@ pub enum JointField {
     Effort,
 }
 
-/// DDS reliability of all topics.
+/// DDS reliability of a topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reliability {
     Reliable,
     BestEffort,
+}
+
+/// DDS durability of a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Only samples published while a reader is matched are delivered.
+    Volatile,
+    /// A late-joining reader gets the last `depth` samples (latched).
+    TransientLocal,
+}
+
+/// QoS of one of the node's topics (`qos.<topic>.*`), as ROS 2 profiles
+/// name the knobs. Defaults follow ROS 2: the observation subscription is
+/// the sensor-data profile (best effort, so it matches reliable and
+/// best-effort publishers alike), the action publisher reliable, and
+/// `/diagnostics` as diagnostic_updater publishes it (reliable, volatile,
+/// keep last 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicQos {
+    pub reliability: Reliability,
+    pub durability: Durability,
+    /// History depth (keep last).
+    pub depth: usize,
+}
+
+/// Request/reply mapping of the ROS 2 parameter services (how the request
+/// id travels): as rmw_fastrtps does it (ROS 2's default RMW) or as
+/// rmw_cyclonedds does it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceMappingKind {
+    Enhanced,
+    Cyclone,
 }
 
 /// What the node does after a fault inside planning (a panic, or an error
@@ -210,9 +242,15 @@ pub struct Config {
     pub linear_bias: Vec<f64>,
     pub watchdog_timeout_s: f64,
     pub diagnostics_period_s: f64,
-    pub reliability: Reliability,
-    pub qos_depth: usize,
+    /// `qos.observation.*` (subscription).
+    pub qos_observation: TopicQos,
+    /// `qos.action.*` (publisher).
+    pub qos_action: TopicQos,
+    /// `qos.diagnostics.*` (publisher).
+    pub qos_diagnostics: TopicQos,
     pub on_planner_fault: FaultPolicy,
+    /// `parameter_services`: the service mapping, `None` = off.
+    pub parameter_services: Option<ServiceMappingKind>,
     /// Test-only fault injection: the planned tick (1-based) at which the
     /// control thread raises a panic inside planning; `None` = never.
     pub inject_planner_fault_at_tick: Option<u64>,
@@ -462,9 +500,30 @@ pub const PARAMS: &[Param] = &[
       "an older observation is stale: safe action", false),
     p("diagnostics_period_s", Ty::Real, Dv("1.0"), Range(0.01, 3600.0),
       "period of the /diagnostics summary", false),
-    p("qos.reliability", Ty::Str, Dv("reliable"), OneOf(&["reliable", "best_effort"]),
-      "DDS reliability of the observation and action topics", false),
-    p("qos.depth", Ty::Int, Dv("1"), Range(1.0, 1000.0), "DDS history depth (keep last)", false),
+    p("qos.reliability", Ty::Str, Absent("the per-topic keys"), OneOf(&["reliable", "best_effort"]),
+      "older files: when set, the reliability of both the observation and the action topic (in place of qos.observation/action.reliability)", false),
+    p("qos.depth", Ty::Int, Absent("the per-topic keys"), Range(1.0, 1000.0),
+      "older files: when set, the history depth of both the observation and the action topic", false),
+    p("qos.observation.reliability", Ty::Str, Dv("best_effort"), OneOf(&["reliable", "best_effort"]),
+      "observation subscription (ROS 2 sensor-data profile): best_effort matches reliable and best-effort publishers; reliable matches only reliable ones", false),
+    p("qos.observation.durability", Ty::Str, Dv("volatile"), OneOf(&["volatile", "transient_local"]),
+      "observation subscription durability (transient_local matches only transient_local publishers)", false),
+    p("qos.observation.depth", Ty::Int, Dv("5"), Range(1.0, 1000.0),
+      "observation subscription history depth (keep last; the newest sample is planned on)", false),
+    p("qos.action.reliability", Ty::Str, Dv("reliable"), OneOf(&["reliable", "best_effort"]),
+      "action publisher (a reliable publisher serves reliable and best-effort subscribers)", false),
+    p("qos.action.durability", Ty::Str, Dv("volatile"), OneOf(&["volatile", "transient_local"]),
+      "action publisher durability", false),
+    p("qos.action.depth", Ty::Int, Dv("1"), Range(1.0, 1000.0),
+      "action publisher history depth (keep last; 1: a late or lossy reader gets the newest command, not a backlog)", false),
+    p("qos.diagnostics.reliability", Ty::Str, Dv("reliable"), OneOf(&["reliable", "best_effort"]),
+      "/diagnostics publisher (diagnostic_updater's QoS: reliable, volatile, keep last 1)", false),
+    p("qos.diagnostics.durability", Ty::Str, Dv("volatile"), OneOf(&["volatile", "transient_local"]),
+      "/diagnostics publisher durability", false),
+    p("qos.diagnostics.depth", Ty::Int, Dv("1"), Range(1.0, 1000.0),
+      "/diagnostics publisher history depth", false),
+    p("parameter_services", Ty::Str, Dv("enhanced"), OneOf(&["enhanced", "cyclone", "off"]),
+      "ROS 2 parameter services (list/get/describe/set) for the [tunable] keys: enhanced = the request-id mapping of rmw_fastrtps (ROS 2's default RMW) | cyclone = rmw_cyclonedds's | off", false),
     p("on_planner_fault", Ty::Str, Dv("stop"), OneOf(&["stop", "continue"]),
       "after a panic or error inside planning: stop with the safe action (exit 3) | reset and continue", false),
     p("debug.inject_planner_fault_at_tick", Ty::Int, Dv("0"), Range(0.0, 4_294_967_295.0),
@@ -912,6 +971,18 @@ fn check(p: &Param, v: &Value) -> Result<(), ConfigError> {
     }
 }
 
+/// Check one value against its table row, as a parameter file's value is
+/// checked: unknown keys are named with the closest known key. Used by the
+/// parameter services for values set at run time.
+pub fn check_value(key: &str, v: &Value) -> Result<&'static Param, ConfigError> {
+    let p = param(key).ok_or_else(|| ConfigError::UnknownKey {
+        key: key.to_string(),
+        suggestion: closest_key(key),
+    })?;
+    check(p, v)?;
+    Ok(p)
+}
+
 impl Checked {
     /// Unknown keys first (named with the closest known key), then every
     /// given value and every default through its row's checks.
@@ -976,6 +1047,31 @@ impl Checked {
             key: k.into(),
             why: why.into(),
         })
+    }
+}
+
+/// `qos.<topic>.*`; with `legacy`, the older topic-wide `qos.reliability`
+/// and `qos.depth` replace the per-topic values when set.
+fn topic_qos(c: &Checked, topic: &str, legacy: bool) -> TopicQos {
+    let key = |k: &str| format!("qos.{topic}.{k}");
+    let old = |k: &str| if legacy { c.0.get(k) } else { None };
+    let rel = old("qos.reliability")
+        .and_then(Value::as_str)
+        .or(c.str(&key("reliability")));
+    let depth = old("qos.depth")
+        .and_then(Value::as_u64)
+        .map(|d| d as usize)
+        .or(c.int(&key("depth")));
+    TopicQos {
+        reliability: match rel {
+            Some("best_effort") => Reliability::BestEffort,
+            _ => Reliability::Reliable,
+        },
+        durability: match c.str(&key("durability")) {
+            Some("transient_local") => Durability::TransientLocal,
+            _ => Durability::Volatile,
+        },
+        depth: depth.unwrap_or(1),
     }
 }
 
@@ -1129,11 +1225,14 @@ impl Config {
             linear_bias,
             watchdog_timeout_s: num("watchdog_timeout_s"),
             diagnostics_period_s: num("diagnostics_period_s"),
-            reliability: match c.str("qos.reliability") {
-                Some("best_effort") => Reliability::BestEffort,
-                _ => Reliability::Reliable,
+            qos_observation: topic_qos(&c, "observation", true),
+            qos_action: topic_qos(&c, "action", true),
+            qos_diagnostics: topic_qos(&c, "diagnostics", false),
+            parameter_services: match c.str("parameter_services") {
+                Some("off") => None,
+                Some("cyclone") => Some(ServiceMappingKind::Cyclone),
+                _ => Some(ServiceMappingKind::Enhanced),
             },
-            qos_depth: c.int("qos.depth").unwrap_or(1),
             on_planner_fault: match c.str("on_planner_fault") {
                 Some("continue") => FaultPolicy::Continue,
                 _ => FaultPolicy::Stop,
@@ -1306,6 +1405,46 @@ other_node:
             .unwrap();
         let e = Config::from_params(p).unwrap_err().to_string();
         assert!(e.contains("'topics.action'"), "{e}");
+    }
+
+    #[test]
+    fn qos_defaults_follow_ros2_and_keys_override() {
+        let c = parse(GOOD).unwrap();
+        let tq = |reliability, durability, depth| TopicQos {
+            reliability,
+            durability,
+            depth,
+        };
+        use Durability::*;
+        use Reliability::*;
+        assert_eq!(c.qos_observation, tq(BestEffort, Volatile, 5));
+        assert_eq!(c.qos_action, tq(Reliable, Volatile, 1));
+        assert_eq!(c.qos_diagnostics, tq(Reliable, Volatile, 1));
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    qos: { observation: { reliability: reliable, depth: 2 }, \
+             action: { durability: transient_local }, diagnostics: { depth: 7 } }",
+        ))
+        .unwrap();
+        assert_eq!(c.qos_observation, tq(Reliable, Volatile, 2));
+        assert_eq!(c.qos_action, tq(Reliable, TransientLocal, 1));
+        assert_eq!(c.qos_diagnostics, tq(Reliable, Volatile, 7));
+        // older files: topic-wide keys set observation and action alike
+        let c = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    qos: { reliability: best_effort, depth: 3 }",
+        ))
+        .unwrap();
+        assert_eq!(c.qos_observation, tq(BestEffort, Volatile, 3));
+        assert_eq!(c.qos_action, tq(BestEffort, Volatile, 3));
+        assert_eq!(c.qos_diagnostics, tq(Reliable, Volatile, 1));
+        let e = parse(&GOOD.replace(
+            "control_rate_hz: 100.0",
+            "control_rate_hz: 100.0\n    qos: { action: { durability: latched } }",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'qos.action.durability'"), "{e}");
     }
 
     #[test]

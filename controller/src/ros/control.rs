@@ -37,6 +37,8 @@ pub struct TickStatus {
     pub status: PlanStatus,
     /// Predicted return of the chosen plan (NaN when the source has none).
     pub predicted_return: f32,
+    /// Planner iterations completed this tick (0 for the fixed laws).
+    pub iterations: usize,
 }
 
 impl TickStatus {
@@ -44,7 +46,23 @@ impl TickStatus {
     pub const FIXED: TickStatus = TickStatus {
         status: PlanStatus::Finished,
         predicted_return: f32::NAN,
+        iterations: 0,
     };
+}
+
+/// The run-time tunables (the `[tunable]` rows of the parameter table),
+/// handed from the parameter services to the control thread by value
+/// through a bounded, preallocated queue and applied between ticks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tunables {
+    /// K: planner iterations per tick (`budget.iterations`).
+    pub iterations: usize,
+    /// `budget.step_size`.
+    pub step_size: f64,
+    /// `budget.beta`.
+    pub beta: f64,
+    /// `plan_fraction`: share of the period before the planner's deadline.
+    pub plan_fraction: f64,
 }
 
 /// An error inside planning (not a bad observation: those never reach the
@@ -69,6 +87,18 @@ pub trait ActionSource: Send {
     /// Forget any state carried between ticks (after a fault, with
     /// `on_planner_fault: continue`).
     fn reset(&mut self) {}
+    /// The planner's tunables in effect (K, step size, beta in `t`; the
+    /// caller fills `plan_fraction`); `None` for the fixed laws, which
+    /// have none.
+    fn tunables(&self) -> Option<Tunables> {
+        None
+    }
+    /// Apply new planner tunables between ticks (already validated
+    /// against the parameter table); false if the source refused them
+    /// (nothing changed). Runs on the control thread: O(1), no allocation.
+    fn tune(&mut self, _t: &Tunables) -> bool {
+        false
+    }
 }
 
 /// `a = gain * obs + bias` (row-major gain, action_size x obs_size): a fixed
@@ -357,6 +387,7 @@ impl ActionSource for PlannerSource {
                 Ok(TickStatus {
                     status: d.status,
                     predicted_return: d.predicted_return.unwrap_or(f32::NAN),
+                    iterations: d.iterations,
                 })
             }
             Err(AgentError::Plan(_)) => Err(SourceFault("the planner returned an error")),
@@ -368,6 +399,21 @@ impl ActionSource for PlannerSource {
     }
     fn reset(&mut self) {
         self.agent.reset();
+    }
+    fn tunables(&self) -> Option<Tunables> {
+        let c = self.agent.planner().config();
+        Some(Tunables {
+            iterations: c.iterations,
+            step_size: c.step_size as f64,
+            beta: c.beta as f64,
+            plan_fraction: f64::NAN,
+        })
+    }
+    fn tune(&mut self, t: &Tunables) -> bool {
+        self.agent
+            .planner_mut()
+            .set_tunables(t.iterations, t.step_size as f32, t.beta as f32)
+            .is_ok()
     }
 }
 
@@ -571,6 +617,10 @@ pub struct Summary {
     pub last_status: PlanStatus,
     /// Message of the last planner fault (empty when none).
     pub last_fault: FaultText,
+    /// The tunables in force on the control thread.
+    pub tunables: Tunables,
+    /// Planner iterations of the last planned tick.
+    pub last_iterations: usize,
 }
 
 /// The controller's tick state (ros2_control's `update` contract: given the
@@ -601,6 +651,10 @@ pub struct Controller {
     pub last_status: PlanStatus,
     pub predicted_return: f32,
     pub last_fault: FaultText,
+    /// The tunables in force (start-up values until the parameter services
+    /// change them).
+    pub tunables: Tunables,
+    pub last_iterations: usize,
 }
 
 fn action_vec(v: &[f64]) -> ActionVec {
@@ -656,7 +710,42 @@ impl Controller {
             last_status: PlanStatus::Finished,
             predicted_return: f32::NAN,
             last_fault: FaultText::new(),
+            tunables: Tunables {
+                iterations: 0,
+                step_size: 0.0,
+                beta: 0.0,
+                plan_fraction: cfg.plan_fraction,
+            },
+            last_iterations: 0,
         }
+        .with_source_tunables()
+    }
+
+    fn with_source_tunables(mut self) -> Self {
+        if let Some(t) = self.source.tunables() {
+            self.tunables = Tunables {
+                plan_fraction: self.tunables.plan_fraction,
+                ..t
+            };
+        }
+        self
+    }
+
+    /// Whether the source has planner tunables (K, step size, beta).
+    pub fn has_planner_tunables(&self) -> bool {
+        self.source.tunables().is_some()
+    }
+
+    /// Apply `t` between ticks: the planner's K, step size and beta (when
+    /// the source has them and accepts them) and the recorded values
+    /// (`plan_fraction` is the control loop's, see
+    /// `node::ControlLoop::update`). Cost: O(1), no allocation.
+    pub fn tune(&mut self, t: &Tunables) -> bool {
+        let planner_ok = self.source.tunables().is_none() || self.source.tune(t);
+        if planner_ok {
+            self.tunables = *t;
+        }
+        planner_ok
     }
 
     /// Capacity the observation slot must have.
@@ -735,6 +824,7 @@ impl Controller {
                         self.counts.cut_by_deadline += 1;
                     }
                     self.predicted_return = st.predicted_return;
+                    self.last_iterations = st.iterations;
                     if st.status == PlanStatus::AllNonFinite
                         || self.action.iter().any(|a| !a.is_finite())
                     {
@@ -798,6 +888,8 @@ impl Controller {
             last_kind: self.last_kind,
             last_status: self.last_status,
             last_fault: self.last_fault.clone(),
+            tunables: self.tunables,
+            last_iterations: self.last_iterations,
         }
     }
 }

@@ -7,6 +7,8 @@ pub mod config;
 pub mod control;
 pub mod msgs;
 pub mod node;
+pub mod params;
+pub mod qos;
 pub mod realtime;
 pub mod slot;
 

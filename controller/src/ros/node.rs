@@ -22,10 +22,12 @@
 //!   publisher sends it, the threads are joined and the report returned.
 
 use super::config::{Config, JointField, ObsKind, Reliability};
-use super::control::{status_name, ActionVec, Controller, Summary, TickKind};
+use super::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
 };
+use super::params::{ParamServer, Store, TUNABLE_QUEUE};
+use super::qos::{self as topic_qos, Ours, QosWatch, Role};
 use super::realtime::{self, RtConfig, RtStatus};
 use super::slot::LatestWins;
 use crossbeam::queue::ArrayQueue;
@@ -97,6 +99,8 @@ pub struct RunReport {
     /// Actions dropped because the publisher fell `ACTION_QUEUE` behind.
     pub actions_dropped: u64,
     pub diagnostics_published: u64,
+    /// Incompatible QoS peers reported on our topics.
+    pub qos_incompatible: u64,
     pub elapsed_s: f64,
     pub latency_p50_s: f64,
     pub latency_p99_s: f64,
@@ -157,6 +161,11 @@ pub struct Handoff {
     pub published: AtomicU64,
     pub actions_dropped: AtomicU64,
     pub diagnostics: AtomicU64,
+    /// Incompatible QoS peers discovered on our topics ([`QosWatch`]).
+    pub qos_incompatible: AtomicU64,
+    /// parameter services -> control: the newest run-time tunables,
+    /// applied between ticks (bounded; the oldest is overwritten).
+    pub tunables: ArrayQueue<Tunables>,
 }
 
 impl Handoff {
@@ -172,6 +181,8 @@ impl Handoff {
             published: AtomicU64::new(0),
             actions_dropped: AtomicU64::new(0),
             diagnostics: AtomicU64::new(0),
+            qos_incompatible: AtomicU64::new(0),
+            tunables: ArrayQueue::new(TUNABLE_QUEUE),
         }
     }
 }
@@ -232,6 +243,7 @@ impl ControlLoop {
     /// period; never allocates, never blocks (`force_push` overwrites the
     /// oldest entry of a full queue).
     pub fn update(&mut self, woke: Instant, h: &Handoff) -> TickKind {
+        self.apply_tunables(h);
         let ctl = &mut self.controller;
         let jit = woke.saturating_duration_since(self.next).as_secs_f64();
         ctl.jitter.push(jit);
@@ -265,6 +277,22 @@ impl ControlLoop {
             self.window_ticks = 0;
         }
         kind
+    }
+
+    /// Apply the newest tunables queued by the parameter services, if any
+    /// (between ticks: K, step size and beta to the planner, the plan
+    /// fraction to this loop's deadline). Cost: a few atomic operations;
+    /// no allocation.
+    fn apply_tunables(&mut self, h: &Handoff) {
+        let mut newest = None;
+        while let Some(t) = h.tunables.pop() {
+            newest = Some(t);
+        }
+        if let Some(t) = newest {
+            if self.controller.tune(&t) {
+                self.plan_budget = self.period.mul_f64(t.plan_fraction);
+            }
+        }
     }
 
     /// Deactivate: queue the safe action as the last word, mark the
@@ -313,6 +341,8 @@ pub struct Configured {
     node: Node,
     sub: ObsSubscription,
     poll: Poll,
+    watch: QosWatch,
+    params: Option<ParamServer>,
     act_pub: Publisher<Float64MultiArray>,
     diag_pub: Publisher<DiagnosticArray>,
     handoff: Arc<Handoff>,
@@ -362,6 +392,7 @@ pub struct Active {
     handoff: Arc<Handoff>,
     dds_in: JoinHandle<()>,
     dds_out: JoinHandle<()>,
+    params: Option<JoinHandle<()>>,
     control: JoinHandle<Option<ControlReport>>,
     rt: RtStatus,
     rx: ObsReception,
@@ -382,13 +413,16 @@ pub fn configure(
             NodeOptions::new().enable_rosout(false),
         )
         .map_err(err("ROS 2 node"))?;
-    let q = qos(cfg.reliability, cfg.qos_depth);
     let obs_type = match cfg.observation_type {
         ObsKind::Float64MultiArray => msgs::float64_multi_array_type(),
         ObsKind::JointState => msgs::joint_state_type(),
     };
     let obs_topic = node
-        .create_topic(&topic_name(&cfg.observation_topic)?, obs_type, &q)
+        .create_topic(
+            &topic_name(&cfg.observation_topic)?,
+            obs_type,
+            &topic_qos::profile(&cfg.qos_observation),
+        )
         .map_err(err("observation topic"))?;
     // Bounded reception (issue 19 item 6, docs/rustdds-patch.md): RustDDS
     // drops observations larger than this before buffering them, and counts.
@@ -403,14 +437,14 @@ pub fn configure(
         .create_topic(
             &topic_name(&cfg.action_topic)?,
             msgs::float64_multi_array_type(),
-            &q,
+            &topic_qos::profile(&cfg.qos_action),
         )
         .map_err(err("action topic"))?;
     let diag_topic = node
         .create_topic(
             &topic_name(&cfg.diagnostics_topic)?,
             msgs::diagnostic_array_type(),
-            &qos(Reliability::Reliable, 10),
+            &topic_qos::profile(&cfg.qos_diagnostics),
         )
         .map_err(err("diagnostics topic"))?;
     let act_pub = node
@@ -429,6 +463,45 @@ pub fn configure(
                 .map_err(err("observation subscription"))?,
         ),
     };
+    let sub_guid = match &sub {
+        ObsSubscription::Array(s) => s.guid(),
+        ObsSubscription::Joints(s) => s.guid(),
+    };
+    let watch = QosWatch::new(
+        &ctx.domain_participant(),
+        vec![
+            Ours {
+                guid: sub_guid,
+                topic: cfg.observation_topic.clone(),
+                role: Role::Subscription,
+            },
+            Ours {
+                guid: act_pub.guid(),
+                topic: cfg.action_topic.clone(),
+                role: Role::Publisher,
+            },
+            Ours {
+                guid: diag_pub.guid(),
+                topic: cfg.diagnostics_topic.clone(),
+                role: Role::Publisher,
+            },
+        ],
+    );
+    let params = match cfg.parameter_services {
+        None => None,
+        Some(mapping) => {
+            let mut values = controller.tunables;
+            values.plan_fraction = cfg.plan_fraction;
+            let store = Store {
+                values,
+                planner: controller.has_planner_tunables(),
+            };
+            Some(
+                ParamServer::new(&mut node, super::config::NODE_NAME, mapping, store)
+                    .map_err(NodeError)?,
+            )
+        }
+    };
     let poll = Poll::new().map_err(err("poll"))?;
     match &mut sub {
         ObsSubscription::Array(s) => poll.registry().register(s, Token(1), Interest::READABLE),
@@ -442,6 +515,8 @@ pub fn configure(
         node,
         sub,
         poll,
+        watch,
+        params,
         act_pub,
         diag_pub,
         handoff,
@@ -478,6 +553,8 @@ impl Configured {
             node,
             sub,
             poll,
+            watch,
+            params,
             act_pub,
             diag_pub,
             handoff,
@@ -542,8 +619,24 @@ impl Configured {
             let (h, stop) = (handoff.clone(), stop.clone());
             thread::Builder::new()
                 .name("dds-in".into())
-                .spawn(move || dds_in(sub, poll, &mapping, &h, &stop))
+                .spawn(move || dds_in(sub, poll, watch, &mapping, &h, &stop))
                 .map_err(err("spawn dds-in"))?
+        };
+        let params_thread = match params {
+            None => None,
+            Some(mut server) => {
+                let (h, stop) = (handoff.clone(), stop.clone());
+                Some(
+                    thread::Builder::new()
+                        .name("params".into())
+                        .spawn(move || {
+                            while sleep_until(Instant::now() + Duration::from_millis(20), &stop) {
+                                server.serve(&h.tunables);
+                            }
+                        })
+                        .map_err(err("spawn params"))?,
+                )
+            }
         };
         let wake = out.thread().clone();
         go_tx
@@ -560,6 +653,7 @@ impl Configured {
             handoff,
             dds_in: dds_in_thread,
             dds_out: out,
+            params: params_thread,
             control: ctl,
             rx,
             rt: status,
@@ -596,6 +690,10 @@ impl Active {
         self.dds_in
             .join()
             .map_err(|_| NodeError("subscriber thread panicked".into()))?;
+        if let Some(p) = self.params {
+            p.join()
+                .map_err(|_| NodeError("parameter services thread panicked".into()))?;
+        }
         drop(self.node);
         self.rx.report();
         let h = &self.handoff;
@@ -605,6 +703,7 @@ impl Active {
             actions_published: h.published.load(Ordering::Relaxed),
             actions_dropped: h.actions_dropped.load(Ordering::Relaxed),
             diagnostics_published: h.diagnostics.load(Ordering::Relaxed),
+            qos_incompatible: h.qos_incompatible.load(Ordering::Relaxed),
             elapsed_s: r.elapsed_s,
             latency_p50_s: r.latency_p50_s,
             latency_p99_s: r.latency_p99_s,
@@ -673,10 +772,12 @@ pub fn control(
 /// The DDS-in thread: waits for observations (20 ms poll so stop is seen),
 /// maps each to the observation vector and writes it into the slot. A
 /// JointState missing a configured joint or field is written as an empty
-/// vector, which the tick refuses and counts.
+/// vector, which the tick refuses and counts. Every wake-up it also reports
+/// incompatible QoS peers ([`QosWatch::poll`]).
 pub fn dds_in(
     sub: ObsSubscription,
     mut poll: Poll,
+    mut watch: QosWatch,
     map: &JointMapping,
     h: &Handoff,
     stop: &StopHandle,
@@ -685,6 +786,7 @@ pub fn dds_in(
     let mut vec = vec![0.0f64; map.size];
     while !stop.stopped() {
         let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
+        watch.poll(&h.qos_incompatible);
         loop {
             let got = match &sub {
                 ObsSubscription::Array(s) => match s.take() {
@@ -741,6 +843,7 @@ pub fn dds_out(
                 h.received.load(Ordering::Relaxed),
                 h.mapping_errors.load(Ordering::Relaxed),
                 h.actions_dropped.load(Ordering::Relaxed),
+                h.qos_incompatible.load(Ordering::Relaxed),
             );
             if diag_pub.publish(d).is_ok() {
                 h.diagnostics.fetch_add(1, Ordering::Relaxed);
@@ -809,6 +912,7 @@ pub fn diagnostics(
     received: u64,
     mapping_errors: u64,
     actions_dropped: u64,
+    qos_incompatible: u64,
 ) -> DiagnosticArray {
     let kind = sum.last_kind.name();
     let rate = sum.rate_hz;
@@ -872,6 +976,12 @@ pub fn diagnostics(
                 kv("planner_faults", c.planner_faults.to_string()),
                 kv("last_planner_fault", sum.last_fault.to_string()),
                 kv("actions_dropped", actions_dropped.to_string()),
+                kv("qos_incompatible", qos_incompatible.to_string()),
+                kv("budget.iterations", sum.tunables.iterations.to_string()),
+                kv("budget.step_size", format!("{}", sum.tunables.step_size)),
+                kv("budget.beta", format!("{}", sum.tunables.beta)),
+                kv("plan_fraction", format!("{}", sum.tunables.plan_fraction)),
+                kv("planner_iterations_last", sum.last_iterations.to_string()),
                 kv("clamped_elements", c.clamped.to_string()),
                 kv("predicted_return", format!("{}", sum.predicted_return)),
                 kv("planner_status", status_name(sum.last_status).to_string()),
