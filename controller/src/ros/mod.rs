@@ -6,8 +6,10 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod msgs;
+pub mod names;
 pub mod node;
 pub mod realtime;
+pub mod share;
 pub mod slot;
 
 pub use config::{Config, ConfigError, Params};
