@@ -1,14 +1,14 @@
 //! Where a relative bundle path in a parameter file is looked up, so that a
-//! config installed by `colcon build` (`share/dream_mpc/config/*.yaml`,
+//! config installed by `colcon build` (`share/dream-mpc/config/*.yaml`,
 //! saying `bundle: models/pendulum-swingup`) finds the model installed
-//! beside it (`share/dream_mpc/models/...`) from any working directory.
+//! beside it (`share/dream-mpc/models/...`) from any working directory.
 //!
 //! Order, first existing folder wins:
 //! 1. an absolute path, as given;
 //! 2. relative to the working directory (a repository checkout);
 //! 3. relative to this package's share folder next to the running
-//!    executable: `<prefix>/lib/dream_mpc/dream-mpc` -> `<prefix>/share/dream_mpc/`;
-//! 4. relative to `<p>/share/dream_mpc/` for each `p` of `AMENT_PREFIX_PATH`
+//!    executable: `<prefix>/lib/dream-mpc/dream-mpc` -> `<prefix>/share/dream-mpc/`;
+//! 4. relative to `<p>/share/dream-mpc/` for each `p` of `AMENT_PREFIX_PATH`
 //!    (set by `source install/setup.bash`), in order.
 //!
 //! Not found: the error names every path tried. Runs once at start-up.
@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 /// The ROS 2 package that installs the controller (package.xml).
-pub const PACKAGE: &str = "dream_mpc";
+pub const PACKAGE: &str = "dream-mpc";
 /// Most `AMENT_PREFIX_PATH` entries looked at.
 const MAX_PREFIXES: usize = 64;
 
@@ -89,8 +89,8 @@ mod tests {
     fn relative_bundles_are_found_in_share_folders_and_misses_name_every_path() {
         let root = std::env::temp_dir().join(format!("dmpc_share_{}", std::process::id()));
         let (a, b) = (
-            root.join("a/share/dream_mpc"),
-            root.join("b/share/dream_mpc"),
+            root.join("a/share/dream-mpc"),
+            root.join("b/share/dream-mpc"),
         );
         std::fs::create_dir_all(b.join("models/m")).unwrap();
         std::fs::create_dir_all(&a).unwrap();
