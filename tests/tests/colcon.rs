@@ -270,8 +270,8 @@ print(json.dumps({{\"share\": s(\"dream-mpc\"), \"sim\": p(\"dream-mpc-sim\"), \
     assert!(json_field(&out, "actions_received") >= 100.0, "{out}");
     let summary = cerr
         .lines()
-        .filter_map(|l| l.strip_prefix("dream-mpc run: stopped: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("dream-mpc run: stopped: "))
         .unwrap_or_else(|| panic!("no summary: {cerr}"));
     assert!(json_field(summary, "planned") >= 100.0, "{summary}");
     assert_eq!(json_field(summary, "wrong_size"), 0.0, "{summary}");

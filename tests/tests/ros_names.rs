@@ -67,8 +67,8 @@ fn summary(out: &str, err: &str) -> String {
         return out.to_string();
     }
     err.lines()
-        .filter_map(|l| l.strip_prefix("dream-mpc run: stopped: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("dream-mpc run: stopped: "))
         .unwrap_or_else(|| panic!("no summary in: {err}"))
         .to_string()
 }
@@ -160,8 +160,8 @@ fn two_namespaced_pairs_share_a_domain_without_cross_talk() {
     );
     let (mut on_root, mut on_cmd2) = (Vec::new(), Vec::new());
     let t0 = Instant::now();
-    let mut sims = vec![Some(sim1), Some(sim2)];
-    let mut outs = vec![None, None];
+    let mut sims = [Some(sim1), Some(sim2)];
+    let mut outs = [None, None];
     while outs.iter().any(Option::is_none) && t0.elapsed() < Duration::from_secs(30) {
         drain(&root_action, &mut on_root);
         drain(&root_obs, &mut on_root);
