@@ -5,6 +5,9 @@
 #   bash scripts/setup.sh            # torch only
 #   DREAM_MPC_MUJOCO=1 bash scripts/setup.sh   # also mujoco + dm-control
 #   DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh   # also cyclonedds (interop test)
+#   DREAM_MPC_COLCON=1 bash scripts/setup.sh   # also the ROS 2 build tools
+#     (colcon + colcon-ros-cargo into the venv, cargo-ament-build into
+#     .venv/cargo-tools, Debian's python3-ament-index) for tests/tests/colcon.rs
 #
 # A second run downloads nothing: it checks the installed versions and exits.
 # The same wheel carries the CUDA libraries, so on a GPU workstation the
@@ -51,7 +54,44 @@ if [ "${DREAM_MPC_CYCLONEDDS:-0}" = "1" ]; then
     echo "[setup] cyclonedds $cyclonedds_version already installed"
   else
     echo "[setup] installing cyclonedds==$cyclonedds_version"
-    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "cyclonedds==$cyclonedds_version"
+    "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "cyclonedds==$cyclonedds_version"
+  fi
+fi
+if [ "${DREAM_MPC_COLCON:-0}" = "1" ]; then
+  # --- ROS 2 build tooling (tests/tests/colcon.rs; no ROS 2 itself) ---
+  # The venv may be overridden (DREAM_MPC_COLCON_VENV) so a developer can
+  # keep these tools out of a shared .venv; the test reads the same variable.
+  cvenv="${DREAM_MPC_COLCON_VENV:-$venv}"
+  [ -x "$cvenv/bin/python3" ] || "$py" -m venv "$cvenv"
+  chave() { "$cvenv/bin/python3" -c "import importlib.metadata as m,sys; sys.exit(0 if m.version('$1')=='$2' else 1)" 2>/dev/null; }
+  colcon_pkgs=(colcon-core==0.21.3 colcon-ros==0.5.0 colcon-cargo==0.2.0 colcon-ros-cargo==0.2.0
+               colcon-library-path==0.2.1 catkin-pkg==1.1.1)
+  missing=0
+  for p in "${colcon_pkgs[@]}"; do chave "${p%%==*}" "${p##*==}" || missing=1; done
+  if [ "$missing" = "0" ]; then
+    echo "[setup] colcon tools already installed in $cvenv"
+  else
+    echo "[setup] installing ${colcon_pkgs[*]} into $cvenv"
+    "$cvenv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${colcon_pkgs[@]}"
+  fi
+  cab_version="0.1.11"
+  if "$cvenv/cargo-tools/bin/cargo-ament-build" --help >/dev/null 2>&1 \
+     && [ "$(cat "$cvenv/cargo-tools/.version" 2>/dev/null)" = "$cab_version" ]; then
+    echo "[setup] cargo-ament-build $cab_version already installed"
+  else
+    echo "[setup] installing cargo-ament-build $cab_version (compiles once, about 1-2 min)"
+    cargo install --quiet --locked --version "$cab_version" cargo-ament-build --root "$cvenv/cargo-tools"
+    echo "$cab_version" > "$cvenv/cargo-tools/.version"
+  fi
+  # ament_index_python is not on PyPI; Debian packages it for the system Python.
+  if /usr/bin/python3 -c "import ament_index_python" 2>/dev/null; then
+    echo "[setup] python3-ament-index already installed"
+  elif command -v apt-get >/dev/null && [ "$(id -u)" = "0" ]; then
+    echo "[setup] installing python3-ament-index (Debian)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-ament-index >/dev/null
+  else
+    echo "[setup] error: ament_index_python missing; install Debian's python3-ament-index (as root)" >&2
+    exit 1
   fi
 fi
 echo "[setup] done; now: source scripts/env.sh"

@@ -19,7 +19,10 @@ done
 # equivalence tests against the real suite (pip install took 19 s here;
 # mujoco + dm_control take about 190 MB); the cyclonedds wheel for the
 # interop test against Eclipse Cyclone DDS (a few seconds, about 22 MB).
-DREAM_MPC_MUJOCO=1 DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh
+# The ROS 2 build tools (colcon, colcon-ros-cargo, cargo-ament-build,
+# python3-ament-index) for tests/tests/colcon.rs: pip about 10 s, the
+# cargo-ament-build compile 1-2 min once, cached in .venv/cargo-tools.
+DREAM_MPC_MUJOCO=1 DREAM_MPC_CYCLONEDDS=1 DREAM_MPC_COLCON=1 bash scripts/setup.sh
 # shellcheck source=/dev/null
 source scripts/env.sh
 

@@ -80,13 +80,24 @@ pub struct ServeOptions {
     /// episode starts, republishing the first observation meanwhile.
     #[arg(long, default_value_t = 10.0)]
     pub wait_for_controller_s: f64,
-    #[arg(long, default_value = "/observation")]
+    /// Topic names: relative ones resolve in the node's namespace
+    /// (`--ros-args -r __ns:=/robot1`), and `--ros-args -r from:=to` rules
+    /// apply (see `dream_mpc::ros::names`).
+    #[arg(long, default_value = "observation")]
     pub observation_topic: String,
-    #[arg(long, default_value = "/action")]
+    #[arg(long, default_value = "action")]
     pub action_topic: String,
-    #[arg(long, default_value = "/episode_return")]
+    #[arg(long, default_value = "episode_return")]
     pub return_topic: String,
+    /// Node name and namespace (set from `--ros-args`, not flags).
+    #[arg(skip = String::from(DEFAULT_NODE))]
+    pub node_name: String,
+    #[arg(skip = String::from("/"))]
+    pub namespace: String,
 }
+
+/// Name of the robot node when no `-r __node:=` is given.
+pub const DEFAULT_NODE: &str = "dream_mpc_sim";
 
 /// One finished episode.
 #[derive(Clone, Debug, PartialEq)]
@@ -185,7 +196,7 @@ pub fn serve(
         Context::with_options(ContextOptions::new().domain_id(domain)).map_err(dds("context"))?;
     let mut node = ctx
         .new_node(
-            NodeName::new("/", "dream_mpc_sim").map_err(dds("node name"))?,
+            NodeName::new(&opts.namespace, &opts.node_name).map_err(dds("node name"))?,
             NodeOptions::new().enable_rosout(false),
         )
         .map_err(dds("node"))?;

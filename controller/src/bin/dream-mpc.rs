@@ -10,6 +10,9 @@
 //!
 //! `dream-mpc params [--update FILE]` prints the parameter reference
 //! generated from the node's parameter table, or rewrites it in FILE.
+//!
+//! `dream-mpc --ros-args ...` (no subcommand, as `ros2 run` and launch_ros
+//! start a node) is `dream-mpc run --ros-args ...`.
 
 use clap::{Parser, Subcommand};
 use dream_mpc::load::{Bundle, REFERENCE_TOLERANCE};
@@ -177,8 +180,17 @@ fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> 
     Ok(ok)
 }
 
+/// `argv` with `run` inserted when no subcommand precedes `--ros-args`
+/// (launch_ros runs `dream-mpc --ros-args -r __node:=... --params-file ...`).
+fn with_default_subcommand(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if argv.get(1).is_some_and(|a| a == "--ros-args") {
+        argv.insert(1, "run".into());
+    }
+    argv
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_default_subcommand(std::env::args_os().collect()));
     match cli.cmd {
         Cmd::Check { bundle, rows, seed } => match check(&bundle, rows as usize, seed) {
             Ok(true) => {

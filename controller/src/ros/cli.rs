@@ -1,9 +1,16 @@
 //! The `dream-mpc run` subcommand: parse parameters, build the action
 //! source and controller, install the Ctrl-C / SIGTERM handler, run the
 //! node, print the final report. The binary only forwards to [`main`].
+//!
+//! Names and parameters come as ROS users pass them (`ros2 run`, launch_ros):
+//! `--ros-args -r __node:=NAME -r __ns:=/NS -r from:=to --params-file FILE
+//! -p name:=value` ([`super::names`]); the node name and namespace select
+//! the parameter file's sections and resolve the topic names. A `--params-file`
+//! given before `--ros-args` is read first.
 
 use crate::ros::config::SourceKind;
-use crate::ros::{self, control, Config, Controller, Params, StopHandle};
+use crate::ros::names::{RosArgs, DEFAULT_NODE};
+use crate::ros::{self, control, share, Config, ConfigError, Controller, Params, StopHandle};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -17,7 +24,8 @@ pub struct RunArgs {
     /// Print the final report as one JSON line on stdout.
     #[arg(long)]
     pub json: bool,
-    /// `--ros-args -p name:=value ... [--params-file FILE]`.
+    /// `--ros-args [-r __node:=NAME] [-r __ns:=/NS] [-r from:=to]
+    /// [--params-file FILE] [-p name:=value] ...`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ros_args: Vec<String>,
 }
@@ -41,12 +49,25 @@ pub fn main(args: RunArgs) -> i32 {
 
 /// Runs the node; `Ok(true)` when a planner fault stopped it.
 fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let mut argv = Vec::with_capacity(args.ros_args.len() + 1);
+    if args.ros_args.first().is_some_and(|a| a != "--ros-args") {
+        argv.push("--ros-args".to_string());
+    }
+    argv.extend(args.ros_args.iter().cloned());
+    let (ros_args, rest) = RosArgs::parse(&argv, DEFAULT_NODE)?;
+    if !rest.is_empty() {
+        return Err(format!("unexpected arguments after --ros-args ... --: {rest:?}").into());
+    }
+    let names = ros_args.names(DEFAULT_NODE)?;
     let mut params = match &args.params_file {
-        Some(p) => Params::from_file(p)?,
+        Some(p) => Params::from_file_for(p, &names)?,
         None => Params::default(),
     };
-    params.apply_ros_args(&args.ros_args)?;
-    let cfg = Config::from_params(params)?;
+    params.apply(&ros_args.params, &names)?;
+    let mut cfg = Config::from_params_named(params, &names)?;
+    if let Some(b) = &cfg.bundle {
+        cfg.bundle = Some(share::find_bundle(b).map_err(ConfigError::Layout)?);
+    }
     let domain = ros::node::domain_id_from_env()?;
     let source: Box<dyn control::ActionSource> = match cfg.action_source {
         SourceKind::DreamMpc => {
@@ -79,8 +100,12 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         });
     }
     eprintln!(
-        "dream-mpc run: domain {domain}, {} Hz, {} -> {}, source {:?}",
-        cfg.control_rate_hz, cfg.observation_topic, cfg.action_topic, cfg.action_source
+        "dream-mpc run: node {}, domain {domain}, {} Hz, {} -> {}, source {:?}",
+        names.fqn(),
+        cfg.control_rate_hz,
+        cfg.observation_topic,
+        cfg.action_topic,
+        cfg.action_source
     );
     let r = ros::run(&cfg, controller, domain, stop)?;
     let c = r.counts;

@@ -10,6 +10,15 @@
 //! plus `--ros-args -p name:=value` overrides (nested keys are dotted, as in
 //! ROS 2: `-p topics.action:=/cmd`).
 //!
+//! Which sections of a file are this node's follows ROS 2
+//! ([`super::names::NodeNames::matches`]): a key names a node by its fully
+//! qualified name (`dream_mpc` is read as `/dream_mpc`; `/robot1/dream_mpc`,
+//! or the nested form `robot1: dream_mpc:`), `*` and `**` are wildcards
+//! (`/**` = every node). Matching sections are merged, wildcard sections
+//! first and the exact name last, so the exact section wins; files and
+//! `-p` apply in command-line order. A node-name or namespace remapping
+//! (`-r __node:=arm`, `-r __ns:=/robot1`) thus selects another section.
+//!
 //! One table, [`PARAMS`], declares every parameter once (key, type,
 //! default, bounds or allowed values, doc line, run-time tunable or not),
 //! as ros2_controllers' generate_parameter_library does from its YAML
@@ -27,19 +36,20 @@
 //! values; other nodes' sections are skipped without being built. Error
 //! messages quote at most [`MAX_QUOTE`] characters of an offending value.
 
+use super::names::{NodeNames, ParamArg, RosArgs, DEFAULT_NODE};
 use crate::bundle::manifest::PlannerDefaults;
 use crate::bundle::planner_options::{
     Choice, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction, ValueHeads,
 };
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Section name of this node in a parameter file.
-pub const NODE_NAME: &str = "dream_mpc";
+/// Section name of this node in a parameter file (its default node name).
+pub const NODE_NAME: &str = DEFAULT_NODE;
 /// Largest parameter file read (bytes); a larger one is refused before
 /// parsing. A full parameter file for this node is about 2 KB.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -221,6 +231,10 @@ pub struct Config {
     pub control_rate_hz: f64,
     /// Share of the control period the planner may use before its deadline.
     pub plan_fraction: f64,
+    /// The node's name and namespace (`-r __node:=`, `-r __ns:=`).
+    pub node_name: String,
+    pub namespace: String,
+    /// Topic names, fully resolved (namespace, `~`, remapping rules).
     pub observation_topic: String,
     pub action_topic: String,
     pub diagnostics_topic: String,
@@ -375,7 +389,8 @@ pub enum Rule {
     Range(f64, f64),
     /// One of these strings (each element, for lists).
     OneOf(&'static [&'static str]),
-    /// An absolute ROS 2 topic name.
+    /// A ROS 2 topic name: absolute, relative (resolved in the node's
+    /// namespace) or private (`~/name`).
     Topic,
 }
 
@@ -475,8 +490,8 @@ pub const PARAMS: &[Param] = &[
       "control ticks per second (one plan per model step)", false),
     p("plan_fraction", Ty::Real, Dv("0.7"), Range(0.05, 0.95),
       "share of the period the planner may use before its deadline", true),
-    p("topics.observation", Ty::Str, Dv("/observation"), Topic, "observation topic", false),
-    p("topics.action", Ty::Str, Dv("/action"), Topic, "action topic (Float64MultiArray)", false),
+    p("topics.observation", Ty::Str, Dv("observation"), Topic, "observation topic", false),
+    p("topics.action", Ty::Str, Dv("action"), Topic, "action topic (Float64MultiArray)", false),
     p("topics.diagnostics", Ty::Str, Dv("/diagnostics"), Topic, "diagnostics topic (DiagnosticArray)", false),
     p("observation.type", Ty::Str, Dv("Float64MultiArray"),
       OneOf(&["Float64MultiArray", "JointState", "std_msgs/msg/Float64MultiArray", "sensor_msgs/msg/JointState"]),
@@ -611,7 +626,7 @@ pub fn reference_comment() -> String {
             Any => String::new(),
             Range(lo, hi) => format!("; in [{lo}, {hi}]"),
             OneOf(v) => format!("; one of {}", v.join(" | ")),
-            Topic => "; absolute topic name".to_string(),
+            Topic => "; topic name (relative: in the node's namespace)".to_string(),
         };
         let tun = if p.tunable { " [tunable]" } else { "" };
         s.push_str(&format!(
@@ -697,50 +712,113 @@ pub fn check_depth(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The top level of a parameter file: this node's sections as values,
-/// every other node's section skipped (parsed as events, never built).
-struct OurSections(Vec<(String, Value)>);
-
-fn is_ours(name: &str) -> bool {
-    name == NODE_NAME || name == "/**" || name.strip_prefix('/') == Some(NODE_NAME)
+/// The top level of a parameter file: the entries that may hold this
+/// node's sections (a key that matches the node, or a namespace prefix of
+/// it for the nested form) as values; every other entry is skipped (parsed
+/// as events, never built). Also the first few other keys, for the error
+/// when nothing matches.
+struct OurSections {
+    ours: Vec<(String, Value)>,
+    others: Vec<String>,
 }
 
-impl<'de> Deserialize<'de> for OurSections {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
+/// Whether the section key `key` (possibly nested, `robot1/dream_mpc`) is
+/// this node or a namespace that may contain it.
+fn may_hold(names: &NodeNames, key: &str) -> bool {
+    names.matches(key) || names.matches(&format!("{}/**", key.trim_end_matches('/')))
+}
+
+struct SectionSeed<'a>(&'a NodeNames);
+
+impl<'de> DeserializeSeed<'de> for SectionSeed<'_> {
+    type Value = OurSections;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<OurSections, D::Error> {
+        struct V<'a>(&'a NodeNames);
+        impl<'de> Visitor<'de> for V<'_> {
             type Value = OurSections;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 write!(
                     f,
-                    "a mapping '{NODE_NAME}: ros__parameters: ...' at the top level"
+                    "a mapping '{}: ros__parameters: ...' at the top level",
+                    self.0.node()
                 )
             }
             fn visit_unit<E: de::Error>(self) -> Result<OurSections, E> {
-                Ok(OurSections(Vec::new()))
+                Ok(OurSections {
+                    ours: Vec::new(),
+                    others: Vec::new(),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OurSections, A::Error> {
-                let mut out = Vec::new();
+                let (mut ours, mut others) = (Vec::new(), Vec::new());
                 while let Some(name) = map.next_key::<Value>()? {
                     match name.as_str() {
-                        Some(n) if is_ours(n) => out.push((n.to_string(), map.next_value()?)),
-                        _ => {
+                        Some(n) if may_hold(self.0, n) => {
+                            ours.push((n.to_string(), map.next_value()?))
+                        }
+                        other => {
+                            if others.len() < 8 {
+                                others.push(clip(other.unwrap_or("<not a string>")));
+                            }
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(OurSections(out))
+                Ok(OurSections { ours, others })
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(self.0))
     }
 }
 
+/// The `ros__parameters` mappings under `key: value` (and, for the nested
+/// namespace form, under its sub-keys) that select `names`' node, with
+/// their full keys.
+fn sections<'v>(
+    names: &NodeNames,
+    key: &str,
+    value: &'v Value,
+    out: &mut Vec<(String, &'v Value)>,
+) -> Result<(), ConfigError> {
+    let Some(map) = value.as_mapping() else {
+        return Err(ConfigError::Layout(format!(
+            "section '{}' is not a mapping",
+            clip(key)
+        )));
+    };
+    if let Some(inner) = map.get("ros__parameters") {
+        if names.matches(key) {
+            out.push((key.to_string(), inner));
+        }
+        return Ok(());
+    }
+    for (k, v) in map {
+        let Some(k) = k.as_str() else { continue };
+        let full = format!("{}/{k}", key.trim_end_matches('/'));
+        if may_hold(names, &full) {
+            sections(names, &full, v, out)?;
+        }
+    }
+    if names.matches(key) && out.is_empty() {
+        return Err(ConfigError::Layout(format!(
+            "section '{}' has no 'ros__parameters' mapping",
+            clip(key)
+        )));
+    }
+    Ok(())
+}
+
 impl Params {
-    /// Read this node's section of a ROS 2 parameter file (refused unread
-    /// when over [`MAX_FILE_BYTES`]; the read itself is bounded too, for
-    /// files that grow or lie about their size).
+    /// Read the default node's (`/dream_mpc`) sections of a ROS 2
+    /// parameter file; see [`Params::from_file_for`].
     pub fn from_file(path: &Path) -> Result<Params, ConfigError> {
+        Params::from_file_for(path, &NodeNames::default())
+    }
+
+    /// Read the sections of a ROS 2 parameter file that select the node
+    /// `names` (refused unread when over [`MAX_FILE_BYTES`]; the read itself
+    /// is bounded too, for files that grow or lie about their size).
+    pub fn from_file_for(path: &Path, names: &NodeNames) -> Result<Params, ConfigError> {
         let io = |e: std::io::Error| ConfigError::Io {
             path: path.to_path_buf(),
             error: e.to_string(),
@@ -775,7 +853,7 @@ impl Params {
             path: path.to_path_buf(),
             error: format!("not UTF-8 text: {e}"),
         })?;
-        Params::from_yaml(&text).map_err(|e| match e {
+        Params::from_yaml_for(&text, names).map_err(|e| match e {
             ConfigError::Yaml { error, .. } => ConfigError::Yaml {
                 path: path.to_path_buf(),
                 error,
@@ -790,8 +868,14 @@ impl Params {
         })
     }
 
-    /// Parse a parameter file's text (see the module docs for the layout).
+    /// Parse a parameter file's text for the default node (`/dream_mpc`).
     pub fn from_yaml(text: &str) -> Result<Params, ConfigError> {
+        Params::from_yaml_for(text, &NodeNames::default())
+    }
+
+    /// Parse a parameter file's text for the node `names` (see the module
+    /// docs for the layout and which sections apply).
+    pub fn from_yaml_for(text: &str, names: &NodeNames) -> Result<Params, ConfigError> {
         if text.len() as u64 > MAX_FILE_BYTES {
             return Err(ConfigError::TooLarge {
                 path: PathBuf::from("<text>"),
@@ -799,45 +883,63 @@ impl Params {
             });
         }
         check_depth(text)?;
-        let OurSections(sections) = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
-            path: PathBuf::from("<text>"),
-            error: e.to_string(),
-        })?;
-        if sections.is_empty() {
+        let found = SectionSeed(names)
+            .deserialize(serde_yaml::Deserializer::from_str(text))
+            .map_err(|e| ConfigError::Yaml {
+                path: PathBuf::from("<text>"),
+                error: e.to_string(),
+            })?;
+        let mut selected = Vec::new();
+        for (key, value) in &found.ours {
+            sections(names, key, value, &mut selected)?;
+        }
+        if selected.is_empty() {
             return Err(ConfigError::Layout(format!(
-                "no '{NODE_NAME}: ros__parameters:' section"
+                "no section for node {} (a key '{}', '{}' or '/**' with 'ros__parameters' under it); the file's sections: {}",
+                names.fqn(),
+                names.fqn(),
+                names.fqn().trim_start_matches('/'),
+                if found.others.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.others.join(", ")
+                }
             )));
         }
+        // Wildcard sections first, the exact name last: the exact one wins.
+        selected.sort_by_key(|(k, _)| !k.contains('*'));
         let mut params = Params::default();
-        for (name, section) in sections {
-            let Some(inner) = section.get("ros__parameters") else {
-                return Err(ConfigError::Layout(format!(
-                    "section '{name}' has no 'ros__parameters' mapping"
-                )));
-            };
+        for (_, inner) in selected {
             flatten("", inner, &mut params.0)?;
         }
         Ok(params)
     }
 
-    /// Apply `--ros-args` arguments: `-p name:=value` (value parsed as YAML,
-    /// like `ros2 run`) and `--params-file FILE`. Returns an error on
-    /// anything it does not understand.
+    /// Apply `--ros-args` arguments for the default node: `-p
+    /// name:=value` (value parsed as YAML, like `ros2 run`) and
+    /// `--params-file FILE`; remapping rules are parsed and checked but
+    /// have no effect on parameters. Returns an error on anything it does
+    /// not understand.
     pub fn apply_ros_args(&mut self, args: &[String]) -> Result<(), ConfigError> {
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--ros-args" | "--" => {}
-                "-p" | "--param" => {
-                    let kv = it
-                        .next()
-                        .ok_or_else(|| ConfigError::Argument(format!("{a} needs name:=value")))?;
-                    let (k, v) = kv.split_once(":=").ok_or_else(|| {
-                        ConfigError::Argument(format!(
-                            "'{}' is not of the form name:=value",
-                            clip(kv)
-                        ))
-                    })?;
+        let mut all = Vec::with_capacity(args.len() + 1);
+        if args.first().map(String::as_str) != Some("--ros-args") {
+            all.push("--ros-args".to_string());
+        }
+        all.extend(args.iter().cloned());
+        let (ros, _) =
+            RosArgs::parse(&all, DEFAULT_NODE).map_err(|e| ConfigError::Argument(e.to_string()))?;
+        let names = ros
+            .names(DEFAULT_NODE)
+            .map_err(|e| ConfigError::Argument(e.to_string()))?;
+        self.apply(&ros.params, &names)
+    }
+
+    /// Apply parameter sources in order: a file's sections for `names`'
+    /// node, or one `-p name:=value` (value parsed as YAML).
+    pub fn apply(&mut self, sources: &[ParamArg], names: &NodeNames) -> Result<(), ConfigError> {
+        for src in sources {
+            match src {
+                ParamArg::Set(k, v) => {
                     check_depth(v)?;
                     let value: Value = serde_yaml::from_str(v).map_err(|e| {
                         ConfigError::Argument(format!(
@@ -849,18 +951,9 @@ impl Params {
                     })?;
                     self.0.insert(k.to_string(), value);
                 }
-                "--params-file" => {
-                    let f = it.next().ok_or_else(|| {
-                        ConfigError::Argument("--params-file needs a path".into())
-                    })?;
-                    let more = Params::from_file(Path::new(f))?;
+                ParamArg::File(f) => {
+                    let more = Params::from_file_for(f, names)?;
                     self.0.extend(more.0);
-                }
-                other => {
-                    return Err(ConfigError::Argument(format!(
-                        "'{}' (supported: -p name:=value, --params-file FILE)",
-                        clip(other)
-                    )))
                 }
             }
         }
@@ -924,16 +1017,12 @@ fn expected(p: &Param) -> String {
         Any => ty.to_string(),
         Range(lo, hi) => format!("{ty} in [{lo}, {hi}]"),
         OneOf(v) => v.join(" | "),
-        Topic => "an absolute ROS 2 topic name like /robot/observation".to_string(),
+        Topic => "a ROS 2 topic name like observation, /robot1/observation or ~/debug".to_string(),
     }
 }
 
 fn topic_ok(t: &str) -> bool {
-    t.starts_with('/')
-        && t.len() > 1
-        && t[1..]
-            .split('/')
-            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    super::names::topic_syntax_ok(t)
 }
 
 /// Type and rule check of one value against its table row.
@@ -1091,7 +1180,21 @@ impl Config {
     /// (`observation.size`, `action.size`); with a bundle the caller checks
     /// them against the manifest.
     pub fn from_params(p: Params) -> Result<Config, ConfigError> {
+        Config::from_params_named(p, &NodeNames::default())
+    }
+
+    /// [`Config::from_params`] for the node `names`: its topic names are
+    /// resolved against its namespace and remapping rules.
+    pub fn from_params_named(p: Params, names: &NodeNames) -> Result<Config, ConfigError> {
         let c = Checked::new(p)?;
+        let topic = |k: &str| {
+            let t = c.str(k).unwrap_or_default();
+            names.resolve(t).map_err(|e| ConfigError::BadValue {
+                key: k.into(),
+                value: t.into(),
+                expected: format!("a valid ROS 2 topic name ({e})"),
+            })
+        };
         let action_source = match c.str("action_source") {
             Some("linear") => SourceKind::Linear,
             Some("zero") => SourceKind::Zero,
@@ -1210,9 +1313,11 @@ impl Config {
             options,
             control_rate_hz: num("control_rate_hz"),
             plan_fraction: num("plan_fraction"),
-            observation_topic: c.str("topics.observation").unwrap_or_default().into(),
-            action_topic: c.str("topics.action").unwrap_or_default().into(),
-            diagnostics_topic: c.str("topics.diagnostics").unwrap_or_default().into(),
+            node_name: names.node().into(),
+            namespace: names.namespace().into(),
+            observation_topic: topic("topics.observation")?,
+            action_topic: topic("topics.action")?,
+            diagnostics_topic: topic("topics.diagnostics")?,
             observation_type,
             observation_size,
             joints,
@@ -1401,10 +1506,100 @@ other_node:
         let mut p = Params::from_yaml(GOOD).unwrap();
         assert!(p.apply_ros_args(&["-p".into(), "novalue".into()]).is_err());
         let mut p = Params::from_yaml(GOOD).unwrap();
-        p.apply_ros_args(&["-p".into(), "topics.action:=cmd".into()])
+        p.apply_ros_args(&["-p".into(), "topics.action:=cmd//x".into()])
             .unwrap();
         let e = Config::from_params(p).unwrap_err().to_string();
         assert!(e.contains("'topics.action'"), "{e}");
+    }
+
+    /// Sections are chosen as ROS 2 does: by the fully qualified node name
+    /// (plain, namespaced, nested) and wildcards, the exact name winning.
+    #[test]
+    fn sections_follow_node_name_namespace_and_wildcards() {
+        let names = |node: &str, ns: &str| NodeNames::new(node, ns, &[]).unwrap();
+        let text = "
+/**:
+  ros__parameters: { control_rate_hz: 10.0, action_source: zero, observation: {size: 1}, action: {size: 1} }
+dream_mpc:
+  ros__parameters: { control_rate_hz: 20.0 }
+/robot1/dream_mpc:
+  ros__parameters: { control_rate_hz: 30.0 }
+robot2:
+  arm_mpc:
+    ros__parameters: { control_rate_hz: 40.0 }
+/**/leg_mpc:
+  ros__parameters: { control_rate_hz: 50.0 }
+/robot3/*:
+  ros__parameters: { plan_fraction: 0.5 }
+";
+        let rate = |node: &str, ns: &str| {
+            let n = names(node, ns);
+            Config::from_params_named(Params::from_yaml_for(text, &n).unwrap(), &n)
+                .unwrap()
+                .control_rate_hz
+        };
+        assert_eq!(rate("dream_mpc", "/"), 20.0);
+        assert_eq!(rate("dream_mpc", "/robot1"), 30.0);
+        assert_eq!(rate("arm_mpc", "/robot2"), 40.0);
+        assert_eq!(rate("arm_mpc", "/"), 10.0); // only /** matches
+        assert_eq!(rate("leg_mpc", "/a/b"), 50.0);
+        let n = names("x", "/robot3");
+        let c = Config::from_params_named(Params::from_yaml_for(text, &n).unwrap(), &n).unwrap();
+        assert_eq!((c.control_rate_hz, c.plan_fraction), (10.0, 0.5));
+        // topics resolve in the namespace; absolute ones stay
+        assert_eq!(c.observation_topic, "/robot3/observation");
+        assert_eq!(c.action_topic, "/robot3/action");
+        assert_eq!(c.diagnostics_topic, "/diagnostics");
+        assert_eq!(
+            (c.node_name.as_str(), c.namespace.as_str()),
+            ("x", "/robot3")
+        );
+        // no matching section: the error names the node and the sections
+        let e = Params::from_yaml_for(GOOD, &names("arm_mpc", "/robot1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/robot1/arm_mpc") && e.contains("dream_mpc") && e.contains("other_node"),
+            "{e}"
+        );
+    }
+
+    /// `-r __node:=` selects the section of the new name, and remapping
+    /// rules apply to the configured topic names.
+    #[test]
+    fn command_line_names_select_sections_and_remap_topics() {
+        let dir = std::env::temp_dir().join(format!("dmpc_cfg_names_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("two.yaml");
+        std::fs::write(
+            &f,
+            "dream_mpc:\n  ros__parameters: { action_source: zero, observation: {size: 1}, action: {size: 1} }\n\
+             /robot1/arm_mpc:\n  ros__parameters: { action_source: zero, observation: {size: 2}, action: {size: 1}, topics: {action: ~/cmd} }\n",
+        )
+        .unwrap();
+        let argv: Vec<String> = format!(
+            "--ros-args -r __node:=arm_mpc -r __ns:=/robot1 --params-file {} -p control_rate_hz:=25.0 -r observation:=/sensors/joint_states",
+            f.display()
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+        let (ros, rest) = RosArgs::parse(&argv, DEFAULT_NODE).unwrap();
+        assert!(rest.is_empty());
+        let n = ros.names(DEFAULT_NODE).unwrap();
+        let mut p = Params::default();
+        p.apply(&ros.params, &n).unwrap();
+        let c = Config::from_params_named(p, &n).unwrap();
+        assert_eq!(c.observation_size, 2);
+        assert_eq!(c.control_rate_hz, 25.0);
+        assert_eq!(c.observation_topic, "/sensors/joint_states");
+        assert_eq!(c.action_topic, "/robot1/arm_mpc/cmd");
+        // without the node remap the plain section applies
+        let mut p = Params::default();
+        p.apply(&[ParamArg::File(f.clone())], &NodeNames::default())
+            .unwrap();
+        assert_eq!(Config::from_params(p).unwrap().observation_size, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -6,10 +6,12 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod msgs;
+pub mod names;
 pub mod node;
 pub mod params;
 pub mod qos;
 pub mod realtime;
+pub mod share;
 pub mod slot;
 
 pub use config::{Config, ConfigError, Params};

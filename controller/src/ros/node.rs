@@ -409,7 +409,7 @@ pub fn configure(
         .map_err(err("DDS context"))?;
     let mut node = ctx
         .new_node(
-            NodeName::new("/", super::config::NODE_NAME).map_err(err("node name"))?,
+            NodeName::new(&cfg.namespace, &cfg.node_name).map_err(err("node name"))?,
             NodeOptions::new().enable_rosout(false),
         )
         .map_err(err("ROS 2 node"))?;
