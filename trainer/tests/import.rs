@@ -263,7 +263,7 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
         ("unknown.pt", "_value_head.weight"),
         ("shape.pt", "_dynamics.1.weight"),
         ("nonfinite.pt", "_pi.0.weight"),
-        ("multitask.pt", "_action_masks"),
+        ("multitask.pt", "_task_emb.weight"),
     ];
     for (file, key) in cases {
         let e = refuse(file, &opts);

@@ -336,10 +336,13 @@ pub fn map_state_dict(
             "observation size {obs} and action size {action} must be > 0"
         )));
     }
-    for key in sd.tensors.keys().chain(sd.skipped.iter()) {
-        if key.starts_with("_task_emb") || key == "_action_masks" {
-            return Err(ImportError::MultiTask { key: key.clone() });
-        }
+    // The task embedding names the cause best; action masks come second.
+    let keys = || sd.tensors.keys().chain(sd.skipped.iter());
+    if let Some(key) = keys()
+        .find(|k| k.starts_with("_task_emb"))
+        .or_else(|| keys().find(|k| *k == "_action_masks"))
+    {
+        return Err(ImportError::MultiTask { key: key.clone() });
     }
     let mut r = Reader {
         sd,

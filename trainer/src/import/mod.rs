@@ -303,3 +303,33 @@ pub fn import_checkpoint(opts: &ImportOptions) -> Result<Manifest, ImportError> 
     }
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discount_follows_tdmpc2s_episode_length_rule() {
+        // DMC: 1000 env steps, action repeat 2 -> 500 agent steps -> 0.99.
+        assert!((tdmpc2_discount(500) - 0.99).abs() < 1e-7);
+        // (frac - 1) / frac between the clamps: 250 steps -> 49/50.
+        assert!((tdmpc2_discount(250) - 0.98).abs() < 1e-7);
+        // Short and long episodes hit the clamps.
+        assert_eq!(tdmpc2_discount(50), 0.95);
+        assert_eq!(tdmpc2_discount(100_000), 0.995);
+    }
+
+    #[test]
+    fn named_sizes_parse_with_or_without_the_m() {
+        let d = Dims::named("5M").unwrap();
+        assert_eq!((d.latent, d.mlp, d.enc, d.num_q), (512, 512, 256, 5));
+        assert_eq!(Dims::named("5").unwrap(), d);
+        let d = Dims::named("1m").unwrap();
+        assert_eq!((d.latent, d.mlp, d.num_q), (128, 384, 2));
+        let e = Dims::named("7M").unwrap_err().to_string();
+        assert!(e.contains("`7M`"), "{e}");
+        let mut bad = Dims::named("5M").unwrap();
+        bad.latent = 500;
+        assert!(bad.validate().unwrap_err().to_string().contains("SimNorm"));
+    }
+}
