@@ -48,18 +48,30 @@ fn main() {
     println!("|---|---|---|---|---|");
     for size in sizes.split(',') {
         let dims = Dims::named(size).expect("size");
-        let dir = std::env::temp_dir().join(format!(
-            "dmpc-import-bench-{size}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("dmpc-import-bench-{size}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tdmpc2_fixture.py");
         let s = |v: usize| v.to_string();
         let st = Command::new(python(None))
             .arg(script)
             .arg(&dir)
-            .args(["--obs", &s(obs), "--act", &s(act), "--latent", &s(dims.latent)])
-            .args(["--mlp", &s(dims.mlp), "--enc", &s(dims.enc), "--num-q", &s(dims.num_q)])
+            .args([
+                "--obs",
+                &s(obs),
+                "--act",
+                &s(act),
+                "--latent",
+                &s(dims.latent),
+            ])
+            .args([
+                "--mlp",
+                &s(dims.mlp),
+                "--enc",
+                &s(dims.enc),
+                "--num-q",
+                &s(dims.num_q),
+            ])
             .args(["--cases", "1"])
             .status()
             .expect("fixture");

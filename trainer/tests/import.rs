@@ -52,7 +52,11 @@ fn against_pytorch(bundle: &Bundle, expected: &Path) -> (f32, f32) {
     for (name, cases) in &refs.modules {
         let p = bundle.module(name).expect("module");
         for c in cases {
-            let xs: Vec<Vec<f32>> = p.inputs().iter().map(|s| c.inputs[&s.name].clone()).collect();
+            let xs: Vec<Vec<f32>> = p
+                .inputs()
+                .iter()
+                .map(|s| c.inputs[&s.name].clone())
+                .collect();
             let cts: Vec<Vec<f32>> = p
                 .outputs()
                 .iter()
@@ -91,7 +95,13 @@ fn planner_gap(dir: &Path, opts: &ImportOptions, episodes: usize, ticks: usize) 
         gamma: m.discount as f64,
         ..Default::default()
     };
-    assert_eq!(budget, AuthorsBudget { gamma: budget.gamma, ..Default::default() });
+    assert_eq!(
+        budget,
+        AuthorsBudget {
+            gamma: budget.gamma,
+            ..Default::default()
+        }
+    );
     let mut reference = AuthorsPlanner::new(budget, seed);
     tch::manual_seed(5);
     let mut worst = 0.0f32;
@@ -136,21 +146,48 @@ fn five_m_checkpoint_imports_matches_pytorch_and_plans_like_the_reference() {
     let ckpt = dir.join("checkpoint.pt");
     let out = dir.join("bundle");
     let args = [
-        "--task", "walker-run", "--obs-size", "24", "--action-size", "6", "--size", "5M",
-        "--episode-length", "500", "--action-repeat", "2",
+        "--task",
+        "walker-run",
+        "--obs-size",
+        "24",
+        "--action-size",
+        "6",
+        "--size",
+        "5M",
+        "--episode-length",
+        "500",
+        "--action-repeat",
+        "2",
     ];
     let r = cli_import(&ckpt, &out, &args);
-    assert!(r.status.success(), "import: {}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 
     let bundle = Bundle::load(&out).expect("load");
     bundle.verify().expect("check accepts the bundle");
     let m = &bundle.manifest;
     assert_eq!(m.task, "walker-run");
-    assert_eq!((m.observation.size, m.action.size, m.q_ensemble), (24, 6, 5));
-    assert_eq!(m.latent, LatentSpec::Vector { size: 512, simnorm_group: 8 });
+    assert_eq!(
+        (m.observation.size, m.action.size, m.q_ensemble),
+        (24, 6, 5)
+    );
+    assert_eq!(
+        m.latent,
+        LatentSpec::Vector {
+            size: 512,
+            simnorm_group: 8
+        }
+    );
     assert_eq!(
         m.value_decoding,
-        Decoding::TwoHotSymlog { bins: 101, vmin: -10.0, vmax: 10.0 }
+        Decoding::TwoHotSymlog {
+            bins: 101,
+            vmin: -10.0,
+            vmax: 10.0
+        }
     );
     assert!((m.discount - 0.99).abs() < 1e-6, "discount {}", m.discount);
     assert_eq!(m.action_repeat, 2);
@@ -159,7 +196,16 @@ fn five_m_checkpoint_imports_matches_pytorch_and_plans_like_the_reference() {
     eprintln!("5M: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
     assert!(fwd < 1e-4 && bwd < 1e-4, "forward {fwd}, VJP {bwd}");
 
-    let opts = ImportOptions::new(&ckpt, &out, "walker-run", 24, 6, Dims::named("5M").unwrap(), 500, 2);
+    let opts = ImportOptions::new(
+        &ckpt,
+        &out,
+        "walker-run",
+        24,
+        6,
+        Dims::named("5M").unwrap(),
+        500,
+        2,
+    );
     let gap = planner_gap(&out, &opts, 2, 3);
     eprintln!("5M: Dream-MPC vs tch reference, largest action gap {gap:.2e}");
     assert!(gap < 1e-4, "action gap {gap}");
@@ -217,8 +263,24 @@ fn one_m_per_head_and_flat_layouts_import_and_plan() {
 
 fn tiny_args(layout: &str, bad: bool) -> Vec<&str> {
     let mut v = vec![
-        "--obs", "7", "--act", "2", "--latent", "32", "--mlp", "48", "--enc", "40",
-        "--enc-layers", "3", "--num-q", "3", "--bins", "21", "--layout", layout,
+        "--obs",
+        "7",
+        "--act",
+        "2",
+        "--latent",
+        "32",
+        "--mlp",
+        "48",
+        "--enc",
+        "40",
+        "--enc-layers",
+        "3",
+        "--num-q",
+        "3",
+        "--bins",
+        "21",
+        "--layout",
+        layout,
     ];
     if bad {
         v.push("--bad");
@@ -283,7 +345,10 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
     // The right checkpoint with the wrong size: the first layer whose
     // shape the size does not give is named. (Read from the safetensors
     // form the converter writes, the importer's other input.)
-    let conv = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tdmpc2_to_safetensors.py");
+    let conv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/python/tdmpc2_to_safetensors.py"
+    );
     let st = Command::new(python(None))
         .arg(conv)
         .arg(dir.join("checkpoint.pt"))
@@ -301,7 +366,10 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
     assert!(e.to_string().contains("`_Qs.params.0.weight`"), "{e}");
     // Not a pickle at all.
     std::fs::write(dir.join("garbage.pt"), b"not a checkpoint").unwrap();
-    assert!(matches!(refuse("garbage.pt", &opts), ImportError::Checkpoint(_)));
+    assert!(matches!(
+        refuse("garbage.pt", &opts),
+        ImportError::Checkpoint(_)
+    ));
     // The good one, with every known extra (detached and target copies,
     // tensordict entries, meta template, log-std buffers), imports.
     let mut good = opts.clone();

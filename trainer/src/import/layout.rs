@@ -185,7 +185,11 @@ pub fn q_layout(sd: &StateDict) -> Option<QLayout> {
                 });
             }
         } else if let Some(rest) = k.strip_prefix("_Qs.") {
-            if rest.split('.').next().is_some_and(|h| h.parse::<usize>().is_ok()) {
+            if rest
+                .split('.')
+                .next()
+                .is_some_and(|h| h.parse::<usize>().is_ok())
+            {
                 found = Some(QLayout::PerHead);
             }
         }
@@ -237,7 +241,9 @@ impl Reader<'_> {
         head: usize,
         shape: &[usize],
     ) -> Result<Vec<f32>, ImportError> {
-        let full: Vec<usize> = std::iter::once(heads).chain(shape.iter().copied()).collect();
+        let full: Vec<usize> = std::iter::once(heads)
+            .chain(shape.iter().copied())
+            .collect();
         let t = self.get(key, &full)?;
         let n: usize = shape.iter().product();
         Ok(t.data[head * n..(head + 1) * n].to_vec())

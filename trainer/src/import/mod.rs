@@ -49,7 +49,11 @@ pub enum ImportError {
         size: String,
     },
     /// A NaN or infinite weight.
-    NonFinite { key: String, index: usize, value: f32 },
+    NonFinite {
+        key: String,
+        index: usize,
+        value: f32,
+    },
     /// A multi-task checkpoint (task embedding or action masks).
     MultiTask { key: String },
     /// Writing the bundle or computing references failed.

@@ -222,7 +222,12 @@ pub fn onnx_modules(w: &Tdmpc2Weights) -> Vec<BuiltModule> {
     let za_heads: [(&str, &str, Vec<&[Block]>, usize); 3] = [
         ("dynamics", "z_next", vec![&w.dynamics], l),
         ("reward", "r", vec![&w.reward], nb),
-        ("q", "q", w.q.iter().map(|h| h.as_slice()).collect(), w.q.len() * nb),
+        (
+            "q",
+            "q",
+            w.q.iter().map(|h| h.as_slice()).collect(),
+            w.q.len() * nb,
+        ),
     ];
     for (name, out_name, heads, size) in za_heads {
         let model = za_module(
@@ -247,20 +252,8 @@ pub fn onnx_modules(w: &Tdmpc2Weights) -> Vec<BuiltModule> {
     let h = emit(&mut g, &z, hidden);
     let last = &last[0];
     let d = last.d_in;
-    let mu = g.linear(
-        &h,
-        &last.weight[..a * d],
-        Some(&last.bias[..a]),
-        d,
-        a,
-    );
-    let raw = g.linear(
-        &h,
-        &last.weight[a * d..],
-        Some(&last.bias[a..]),
-        d,
-        a,
-    );
+    let mu = g.linear(&h, &last.weight[..a * d], Some(&last.bias[..a]), d, a);
+    let raw = g.linear(&h, &last.weight[a * d..], Some(&last.bias[a..]), d, a);
     let (lo, hi) = (w.log_std_min, w.log_std_max);
     let th = g.node("Tanh", &[&raw], vec![]);
     let half = g.constant("half_range", &[1], &[0.5 * (hi - lo)]);
@@ -319,8 +312,14 @@ pub fn references(
         modules.entry("encoder".into()).or_default().push(c);
         type ZaFn<'m> = Box<dyn Fn(&[Tensor]) -> Vec<(&'static str, Tensor)> + 'm>;
         let za: [(&str, ZaFn); 3] = [
-            ("dynamics", Box::new(|x| vec![("z_next", m.next(&x[0], &x[1]))])),
-            ("reward", Box::new(|x| vec![("r", m.reward_logits(&x[0], &x[1]))])),
+            (
+                "dynamics",
+                Box::new(|x| vec![("z_next", m.next(&x[0], &x[1]))]),
+            ),
+            (
+                "reward",
+                Box::new(|x| vec![("r", m.reward_logits(&x[0], &x[1]))]),
+            ),
             ("q", Box::new(|x| vec![("q", m.q_logits(&x[0], &x[1]))])),
         ];
         for (name, f) in za {

@@ -90,7 +90,11 @@ pub fn read_checkpoint(path: &Path, python_exe: Option<&Path>) -> Result<StateDi
         read_safetensors(&tmp)
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         Err(ImportError::Checkpoint(format!(
             "{}: torch.load failed ({}): {last}",
             path.display(),
@@ -122,8 +126,8 @@ pub fn read_safetensors(path: &Path) -> Result<StateDict, ImportError> {
     for (key, v) in &header {
         if key == "__metadata__" {
             if let Some(s) = v.get("skipped").and_then(|s| s.as_str()) {
-                sd.skipped = serde_json::from_str(s)
-                    .map_err(|e| bad(format!("metadata `skipped`: {e}")))?;
+                sd.skipped =
+                    serde_json::from_str(s).map_err(|e| bad(format!("metadata `skipped`: {e}")))?;
             }
             continue;
         }
