@@ -332,14 +332,14 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
         let msg = e.to_string();
         eprintln!("{file}: {msg}");
         assert!(msg.contains(&format!("`{key}`")), "{file}: {msg}");
-        let kind_ok = match (&e, file) {
+        let kind_ok = matches!(
+            (&e, file),
             (ImportError::MissingKey { .. }, "missing.pt")
-            | (ImportError::UnknownKey { .. }, "unknown.pt")
-            | (ImportError::Shape { .. }, "shape.pt")
-            | (ImportError::NonFinite { .. }, "nonfinite.pt")
-            | (ImportError::MultiTask { .. }, "multitask.pt") => true,
-            _ => false,
-        };
+                | (ImportError::UnknownKey { .. }, "unknown.pt")
+                | (ImportError::Shape { .. }, "shape.pt")
+                | (ImportError::NonFinite { .. }, "nonfinite.pt")
+                | (ImportError::MultiTask { .. }, "multitask.pt")
+        );
         assert!(kind_ok, "{file}: {e:?}");
     }
     // The right checkpoint with the wrong size: the first layer whose

@@ -98,7 +98,7 @@ impl Dims {
                 return bad(format!("{name} must be > 0"));
             }
         }
-        if self.latent % self.simnorm != 0 {
+        if !self.latent.is_multiple_of(self.simnorm) {
             return bad(format!(
                 "latent {} is not a multiple of the SimNorm group {}",
                 self.latent, self.simnorm
