@@ -13,7 +13,9 @@ use dream_mpc::planner::{PlanStatus, Planner, PlannerConfig, PlannerKind};
 use dream_mpc_trainer::import::layout::Dims;
 use dream_mpc_trainer::import::model::Tdmpc2Model;
 use dream_mpc_trainer::import::state_dict::python;
-use dream_mpc_trainer::import::{import_checkpoint, read_weights, ImportError, ImportOptions};
+use dream_mpc_trainer::import::{
+    import_checkpoint, import_weights, read_weights, ImportError, ImportOptions,
+};
 use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,11 +81,10 @@ fn against_pytorch(bundle: &Bundle, expected: &Path) -> (f32, f32) {
 /// Largest action gap between the controller's default Dream-MPC on the
 /// bundle and the tch reference of the authors' planner on the imported
 /// weights, same seed, over `episodes` x `ticks`.
-fn planner_gap(dir: &Path, opts: &ImportOptions, episodes: usize, ticks: usize) -> f32 {
+fn planner_gap(dir: &Path, tm: &Tdmpc2Model, episodes: usize, ticks: usize) -> f32 {
     let bundle = Bundle::load(dir).expect("load");
     let model = BundleModel::new(&bundle).expect("model");
     let m = &bundle.manifest;
-    let tm = Tdmpc2Model::new(read_weights(opts).expect("weights"));
     let seed = 11;
     let mut pc = PlannerConfig::for_kind(PlannerKind::DreamMpc, &m.planner, m.discount);
     pc.seed = seed;
@@ -109,9 +110,9 @@ fn planner_gap(dir: &Path, opts: &ImportOptions, episodes: usize, ticks: usize) 
         ours.reset();
         reference.reset();
         for _ in 0..ticks {
-            let o = Tensor::randn([1, opts.obs_size as i64], (Kind::Float, Device::Cpu)) * 2.0;
+            let o = Tensor::randn([1, tm.weights.obs as i64], (Kind::Float, Device::Cpu)) * 2.0;
             let z0 = tch::no_grad(|| tm.encode(&o));
-            let want: Vec<f32> = Vec::try_from(&reference.act(&tm, &z0)).expect("action");
+            let want: Vec<f32> = Vec::try_from(&reference.act(tm, &z0)).expect("action");
             let z0v: Vec<f32> = Vec::try_from(&z0.view([-1])).expect("z0");
             let r = ours
                 .plan(&model, &z0v, Instant::now() + Duration::from_secs(60))
@@ -138,33 +139,25 @@ fn cli_import(ckpt: &Path, out: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// The 5M size (TD-MPC2's released single-task size) in the current
-/// stacked layout, through the documented command.
+/// stacked layout with every known extra.
 #[test]
 fn five_m_checkpoint_imports_matches_pytorch_and_plans_like_the_reference() {
     let dir = tmpdir("5m");
     fixture(&dir, &["--obs", "24", "--act", "6", "--layout", "stacked"]);
-    let ckpt = dir.join("checkpoint.pt");
     let out = dir.join("bundle");
-    let args = [
-        "--task",
+    let dims = Dims::named("5M").unwrap();
+    let opts = ImportOptions::new(
+        &dir.join("checkpoint.pt"),
+        &out,
         "walker-run",
-        "--obs-size",
-        "24",
-        "--action-size",
-        "6",
-        "--size",
-        "5M",
-        "--episode-length",
-        "500",
-        "--action-repeat",
-        "2",
-    ];
-    let r = cli_import(&ckpt, &out, &args);
-    assert!(
-        r.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&r.stderr)
+        24,
+        6,
+        dims,
+        500,
+        2,
     );
+    let weights = read_weights(&opts).expect("weights");
+    let (_, tm) = import_weights(&opts, weights).expect("import");
 
     let bundle = Bundle::load(&out).expect("load");
     bundle.verify().expect("check accepts the bundle");
@@ -196,24 +189,9 @@ fn five_m_checkpoint_imports_matches_pytorch_and_plans_like_the_reference() {
     eprintln!("5M: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
     assert!(fwd < 1e-4 && bwd < 1e-4, "forward {fwd}, VJP {bwd}");
 
-    let opts = ImportOptions::new(
-        &ckpt,
-        &out,
-        "walker-run",
-        24,
-        6,
-        Dims::named("5M").unwrap(),
-        500,
-        2,
-    );
-    let gap = planner_gap(&out, &opts, 2, 3);
+    let gap = planner_gap(&out, &tm, 2, 3);
     eprintln!("5M: Dream-MPC vs tch reference, largest action gap {gap:.2e}");
     assert!(gap < 1e-4, "action gap {gap}");
-
-    // A second import into the same (now full) folder is refused.
-    let again = cli_import(&ckpt, &out, &args);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -230,24 +208,25 @@ fn one_m_per_head_and_flat_layouts_import_and_plan() {
         ],
     );
     let out = dir.join("bundle");
+    let dims = Dims::named("1M").unwrap();
     let opts = ImportOptions::new(
         &dir.join("checkpoint.pt"),
         &out,
         "cartpole-swingup",
         5,
         1,
-        Dims::named("1M").unwrap(),
+        dims,
         1000,
         1,
     );
-    let m = import_checkpoint(&opts).expect("import");
+    let (m, tm) = import_weights(&opts, read_weights(&opts).expect("weights")).expect("import");
     assert_eq!(m.q_ensemble, 2);
     assert!((m.discount - 0.995).abs() < 1e-6);
     let bundle = Bundle::load(&out).expect("load");
     let (fwd, bwd) = against_pytorch(&bundle, &dir.join("expected.json"));
     eprintln!("1M: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
     assert!(fwd < 1e-4 && bwd < 1e-4, "forward {fwd}, VJP {bwd}");
-    let gap = planner_gap(&out, &opts, 2, 3);
+    let gap = planner_gap(&out, &tm, 2, 3);
     eprintln!("1M: largest action gap {gap:.2e}");
     assert!(gap < 1e-4, "action gap {gap}");
 
@@ -307,11 +286,35 @@ fn tiny_opts(ckpt: &Path, out: &Path) -> ImportOptions {
     ImportOptions::new(ckpt, out, "tiny", 7, 2, tiny_dims(), 200, 1)
 }
 
+/// Broken checkpoints are refused naming the key, nothing written. The
+/// variants are converted to safetensors in one Python run (the
+/// importer's other input; the pickle path is the same code up to the
+/// state dict), and the command line is checked on the pickles.
 #[test]
 fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
     let dir = tmpdir("bad");
     fixture(&dir, &tiny_args("stacked", true));
     let out = dir.join("bundle");
+    let names = [
+        "checkpoint",
+        "missing",
+        "unknown",
+        "shape",
+        "nonfinite",
+        "multitask",
+    ];
+    let conv = Command::new(python(None))
+        .arg("-c")
+        .arg(
+            "import sys; sys.path.insert(0, sys.argv[1]); \
+             from tdmpc2_to_safetensors import main; \
+             [main(p + '.pt', p + '.safetensors') for p in sys.argv[2:]]",
+        )
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python"))
+        .args(names.iter().map(|n| dir.join(n)))
+        .status()
+        .expect("converter");
+    assert!(conv.success());
     let refuse = |file: &str, opts: &ImportOptions| -> ImportError {
         let mut o = opts.clone();
         o.checkpoint = dir.join(file);
@@ -319,43 +322,31 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
         assert!(!out.exists(), "{file}: the output folder was written");
         e
     };
-    let opts = tiny_opts(&dir.join("checkpoint.pt"), &out);
+    let opts = tiny_opts(&dir.join("checkpoint.safetensors"), &out);
     let cases: [(&str, &str); 5] = [
-        ("missing.pt", "_reward.2.bias"),
-        ("unknown.pt", "_value_head.weight"),
-        ("shape.pt", "_dynamics.1.weight"),
-        ("nonfinite.pt", "_pi.0.weight"),
-        ("multitask.pt", "_task_emb.weight"),
+        ("missing", "_reward.2.bias"),
+        ("unknown", "_value_head.weight"),
+        ("shape", "_dynamics.1.weight"),
+        ("nonfinite", "_pi.0.weight"),
+        ("multitask", "_task_emb.weight"),
     ];
-    for (file, key) in cases {
-        let e = refuse(file, &opts);
+    for (name, key) in cases {
+        let e = refuse(&format!("{name}.safetensors"), &opts);
         let msg = e.to_string();
-        eprintln!("{file}: {msg}");
-        assert!(msg.contains(&format!("`{key}`")), "{file}: {msg}");
+        eprintln!("{name}: {msg}");
+        assert!(msg.contains(&format!("`{key}`")), "{name}: {msg}");
         let kind_ok = matches!(
-            (&e, file),
-            (ImportError::MissingKey { .. }, "missing.pt")
-                | (ImportError::UnknownKey { .. }, "unknown.pt")
-                | (ImportError::Shape { .. }, "shape.pt")
-                | (ImportError::NonFinite { .. }, "nonfinite.pt")
-                | (ImportError::MultiTask { .. }, "multitask.pt")
+            (&e, name),
+            (ImportError::MissingKey { .. }, "missing")
+                | (ImportError::UnknownKey { .. }, "unknown")
+                | (ImportError::Shape { .. }, "shape")
+                | (ImportError::NonFinite { .. }, "nonfinite")
+                | (ImportError::MultiTask { .. }, "multitask")
         );
-        assert!(kind_ok, "{file}: {e:?}");
+        assert!(kind_ok, "{name}: {e:?}");
     }
     // The right checkpoint with the wrong size: the first layer whose
-    // shape the size does not give is named. (Read from the safetensors
-    // form the converter writes, the importer's other input.)
-    let conv = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/python/tdmpc2_to_safetensors.py"
-    );
-    let st = Command::new(python(None))
-        .arg(conv)
-        .arg(dir.join("checkpoint.pt"))
-        .arg(dir.join("checkpoint.safetensors"))
-        .status()
-        .expect("converter");
-    assert!(st.success());
+    // shape the size does not give is named.
     let mut wrong = opts.clone();
     wrong.dims.latent = 64;
     let e = refuse("checkpoint.safetensors", &wrong);
@@ -370,11 +361,51 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
         refuse("garbage.pt", &opts),
         ImportError::Checkpoint(_)
     ));
-    // The good one, with every known extra (detached and target copies,
-    // tensordict entries, meta template, log-std buffers), imports.
-    let mut good = opts.clone();
-    good.checkpoint = dir.join("checkpoint.safetensors");
-    import_checkpoint(&good).expect("good tiny checkpoint");
-    assert!(out.join("manifest.json").exists());
+
+    // The documented command: a refusal names the key and fails; the good
+    // pickle, with every known extra (detached and
+    // target copies, tensordict entries, meta template, log-std buffers),
+    // imports and passes the controller's check; a second import into
+    // the full folder is refused.
+    let args = [
+        "--task",
+        "tiny",
+        "--obs-size",
+        "7",
+        "--action-size",
+        "2",
+        "--size",
+        "5M",
+        "--latent",
+        "32",
+        "--mlp",
+        "48",
+        "--enc",
+        "40",
+        "--enc-layers",
+        "3",
+        "--num-q",
+        "3",
+        "--num-bins",
+        "21",
+        "--episode-length",
+        "200",
+        "--action-repeat",
+        "1",
+    ];
+    let r = cli_import(&dir.join("nonfinite.safetensors"), &out, &args);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("`_pi.0.weight`"));
+    assert!(!out.exists());
+    let r = cli_import(&dir.join("checkpoint.pt"), &out, &args);
+    assert!(
+        r.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    Bundle::load(&out).expect("load").verify().expect("check");
+    let again = cli_import(&dir.join("checkpoint.pt"), &out, &args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
     let _ = std::fs::remove_dir_all(&dir);
 }

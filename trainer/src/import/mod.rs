@@ -230,8 +230,19 @@ pub fn read_weights(opts: &ImportOptions) -> Result<Tdmpc2Weights, ImportError> 
 /// not exist or be empty): returns the manifest. See the module docs for
 /// the steps and checks.
 pub fn import_checkpoint(opts: &ImportOptions) -> Result<Manifest, ImportError> {
-    let discount = opts.check()?;
+    opts.check()?;
     let weights = read_weights(opts)?;
+    Ok(import_weights(opts, weights)?.0)
+}
+
+/// The second half of [`import_checkpoint`]: write and verify the bundle
+/// for weights already read and checked by [`read_weights`]; returns the
+/// manifest and the tch model (for references and the tch planner).
+pub fn import_weights(
+    opts: &ImportOptions,
+    weights: Tdmpc2Weights,
+) -> Result<(Manifest, Tdmpc2Model), ImportError> {
+    let discount = opts.check()?;
     let model = Tdmpc2Model::new(weights);
     let refs = references(&model, 3, 4, opts.seed).map_err(ExportError::Torch)?;
     let modules = onnx_modules(&model.weights);
@@ -305,7 +316,7 @@ pub fn import_checkpoint(opts: &ImportOptions) -> Result<Manifest, ImportError> 
         }
         return Err(ImportError::Verify(e));
     }
-    Ok(manifest)
+    Ok((manifest, model))
 }
 
 #[cfg(test)]
