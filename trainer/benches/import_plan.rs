@@ -19,9 +19,8 @@ use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
 use dream_mpc_trainer::import::layout::Dims;
-use dream_mpc_trainer::import::model::Tdmpc2Model;
 use dream_mpc_trainer::import::state_dict::python;
-use dream_mpc_trainer::import::{import_checkpoint, read_weights, ImportOptions};
+use dream_mpc_trainer::import::{import_weights, read_weights, ImportOptions};
 use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -86,11 +85,11 @@ fn main() {
             500,
             2,
         );
-        import_checkpoint(&opts).expect("import");
+        let weights = read_weights(&opts).expect("weights");
+        let (_, tm) = import_weights(&opts, weights).expect("import");
         let bundle = Bundle::load(&opts.out).expect("load");
         let model = BundleModel::new(&bundle).expect("model");
         let m = &bundle.manifest;
-        let tm = Tdmpc2Model::new(read_weights(&opts).expect("weights"));
         let pc = PlannerConfig::for_kind(PlannerKind::DreamMpc, &m.planner, m.discount);
         let mut ours = Planner::new(&model, pc).expect("planner");
         let budget = AuthorsBudget {
