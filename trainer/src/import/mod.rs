@@ -9,7 +9,7 @@
 //! ([`model`]); compute libtorch references (forward and VJP); write the
 //! bundle with the controller's one writer
 //! ([`dream_mpc::bundle::write_bundle`]); load it with the controller and
-//! verify its compiled kernels against the references, as
+//! verify its compiled kernels against the references and tract, as
 //! `dream-mpc check` does. Nothing is written before every check on the
 //! checkpoint has passed, and a bundle that fails verification is removed.
 //! Import-time cost only.
@@ -219,6 +219,27 @@ impl ImportOptions {
     }
 }
 
+/// What `dream-mpc check` verifies: the bundle loads, its compiled kernels
+/// reproduce the references (forward and VJP) and agree with tract, and
+/// its planner settings are valid for Dream-MPC.
+fn verify_like_check(dir: &Path) -> Result<(), String> {
+    use dream_mpc::load::{Bundle, REFERENCE_TOLERANCE};
+    use dream_mpc::planner::{PlannerConfig, PlannerKind};
+    let b = Bundle::load(dir).map_err(|e| e.to_string())?;
+    b.verify().map_err(|e| e.to_string())?;
+    for (name, err) in b.tract_agreement(8, 0).map_err(|e| e.to_string())? {
+        if err.is_nan() || err > REFERENCE_TOLERANCE {
+            return Err(format!(
+                "module `{name}`: kernels vs tract scaled error {err:.2e} > {REFERENCE_TOLERANCE:.0e}"
+            ));
+        }
+    }
+    let m = &b.manifest;
+    PlannerConfig::for_kind(PlannerKind::DreamMpc, &m.planner, m.discount)
+        .validate()
+        .map_err(|e| format!("planner settings: {e}"))
+}
+
 /// Read and check the checkpoint: the state dict mapped onto blocks of
 /// `opts.dims` (no file written).
 pub fn read_weights(opts: &ImportOptions) -> Result<Tdmpc2Weights, ImportError> {
@@ -302,9 +323,7 @@ pub fn import_weights(
     let created = !opts.out.exists();
     let manifest = write_bundle(&opts.out, manifest, &modules, Some(&refs))
         .map_err(|e| ImportError::Export(ExportError::Bundle(e)))?;
-    let verified = dream_mpc::load::Bundle::load(&opts.out)
-        .map_err(|e| e.to_string())
-        .and_then(|b| b.verify().map(|_| ()).map_err(|e| e.to_string()));
+    let verified = verify_like_check(&opts.out);
     if let Err(e) = verified {
         for m in &modules {
             let _ = std::fs::remove_file(opts.out.join(&m.spec.file));
