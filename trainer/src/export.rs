@@ -280,7 +280,7 @@ fn normal_vec(rng: &mut Rng, n: usize, scale: f64) -> Vec<f32> {
 
 /// One reference case: inputs are leaves with `requires_grad`, outputs come
 /// from `f`, the VJP is the gradient of `sum_k <cotangent_k, output_k>`.
-fn reference_case(
+pub fn reference_case(
     batch: usize,
     inputs: Vec<(&str, Vec<f32>, usize)>,
     f: impl Fn(&[Tensor]) -> Vec<(&'static str, Tensor)>,

@@ -1,5 +1,6 @@
 //! dream-mpc trainer (libtorch through tch): the TD-MPC2-style world model
 //! ([`model`]), bundle export with libtorch reference vectors ([`export`]),
+//! TD-MPC2 checkpoint import into the same bundle format ([`import`]),
 //! an independent tract check of exported bundles ([`verify`]) and online
 //! training ([`train`]), split by role: [`config`], [`replay`], [`learner`]
 //! (losses and update), [`optim`], [`checkpoint`], [`collect`] (episodes),
@@ -12,6 +13,7 @@ pub mod checkpoint;
 pub mod collect;
 pub mod config;
 pub mod export;
+pub mod import;
 pub mod learner;
 pub mod metrics;
 pub mod model;

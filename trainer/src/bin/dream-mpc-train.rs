@@ -4,10 +4,14 @@
 //! dream-mpc-train export --out models/plumbing --obs-size 3 --action-size 1
 //! dream-mpc-train train --task pendulum-swingup --config config/train-small.json --out runs/pendulum
 //! dream-mpc-train train --task pendulum-swingup --out runs/pendulum --resume
+//! dream-mpc-train import --checkpoint walker-run-5.pt --size 5M --task walker-run \
+//!     --obs-size 24 --action-size 6 --episode-length 500 --action-repeat 2 --out models/walker-run
 //! ```
 
 use clap::{Parser, Subcommand};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
+use dream_mpc_trainer::import::layout::Dims;
+use dream_mpc_trainer::import::{import_checkpoint, ImportOptions};
 use dream_mpc_trainer::model::{ModelConfig, WorldModel};
 use dream_mpc_trainer::train::{train, DeviceChoice, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
@@ -80,10 +84,145 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// Import a TD-MPC2 single-task checkpoint (`.pt` holding
+    /// `{"model": state_dict}`) into a bundle, checked like
+    /// `dream-mpc check` (see README, "Bring your own TD-MPC2 model").
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The checkpoint (`.pt`, read with the project's torch; or a
+    /// `.safetensors` file of the same state dict).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Bundle folder to write (must not exist, or be empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// Task name recorded in the manifest.
+    #[arg(long)]
+    task: String,
+    #[arg(long)]
+    obs_size: usize,
+    #[arg(long)]
+    action_size: usize,
+    /// TD-MPC2 model size: 1M, 5M, 19M, 48M or 317M; the dimension flags
+    /// below override single fields.
+    #[arg(long, default_value = "5M")]
+    size: String,
+    /// Episode length in agent steps (TD-MPC2's `episode_length`, after
+    /// the action repeat; 500 for the DeepMind Control Suite): sets the
+    /// discount by TD-MPC2's rule.
+    #[arg(long)]
+    episode_length: usize,
+    /// Environment steps per agent step (TD-MPC2 uses 2 on DMC).
+    #[arg(long)]
+    action_repeat: usize,
+    /// Override the discount rule.
+    #[arg(long)]
+    discount: Option<f32>,
+    #[arg(long)]
+    latent: Option<usize>,
+    #[arg(long)]
+    mlp: Option<usize>,
+    #[arg(long)]
+    enc: Option<usize>,
+    #[arg(long)]
+    enc_layers: Option<usize>,
+    #[arg(long)]
+    num_q: Option<usize>,
+    #[arg(long)]
+    num_bins: Option<usize>,
+    #[arg(long)]
+    simnorm_dim: Option<usize>,
+    /// Actuator value of model action -1: one number, or one per action
+    /// separated by commas (default -1).
+    #[arg(long, allow_hyphen_values = true)]
+    action_low: Option<String>,
+    /// Actuator value of model action +1 (default 1).
+    #[arg(long, allow_hyphen_values = true)]
+    action_high: Option<String>,
+    /// Python with torch that reads the pickle (default: $DREAM_MPC_PYTHON,
+    /// $VIRTUAL_ENV/bin/python3, python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Seed of the reference inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `--action-low/high`: one number for every action, or `n` numbers.
+fn bounds(arg: Option<&str>, n: usize, default: f32, what: &str) -> Result<Vec<f32>, String> {
+    let Some(s) = arg else {
+        return Ok(vec![default; n]);
+    };
+    let v = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<Vec<f32>, _>>()
+        .map_err(|e| format!("--{what} `{s}`: {e}"))?;
+    match v.len() {
+        1 => Ok(vec![v[0]; n]),
+        k if k == n => Ok(v),
+        k => Err(format!("--{what} has {k} values for {n} actions")),
+    }
+}
+
+fn import(a: ImportArgs) -> Result<(), String> {
+    let mut dims = Dims::named(&a.size).map_err(|e| e.to_string())?;
+    let explicit = [
+        (&mut dims.latent, a.latent),
+        (&mut dims.mlp, a.mlp),
+        (&mut dims.enc, a.enc),
+        (&mut dims.enc_layers, a.enc_layers),
+        (&mut dims.num_q, a.num_q),
+        (&mut dims.num_bins, a.num_bins),
+        (&mut dims.simnorm, a.simnorm_dim),
+    ];
+    let mut custom = false;
+    for (field, v) in explicit {
+        if let Some(v) = v {
+            custom |= *field != v;
+            *field = v;
+        }
+    }
+    if custom {
+        dims.name = format!("{} with explicit dims", dims.name);
+    }
+    let mut opts = ImportOptions::new(
+        &a.checkpoint,
+        &a.out,
+        &a.task,
+        a.obs_size,
+        a.action_size,
+        dims,
+        a.episode_length,
+        a.action_repeat,
+    );
+    opts.discount = a.discount;
+    opts.action_low = bounds(a.action_low.as_deref(), a.action_size, -1.0, "action-low")?;
+    opts.action_high = bounds(a.action_high.as_deref(), a.action_size, 1.0, "action-high")?;
+    opts.python = a.python;
+    opts.seed = a.seed;
+    let t0 = std::time::Instant::now();
+    let m = import_checkpoint(&opts).map_err(|e| e.to_string())?;
+    println!(
+        "imported {} ({}, {} Q heads, latent {}), discount {:.4}, action repeat {}: references verified, {:.1} s",
+        a.checkpoint.display(),
+        opts.dims.name,
+        m.q_ensemble,
+        m.latent.size(),
+        m.discount,
+        m.action_repeat,
+        t0.elapsed().as_secs_f64()
+    );
+    println!("wrote {}", a.out.display());
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::Import(a) => import(a),
         Cmd::Export {
             out,
             task,
