@@ -250,6 +250,27 @@ print(json.dumps({{\"share\": s(\"dream-mpc\"), \"sim\": p(\"dream-mpc-sim\"), \
             .spawn()
             .unwrap()
     };
+    // a bundle found nowhere: the error names every path tried
+    let bad = run_dir.join("missing_bundle.yaml");
+    std::fs::write(
+        &bad,
+        "/**:\n  ros__parameters: {bundle: models/none, observation: {size: 3}, action: {size: 1}}\n",
+    )
+    .unwrap();
+    let miss = Command::new(&cmds[0][0])
+        .args(["--ros-args", "--params-file", bad.to_str().unwrap()])
+        .current_dir(&run_dir)
+        .env("AMENT_PREFIX_PATH", &ament_prefix_path)
+        .output()
+        .unwrap();
+    let miss_err = String::from_utf8_lossy(&miss.stderr);
+    assert_eq!(miss.status.code(), Some(2), "{miss_err}");
+    assert!(
+        miss_err.contains("'models/none' not found")
+            && miss_err.contains(share.join("models/none").to_str().unwrap()),
+        "{miss_err}"
+    );
+
     let t1 = Instant::now();
     let ctl = spawn(&cmds[0]);
     let robot = spawn(&cmds[1]);

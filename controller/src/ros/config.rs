@@ -792,6 +792,7 @@ fn sections<'v>(
         }
         return Ok(());
     }
+    let before = out.len();
     for (k, v) in map {
         let Some(k) = k.as_str() else { continue };
         let full = format!("{}/{k}", key.trim_end_matches('/'));
@@ -799,7 +800,7 @@ fn sections<'v>(
             sections(names, &full, v, out)?;
         }
     }
-    if names.matches(key) && out.is_empty() {
+    if names.matches(key) && out.len() == before {
         return Err(ConfigError::Layout(format!(
             "section '{}' has no 'ros__parameters' mapping",
             clip(key)
@@ -1562,6 +1563,13 @@ robot2:
             e.contains("/robot1/arm_mpc") && e.contains("dream_mpc") && e.contains("other_node"),
             "{e}"
         );
+        // a matching key without ros__parameters is named
+        let e = Params::from_yaml(
+            "/**:\n  ros__parameters: {a: 1}\ndream_mpc:\n  control_rate_hz: 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'dream_mpc' has no 'ros__parameters'"), "{e}");
     }
 
     /// `-r __node:=` selects the section of the new name, and remapping
