@@ -10,7 +10,7 @@
 //! with beta = 0 when uncertainty is switched off. The spread is the
 //! population standard deviation over the Q heads.
 //!
-//! The Dream-MPC authors' form ([`objective_next`]) measures u at the
+//! The Dream-MPC authors' form ([`UncertaintyAt::NextState`]) measures u at the
 //! next state and does not discount it:
 //!
 //! ```text
@@ -19,6 +19,8 @@
 //!     V(z_H) = (Q_i + Q_j)(z_H, a_H) / 2,  i != j drawn at random,  a_H ~ pi(z_H)
 //! ```
 //! Every function here is a few flops per head; none allocates.
+
+use super::options::UncertaintyAt;
 
 /// Discount and uncertainty weight of J.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,35 +31,33 @@ pub struct Weights {
     pub beta: f32,
 }
 
-/// J of one candidate: `r(t)` and `u(t)` give r_t and u_t for t < H, `v` is
-/// V(z_H).
+/// J of one candidate: `r(t)` gives r_t for t < H, `v` is V(z_H), and
+/// `u(t)` the uncertainty term, read per `at`: at (z_t, a_t) for t < H,
+/// weighted beta g^t (`CurrentState`), or the authors' form
+/// (`NextState`): at (z_{t+1}, a_t) for t < H and at (z_H, a_H) for t = H,
+/// weighted beta, undiscounted.
 pub fn objective(
     w: Weights,
+    at: UncertaintyAt,
     horizon: usize,
     r: impl Fn(usize) -> f32,
     u: impl Fn(usize) -> f32,
     v: f32,
 ) -> f32 {
+    let discounted_u = at == UncertaintyAt::CurrentState;
     let mut j = 0.0;
     let mut g_t = 1.0;
     for t in 0..horizon {
-        j += g_t * (r(t) - w.beta * u(t));
+        let penalty = if discounted_u { w.beta * u(t) } else { 0.0 };
+        j += g_t * (r(t) - penalty);
         g_t *= w.discount;
     }
-    j + g_t * v
-}
-
-/// J in the authors' form: `u(t)` for t <= H is the uncertainty at
-/// (z_{t+1}, a_t) for t < H and at (z_H, a_H) for t = H, undiscounted.
-pub fn objective_next(
-    w: Weights,
-    horizon: usize,
-    r: impl Fn(usize) -> f32,
-    u: impl Fn(usize) -> f32,
-    v: f32,
-) -> f32 {
-    let ret = objective(Weights { beta: 0.0, ..w }, horizon, r, |_| 0.0, v);
-    ret - w.beta * (0..=horizon).map(u).sum::<f32>()
+    let j = j + g_t * v;
+    if discounted_u {
+        j
+    } else {
+        j - w.beta * (0..=horizon).map(u).sum::<f32>()
+    }
 }
 
 /// dJ/dr_t = g^t; dJ/du_t = -beta g^t; dJ/dV = g^H.
@@ -158,7 +158,7 @@ mod tests {
     fn objective_matches_the_sum_by_hand() {
         let (w, r) = (W, R);
         let u = [0.5, 0.0, 1.0];
-        let j = objective(w, 3, |t| r[t], |t| u[t], 8.0);
+        let j = objective(w, UncertaintyAt::CurrentState, 3, |t| r[t], |t| u[t], 8.0);
         // (1 - 1) + 0.5 (2 - 0) + 0.25 (4 - 2) + 0.125 * 8
         assert!((j - (0.0 + 1.0 + 0.5 + 1.0)).abs() < 1e-6, "{j}");
     }
@@ -167,7 +167,7 @@ mod tests {
     fn authors_objective_matches_the_sum_by_hand() {
         let (w, r) = (W, R);
         let u = [0.5, 0.0, 1.0, 0.25];
-        let j = objective_next(w, 3, |t| r[t], |t| u[t], 8.0);
+        let j = objective(w, UncertaintyAt::NextState, 3, |t| r[t], |t| u[t], 8.0);
         // 1 + 0.5 * 2 + 0.25 * 4 + 0.125 * 8 - 2 (0.5 + 0 + 1 + 0.25)
         assert!((j - (4.0 - 3.5)).abs() < 1e-6, "{j}");
         // mean 2, unbiased std of [1, 2, 3] = 1

@@ -227,14 +227,7 @@ pub(crate) fn forward<M: LatentModel>(
                 0.0
             }
         };
-        let j = match terms.at {
-            UncertaintyAt::CurrentState => {
-                objective::objective(terms.w, h, |t| r[t * b + row], u, value(row))
-            }
-            UncertaintyAt::NextState => {
-                objective::objective_next(terms.w, h, |t| r[t * b + row], u, value(row))
-            }
-        };
+        let j = objective::objective(terms.w, terms.at, h, |t| r[t * b + row], u, value(row));
         ws.j[row] = j;
         if !j.is_finite() {
             ws.valid[row] = false;

@@ -156,7 +156,7 @@ pub struct Budget {
 
 /// Overrides of the gradient planners' named options (issue 12; the
 /// table in `crate::planner::options`); `None` = the bundle's value.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct OptionOverrides {
     /// A named budget + options that replaces the bundle's planner section
     /// before the `budget.*` and other `options.*` overrides.

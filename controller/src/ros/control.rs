@@ -197,14 +197,6 @@ pub fn effective_planner(
     pc
 }
 
-/// An option's name as the parameter files and manifests spell it.
-fn snake<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        other => format!("{other:?}"),
-    }
-}
-
 /// One line naming each planner setting and where it came from.
 pub fn describe_planner(pc: &PlannerConfig, budget: &Budget, options: &OptionOverrides) -> String {
     let base = match options.preset {
@@ -212,63 +204,25 @@ pub fn describe_planner(pc: &PlannerConfig, budget: &Budget, options: &OptionOve
         None => "bundle".to_string(),
     };
     let from = |set: bool| if set { "parameter" } else { base.as_str() };
-    let o = &pc.options;
-    let set = |name: &str, v: String, is: bool| format!("{name} {v} ({})", from(is));
-    let opts = [
-        set(
-            "optimizer",
-            snake(&o.optimizer),
-            options.optimizer.is_some(),
-        ),
-        set(
-            "grad_clip_norm",
-            o.grad_clip_norm.to_string(),
-            options.grad_clip_norm.is_some(),
-        ),
-        set(
-            "extra_iterations_large_action",
-            o.extra_iterations_large_action.to_string(),
-            options.extra_iterations_large_action.is_some(),
-        ),
-        set(
-            "clamp_each_step",
-            o.clamp_each_step.to_string(),
-            options.clamp_each_step.is_some(),
-        ),
-        set(
-            "policy_mean_row",
-            o.policy_mean_row.to_string(),
-            options.policy_mean_row.is_some(),
-        ),
-        set("reuse", snake(&o.reuse), options.reuse.is_some()),
-        set("rho", o.rho.to_string(), options.rho.is_some()),
-        set(
-            "uncertainty",
-            snake(&o.uncertainty),
-            options.uncertainty.is_some(),
-        ),
-        set(
-            "uncertainty_at",
-            snake(&o.uncertainty_at),
-            options.uncertainty_at.is_some(),
-        ),
-        set(
-            "uncertainty_gradient",
-            o.uncertainty_gradient.to_string(),
-            options.uncertainty_gradient.is_some(),
-        ),
-        set(
-            "value_heads",
-            snake(&o.value_heads),
-            options.value_heads.is_some(),
-        ),
-        set(
-            "value_action",
-            snake(&o.value_action),
-            options.value_action.is_some(),
-        ),
-        set("choice", snake(&o.choice), options.choice.is_some()),
-    ];
+    // Each option as the files spell it (f32s printed shortest, through
+    // the JSON text), marked `parameter` where an `options.*` key set it.
+    let value = |text: Result<String, serde_json::Error>| {
+        text.ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .unwrap_or_default()
+    };
+    let shown = value(serde_json::to_string(&pc.options));
+    let given = value(serde_json::to_string(options));
+    let opts: Vec<String> = shown
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let set = given.get(k).is_some_and(|g| !g.is_null());
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            format!("{k} {v} ({})", from(set))
+        })
+        .collect();
     format!(
         "planner {}: candidates {} ({}), horizon {} ({}), iterations {} ({}), step_size {} ({}), beta {} ({}), discount {} (bundle); options: {}",
         pc.kind.name(),
