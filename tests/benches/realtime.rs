@@ -39,7 +39,7 @@
 use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc::ros::realtime::page_faults_of;
 use dream_mpc_tests::peer::Peer;
-use dream_mpc_tests::{bins, read_output, root};
+use dream_mpc_tests::{bins, read_output, root, spawn_on};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -235,14 +235,7 @@ fn condition(bin: &Path, name: &'static str, load: bool, rt: bool, secs: f64, do
             args.push(a);
         }
     }
-    let mut child = Command::new(bin)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_on(bin, domain, &args);
     let pid = child.id().to_string();
     let t0 = Instant::now();
     while act_sub.take().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(30) {

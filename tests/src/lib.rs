@@ -90,7 +90,7 @@ pub fn spawn_sim(domain: u16, task: &str, seed: u64, steps: usize, extra: &[&str
 
 /// Start `bin args` from the repository root on ROS domain `domain`, with
 /// stdout and stderr piped.
-pub fn spawn_on(bin: &Path, domain: u16, args: &[&str]) -> Child {
+pub fn spawn_on<S: AsRef<std::ffi::OsStr>>(bin: &Path, domain: u16, args: &[S]) -> Child {
     Command::new(bin)
         .current_dir(root())
         .env("ROS_DOMAIN_ID", domain.to_string())

@@ -6,7 +6,7 @@
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc_tests::peer::{float_topic, participant};
-use dream_mpc_tests::{bins, json_field, root, wait_bounded};
+use dream_mpc_tests::{json_field, wait_bounded};
 use ros2_client::{Context, Node, Publisher, Subscription};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -143,48 +143,4 @@ fn planner_fault_stops_with_the_safe_action_or_continues() {
         got[fault..].iter().any(planned),
         "no planning after the fault"
     );
-}
-
-/// The planner budget keys are optional: absent ones take the bundle's
-/// planner defaults, and `dream-mpc run` prints the settings in effect
-/// with where each came from.
-#[test]
-fn run_prints_the_effective_planner_settings() {
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("models/pendulum-swingup/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let bundle = &manifest["planner"];
-    let out = Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", (domain(0) + 40).to_string())
-        .args([
-            "run",
-            "--json",
-            "--duration-s",
-            "0.3",
-            "--params-file",
-            "config/controller.yaml",
-            "--ros-args",
-            "-p",
-            "budget.horizon:=5",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    for (key, want) in [
-        (
-            "candidates",
-            format!("candidates {} (bundle)", bundle["candidates"]),
-        ),
-        (
-            "iterations",
-            format!("iterations {} (bundle)", bundle["iterations"]),
-        ),
-        ("beta", format!("beta {} (bundle)", bundle["beta"])),
-        ("horizon", "horizon 5 (parameter)".to_string()),
-    ] {
-        assert!(err.contains(&want), "{key}: expected '{want}' in: {err}");
-    }
 }

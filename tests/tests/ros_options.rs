@@ -34,9 +34,41 @@ fn run(domain: u16, params: &[&str]) -> (bool, String, String) {
     )
 }
 
+fn domain() -> u16 {
+    10 + (std::process::id() % 10) as u16 * 6
+}
+
+/// The planner budget keys are optional: absent ones take the bundle's
+/// planner defaults, and `dream-mpc run` prints the settings in effect
+/// with where each came from.
+#[test]
+fn run_prints_the_effective_planner_settings() {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("models/pendulum-swingup/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let bundle = &manifest["planner"];
+    let (ok, _, err) = run(domain() + 4, &["budget.horizon:=5"]);
+    assert!(ok, "{err}");
+    for (key, want) in [
+        (
+            "candidates",
+            format!("candidates {} (bundle)", bundle["candidates"]),
+        ),
+        (
+            "iterations",
+            format!("iterations {} (bundle)", bundle["iterations"]),
+        ),
+        ("beta", format!("beta {} (bundle)", bundle["beta"])),
+        ("horizon", "horizon 5 (parameter)".to_string()),
+    ] {
+        assert!(err.contains(&want), "{key}: expected '{want}' in: {err}");
+    }
+}
+
 #[test]
 fn preset_and_options_are_parameters_and_reported_with_their_source() {
-    let d = 10 + (std::process::id() % 10) as u16 * 2;
+    let d = domain();
     let (ok, out, err) = run(
         d,
         &[
