@@ -8,14 +8,12 @@
 //! policy's log-std squashing). Import-time cost only.
 
 use super::layout::{Block, Tail, Tdmpc2Weights};
-use crate::export::reference_case;
+use crate::export::ReferenceModel;
 use crate::reference_planner::TchLatentModel;
 use crate::twohot::TwoHot;
-use dream_mpc::bundle::manifest::{ModuleSpec, ReferenceCase, References, TensorSpec};
+use dream_mpc::bundle::manifest::{ModuleSpec, References, TensorSpec};
 use dream_mpc::bundle::onnx_build::{za_module, Act, GraphBuilder, Norm};
 use dream_mpc::bundle::BuiltModule;
-use dream_mpc::rng::Rng;
-use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
 /// TD-MPC2's LayerNorm epsilon (torch's default).
@@ -270,75 +268,35 @@ pub fn onnx_modules(w: &Tdmpc2Weights) -> Vec<BuiltModule> {
     out
 }
 
-fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t.detach().to_kind(Kind::Float).contiguous().view([-1]);
-    Vec::<f32>::try_from(&t).expect("f32 tensor")
+impl ReferenceModel for Tdmpc2Model {
+    fn sizes(&self) -> (usize, usize, usize) {
+        let w = &self.weights;
+        (w.obs, w.action, w.dims.latent)
+    }
+    fn encode(&self, obs: &Tensor) -> Tensor {
+        Tdmpc2Model::encode(self, obs)
+    }
+    fn next(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        Tdmpc2Model::next(self, z, a)
+    }
+    fn reward_out(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        self.reward_logits(z, a)
+    }
+    fn q_out(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        self.q_logits(z, a)
+    }
+    fn pi(&self, z: &Tensor) -> (Tensor, Tensor) {
+        self.policy(z)
+    }
 }
 
-fn normals(rng: &mut Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.normal() as f32).collect()
-}
-
-/// libtorch reference vectors of every module: `cases` cases of `batch`
-/// rows, seeded. Observations are standard normal, latents are encodings
-/// of such observations, actions uniform in [-1, 1].
+/// libtorch reference vectors of every module (the trainer's export
+/// draws them the same way: [`crate::export::references`]).
 pub fn references(
     m: &Tdmpc2Model,
     cases: usize,
     batch: usize,
     seed: u64,
 ) -> Result<References, tch::TchError> {
-    let w = &m.weights;
-    let (o, a, l) = (w.obs, w.action, w.dims.latent);
-    let mut rng = Rng::new(seed);
-    let mut modules: BTreeMap<String, Vec<ReferenceCase>> = BTreeMap::new();
-    let latent = |rng: &mut Rng| {
-        let obs = t(&normals(rng, batch * o), &[batch as i64, o as i64]);
-        to_vec(&tch::no_grad(|| m.encode(&obs)))
-    };
-    let action = |rng: &mut Rng| -> Vec<f32> {
-        (0..batch * a)
-            .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
-            .collect()
-    };
-    for _ in 0..cases {
-        let obs = normals(&mut rng, batch * o);
-        let c = reference_case(
-            batch,
-            vec![("obs", obs, o)],
-            |x| vec![("z", m.encode(&x[0]))],
-            &mut rng,
-        )?;
-        modules.entry("encoder".into()).or_default().push(c);
-        type ZaFn<'m> = Box<dyn Fn(&[Tensor]) -> Vec<(&'static str, Tensor)> + 'm>;
-        let za: [(&str, ZaFn); 3] = [
-            (
-                "dynamics",
-                Box::new(|x| vec![("z_next", m.next(&x[0], &x[1]))]),
-            ),
-            (
-                "reward",
-                Box::new(|x| vec![("r", m.reward_logits(&x[0], &x[1]))]),
-            ),
-            ("q", Box::new(|x| vec![("q", m.q_logits(&x[0], &x[1]))])),
-        ];
-        for (name, f) in za {
-            let z = latent(&mut rng);
-            let act = action(&mut rng);
-            let c = reference_case(batch, vec![("z", z, l), ("a", act, a)], f, &mut rng)?;
-            modules.entry(name.into()).or_default().push(c);
-        }
-        let z = latent(&mut rng);
-        let c = reference_case(
-            batch,
-            vec![("z", z, l)],
-            |x| {
-                let (mu, ls) = m.policy(&x[0]);
-                vec![("mu", mu), ("log_std", ls)]
-            },
-            &mut rng,
-        )?;
-        modules.entry("policy".into()).or_default().push(c);
-    }
-    Ok(References { modules })
+    crate::export::references(m, cases, batch, seed)
 }
