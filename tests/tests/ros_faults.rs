@@ -241,6 +241,14 @@ use dream_mpc_tests::faults::{self, PERIOD, WATCHDOG};
 
 const MARGIN: Duration = Duration::from_millis(300);
 
+/// The fault scenarios run one at a time (the CPU hog would otherwise
+/// load the others' controllers too).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn fault_domain(k: u16) -> u16 {
     1 + (std::process::id() % 2) as u16 * 4 + k
 }
@@ -268,6 +276,7 @@ fn within(r: &faults::Recovery, safe: Option<Duration>, planning: Duration) {
 /// interleaved with good ones, against one running controller.
 #[test]
 fn observation_faults_end_to_end() {
+    let _one_at_a_time = serial();
     let (r, inj, s, err, notes) = faults::observation_faults(fault_domain(0));
     eprintln!("{notes:?}\n{s}");
     // gap: the watchdog fires one watchdog period (+ one tick) after the
@@ -313,6 +322,7 @@ fn observation_faults_end_to_end() {
 /// robot's first observation.
 #[test]
 fn robot_killed_and_restarted_mid_episode() {
+    let _one_at_a_time = serial();
     let (r, s) = faults::robot_killed_and_restarted(fault_domain(1));
     within(&r, Some(WATCHDOG + PERIOD), PERIOD * 2);
     assert!(num(&s, "stale") > 0.0, "{s}");
@@ -324,6 +334,7 @@ fn robot_killed_and_restarted_mid_episode() {
 /// DDS discovery included, within 20 s here).
 #[test]
 fn controller_killed_and_restarted_mid_episode() {
+    let _one_at_a_time = serial();
     let (r, s) = faults::controller_killed_and_restarted(fault_domain(2));
     eprintln!("{r:?}");
     let t = r
@@ -337,6 +348,7 @@ fn controller_killed_and_restarted_mid_episode() {
 /// planning on most ticks and does not crash.
 #[test]
 fn cpu_hog_on_the_controller_core() {
+    let _one_at_a_time = serial();
     let s = faults::cpu_hog(fault_domain(3), Duration::from_secs(2));
     eprintln!("{s}");
     let (planned, ticks) = (num(&s, "planned"), num(&s, "ticks"));
