@@ -48,11 +48,16 @@ pub type Summary = serde_json::Value;
 /// Start `dream-mpc run` on `domain` with the plumbing law, safe action
 /// 0.25 and `extra` parameters.
 pub fn controller(domain: u16, extra: &[&str]) -> Child {
+    controller_with(domain, "config/plumbing.yaml", extra)
+}
+
+/// [`controller`] on another parameter file (safe action 0.25 still).
+pub fn controller_with(domain: u16, params_file: &str, extra: &[&str]) -> Child {
     let mut args = vec![
         "run",
         "--json",
         "--params-file",
-        "config/plumbing.yaml",
+        params_file,
         "--ros-args",
         "-p",
         "action.safe:=[0.25]",
