@@ -20,6 +20,7 @@ Modes (the controller runs config/plumbing.yaml, a = -4 x0 - 2 x1):
                 planner) the ROS 2 parameter services as a ROS 2 client
                 calls them, with the rcl_interfaces service types defined
                 here: list, get, describe, set (good, read-only, misspelt),
+                the change seen on /parameter_events,
                 then /diagnostics must show budget.iterations 0 in force and
                 the planner running 0 iterations per tick.
   params_cyclone  the same with rmw_cyclonedds's request/reply header
@@ -178,6 +179,16 @@ class ListParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::ListP
     prefixes: sequence[str]
 
 
+@dataclass
+@annotate.final
+class ParameterEvent(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterEvent_"):
+    stamp: Time
+    node: str
+    new_parameters: sequence[Parameter]
+    changed_parameters: sequence[Parameter]
+    deleted_parameters: sequence[Parameter]
+
+
 # The service request/reply types. ROS 2 over Cyclone DDS
 # (rmw_cyclonedds, `parameter_services: cyclone`) puts a 16-byte header in
 # front of every request and reply: the client's GUID (last 8 bytes) and a
@@ -313,6 +324,8 @@ elif mode in ("params", "params_cyclone"):
     def pv_double(x):
         return ParameterValue(3, False, 0, x, "", [], [], [], [], [])
 
+    events_r = DataReader(dp, Topic(dp, "rt/parameter_events", ParameterEvent), qos=Qos(
+        Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(1000)))
     pump(lambda: w.write(obs), 30.0, lambda: int(diag_values().get("planner_iterations_last", 0)) > 0)
     iters_before = int(diag_values().get("planner_iterations_last", 0))
     checks["planner_iterated_before"] = iters_before > 0
@@ -340,6 +353,13 @@ elif mode in ("params", "params_cyclone"):
     checks["read_only_refused"] = len(results) == 5 and "read-only" in results[2][1]
     checks["typo_named"] = len(results) == 5 and "did you mean 'budget.beta'" in results[3][1]
     checks["bound_refused"] = len(results) == 5 and "'budget.beta'" in results[4][1]
+    events = []
+    t_ev = time.time()
+    while time.time() - t_ev < 10.0 and not events:
+        events = [e for e in events_r.take(N=100)
+                  if e.node == "/dream_mpc" and {p.name for p in e.changed_parameters} == {"budget.iterations", "budget.beta"}]
+        time.sleep(0.01)
+    checks["parameter_event"] = bool(events) and events[0].changed_parameters[0].value.integer_value == 0
     diags.clear()
     pump(lambda: w.write(obs), 30.0,
          lambda: diag_values().get("budget.iterations") == "0" and diag_values().get("planner_iterations_last") == "0")

@@ -13,6 +13,10 @@
 //! newest between two ticks ([`super::node::ControlLoop::update`]) without
 //! allocating, and `/diagnostics` reports the values in force.
 //!
+//! Every accepted change is also published on `/parameter_events`
+//! (`rcl_interfaces/msg/ParameterEvent`, `changed_parameters`), as rclcpp
+//! does, so `ros2 param` tooling and rqt see it.
+//!
 //! Served from the `params` thread, never the control thread; a request
 //! allocates (messages, strings).
 
@@ -23,7 +27,10 @@ use ros2_client::parameters::raw::{
     self, FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult,
 };
 use ros2_client::rcl_interfaces::*;
-use ros2_client::{Name, Node, Server, ServiceMapping, ServiceTypeName};
+use ros2_client::{
+    builtin_interfaces, MessageTypeName, Name, Node, Publisher, Server, ServiceMapping,
+    ServiceTypeName,
+};
 use serde_yaml::Value;
 
 /// Newest tunables queued to the control thread; 4 covers a control thread
@@ -264,6 +271,8 @@ pub struct ParamServer {
     describe: Server<DescribeParametersRequest, DescribeParametersResponse>,
     set: Server<SetParametersRequest, SetParametersResponse>,
     set_atomic: Server<SetParametersRequest, SetParametersAtomicallyResponse>,
+    events: Publisher<raw::ParameterEvent>,
+    node_name: String,
 }
 
 impl ParamServer {
@@ -292,7 +301,19 @@ impl ParamServer {
                 .map_err(|e| format!("service {ns}/{}: {e:?}", $name))?
             };
         }
+        let events_topic = node
+            .create_topic(
+                &Name::parse("/parameter_events").map_err(|e| format!("{e:?}"))?,
+                MessageTypeName::new("rcl_interfaces", "ParameterEvent"),
+                &super::node::qos(super::config::Reliability::Reliable, 1000),
+            )
+            .map_err(|e| format!("/parameter_events: {e:?}"))?;
+        let events = node
+            .create_publisher(&events_topic, None)
+            .map_err(|e| format!("/parameter_events publisher: {e:?}"))?;
         Ok(ParamServer {
+            events,
+            node_name: ns.clone(),
             store,
             list: server!("list_parameters", "ListParameters"),
             get: server!("get_parameters", "GetParameters"),
@@ -343,6 +364,14 @@ impl ParamServer {
             if changed {
                 queue.force_push(s.values);
             }
+            let accepted: Vec<raw::Parameter> = r
+                .parameter
+                .iter()
+                .zip(&results)
+                .filter(|(_, ok)| ok.successful)
+                .map(|(p, _)| p.clone())
+                .collect();
+            event(&self.events, &self.node_name, accepted);
             let _ = self
                 .set
                 .send_response(id, SetParametersResponse { results });
@@ -354,6 +383,9 @@ impl ParamServer {
             if changed {
                 queue.force_push(s.values);
             }
+            if result.successful {
+                event(&self.events, &self.node_name, r.parameter.clone());
+            }
             let _ = self
                 .set_atomic
                 .send_response(id, SetParametersAtomicallyResponse { result });
@@ -361,6 +393,20 @@ impl ParamServer {
         }
         n
     }
+}
+
+/// Publish `changed` on `/parameter_events` (nothing when empty).
+fn event(events: &Publisher<raw::ParameterEvent>, node: &str, changed: Vec<raw::Parameter>) {
+    if changed.is_empty() {
+        return;
+    }
+    let _ = events.publish(raw::ParameterEvent {
+        stamp: builtin_interfaces::Time::now(),
+        node: node.to_string(),
+        new_parameters: vec![],
+        changed_parameters: changed,
+        deleted_parameters: vec![],
+    });
 }
 
 fn log_sets(ps: &[raw::Parameter], results: &[SetParametersResult]) {
