@@ -1,7 +1,10 @@
 //! `dream-mpc run` over real DDS on localhost: a fault inside planning never
-//! kills the control thread silently, and the planner settings in effect
-//! are printed at start. Each test runs on its own private ROS domain
-//! (30..69, apart from ros_e2e's 100..219 and the interop test's 80..89).
+//! kills the control thread silently, the planner settings in effect are
+//! printed at start, and the node survives faults around it (observation
+//! gaps, bursts, duplicates, bad messages, the robot or the controller
+//! killed and restarted, a CPU hog). Each test runs on its own private ROS
+//! domain (1..8 and 30..109, apart from the interop test's 10..29, ros_qos's
+//! 220..229 and ros_e2e's 100..219).
 
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64MultiArray};
