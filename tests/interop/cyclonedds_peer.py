@@ -332,6 +332,7 @@ elif mode in ("params", "params_cyclone"):
     lst = call("list_parameters", ListParameters_Request, ListParameters_Response, request(ListParameters_Request, [], 0))
     names = list(lst.result.names) if lst else []
     checks["list"] = {"budget.iterations", "budget.step_size", "budget.beta", "plan_fraction"} <= set(names)
+    checks["list_fixed_keys"] = {"control_rate_hz", "bundle", "observation.size"} <= set(names)
     got = call("get_parameters", GetParameters_Request, GetParameters_Response,
                request(GetParameters_Request, ["budget.iterations", "budget.beta"]))
     checks["get"] = bool(got) and got.values[0].type == 2 and got.values[0].integer_value == 4 \

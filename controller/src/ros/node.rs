@@ -492,10 +492,7 @@ pub fn configure(
         Some(mapping) => {
             let mut values = controller.tunables;
             values.plan_fraction = cfg.plan_fraction;
-            let store = Store {
-                values,
-                planner: controller.has_planner_tunables(),
-            };
+            let store = Store::new(values, controller.has_planner_tunables(), cfg);
             Some(
                 ParamServer::new(&mut node, super::config::NODE_NAME, mapping, store)
                     .map_err(NodeError)?,
