@@ -104,7 +104,7 @@ impl Store {
     pub fn new(values: Tunables, planner: bool, cfg: &super::config::Config) -> Store {
         let fixed = PARAMS
             .iter()
-            .filter(|p| !(p.tunable && (planner || !p.key.starts_with("budget."))))
+            .filter(|p| !served(planner).any(|s| s.key == p.key))
             .filter_map(|p| cfg.values.get(p.key).map(|v| (p.key, ros_value(p.ty, v))))
             .collect();
         Store {
