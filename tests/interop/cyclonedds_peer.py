@@ -20,14 +20,18 @@ Modes (the controller runs config/plumbing.yaml, a = -4 x0 - 2 x1):
                 planner) the ROS 2 parameter services as a ROS 2 client
                 calls them, with the rcl_interfaces service types defined
                 here: list, get, describe, set (good, read-only, misspelt),
+                the change seen on /parameter_events,
                 then /diagnostics must show budget.iterations 0 in force and
                 the planner running 0 iterations per tick.
+  params_cyclone  the same with rmw_cyclonedds's request/reply header
+                (controller with parameter_services: cyclone).
 
 Driven by tests/tests/ros_interop_cyclonedds.rs.
 """
 import json
 import sys
 import time
+import types
 from dataclasses import dataclass
 
 from cyclonedds.core import Policy, Qos
@@ -177,51 +181,49 @@ class ListParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::ListP
 
 @dataclass
 @annotate.final
-class ListParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::ListParameters_Request_"):
-    prefixes: sequence[str]
-    depth: uint64
+class ParameterEvent(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterEvent_"):
+    stamp: Time
+    node: str
+    new_parameters: sequence[Parameter]
+    changed_parameters: sequence[Parameter]
+    deleted_parameters: sequence[Parameter]
 
 
-@dataclass
-@annotate.final
-class ListParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::ListParameters_Response_"):
-    result: ListParametersResult
+# The service request/reply types. ROS 2 over Cyclone DDS
+# (rmw_cyclonedds, `parameter_services: cyclone`) puts a 16-byte header in
+# front of every request and reply: the client's GUID (last 8 bytes) and a
+# sequence number; rmw_fastrtps (`enhanced`, the default) puts none.
+CYCLONE_MAPPING = len(sys.argv) > 2 and sys.argv[2] == "params_cyclone"
+HEADER = [("client_guid", uint64), ("seq", int64)] if CYCLONE_MAPPING else []
 
 
-@dataclass
-@annotate.final
-class GetParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::GetParameters_Request_"):
-    names: sequence[str]
+def struct(name, typename, fields):
+    def body(ns):
+        ns["__annotations__"] = dict(HEADER + fields)
+    return dataclass(annotate.final(types.new_class(name, (IdlStruct,), {"typename": typename}, body)))
 
 
-@dataclass
-@annotate.final
-class GetParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::GetParameters_Response_"):
-    values: sequence[ParameterValue]
+def srv(name, req, resp):
+    base = f"rcl_interfaces::srv::dds_::{name}"
+    return struct(name + "_Request", base + "_Request_", req), struct(name + "_Response", base + "_Response_", resp)
 
 
-@dataclass
-@annotate.final
-class DescribeParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::DescribeParameters_Request_"):
-    names: sequence[str]
+ListParameters_Request, ListParameters_Response = srv(
+    "ListParameters", [("prefixes", sequence[str]), ("depth", uint64)], [("result", ListParametersResult)])
+GetParameters_Request, GetParameters_Response = srv(
+    "GetParameters", [("names", sequence[str])], [("values", sequence[ParameterValue])])
+DescribeParameters_Request, DescribeParameters_Response = srv(
+    "DescribeParameters", [("names", sequence[str])], [("descriptors", sequence[ParameterDescriptor])])
+SetParameters_Request, SetParameters_Response = srv(
+    "SetParameters", [("parameters", sequence[Parameter])], [("results", sequence[SetParametersResult])])
+SEQ = [0]
 
 
-@dataclass
-@annotate.final
-class DescribeParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::DescribeParameters_Response_"):
-    descriptors: sequence[ParameterDescriptor]
-
-
-@dataclass
-@annotate.final
-class SetParameters_Request(IdlStruct, typename="rcl_interfaces::srv::dds_::SetParameters_Request_"):
-    parameters: sequence[Parameter]
-
-
-@dataclass
-@annotate.final
-class SetParameters_Response(IdlStruct, typename="rcl_interfaces::srv::dds_::SetParameters_Response_"):
-    results: sequence[SetParametersResult]
+def request(cls, *fields):
+    """A request, with the Cyclone header (our id, the next sequence
+    number) when that mapping is in use."""
+    SEQ[0] += 1
+    return cls(0x0102030405060708, SEQ[0], *fields) if CYCLONE_MAPPING else cls(*fields)
 
 
 RELIABLE = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
@@ -285,11 +287,10 @@ elif mode == "incompatible":
     pump(lambda: w.write(array(0.1)), 20.0, lambda: int(diag_values().get("qos_incompatible", 0)) > 0)
     checks["qos_incompatible_counted"] = int(diag_values().get("qos_incompatible", 0)) > 0
     checks["only_safe_actions"] = len(actions) > 0 and all(x == 0.0 for x in actions)
-elif mode == "params":
-    # ROS 2 service mapping as rmw_fastrtps uses it (the node's default,
-    # parameter_services: enhanced): request and reply are the plain
-    # rcl_interfaces structs on rq/<node>/<service>Request and
-    # rr/<node>/<service>Reply; one call at a time, so no request id needed.
+elif mode in ("params", "params_cyclone"):
+    # The ROS 2 service topics rq/<node>/<service>Request and
+    # rr/<node>/<service>Reply; one call at a time, so replies need no
+    # matching by request id.
     w = DataWriter(dp, Topic(dp, "rt/observation", Float64MultiArray), qos=BEST_EFFORT)
     obs = Float64MultiArray(MultiArrayLayout([], 0), [1.0, 0.0, 0.0])
     svc_qos = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
@@ -323,21 +324,24 @@ elif mode == "params":
     def pv_double(x):
         return ParameterValue(3, False, 0, x, "", [], [], [], [], [])
 
+    events_r = DataReader(dp, Topic(dp, "rt/parameter_events", ParameterEvent), qos=Qos(
+        Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(1000)))
     pump(lambda: w.write(obs), 30.0, lambda: int(diag_values().get("planner_iterations_last", 0)) > 0)
     iters_before = int(diag_values().get("planner_iterations_last", 0))
     checks["planner_iterated_before"] = iters_before > 0
-    lst = call("list_parameters", ListParameters_Request, ListParameters_Response, ListParameters_Request([], 0))
+    lst = call("list_parameters", ListParameters_Request, ListParameters_Response, request(ListParameters_Request, [], 0))
     names = list(lst.result.names) if lst else []
     checks["list"] = {"budget.iterations", "budget.step_size", "budget.beta", "plan_fraction"} <= set(names)
+    checks["list_fixed_keys"] = {"control_rate_hz", "bundle", "observation.size"} <= set(names)
     got = call("get_parameters", GetParameters_Request, GetParameters_Response,
-               GetParameters_Request(["budget.iterations", "budget.beta"]))
+               request(GetParameters_Request, ["budget.iterations", "budget.beta"]))
     checks["get"] = bool(got) and got.values[0].type == 2 and got.values[0].integer_value == 4 \
         and got.values[1].type == 3 and abs(got.values[1].double_value - 0.1) < 1e-6
     desc = call("describe_parameters", DescribeParameters_Request, DescribeParameters_Response,
-                DescribeParameters_Request(["budget.beta", "control_rate_hz"]))
+                request(DescribeParameters_Request, ["budget.beta", "control_rate_hz"]))
     checks["describe"] = bool(desc) and not desc.descriptors[0].read_only \
         and desc.descriptors[0].floating_point_range[0].to_value == 1000.0 and desc.descriptors[1].read_only
-    res = call("set_parameters", SetParameters_Request, SetParameters_Response, SetParameters_Request([
+    res = call("set_parameters", SetParameters_Request, SetParameters_Response, request(SetParameters_Request, [
         Parameter("budget.iterations", pv_int(0)),
         Parameter("budget.beta", pv_double(0.5)),
         Parameter("budget.horizon", pv_int(5)),
@@ -350,13 +354,20 @@ elif mode == "params":
     checks["read_only_refused"] = len(results) == 5 and "read-only" in results[2][1]
     checks["typo_named"] = len(results) == 5 and "did you mean 'budget.beta'" in results[3][1]
     checks["bound_refused"] = len(results) == 5 and "'budget.beta'" in results[4][1]
+    events = []
+    t_ev = time.time()
+    while time.time() - t_ev < 10.0 and not events:
+        events = [e for e in events_r.take(N=100)
+                  if e.node == "/dream_mpc" and {p.name for p in e.changed_parameters} == {"budget.iterations", "budget.beta"}]
+        time.sleep(0.01)
+    checks["parameter_event"] = bool(events) and events[0].changed_parameters[0].value.integer_value == 0
     diags.clear()
     pump(lambda: w.write(obs), 30.0,
          lambda: diag_values().get("budget.iterations") == "0" and diag_values().get("planner_iterations_last") == "0")
     v = diag_values()
     checks["planner_uses_new_iterations"] = v.get("budget.iterations") == "0" and v.get("planner_iterations_last") == "0"
     checks["beta_in_force"] = v.get("budget.beta") == "0.5"
-    got = call("get_parameters", GetParameters_Request, GetParameters_Response, GetParameters_Request(["budget.iterations"]))
+    got = call("get_parameters", GetParameters_Request, GetParameters_Response, request(GetParameters_Request, ["budget.iterations"]))
     checks["get_after_set"] = bool(got) and got.values[0].integer_value == 0
 else:
     sys.exit(f"unknown mode {mode}")

@@ -6,13 +6,15 @@
 //! against a reliable subscription is reported as incompatible QoS; and a
 //! Cyclone client of the ROS 2 parameter services (rcl_interfaces types
 //! defined in Python) lists, gets, describes and sets the planner's
-//! tunables and sees the planner run with the new iteration count.
+//! tunables and sees the planner run with the new iteration count, with
+//! the request/reply layout of rmw_fastrtps (the default) and of
+//! rmw_cyclonedds.
 //!
 //! Runs in CI: `scripts/test.sh` installs the pinned `cyclonedds` wheel
 //! (it ships the C library) into `.venv` through `scripts/setup.sh`. The
 //! Python used is `DREAM_MPC_CYCLONEDDS_PYTHON` when set, else
 //! `.venv/bin/python3`; without `cyclonedds` there the test fails naming
-//! the setup step (it does not pretend). The four cases run side by side
+//! the setup step (it does not pretend). The five cases run side by side
 //! on their own domains (10..29) and take a few seconds each.
 
 use dream_mpc_tests::{bins, root, wait_bounded};
@@ -43,7 +45,7 @@ fn python() -> PathBuf {
 /// the peer is done. Returns the peer's JSON line and the controller's
 /// stderr.
 fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
-    let file = if mode == "params" {
+    let file = if mode.starts_with("params") {
         "config/controller.yaml"
     } else {
         "config/plumbing.yaml"
@@ -89,7 +91,7 @@ fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn cyclonedds_peer_talks_to_the_controller() {
-    let base = 10 + (std::process::id() % 5) as u16 * 4;
+    let base = 10 + (std::process::id() % 4) as u16 * 5;
     let joints = [
         "-p",
         "observation.type:=JointState",
@@ -106,6 +108,7 @@ fn cyclonedds_peer_talks_to_the_controller() {
             vec!["-p", "qos.observation.reliability:=reliable"],
         ),
         ("params", vec![]),
+        ("params_cyclone", vec!["-p", "parameter_services:=cyclone"]),
     ];
     let handles: Vec<_> = cases
         .into_iter()

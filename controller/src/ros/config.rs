@@ -270,6 +270,9 @@ pub struct Config {
     pub inject_planner_fault_at_tick: Option<u64>,
     /// `realtime.*`: scheduling, pinning and memory locking.
     pub realtime: super::realtime::RtConfig,
+    /// Every checked parameter value (given or default) by key, as the
+    /// parameter services report the keys fixed at start.
+    pub values: BTreeMap<&'static str, Value>,
 }
 
 /// Why the parameters were refused.
@@ -1307,6 +1310,7 @@ impl Config {
         }
         let num = |k: &str| c.real(k).expect("table default");
         Ok(Config {
+            values: c.0.clone(),
             action_source,
             bundle,
             planner: c.str("planner").unwrap_or_default().to_string(),

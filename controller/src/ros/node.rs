@@ -492,13 +492,15 @@ pub fn configure(
         Some(mapping) => {
             let mut values = controller.tunables;
             values.plan_fraction = cfg.plan_fraction;
-            let store = Store {
-                values,
-                planner: controller.has_planner_tunables(),
-            };
+            let store = Store::new(values, controller.has_planner_tunables(), cfg);
             Some(
-                ParamServer::new(&mut node, super::config::NODE_NAME, mapping, store)
-                    .map_err(NodeError)?,
+                ParamServer::new(
+                    &mut node,
+                    &node_fqn(&cfg.namespace, &cfg.node_name),
+                    mapping,
+                    store,
+                )
+                .map_err(NodeError)?,
             )
         }
     };
@@ -999,6 +1001,12 @@ pub fn diagnostics(
             ],
         }],
     }
+}
+
+/// `/<namespace>/<node>` (ROS 2's fully qualified node name), under which
+/// the node's parameter services are named.
+fn node_fqn(namespace: &str, node: &str) -> String {
+    format!("{}/{node}", namespace.trim_end_matches('/'))
 }
 
 #[cfg(test)]

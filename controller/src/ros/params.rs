@@ -13,6 +13,10 @@
 //! newest between two ticks ([`super::node::ControlLoop::update`]) without
 //! allocating, and `/diagnostics` reports the values in force.
 //!
+//! Every accepted change is also published on `/parameter_events`
+//! (`rcl_interfaces/msg/ParameterEvent`, `changed_parameters`), as rclcpp
+//! does, so `ros2 param` tooling and rqt see it.
+//!
 //! Served from the `params` thread, never the control thread; a request
 //! allocates (messages, strings).
 
@@ -23,7 +27,10 @@ use ros2_client::parameters::raw::{
     self, FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult,
 };
 use ros2_client::rcl_interfaces::*;
-use ros2_client::{Name, Node, Server, ServiceMapping, ServiceTypeName};
+use ros2_client::{
+    builtin_interfaces, MessageTypeName, Name, Node, Publisher, Server, ServiceMapping,
+    ServiceTypeName,
+};
 use serde_yaml::Value;
 
 /// Newest tunables queued to the control thread; 4 covers a control thread
@@ -40,10 +47,72 @@ pub fn served(planner: bool) -> impl Iterator<Item = &'static Param> {
 }
 
 /// The parameter values and their checks, apart from DDS (unit-tested).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Store {
     pub values: Tunables,
     pub planner: bool,
+    /// The keys fixed at start with their values (listed, got and
+    /// described as read-only).
+    pub fixed: Vec<(&'static str, raw::ParameterValue)>,
+}
+
+/// A checked parameter-file value as ROS 2 types it (`ty` from its row).
+pub fn ros_value(ty: Ty, v: &Value) -> raw::ParameterValue {
+    let mut out = not_set();
+    match ty {
+        Ty::Int => {
+            out.ptype = raw::ParameterType::INTEGER;
+            out.int_value = v.as_i64().unwrap_or(0);
+        }
+        Ty::Real => {
+            out.ptype = raw::ParameterType::DOUBLE;
+            out.double_value = v.as_f64().unwrap_or(f64::NAN);
+        }
+        Ty::Bool => {
+            out.ptype = raw::ParameterType::BOOL;
+            out.boolean_value = v.as_bool().unwrap_or(false);
+        }
+        Ty::Str => {
+            out.ptype = raw::ParameterType::STRING;
+            out.string_value = v.as_str().unwrap_or("").to_string();
+        }
+        Ty::Reals => {
+            out.ptype = raw::ParameterType::DOUBLE_ARRAY;
+            out.double_array = v
+                .as_sequence()
+                .map(|s| s.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+        }
+        Ty::Strs => {
+            out.ptype = raw::ParameterType::STRING_ARRAY;
+            out.string_array = v
+                .as_sequence()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+    }
+    out
+}
+
+impl Store {
+    /// The store of a node: `values` in force, the planner's keys served
+    /// when `planner`, every other checked key of `cfg` fixed.
+    pub fn new(values: Tunables, planner: bool, cfg: &super::config::Config) -> Store {
+        let fixed = PARAMS
+            .iter()
+            .filter(|p| !served(planner).any(|s| s.key == p.key))
+            .filter_map(|p| cfg.values.get(p.key).map(|v| (p.key, ros_value(p.ty, v))))
+            .collect();
+        Store {
+            values,
+            planner,
+            fixed,
+        }
+    }
 }
 
 fn to_yaml(v: &raw::ParameterValue) -> Option<Value> {
@@ -95,7 +164,11 @@ impl Store {
     pub fn get(&self, key: &str) -> raw::ParameterValue {
         let t = &self.values;
         if !self.serves(key) {
-            return not_set();
+            return self
+                .fixed
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or_else(not_set, |(_, v)| v.clone());
         }
         match key {
             "budget.iterations" => value(raw::ParameterType::INTEGER, t.iterations as i64, 0.0),
@@ -219,8 +292,10 @@ impl Store {
     /// `list_parameters` (prefixes filter by `prefix.`; depth ignored: the
     /// keys are at most two levels deep).
     pub fn list(&self, prefixes: &[String]) -> ListParametersResult {
-        let names: Vec<String> = served(self.planner)
+        let names: Vec<String> = PARAMS
+            .iter()
             .map(|p| p.key)
+            .filter(|k| self.serves(k) || self.fixed.iter().any(|(f, _)| f == k))
             .filter(|k| {
                 prefixes.is_empty()
                     || prefixes
@@ -264,6 +339,8 @@ pub struct ParamServer {
     describe: Server<DescribeParametersRequest, DescribeParametersResponse>,
     set: Server<SetParametersRequest, SetParametersResponse>,
     set_atomic: Server<SetParametersRequest, SetParametersAtomicallyResponse>,
+    events: Publisher<raw::ParameterEvent>,
+    node_name: String,
 }
 
 impl ParamServer {
@@ -292,7 +369,19 @@ impl ParamServer {
                 .map_err(|e| format!("service {ns}/{}: {e:?}", $name))?
             };
         }
+        let events_topic = node
+            .create_topic(
+                &Name::parse("/parameter_events").map_err(|e| format!("{e:?}"))?,
+                MessageTypeName::new("rcl_interfaces", "ParameterEvent"),
+                &super::node::qos(super::config::Reliability::Reliable, 1000),
+            )
+            .map_err(|e| format!("/parameter_events: {e:?}"))?;
+        let events = node
+            .create_publisher(&events_topic, None)
+            .map_err(|e| format!("/parameter_events publisher: {e:?}"))?;
         Ok(ParamServer {
+            events,
+            node_name: ns.clone(),
             store,
             list: server!("list_parameters", "ListParameters"),
             get: server!("get_parameters", "GetParameters"),
@@ -343,6 +432,14 @@ impl ParamServer {
             if changed {
                 queue.force_push(s.values);
             }
+            let accepted: Vec<raw::Parameter> = r
+                .parameter
+                .iter()
+                .zip(&results)
+                .filter(|(_, ok)| ok.successful)
+                .map(|(p, _)| p.clone())
+                .collect();
+            event(&self.events, &self.node_name, accepted);
             let _ = self
                 .set
                 .send_response(id, SetParametersResponse { results });
@@ -354,6 +451,9 @@ impl ParamServer {
             if changed {
                 queue.force_push(s.values);
             }
+            if result.successful {
+                event(&self.events, &self.node_name, r.parameter.clone());
+            }
             let _ = self
                 .set_atomic
                 .send_response(id, SetParametersAtomicallyResponse { result });
@@ -361,6 +461,20 @@ impl ParamServer {
         }
         n
     }
+}
+
+/// Publish `changed` on `/parameter_events` (nothing when empty).
+fn event(events: &Publisher<raw::ParameterEvent>, node: &str, changed: Vec<raw::Parameter>) {
+    if changed.is_empty() {
+        return;
+    }
+    let _ = events.publish(raw::ParameterEvent {
+        stamp: builtin_interfaces::Time::now(),
+        node: node.to_string(),
+        new_parameters: vec![],
+        changed_parameters: changed,
+        deleted_parameters: vec![],
+    });
 }
 
 fn log_sets(ps: &[raw::Parameter], results: &[SetParametersResult]) {
@@ -398,6 +512,7 @@ mod tests {
                 plan_fraction: 0.7,
             },
             planner,
+            fixed: vec![],
         }
     }
 
@@ -453,6 +568,39 @@ mod tests {
         let (r, changed) = s.set_all(&[p("budget.beta", dbl(0.5)), p("plan_fraction", dbl(0.5))]);
         assert!(r.successful && changed);
         assert_eq!((s.values.beta, s.values.plan_fraction), (0.5, 0.5));
+    }
+
+    #[test]
+    fn keys_fixed_at_start_are_listed_and_got_read_only() {
+        let cfg = crate::ros::config::Config::from_params(
+            crate::ros::config::Params::from_yaml(
+                "dream_mpc:\n  ros__parameters:\n    action_source: linear\n    control_rate_hz: 100.0\n    observation: {size: 2}\n    action: {size: 1}\n    linear: {gain: [-1.0, -0.5]}\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut s = Store::new(store(false).values, false, &cfg);
+        let names = s.list(&[]).names;
+        for k in [
+            "control_rate_hz",
+            "observation.size",
+            "linear.gain",
+            "plan_fraction",
+        ] {
+            assert!(names.iter().any(|n| n == k), "{k} not in {names:?}");
+        }
+        assert!(!names.iter().any(|n| n.starts_with("budget.")), "{names:?}");
+        assert_eq!(s.get("control_rate_hz").double_value, 100.0);
+        assert_eq!(s.get("observation.size").int_value, 2);
+        assert_eq!(s.get("linear.gain").double_array, [-1.0, -0.5]);
+        assert_eq!(s.get("action_source").string_value, "linear");
+        assert!(s.describe("control_rate_hz").read_only);
+        let (r, changed) = s.set_each(&[p("control_rate_hz", dbl(50.0))]);
+        assert!(
+            !changed && r[0].reason.contains("read-only"),
+            "{}",
+            r[0].reason
+        );
     }
 
     #[test]
