@@ -33,13 +33,21 @@ fn config(size: &str) -> TrainConfig {
     };
     match size {
         "small" => {}
+        // Sizes do not change the op count: a quick model to count ops
+        // under valgrind (see the op count in docs/RESULTS.md).
+        "tiny" => {
+            cfg.batch = 16;
+            cfg.model.latent = 16;
+            cfg.model.hidden = 32;
+            cfg.model.enc_hidden = 32;
+        }
         "5m" => {
             cfg.model.latent = 512;
             cfg.model.hidden = 512;
             cfg.model.enc_hidden = 256;
             cfg.model.n_q = 5;
         }
-        other => panic!("--size {other}: expected small or 5m"),
+        other => panic!("--size {other}: expected small, 5m or tiny"),
     }
     cfg
 }

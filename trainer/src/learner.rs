@@ -12,6 +12,11 @@
 //! - policy: maximize `Q(z_t, pi(z_t)) / scale` minus `entropy_coef *
 //!   log pi`, on detached latents, with `scale` a running Q range.
 //!
+//! Two implementations of the same update ([`UpdatePath`]): the fused one
+//! (stacked Q ensemble, time steps batched, flat Adam, no host-device
+//! sync; the default) and the earlier per-head one, kept to compare
+//! (`DREAM_MPC_UPDATE=per-head`).
+//!
 //! Reproducibility: every agent step and every update draws from generators
 //! seeded by `(seed, counter)` (our xoshiro `Rng` for indices, the libtorch
 //! generator for dropout and policy noise), so a resumed run continues
@@ -241,6 +246,25 @@ impl Agent {
         (a, log_prob)
     }
 
+    /// The action of [`Agent::sample_pi`] alone (the same draw), where the
+    /// log-probability is not used.
+    fn sample_action(&self, z: &Tensor) -> Tensor {
+        let (mu, log_std) = self.model.pi(z);
+        let eps = mu.randn_like();
+        (&mu + log_std.exp() * &eps).tanh()
+    }
+
+    /// Logits `[2, N, bins]` of the two heads in `pair` of `stack`, no
+    /// dropout. On a GPU all heads are evaluated and two kept (fewer
+    /// kernels: the launches, not the flops, bound it); on the CPU only
+    /// the two heads' weights are gathered (fewer flops). Same values.
+    fn q_pair(&self, stack: &QStack, za: &Tensor, pair: &Tensor) -> Tensor {
+        match self.device {
+            Device::Cpu => stack.forward(za, Some(pair), false),
+            _ => stack.forward(za, None, false).index_select(0, pair),
+        }
+    }
+
     /// Action for `obs` (agent step `k`): policy mean when `eval`, else a
     /// sample from the policy. Values in [-1, 1].
     pub fn act(&self, obs: &[f32], eval: bool, k: u64) -> Vec<f32> {
@@ -323,9 +347,9 @@ impl Agent {
         let target_heads = pair(rng, &self.pairs);
         let (next_z, td) = tch::no_grad(|| {
             let flat = self.model.encode(&obs.narrow(0, 1, h).reshape([-1, o]));
-            let (a_next, _) = self.sample_pi(&flat);
+            let a_next = self.sample_action(&flat);
             let za = Tensor::cat(&[&flat, &a_next], 1);
-            let q = th.decode(&self.target_q.forward(&za, Some(&target_heads), false));
+            let q = th.decode(&self.q_pair(&self.target_q, &za, &target_heads));
             let qmin = q.get(0).minimum(&q.get(1));
             let td = rew.reshape([-1, 1]) + qmin * c.discount;
             (flat.view([h, b, -1]), td)
@@ -377,11 +401,7 @@ impl Agent {
         let pi_heads = pair(rng, &self.pairs);
         let zd = zs.detach().reshape([(h + 1) * b, -1]);
         let (a, log_prob) = self.sample_pi(&zd);
-        let qp = th.decode(&self.q_stack.forward(
-            &Tensor::cat(&[&zd, &a], 1),
-            Some(&pi_heads),
-            false,
-        ));
+        let qp = th.decode(&self.q_pair(&self.q_stack, &Tensor::cat(&[&zd, &a], 1), &pi_heads));
         let qp = ((qp.get(0) + qp.get(1)) * 0.5).view([h + 1, b]);
         self.update_scale_sorted(&qp.get(0).detach(), c.tau);
         let ad = self.model.action_size as f64;
