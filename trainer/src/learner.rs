@@ -336,7 +336,7 @@ impl Agent {
 
     /// [`Agent::update`] without reading the losses: on the fused path
     /// nothing in it waits for the device (on CUDA, the sampled indices
-    /// cross through pinned memory, asynchronously).
+    /// cross in one asynchronous copy).
     pub fn update_pending(&mut self) -> PendingLosses {
         let k = self.updates;
         let c = &self.cfg;

@@ -114,7 +114,7 @@ impl DeviceReplay {
     /// Sample `b` subsequences of `h + 1` observations from `r` (synced
     /// first): tensors `[h+1, b, obs]`, `[h, b, act]`, `[h, b, 1]` on the
     /// device. The draws from `rng` do not depend on the device. Costs one
-    /// host-to-device copy of the indices (asynchronous on CUDA) and three
+    /// host-to-device copy of the indices (not waiting for the device) and three
     /// gathers.
     pub fn sample(
         &mut self,
@@ -127,12 +127,13 @@ impl DeviceReplay {
         let (mut idx, ai) = r.indices(b, h, rng);
         let n_obs = idx.len() as i64;
         idx.extend_from_slice(&ai);
-        // One transfer; on CUDA from pinned memory without waiting (the
-        // host buffer is held by torch's pinned allocator until copied).
+        // One transfer, not waiting for the device: an asynchronous copy
+        // from pageable memory is staged by the driver before the call
+        // returns (CUDA's documented behaviour), so the host vector may go.
         let idx = Tensor::from_slice(&idx);
         let idx = match self.device {
             Device::Cpu => idx,
-            d => idx.pin_memory(d).to_device_(d, Kind::Int64, true, false),
+            d => idx.to_device_(d, Kind::Int64, true, false),
         };
         let oi = idx.narrow(0, 0, n_obs);
         let ai = idx.narrow(0, n_obs, ai.len() as i64);
