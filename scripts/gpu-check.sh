@@ -121,7 +121,7 @@ speed() {
   DREAM_MPC_REQUIRE_CUDA=1 timeout 75 "$bin/cuda" --test-threads 1 --nocapture \
     cuda_fused_update_matches_per_head cuda_update_matches_cpu || status=1
   step "updates/s on the GPU, per-head (before) and fused (after), batch 256, horizon 3"
-  # ~15 updates/s per-head, faster fused: 2 sizes x 2 paths x (5 + 40)
+  # ~15 updates/s per-head, faster fused: 2 sizes x 2 paths x (5 + 40 + 40)
   # updates take well under a minute after CUDA start-up.
   timeout 90 "$bin/updates" --device cuda --size small,5m --threads 1 --n 40 \
     --path per-head,fused --no-refresh || status=1

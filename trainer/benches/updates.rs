@@ -10,9 +10,10 @@
 //!     [--path per-head,fused] [--no-refresh]
 //! ```
 //! Prints one row per (size, threads, update path): the median, p90 and
-//! max update time of `n` timed updates after 5 of warm-up, and updates/s
-//! (1 / median); with two paths, the speed-up of the second over the
-//! first. The paths (`fused`, the default update, and `per-head`, the
+//! max update time of `n` timed updates after 5 of warm-up, updates/s
+//! (1 / median), and `burst/s`: `n` more updates back to back with one
+//! device sync at the end, as training runs them (host and device
+//! overlap); with two paths, the speed-up of the second over the first. The paths (`fused`, the default update, and `per-head`, the
 //! earlier one) run on agents with the same seed and replay, timed
 //! alternately update by update, so load on the machine affects both
 //! alike. On CUDA every timed update ends with a device synchronize.
@@ -87,7 +88,7 @@ fn main() {
         eprintln!("{n}");
     }
     println!(
-        "{:<6} {:<8} {:<9} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "{:<6} {:<8} {:<9} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "size",
         "device",
         "path",
@@ -96,7 +97,8 @@ fn main() {
         "median_ms",
         "p90_ms",
         "max_ms",
-        "updates/s"
+        "updates/s",
+        "burst/s"
     );
     let mut refreshes = Vec::new();
     for size in sizes.split(',') {
@@ -129,19 +131,32 @@ fn main() {
                     t.push(t0.elapsed().as_secs_f64());
                 }
             }
+            // Back to back as training runs them (losses not read, one
+            // sync at the end): throughput, where host and device overlap.
+            let burst: Vec<f64> = agents
+                .iter_mut()
+                .map(|a| {
+                    let t0 = Instant::now();
+                    let pending: Vec<_> = (0..n).map(|_| a.update_pending()).collect();
+                    sync(device);
+                    std::hint::black_box(pending);
+                    n as f64 / t0.elapsed().as_secs_f64()
+                })
+                .collect();
             let mut medians = Vec::new();
-            for (p, mut t) in paths.iter().zip(times) {
+            for ((p, mut t), burst) in paths.iter().zip(times).zip(burst) {
                 t.sort_by(|a, b| a.partial_cmp(b).unwrap());
                 let med = t[n / 2];
                 medians.push(med);
                 println!(
-                    "{size:<6} {:<8} {:<9} {th:>7} {n:>7} {:>10.2} {:>10.2} {:>10.2} {:>10.1}",
+                    "{size:<6} {:<8} {:<9} {th:>7} {n:>7} {:>10.2} {:>10.2} {:>10.2} {:>10.1} {:>10.1}",
                     format!("{device:?}"),
                     format!("{p:?}"),
                     med * 1e3,
                     t[(n * 9 / 10).min(n - 1)] * 1e3,
                     t[n - 1] * 1e3,
-                    1.0 / med
+                    1.0 / med,
+                    burst
                 );
             }
             if medians.len() == 2 {
