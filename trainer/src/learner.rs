@@ -348,6 +348,9 @@ impl Agent {
             .dev_replay
             .get_or_insert_with(|| DeviceReplay::new(dev, &self.replay))
             .sample(&self.replay, b, h, &mut rng);
+        self.opt_wm.flat.assert_aliased();
+        self.opt_pi.flat.assert_aliased();
+        self.target_flat.assert_aliased();
         let l = match self.path {
             UpdatePath::Fused => self.update_fused(batch, &mut rng),
             UpdatePath::PerHead => self.update_per_head(batch, &mut rng),
@@ -605,6 +608,28 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replacing a variable's data (instead of copying into it) would
+    /// leave the fused update training a buffer nobody reads: refused.
+    #[test]
+    #[should_panic(expected = "dynamics.0.linear.weight no longer views")]
+    fn replaced_variable_data_is_refused() {
+        let mut cfg = TrainConfig {
+            batch: 8,
+            ..Default::default()
+        };
+        cfg.model.latent = 16;
+        cfg.model.hidden = 32;
+        cfg.model.enc_hidden = 32;
+        cfg.model.n_q = 2;
+        let mut a = Agent::new(&cfg, 3, 1, 20, Device::Cpu);
+        let len = a.replay.len;
+        a.replay
+            .push_episode(&vec![0.1; (len + 1) * 3], &vec![0.0; len], &vec![0.5; len]);
+        let mut w = a.vs.variables()["dynamics.0.linear.weight"].shallow_clone();
+        w.set_data(&w.copy());
+        a.update();
+    }
 
     /// The stacked Q tensors and the per-head variables are one storage:
     /// after fused updates (which write only the flat buffers) the heads

@@ -130,6 +130,26 @@ impl Flat {
         (lo, len)
     }
 
+    /// Panic with the variable's name if a variable no
+    /// longer views its slice of the buffer, e.g. after someone replaced
+    /// its data (`set_data`, `VarStore::set_device`) instead of copying
+    /// into it: the fused update would then train the buffer while the
+    /// model reads stale weights. Costs one pointer read per variable, no
+    /// device work.
+    pub fn assert_aliased(&self) {
+        let base = self.data.data_ptr() as usize;
+        let elt = self.data.kind().elt_size_in_bytes();
+        for p in &self.params {
+            let want = base + elt * p.off as usize;
+            assert!(
+                p.var.data_ptr() as usize == want,
+                "variable {} no longer views the optimizer's flat buffer: \
+                 load weights into it with copy_, not set_data",
+                p.name
+            );
+        }
+    }
+
     /// Named variables in buffer order.
     pub fn named(&self) -> impl Iterator<Item = (&str, &Tensor)> {
         self.params.iter().map(|p| (p.name.as_str(), &p.var))
