@@ -2,7 +2,10 @@
 //! reward R, an ensemble of Q heads and a Gaussian policy prior pi.
 //!
 //! Every module is a stack of [`Layer`]s (`Linear -> LayerNorm -> act`),
-//! simple enough that [`crate::export`] mirrors it 1:1 in ONNX. The latent
+//! simple enough that [`crate::export`] mirrors it 1:1 in ONNX. The
+//! learner also views the Q heads as one [`QStack`] (weights `[E, out,
+//! in]`, same storage as the heads' named variables) to evaluate them with
+//! one batched matmul per layer. The latent
 //! z is SimNorm-normalized in groups of `simnorm_group` (softmax per group).
 //! Reward and every Q head output `num_bins` logits of TD-MPC2's two-hot
 //! symlog decoding (101 bins over [-10, 10]; see [`crate::twohot`]), or
