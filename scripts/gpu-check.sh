@@ -3,6 +3,7 @@
 #
 #   bash scripts/gpu-check.sh prepare   # HERE (Rust toolchain, scripts/env.sh)
 #   bash scripts/gpu-check.sh run       # THERE (GPU machine, repo root)
+#   bash scripts/gpu-check.sh speed     # THERE, only the update speed (< 3 min)
 #
 # `prepare` builds the trainer's CUDA test binary, the updates benchmark and
 # the dream-mpc-train binary (dev profile: the learner's time is spent in
@@ -19,6 +20,14 @@
 # and a short pendulum-swingup training run with its returns. With $OUT set
 # the full log goes to $OUT/gpu-check.log as well. Without a GPU it stops at
 # the first CUDA step with the reason.
+#
+# `speed` is the short check (issue 11, update speed): host and GPU names,
+# the CUDA tests that compare the fused update with the per-head one and
+# with the CPU (about 30 s), then updates/s of both update paths
+# (`per-head`, the earlier one, and `fused`) at the small and the 5M size,
+# timed alternately in one process, with the speed-up. Under 3 minutes in
+# all (each step has its own timeout); with $OUT set, the log goes to
+# $OUT/gpu-speed.log.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 gpu="$root/.gpu"
@@ -76,9 +85,10 @@ for line in sys.stdin:
 
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
-run() {
+# Unpack the binaries into $bin and put the GPU machine's libtorch on the
+# library path; prints the host (revision, torch, GPU, CPU).
+setup() {
   [ -f "$gpu/cuda.gz" ] || { echo "run: $gpu/cuda.gz missing; run 'prepare' first (on the build machine)" >&2; exit 1; }
-  local bin
   bin="$(mktemp -d)"
   python3 - "$gpu" "$bin" <<'PY' || { echo "run: cannot unpack the binaries" >&2; exit 1; }
 import gzip, os, shutil, sys
@@ -92,7 +102,6 @@ PY
   torchlib="$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')" \
     || { echo "run: python3 cannot import torch" >&2; exit 1; }
   export LD_LIBRARY_PATH="$torchlib:$gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  local status=0
   step "host"
   if ldd "$bin/cuda" | grep -q "not found"; then
     echo "run: shared libraries the binaries need are missing on this machine:"
@@ -102,7 +111,28 @@ PY
   python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
   nvidia-smi -L || echo "nvidia-smi: not found or failed"
   lscpu | grep 'Model name' || true
+}
 
+# The short update-speed check (see the header): < 3 minutes.
+speed() {
+  local bin status=0
+  setup
+  step "CUDA tests: fused vs per-head update, CUDA vs CPU update"
+  DREAM_MPC_REQUIRE_CUDA=1 timeout 75 "$bin/cuda" --test-threads 1 --nocapture \
+    cuda_fused_update_matches_per_head cuda_update_matches_cpu || status=1
+  step "updates/s on the GPU, per-head (before) and fused (after), batch 256, horizon 3"
+  # ~15 updates/s per-head, faster fused: 2 sizes x 2 paths x (5 + 40 + 40)
+  # updates take well under a minute after CUDA start-up.
+  timeout 90 "$bin/updates" --device cuda --size small,5m --threads 1 --n 40 \
+    --path per-head,fused --no-refresh || status=1
+  step "done, status $status"
+  return $status
+}
+
+run() {
+  local bin
+  setup
+  local status=0
   step "CUDA tests (trainer/tests/cuda.rs)"
   DREAM_MPC_REQUIRE_CUDA=1 timeout 180 "$bin/cuda" --test-threads 1 --nocapture || status=1
   if [ $status -ne 0 ]; then
@@ -113,7 +143,7 @@ PY
   step "updates/s on the GPU: small and TD-MPC2 5M size (batch 256, horizon 3)"
   timeout 150 "$bin/updates" --device cuda --size small,5m --threads 1 --n 100 || status=1
   step "updates/s on this machine's CPU for comparison (1 thread, small)"
-  timeout 60 "$bin/updates" --device cpu --size small --threads 1 --n 10 || status=1
+  timeout 60 "$bin/updates" --device cpu --size small --threads 1 --n 10 --no-refresh || status=1
 
   step "short training run on the GPU: pendulum-swingup, 4000 env steps (2000 updates)"
   local out
@@ -146,5 +176,14 @@ case "$mode" in
       run
     fi
     ;;
-  *) echo "usage: bash scripts/gpu-check.sh prepare|run" >&2; exit 2 ;;
+  speed)
+    if [ -n "${OUT:-}" ]; then
+      mkdir -p "$OUT"
+      speed 2>&1 | tee "$OUT/gpu-speed.log"
+      exit "${PIPESTATUS[0]}"
+    else
+      speed
+    fi
+    ;;
+  *) echo "usage: bash scripts/gpu-check.sh prepare|run|speed" >&2; exit 2 ;;
 esac

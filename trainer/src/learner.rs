@@ -12,6 +12,11 @@
 //! - policy: maximize `Q(z_t, pi(z_t)) / scale` minus `entropy_coef *
 //!   log pi`, on detached latents, with `scale` a running Q range.
 //!
+//! Two implementations of the same update ([`UpdatePath`]): the fused one
+//! (stacked Q ensemble, time steps batched, flat Adam, no host-device
+//! sync; the default) and the earlier per-head one, kept to compare
+//! (`DREAM_MPC_UPDATE=per-head`).
+//!
 //! Reproducibility: every agent step and every update draws from generators
 //! seeded by `(seed, counter)` (our xoshiro `Rng` for indices, the libtorch
 //! generator for dropout and policy noise), so a resumed run continues
@@ -20,8 +25,8 @@
 
 use crate::config::TrainConfig;
 use crate::metrics::Losses;
-use crate::model::{to_vec, WorldModel};
-use crate::optim::{zero_grads, Adam};
+use crate::model::{to_vec, QStack, WorldModel};
+use crate::optim::{Adam, Flat, Group};
 use crate::replay::{DeviceReplay, Replay};
 use dream_mpc::rng::Rng;
 use tch::{nn, Device, Kind, Tensor};
@@ -33,6 +38,20 @@ pub struct Agent {
     pub model: WorldModel,
     pub(crate) target_vs: nn::VarStore,
     target: WorldModel,
+    /// The online Q heads stacked (leaves of `opt_wm`'s flat buffer).
+    q_stack: QStack,
+    /// The target Q heads stacked, in one flat buffer laid out as the
+    /// online heads' slice of `opt_wm`'s, so the EMA is one op.
+    target_q: QStack,
+    target_flat: Flat,
+    /// Every ordered pair of heads `[E * E, 2]` (int64, on the device): a
+    /// random pair is selected as a view, so nothing crosses per update.
+    pairs: Tensor,
+    /// `rho^t` for t = 0..=H, on the device.
+    rho_w: Tensor,
+    /// Which update runs: the fused one (default) or the earlier
+    /// per-head one (`DREAM_MPC_UPDATE=per-head`), kept to compare.
+    pub path: UpdatePath,
     pub(crate) opt_wm: Adam,
     pub(crate) opt_pi: Adam,
     /// Running Q scale (0-d tensor on the device).
@@ -48,6 +67,99 @@ pub(crate) fn seeded(seed: u64, stream: u64, k: u64) -> Rng {
     Rng::new(
         seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03),
     )
+}
+
+/// Keep freed memory in the process (glibc: tensors up to 32 MiB from the
+/// heap, not fresh `mmap`s; trim the heap only past 1 GiB free). An update
+/// allocates and frees the same few-MiB activations every time; with
+/// glibc's defaults each allocation mapped fresh pages, and page faults
+/// plus zeroing took about 10 % of a CPU update (perf, small size). Called
+/// once per process by [`Agent::new`]; costs nothing per update; no effect
+/// on GPU memory (torch's caching allocator) or off glibc.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        ONCE.call_once(|| {
+            if std::env::var_os("DREAM_MPC_MALLOC_DEFAULT").is_none() {
+                // SAFETY: mallopt only sets allocator parameters; both
+                // values are within glibc's documented limits.
+                unsafe {
+                    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+                    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+                }
+            }
+        });
+    }
+}
+
+/// The two implementations of [`Agent::update`], same maths (TD-MPC2's),
+/// same state, so a run may switch between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdatePath {
+    /// Stacked Q ensemble (one batched matmul per layer), time steps
+    /// batched where TD-MPC2 batches them, Adam over one flat buffer per
+    /// optimizer, one-op EMA, no host-device transfer.
+    Fused,
+    /// The earlier implementation: E separate Q MLPs, a loop over time
+    /// steps, Adam parameter by parameter.
+    PerHead,
+}
+
+impl std::str::FromStr for UpdatePath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fused" => Ok(UpdatePath::Fused),
+            "per-head" => Ok(UpdatePath::PerHead),
+            other => Err(format!("update path '{other}': expected fused or per-head")),
+        }
+    }
+}
+
+impl UpdatePath {
+    /// From `DREAM_MPC_UPDATE` (`fused` or `per-head`); fused when unset.
+    /// An unknown value panics with the accepted ones.
+    pub fn from_env() -> UpdatePath {
+        match std::env::var("DREAM_MPC_UPDATE") {
+            Ok(v) => v
+                .parse()
+                .unwrap_or_else(|e| panic!("DREAM_MPC_UPDATE: {e}")),
+            Err(_) => UpdatePath::Fused,
+        }
+    }
+}
+
+/// The four losses of an update, still on the device (reading them waits
+/// for the device; [`PendingLosses::read_all`] reads many at once).
+pub struct PendingLosses(Tensor);
+
+impl PendingLosses {
+    pub fn read(&self) -> Losses {
+        Self::read_all(std::slice::from_ref(self))[0]
+    }
+
+    /// Read many with one transfer (one device sync).
+    pub fn read_all(pending: &[PendingLosses]) -> Vec<Losses> {
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        let all = Tensor::stack(&pending.iter().map(|p| &p.0).collect::<Vec<_>>(), 0);
+        to_vec(&all)
+            .chunks_exact(4)
+            .map(|l| Losses {
+                consistency: l[0] as f64,
+                reward: l[1] as f64,
+                value: l[2] as f64,
+                policy: l[3] as f64,
+            })
+            .collect()
+    }
 }
 
 pub(crate) const STREAM_ACT: u64 = 1;
@@ -66,6 +178,7 @@ impl Agent {
         episode_len: usize,
         device: Device,
     ) -> Self {
+        keep_freed_memory();
         tch::manual_seed(cfg.seed as i64);
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = WorldModel::new(&vs.root(), &cfg.model, obs_size, action_size);
@@ -74,25 +187,61 @@ impl Agent {
         let target = WorldModel::new(&target_vs.root(), &cfg.model, obs_size, action_size);
         target_vs.copy(&vs).expect("same structure");
         target_vs.freeze();
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        // Flat buffers: world model (encoder first, its own learning
+        // rate; the Q heads last, stacked) and policy; the target Q heads
+        // in a buffer of the same layout as the online heads' slice.
+        let vars = vs.variables();
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        let single = |name: &String, lr: f64| Group {
+            members: vec![(name.clone(), vars[name].shallow_clone())],
+            stacked: None,
+            lr,
+        };
         let mut wm = Vec::new();
-        let mut pi = Vec::new();
-        for (name, t) in vars {
-            if name.starts_with("policy") {
-                pi.push((name, t, cfg.lr));
-            } else if name.starts_with("encoder") {
-                wm.push((name, t, cfg.lr * cfg.enc_lr_scale));
+        for prefix in ["encoder", "dynamics", "reward"] {
+            let lr = if prefix == "encoder" {
+                cfg.lr * cfg.enc_lr_scale
             } else {
-                wm.push((name, t, cfg.lr));
-            }
+                cfg.lr
+            };
+            wm.extend(
+                names
+                    .iter()
+                    .filter(|n| n.starts_with(&format!("{prefix}.")))
+                    .map(|n| single(n, lr)),
+            );
         }
-        Agent {
+        let (q_stack, q_groups) = QStack::new(&vars, &cfg.model, true, cfg.lr);
+        wm.extend(q_groups);
+        let pi: Vec<Group> = names
+            .iter()
+            .filter(|n| n.starts_with("policy."))
+            .map(|n| single(n, cfg.lr))
+            .collect();
+        let (target_q, t_groups) = QStack::new(&target_vs.variables(), &cfg.model, false, 0.0);
+        let target_flat = Flat::new(t_groups);
+        let e = cfg.model.n_q as i64;
+        let pairs: Vec<i64> = (0..e)
+            .flat_map(|i| (0..e).flat_map(move |j| [i, j]))
+            .collect();
+        let rho_w: Vec<f32> = (0..=cfg.horizon)
+            .map(|t| cfg.rho.powi(t as i32) as f32)
+            .collect();
+        let agent = Agent {
             cfg: cfg.clone(),
             vs,
             model,
             target_vs,
             target,
+            q_stack,
+            target_q,
+            target_flat,
+            pairs: Tensor::from_slice(&pairs)
+                .view([e * e, 2])
+                .to_device(device),
+            rho_w: Tensor::from_slice(&rho_w).to_device(device),
+            path: UpdatePath::from_env(),
             opt_wm: Adam::new(wm, 1e-8),
             opt_pi: Adam::new(pi, 1e-5),
             q_scale: Tensor::ones([], (Kind::Float, device)),
@@ -105,7 +254,10 @@ impl Agent {
             dev_replay: None,
             updates: 0,
             device,
-        }
+        };
+        let n_vars = agent.opt_wm.flat.named().count() + agent.opt_pi.flat.named().count();
+        assert_eq!(n_vars, vars.len(), "every variable in one optimizer");
+        agent
     }
 
     /// Sample a squashed action and its log-probability from pi(z).
@@ -122,6 +274,25 @@ impl Agent {
                 Kind::Float,
             );
         (a, log_prob)
+    }
+
+    /// The action of [`Agent::sample_pi`] alone (the same draw), where the
+    /// log-probability is not used.
+    fn sample_action(&self, z: &Tensor) -> Tensor {
+        let (mu, log_std) = self.model.pi(z);
+        let eps = mu.randn_like();
+        (&mu + log_std.exp() * &eps).tanh()
+    }
+
+    /// Logits `[2, N, bins]` of the two heads in `pair` of `stack`, no
+    /// dropout. On a GPU all heads are evaluated and two kept (fewer
+    /// kernels: the launches, not the flops, bound it); on the CPU only
+    /// the two heads' weights are gathered (fewer flops). Same values.
+    fn q_pair(&self, stack: &QStack, za: &Tensor, pair: &Tensor) -> Tensor {
+        match self.device {
+            Device::Cpu => stack.forward(za, Some(pair), false),
+            _ => stack.forward(za, None, false).index_select(0, pair),
+        }
     }
 
     /// Action for `obs` (agent step `k`): policy mean when `eval`, else a
@@ -156,19 +327,145 @@ impl Agent {
     }
 
     /// One gradient update on a batch drawn with update counter `k`
-    /// (TD-MPC2's `update`, see the module docs). Waits for the device
-    /// once, to read the four losses.
+    /// (TD-MPC2's `update`, see the module docs), by [`Agent::path`].
+    /// Waits for the device once, to read the four losses; training loops
+    /// use [`Agent::update_pending`] and read many at once.
     pub fn update(&mut self) -> Losses {
+        self.update_pending().read()
+    }
+
+    /// [`Agent::update`] without reading the losses: on the fused path
+    /// nothing in it waits for the device (on CUDA, the sampled indices
+    /// cross in one asynchronous copy).
+    pub fn update_pending(&mut self) -> PendingLosses {
         let k = self.updates;
-        let c = self.cfg.clone();
+        let c = &self.cfg;
         let mut rng = seeded(c.seed, STREAM_UPDATE, k);
         tch::manual_seed((c.seed.wrapping_add(k.wrapping_mul(7919))) as i64 & i64::MAX);
-        let (h, b) = (c.horizon, c.batch as i64);
+        let (b, h) = (c.batch, c.horizon);
         let dev = self.device;
-        let (obs, act, rew) = self
+        let batch = self
             .dev_replay
             .get_or_insert_with(|| DeviceReplay::new(dev, &self.replay))
-            .sample(&self.replay, c.batch, h, &mut rng);
+            .sample(&self.replay, b, h, &mut rng);
+        self.opt_wm.flat.assert_aliased();
+        self.opt_pi.flat.assert_aliased();
+        self.target_flat.assert_aliased();
+        let l = match self.path {
+            UpdatePath::Fused => self.update_fused(batch, &mut rng),
+            UpdatePath::PerHead => self.update_per_head(batch, &mut rng),
+        };
+        self.updates += 1;
+        PendingLosses(l)
+    }
+
+    /// The fused update: the same losses as [`Agent::update_per_head`],
+    /// with the Q ensemble stacked, reward, Q and policy evaluated on all
+    /// time steps at once (as TD-MPC2 does), gradients by `run_backward`
+    /// into flat Adam steps, and a one-op EMA.
+    fn update_fused(&mut self, (obs, act, rew): (Tensor, Tensor, Tensor), rng: &mut Rng) -> Tensor {
+        let c = self.cfg.clone();
+        let (h, b) = (c.horizon as i64, c.batch as i64);
+        let o = self.model.obs_size as i64;
+        let a_sz = self.model.action_size as i64;
+        let e = self.q_stack.heads;
+        let th = self.model.twohot();
+        let pair = |rng: &mut Rng, pairs: &Tensor| {
+            let [i, j] = Self::two_heads(rng, e);
+            pairs.get((i * e + j) as i64)
+        };
+
+        // Targets without gradient: next latents and TD targets
+        // r + g * min(two random target heads at (z', pi(z'))).
+        let target_heads = pair(rng, &self.pairs);
+        let (next_z, td) = tch::no_grad(|| {
+            let flat = self.model.encode(&obs.narrow(0, 1, h).reshape([-1, o]));
+            let a_next = self.sample_action(&flat);
+            let za = Tensor::cat(&[&flat, &a_next], 1);
+            let q = th.decode(&self.q_pair(&self.target_q, &za, &target_heads));
+            let qmin = q.get(0).minimum(&q.get(1));
+            let td = rew.reshape([-1, 1]) + qmin * c.discount;
+            (flat.view([h, b, -1]), td)
+        });
+
+        // World model: unroll the latent dynamics, then reward and Q on
+        // every step at once; losses weighted rho^t per step.
+        let mut z = self.model.encode(&obs.get(0));
+        let mut zs = vec![z.shallow_clone()];
+        for t in 0..h {
+            z = self.model.next(&z, &act.get(t));
+            zs.push(z.shallow_clone());
+        }
+        let zs = Tensor::stack(&zs, 0);
+        let w = self.rho_w.narrow(0, 0, h);
+        let cons = ((zs.narrow(0, 1, h) - &next_z).square().mean_dim(
+            [1i64, 2].as_slice(),
+            false,
+            Kind::Float,
+        ) * &w)
+            .sum(Kind::Float)
+            / h as f64;
+        let za = Tensor::cat(
+            &[
+                zs.narrow(0, 0, h).reshape([h * b, -1]),
+                act.reshape([h * b, a_sz]),
+            ],
+            1,
+        );
+        let per_step = |loss: Tensor| {
+            // [..., H*B, 1] -> mean over the batch per step, weighted.
+            (loss
+                .reshape([-1, h, b])
+                .mean_dim([0i64, 2].as_slice(), false, Kind::Float)
+                * &w)
+                .sum(Kind::Float)
+        };
+        let rl =
+            per_step(th.loss(&self.model.reward.forward(&za), &rew.reshape([-1, 1]))) / h as f64;
+        let q = self.q_stack.forward(&za, None, true);
+        // Mean over heads here, so divide by H only (the per-head path
+        // sums heads and divides by H x E).
+        let vl = per_step(th.loss(&q, &td)) / h as f64;
+        let total = &cons * c.consistency_coef + &rl * c.reward_coef + &vl * c.value_coef;
+        let grads = Tensor::run_backward(&[&total], &self.opt_wm.flat.leaves, false, false);
+        self.opt_wm.step_flat(&grads, c.grad_clip);
+
+        // Policy on the detached latents of every step at once.
+        let pi_heads = pair(rng, &self.pairs);
+        let zd = zs.detach().reshape([(h + 1) * b, -1]);
+        let (a, log_prob) = self.sample_pi(&zd);
+        let qp = th.decode(&self.q_pair(&self.q_stack, &Tensor::cat(&[&zd, &a], 1), &pi_heads));
+        let qp = ((qp.get(0) + qp.get(1)) * 0.5).view([h + 1, b]);
+        self.update_scale_sorted(&qp.get(0).detach(), c.tau);
+        let ad = self.model.action_size as f64;
+        let per = log_prob.view([h + 1, b]) * (c.entropy_coef * ad) - qp / &self.q_scale;
+        let pl = (per.mean_dim([1i64].as_slice(), false, Kind::Float) * &self.rho_w)
+            .sum(Kind::Float)
+            / (h as f64 + 1.0);
+        let grads = Tensor::run_backward(&[&pl], &self.opt_pi.flat.leaves, false, false);
+        self.opt_pi.step_flat(&grads, c.grad_clip);
+
+        // Target Q heads follow slowly: one lerp over the flat buffers.
+        let (off, len) = self.opt_wm.flat.range("q.");
+        tch::no_grad(|| {
+            let _ = self
+                .target_flat
+                .data
+                .lerp_(&self.opt_wm.flat.data.narrow(0, off, len), c.tau);
+        });
+        Tensor::stack(&[cons, rl, vl, pl], 0).detach()
+    }
+
+    /// The earlier update (E separate Q MLPs, a loop over time steps,
+    /// per-parameter Adam), kept to compare against the fused one.
+    fn update_per_head(
+        &mut self,
+        (obs, act, rew): (Tensor, Tensor, Tensor),
+        rng: &mut Rng,
+    ) -> Tensor {
+        let c = self.cfg.clone();
+        let (h, b) = (c.horizon, c.batch as i64);
+        let dev = self.device;
         let o = self.model.obs_size as i64;
         let nq = self.model.q.len();
         let th = self.model.twohot();
@@ -176,7 +473,7 @@ impl Agent {
 
         // Targets without gradient: next latents and TD targets
         // r + g * min(two random target heads at (z', pi(z'))).
-        let target_heads = Self::two_heads(&mut rng, nq);
+        let target_heads = Self::two_heads(rng, nq);
         let (next_z, td) = tch::no_grad(|| {
             let next_z = self
                 .model
@@ -191,7 +488,8 @@ impl Agent {
         });
 
         // World model: unroll the latent dynamics from the first encoding.
-        zero_grads(&self.vs);
+        self.opt_wm.zero_grads();
+        self.opt_pi.zero_grads();
         let mut z = self.model.encode(&obs.get(0));
         let mut zs = vec![z.shallow_clone()];
         let zero = || Tensor::zeros([], (Kind::Float, dev));
@@ -218,13 +516,14 @@ impl Agent {
         let vl = vl / (hf * nq as f64);
         let total = &cons * c.consistency_coef + &rl * c.reward_coef + &vl * c.value_coef;
         total.backward();
-        self.opt_wm.step(c.grad_clip);
+        self.opt_wm.step_params(c.grad_clip);
 
         // Policy on the detached latents: maximize the mean of two random
         // online heads (no gradient into Q), scaled by the running 5-95
         // percentile range of the first step's values, plus entropy.
-        zero_grads(&self.vs);
-        let pi_heads = Self::two_heads(&mut rng, nq);
+        self.opt_wm.zero_grads();
+        self.opt_pi.zero_grads();
+        let pi_heads = Self::two_heads(rng, nq);
         let ad = self.model.action_size as f64;
         let mut pl = zero();
         for (t, z) in zs.iter().enumerate() {
@@ -240,8 +539,9 @@ impl Agent {
         }
         let pl = pl / (hf + 1.0);
         pl.backward();
-        self.opt_pi.step(c.grad_clip);
-        zero_grads(&self.vs);
+        self.opt_pi.step_params(c.grad_clip);
+        self.opt_wm.zero_grads();
+        self.opt_pi.zero_grads();
 
         // Target Q heads follow slowly.
         tch::no_grad(|| {
@@ -252,14 +552,7 @@ impl Agent {
                 }
             }
         });
-        self.updates += 1;
-        let l = crate::model::to_vec(&Tensor::stack(&[cons, rl, vl, pl], 0));
-        Losses {
-            consistency: l[0] as f64,
-            reward: l[1] as f64,
-            value: l[2] as f64,
-            policy: l[3] as f64,
-        }
+        Tensor::stack(&[cons, rl, vl, pl], 0).detach()
     }
 
     /// TD-MPC2's running scale: lerp towards max(1, p95 - p5) of `q`
@@ -268,6 +561,24 @@ impl Agent {
         let p = Tensor::from_slice(&[0.05f32, 0.95]).to_device(self.device);
         let qs = q.view([-1]).quantile(&p, 0, false, "linear");
         let range = (qs.get(1) - qs.get(0)).clamp_min(1.0);
+        tch::no_grad(|| {
+            let _ = self.q_scale.lerp_(&range, tau);
+        });
+    }
+
+    /// [`Agent::update_scale`] by one sort and two interpolations at
+    /// host-known positions (torch's "linear" quantile), so no value is
+    /// checked on the host.
+    fn update_scale_sorted(&mut self, q: &Tensor, tau: f64) {
+        let (s, _) = q.view([-1]).sort(0, false);
+        let n = s.size()[0];
+        let at = |p: f64| {
+            let x = p * (n - 1) as f64;
+            let lo = x.floor() as i64;
+            let hi = (lo + 1).min(n - 1);
+            s.get(lo).lerp(&s.get(hi), x - lo as f64)
+        };
+        let range = (at(0.95) - at(0.05)).clamp_min(1.0);
         tch::no_grad(|| {
             let _ = self.q_scale.lerp_(&range, tau);
         });
@@ -291,5 +602,73 @@ impl Agent {
         );
         vs.copy(&self.vs).expect("same structure");
         f(&m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replacing a variable's data (instead of copying into it) would
+    /// leave the fused update training a buffer nobody reads: refused.
+    #[test]
+    #[should_panic(expected = "dynamics.0.linear.weight no longer views")]
+    fn replaced_variable_data_is_refused() {
+        let mut cfg = TrainConfig {
+            batch: 8,
+            ..Default::default()
+        };
+        cfg.model.latent = 16;
+        cfg.model.hidden = 32;
+        cfg.model.enc_hidden = 32;
+        cfg.model.n_q = 2;
+        let mut a = Agent::new(&cfg, 3, 1, 20, Device::Cpu);
+        let len = a.replay.len;
+        a.replay
+            .push_episode(&vec![0.1; (len + 1) * 3], &vec![0.0; len], &vec![0.5; len]);
+        let mut w = a.vs.variables()["dynamics.0.linear.weight"].shallow_clone();
+        w.set_data(&w.copy());
+        a.update();
+    }
+
+    /// The stacked Q tensors and the per-head variables are one storage:
+    /// after fused updates (which write only the flat buffers) the heads
+    /// that export reads compute what the stack computes, online and
+    /// target alike.
+    #[test]
+    fn stacked_q_and_heads_share_storage() {
+        let mut cfg = TrainConfig {
+            batch: 16,
+            ..Default::default()
+        };
+        cfg.model.latent = 16;
+        cfg.model.hidden = 32;
+        cfg.model.enc_hidden = 32;
+        cfg.model.n_q = 3;
+        let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
+        a.path = UpdatePath::Fused;
+        let len = a.replay.len;
+        let mut rng = Rng::new(2);
+        for _ in 0..2 {
+            let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+            let act: Vec<f32> = (0..len).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+            let r: Vec<f32> = (0..len).map(|_| rng.uniform() as f32).collect();
+            a.replay.push_episode(&o, &act, &r);
+        }
+        for _ in 0..4 {
+            a.update();
+        }
+        let z = Tensor::from_slice(&(0..64).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>())
+            .view([4, 16]);
+        let act = Tensor::from_slice(&[0.3f32, -0.5, 0.9, 0.0]).view([4, 1]);
+        let za = Tensor::cat(&[&z, &act], 1);
+        for (m, stack) in [(&a.model, &a.q_stack), (&a.target, &a.target_q)] {
+            let heads = m.q_all(&z, &act, false).view([4, 3, -1]).transpose(0, 1);
+            let stacked = tch::no_grad(|| stack.forward(&za, None, false));
+            let d = (heads - stacked).abs().max().double_value(&[]);
+            assert!(d < 1e-5, "heads and stack differ by {d}");
+        }
+        // And the online heads did move away from zero outputs.
+        assert!(a.model.q_all(&z, &act, false).abs().max().double_value(&[]) > 0.0);
     }
 }

@@ -7,7 +7,8 @@
 //! [`metrics`] and [`plot`], plus task lookup ([`tasks`]).
 //!
 //! Imports run one way: train -> {collect, checkpoint, plot} -> learner ->
-//! {replay, optim, model} -> config; metrics depends on config only.
+//! {replay, optim, model} -> config, and model -> optim (the stacked Q
+//! ensemble's flat-buffer groups); metrics depends on config only.
 
 pub mod checkpoint;
 pub mod collect;

@@ -2,7 +2,10 @@
 //! reward R, an ensemble of Q heads and a Gaussian policy prior pi.
 //!
 //! Every module is a stack of [`Layer`]s (`Linear -> LayerNorm -> act`),
-//! simple enough that [`crate::export`] mirrors it 1:1 in ONNX. The latent
+//! simple enough that [`crate::export`] mirrors it 1:1 in ONNX. The
+//! learner also views the Q heads as one [`QStack`] (weights `[E, out,
+//! in]`, same storage as the heads' named variables) to evaluate them with
+//! one batched matmul per layer. The latent
 //! z is SimNorm-normalized in groups of `simnorm_group` (softmax per group).
 //! Reward and every Q head output `num_bins` logits of TD-MPC2's two-hot
 //! symlog decoding (101 bins over [-10, 10]; see [`crate::twohot`]), or
@@ -401,6 +404,133 @@ impl WorldModel {
     pub fn squash_log_std(&self, raw: &Tensor) -> Tensor {
         let (lo, hi) = (self.cfg.log_std_min as f64, self.cfg.log_std_max as f64);
         raw.tanh() * (0.5 * (hi - lo)) + (lo + 0.5 * (hi - lo))
+    }
+}
+
+/// The Q ensemble as stacked tensors: per layer a weight `[E, out, in]`,
+/// bias `[E, out]` and LayerNorm scale and shift `[E, out]`, evaluated for
+/// all (or selected) heads with one batched matmul per layer instead of E
+/// separate MLPs: `Linear -> Dropout (first layer, training) -> LayerNorm
+/// -> Mish` per hidden layer, a plain `Linear` at the output, as
+/// [`Mlp::forward_t`] per head. The stacked tensors hold the same values as
+/// the heads' variables `q.{k}.{l}.linear.weight` etc. and, once a
+/// [`crate::optim::Flat`] buffer holds the [`crate::optim::Group`]s that
+/// [`QStack::new`] returns, the same storage.
+#[derive(Debug)]
+pub struct QStack {
+    pub layers: Vec<StackedLayer>,
+    /// Heads E.
+    pub heads: usize,
+    /// Dropout after the first layer's Linear when training.
+    pub dropout: f64,
+}
+
+/// One layer of a [`QStack`].
+#[derive(Debug)]
+pub struct StackedLayer {
+    /// `[E, out, in]`.
+    pub w: Tensor,
+    /// `[E, out]`.
+    pub b: Tensor,
+    /// LayerNorm scale and shift `[E, out]` (hidden layers; Mish follows).
+    pub ln: Option<(Tensor, Tensor)>,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+impl QStack {
+    /// Stacked copies of the Q heads' variables found in `vars` (a
+    /// `VarStore`'s `variables()` of a [`WorldModel`] built with `cfg`),
+    /// leaves requiring gradients when `grad`, and the groups (heads in
+    /// order, lr `lr`) that make a flat buffer alias heads and stack.
+    /// Variable names are those [`WorldModel::new`] creates
+    /// (`q.{k}.{l}.linear.weight`, `.linear.bias`, `.ln.weight`, `.ln.bias`).
+    pub fn new(
+        vars: &std::collections::HashMap<String, Tensor>,
+        cfg: &ModelConfig,
+        grad: bool,
+        lr: f64,
+    ) -> (QStack, Vec<crate::optim::Group>) {
+        let mut groups = Vec::new();
+        let mut layers = Vec::new();
+        let mut stack = |l: usize, what: &str| -> Tensor {
+            let members: Vec<(String, Tensor)> = (0..cfg.n_q)
+                .map(|k| {
+                    let name = format!("q.{k}.{l}.{what}");
+                    let t = vars
+                        .get(&name)
+                        .unwrap_or_else(|| panic!("Q variable {name} missing"));
+                    (name, t.shallow_clone())
+                })
+                .collect();
+            let s = tch::no_grad(|| {
+                Tensor::stack(&members.iter().map(|m| &m.1).collect::<Vec<_>>(), 0)
+            })
+            .set_requires_grad(grad);
+            groups.push(crate::optim::Group {
+                members,
+                stacked: Some(s.shallow_clone()),
+                lr,
+            });
+            s
+        };
+        for l in 0..=cfg.layers {
+            let w = stack(l, "linear.weight");
+            let b = stack(l, "linear.bias");
+            let ln = (l < cfg.layers).then(|| (stack(l, "ln.weight"), stack(l, "ln.bias")));
+            let size = w.size();
+            layers.push(StackedLayer {
+                d_in: size[2] as usize,
+                d_out: size[1] as usize,
+                w,
+                b,
+                ln,
+            });
+        }
+        (
+            QStack {
+                layers,
+                heads: cfg.n_q,
+                dropout: cfg.q_dropout,
+            },
+            groups,
+        )
+    }
+
+    /// `za` `[N, in]` -> logits `[E', N, out]` of all heads, or of the heads
+    /// listed in `heads` (an int64 index tensor on the device, so no
+    /// transfer); dropout when `train`. About 6 kernels per layer.
+    pub fn forward(&self, za: &Tensor, heads: Option<&Tensor>, train: bool) -> Tensor {
+        let pick = |t: &Tensor| match heads {
+            Some(i) => t.index_select(0, i),
+            None => t.shallow_clone(),
+        };
+        let e = heads.map_or(self.heads as i64, |i| i.size()[0]);
+        let n = za.size()[0];
+        let mut h = za.unsqueeze(0).expand([e, n, za.size()[1]], false);
+        for (k, l) in self.layers.iter().enumerate() {
+            let mut y = pick(&l.b)
+                .unsqueeze(1)
+                .baddbmm(&h, &pick(&l.w).transpose(1, 2), 1.0, 1.0);
+            if k == 0 && train && self.dropout > 0.0 {
+                y = y.dropout(self.dropout, true);
+            }
+            if let Some((g, beta)) = &l.ln {
+                let yn = y.layer_norm(
+                    [l.d_out as i64],
+                    None::<Tensor>,
+                    None::<Tensor>,
+                    LN_EPS,
+                    true,
+                );
+                y = pick(beta)
+                    .unsqueeze(1)
+                    .addcmul(&yn, &pick(g).unsqueeze(1))
+                    .mish();
+            }
+            h = y;
+        }
+        h
     }
 }
 

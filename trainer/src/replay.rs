@@ -113,7 +113,9 @@ impl DeviceReplay {
 
     /// Sample `b` subsequences of `h + 1` observations from `r` (synced
     /// first): tensors `[h+1, b, obs]`, `[h, b, act]`, `[h, b, 1]` on the
-    /// device. The draws from `rng` do not depend on the device.
+    /// device. The draws from `rng` do not depend on the device. Costs one
+    /// host-to-device copy of the indices (not waiting for the device) and three
+    /// gathers.
     pub fn sample(
         &mut self,
         r: &Replay,
@@ -122,9 +124,19 @@ impl DeviceReplay {
         rng: &mut Rng,
     ) -> (Tensor, Tensor, Tensor) {
         self.sync(r);
-        let (oi, ai) = r.indices(b, h, rng);
-        let oi = Tensor::from_slice(&oi).to_device(self.device);
-        let ai = Tensor::from_slice(&ai).to_device(self.device);
+        let (mut idx, ai) = r.indices(b, h, rng);
+        let n_obs = idx.len() as i64;
+        idx.extend_from_slice(&ai);
+        // One transfer, not waiting for the device: an asynchronous copy
+        // from pageable memory is staged by the driver before the call
+        // returns (CUDA's documented behaviour), so the host vector may go.
+        let idx = Tensor::from_slice(&idx);
+        let idx = match self.device {
+            Device::Cpu => idx,
+            d => idx.to_device_(d, Kind::Int64, true, false),
+        };
+        let oi = idx.narrow(0, 0, n_obs);
+        let ai = idx.narrow(0, n_obs, ai.len() as i64);
         let (bi, hi) = (b as i64, h as i64);
         (
             self.obs.index_select(0, &oi).view([hi + 1, bi, -1]),

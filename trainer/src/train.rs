@@ -10,7 +10,7 @@
 use crate::checkpoint::{self, State};
 use crate::collect::{run_episode, EpisodeMode};
 use crate::export::{default_planner, export_bundle, ExportMeta};
-use crate::learner::{seeded, STREAM_EPISODE, STREAM_EVAL};
+use crate::learner::{seeded, PendingLosses, STREAM_EPISODE, STREAM_EVAL};
 use crate::metrics::{write_csv, Losses, Metrics};
 use dream_mpc::agent::Agent as PlannerAgent;
 use dream_mpc::bundle::manifest::Provenance;
@@ -22,7 +22,7 @@ use tch::Device;
 
 pub use crate::collect::Collect;
 pub use crate::config::{DeviceChoice, TrainConfig, TrainError};
-pub use crate::learner::Agent;
+pub use crate::learner::{Agent, UpdatePath};
 pub use crate::replay::Replay;
 
 /// Options of one run besides the configuration.
@@ -219,10 +219,14 @@ pub fn train(
             if before < seed_steps {
                 n = (state.env_step / cfg.action_repeat as u64) * cfg.updates_per_step as u64;
             }
-            for _ in 0..n {
-                last = agent.update();
-                losses_all.push(last);
+            // Losses stay on the device until the burst ends: one read
+            // (one device sync) per episode, not per update.
+            let pending: Vec<PendingLosses> = (0..n).map(|_| agent.update_pending()).collect();
+            let read = PendingLosses::read_all(&pending);
+            if let Some(l) = read.last() {
+                last = *l;
             }
+            losses_all.extend(read);
         }
         let wall = wall0 + t0.elapsed().as_secs_f64();
         state.metrics.push(Metrics {

@@ -68,7 +68,8 @@ impl TwoHot {
 
     /// Per-row loss `[N, 1]` of logits `[N, bins]` against scalars `y`
     /// `[N, 1]`: soft cross-entropy to the two-hot target (squared error
-    /// with one bin).
+    /// with one bin). Logits of several heads `[E, N, bins]` share one
+    /// target (built once, broadcast): `[E, N, 1]`.
     pub fn loss(&self, logits: &Tensor, y: &Tensor) -> Tensor {
         if self.bins == 1 {
             return (logits - y).square();

@@ -5,7 +5,7 @@
 
 use dream_mpc::rng::Rng;
 use dream_mpc_trainer::tasks;
-use dream_mpc_trainer::train::{train, Agent, DeviceChoice, RunOptions, TrainConfig};
+use dream_mpc_trainer::train::{train, Agent, DeviceChoice, RunOptions, TrainConfig, UpdatePath};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -110,6 +110,50 @@ fn cuda_update_matches_cpu() {
     for _ in 0..20 {
         let l = agents[1].update();
         assert!(l.consistency.is_finite() && l.value.is_finite() && l.policy.is_finite());
+    }
+}
+
+/// On the GPU the fused update computes the per-head update's first
+/// losses (consistency, reward, value: same batch, same target noise, no
+/// dropout; the policy noise is drawn in another order on CUDA, so the
+/// policy loss is only checked finite), and both keep training.
+#[test]
+fn cuda_fused_update_matches_per_head() {
+    let Some(dev) = cuda() else { return };
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cfg = tiny(1000);
+    cfg.model.q_dropout = 0.0;
+    let mut agents = [UpdatePath::PerHead, UpdatePath::Fused].map(|p| {
+        let mut a = Agent::new(&cfg, 3, 1, 200, dev);
+        a.path = p;
+        a
+    });
+    let mut rng = Rng::new(5);
+    let len = agents[0].replay.len;
+    for _ in 0..3 {
+        let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+        let a: Vec<f32> = (0..len).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+        let r: Vec<f32> = (0..len).map(|_| 3.0 * rng.uniform() as f32).collect();
+        for ag in agents.iter_mut() {
+            ag.replay.push_episode(&o, &a, &r);
+        }
+    }
+    let l = agents.each_mut().map(|a| a.update());
+    for (what, x, y) in [
+        ("consistency", l[0].consistency, l[1].consistency),
+        ("reward", l[0].reward, l[1].reward),
+        ("value", l[0].value, l[1].value),
+    ] {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+            "{what} loss per-head {x} vs fused {y}"
+        );
+    }
+    for _ in 0..10 {
+        for a in agents.iter_mut() {
+            let l = a.update();
+            assert!(l.consistency.is_finite() && l.value.is_finite() && l.policy.is_finite());
+        }
     }
 }
 
