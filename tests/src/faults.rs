@@ -15,7 +15,7 @@
 //! - `to_planning`: from the end of the fault (the first good observation
 //!   after it) to the first planned action received.
 
-use crate::{bins, root, wait_bounded};
+use crate::{bins, root, spawn_on, wait_bounded};
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, Float64MultiArray};
 use dream_mpc::ros::qos::profile;
@@ -63,14 +63,7 @@ pub fn controller_with(domain: u16, params_file: &str, extra: &[&str]) -> Child 
         "action.safe:=[0.25]",
     ];
     args.extend_from_slice(extra);
-    Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run")
+    spawn_on(&bins().0, domain, &args)
 }
 
 /// SIGINT the controller and read its JSON summary (exit 0 expected).

@@ -17,7 +17,7 @@
 //! the setup step (it does not pretend). The five cases run side by side
 //! on their own domains (10..29) and take a few seconds each.
 
-use dream_mpc_tests::{bins, root, wait_bounded};
+use dream_mpc_tests::{bins, root, spawn_on, wait_bounded};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -62,14 +62,7 @@ fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
         "diagnostics_period_s:=0.25",
     ];
     args.extend_from_slice(extra);
-    let ctl = Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run");
+    let ctl = spawn_on(&bins().0, domain, &args);
     let peer = Command::new(python())
         .current_dir(root())
         .args([

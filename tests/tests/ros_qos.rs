@@ -9,11 +9,9 @@
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::qos::profile;
-use dream_mpc_tests::{bins, json_field, root, wait_bounded};
-use ros2_client::{
-    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
-};
-use std::process::{Child, Command, Stdio};
+use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};
+use ros2_client::{Context, Name, Node, Publisher, Subscription};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 fn domain(k: u16) -> u16 {
@@ -33,25 +31,11 @@ fn spawn(domain: u16, extra: &[&str]) -> Child {
         "diagnostics_period_s:=0.5",
     ];
     args.extend_from_slice(extra);
-    Command::new(&bins().0)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dream-mpc run")
+    spawn_on(&bins().0, domain, &args)
 }
 
 fn node(domain: u16) -> (Context, Node) {
-    let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-    let node = ctx
-        .new_node(
-            NodeName::new("/", "ros_qos_test").unwrap(),
-            NodeOptions::new().enable_rosout(false),
-        )
-        .unwrap();
-    (ctx, node)
+    dream_mpc_tests::peer::participant(domain, "ros_qos_test")
 }
 
 fn q(reliability: Reliability, durability: Durability, depth: usize) -> TopicQos {
