@@ -114,6 +114,8 @@ pub struct Config {
     pub action_source: SourceKind,
     /// Model bundle folder (required for `action_source: dream_mpc`).
     pub bundle: Option<PathBuf>,
+    /// Size cap of each bundle module and references file, in MiB.
+    pub bundle_max_file_mib: u64,
     pub planner: String,
     pub budget: Budget,
     pub control_rate_hz: f64,
@@ -323,6 +325,8 @@ pub const PARAMS: &[Param] = &[
       "what computes the action: the planner on a bundle | a fixed linear law | zero (bring-up only)", false),
     p("bundle", Ty::Str, Absent("required when action_source is dream_mpc"), Any,
       "model bundle folder (holding manifest.json)", false),
+    p("bundle_max_file_mib", Ty::Int, Dv("512"), Range(1.0, 65_536.0),
+      "size cap of each bundle module and references file (MiB); larger files are refused unread", false),
     p("planner", Ty::Str, Dv("dream-mpc"), Any,
       "planner kind of the planner table (dream-mpc, grad-mpc, cem, mppi, ...)", false),
     p("budget.candidates", Ty::Int, Absent("the bundle's planner.candidates"), Range(1.0, 4096.0),
@@ -987,6 +991,7 @@ impl Config {
         Ok(Config {
             action_source,
             bundle,
+            bundle_max_file_mib: c.int("bundle_max_file_mib").expect("table default") as u64,
             planner: c.str("planner").unwrap_or_default().to_string(),
             budget,
             control_rate_hz: num("control_rate_hz"),

@@ -205,7 +205,8 @@ impl PlannerSource {
             .as_deref()
             .ok_or_else(|| SourceError("action_source 'dream_mpc' needs `bundle`".into()))?;
         let err = |e: &dyn std::fmt::Display| SourceError(format!("bundle {}: {e}", dir.display()));
-        let bundle = Arc::new(Bundle::load(dir).map_err(|e| err(&e))?);
+        let limits = crate::bundle::Limits::with_file_mib(cfg.bundle_max_file_mib);
+        let bundle = Arc::new(Bundle::load_with(dir, limits).map_err(|e| err(&e))?);
         // What `dream-mpc check` verifies, before any actuator is driven:
         // the kernels reproduce the libtorch references of every module.
         let t0 = Instant::now();
