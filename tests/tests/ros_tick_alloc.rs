@@ -65,7 +65,7 @@ fn control_update_allocates_nothing() {
         &[2.0, 0.0],
     ];
 
-    let mut kinds = [0usize; 7];
+    let mut kinds = [0usize; 8];
     for k in 0..500u64 {
         let ((), n) = allocations_in(|| {
             h.observation

@@ -172,6 +172,24 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
     if let Some((i, s)) = o.mean.iter().enumerate().find(|(_, s)| !s.is_finite()) {
         return Err(bad(format!("observation.mean[{i}] = {s}")));
     }
+    if let Some(r) = &o.range {
+        if r.low.len() != o.size || r.high.len() != o.size {
+            return Err(bad(format!(
+                "observation size {} but range.low/high have {}/{} values",
+                o.size,
+                r.low.len(),
+                r.high.len()
+            )));
+        }
+        for i in 0..o.size {
+            let (lo, hi) = (r.low[i], r.high[i]);
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(bad(format!(
+                    "observation.range element {i}: low {lo} high {hi} (must be finite, low <= high)"
+                )));
+            }
+        }
+    }
     let a = &m.action;
     if a.low.len() != a.size || a.high.len() != a.size {
         return Err(bad(format!(

@@ -10,6 +10,7 @@ pub mod files;
 pub mod manifest;
 pub mod onnx_build;
 pub mod planner_options;
+pub mod plausibility;
 
 pub use confine::Limits;
 pub use error::BundleError;

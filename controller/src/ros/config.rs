@@ -145,6 +145,12 @@ pub struct Config {
     pub reliability: Reliability,
     pub qos_depth: usize,
     pub on_planner_fault: FaultPolicy,
+    /// `plausibility.margin`: fraction of each element's training range
+    /// an observation may lie outside it.
+    pub plausibility_margin: f64,
+    /// `plausibility.action: warn`: count implausible observations but
+    /// plan on them.
+    pub plausibility_warn_only: bool,
     /// Test-only fault injection: the planned tick (1-based) at which the
     /// control thread raises a panic inside planning; `None` = never.
     pub inject_planner_fault_at_tick: Option<u64>,
@@ -371,6 +377,10 @@ pub const PARAMS: &[Param] = &[
     p("qos.reliability", Ty::Str, Dv("reliable"), OneOf(&["reliable", "best_effort"]),
       "DDS reliability of the observation and action topics", false),
     p("qos.depth", Ty::Int, Dv("1"), Range(1.0, 1000.0), "DDS history depth (keep last)", false),
+    p("plausibility.margin", Ty::Real, Dv("0.5"), Range(0.0, 1e6),
+      "an observation element outside the bundle's training range by more than this fraction of that range (at least its std) is implausible", false),
+    p("plausibility.action", Ty::Str, Dv("reject"), OneOf(&["reject", "warn"]),
+      "implausible observation: reject (safe action, counted) | warn (counted, planned on); bundles without observation.range skip the check", false),
     p("on_planner_fault", Ty::Str, Dv("stop"), OneOf(&["stop", "continue"]),
       "after a panic or error inside planning: stop with the safe action (exit 3) | reset and continue", false),
     p("debug.inject_planner_fault_at_tick", Ty::Int, Dv("0"), Range(0.0, 4_294_967_295.0),
@@ -1016,6 +1026,8 @@ impl Config {
                 _ => Reliability::Reliable,
             },
             qos_depth: c.int("qos.depth").unwrap_or(1),
+            plausibility_margin: num("plausibility.margin"),
+            plausibility_warn_only: c.str("plausibility.action") == Some("warn"),
             on_planner_fault: match c.str("on_planner_fault") {
                 Some("continue") => FaultPolicy::Continue,
                 _ => FaultPolicy::Stop,
