@@ -81,25 +81,6 @@ impl Replay {
     }
 }
 
-#[cfg(test)]
-mod range_tests {
-    use super::Replay;
-
-    #[test]
-    fn obs_range_is_the_per_element_min_and_max() {
-        let mut r = Replay {
-            obs_size: 2,
-            action_size: 1,
-            len: 2,
-            ..Default::default()
-        };
-        assert_eq!(r.obs_range(), None);
-        r.push_episode(&[1.0, -5.0, 3.0, 2.0, -1.0, 0.5], &[0.0, 0.0], &[0.0, 0.0]);
-        let g = r.obs_range().unwrap();
-        assert_eq!(g.low, vec![-1.0, -5.0]);
-        assert_eq!(g.high, vec![3.0, 2.0]);
-    }
-}
 
 /// The replay's contents as device tensors (`[rows, obs]`, `[rows, act]`,
 /// `[rows]`), appended to lazily when the host replay grew.
@@ -223,5 +204,25 @@ impl Replay {
             actions: take(counts[1]),
             rewards: take(counts[2]),
         })
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::Replay;
+
+    #[test]
+    fn obs_range_is_the_per_element_min_and_max() {
+        let mut r = Replay {
+            obs_size: 2,
+            action_size: 1,
+            len: 2,
+            ..Default::default()
+        };
+        assert_eq!(r.obs_range(), None);
+        r.push_episode(&[1.0, -5.0, 3.0, 2.0, -1.0, 0.5], &[0.0, 0.0], &[0.0, 0.0]);
+        let g = r.obs_range().unwrap();
+        assert_eq!(g.low, vec![-1.0, -5.0]);
+        assert_eq!(g.high, vec![3.0, 2.0]);
     }
 }
