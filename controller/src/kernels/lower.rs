@@ -119,7 +119,9 @@ fn mish_triples(graph: &pb::GraphProto) -> HashMap<usize, Option<pb::NodeProto>>
             if tanh.op_type != "Tanh" || !plain(tanh) || uses.get(t) != Some(&1) {
                 continue;
             }
-            let s = tanh.input[0].as_str();
+            let Some(s) = tanh.input.first().map(String::as_str) else {
+                continue;
+            };
             let Some(&i) = producer.get(s) else { continue };
             let sp = &graph.node[i];
             if sp.op_type != "Softplus" || !plain(sp) || uses.get(s) != Some(&1) {
@@ -576,6 +578,12 @@ pub(crate) fn compile(
             module,
             opset,
         };
+        // Every op we lower writes its first output: a node without one
+        // is malformed (found by the onnx fuzz target: a LayerNormalization
+        // with no outputs indexed past the empty list).
+        if node.output.first().is_none_or(|o| o.is_empty()) {
+            return Err(ctx.unsupported("the node has no (first) output"));
+        }
         build(&mut lw, &ctx)?;
         for o in &node.output {
             if !o.is_empty() && !lw.values.contains_key(o) {
