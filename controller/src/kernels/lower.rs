@@ -596,6 +596,22 @@ pub(crate) fn compile(
     // out-of-range axes first: tract 0.23's LayerNormalization inference
     // loops `0..axis` and hangs on a corrupted huge axis (found by the
     // loader fuzz test).
+    // Every graph output must name a value the graph defines: tract 0.23's
+    // parser indexes its name table with it and panics otherwise (found by
+    // the onnx fuzz target).
+    if let Some(o) = graph
+        .output
+        .iter()
+        .find(|o| !lw.values.contains_key(&o.name))
+    {
+        return Err(onnx_err(
+            module,
+            format!(
+                "graph output `{}` is not produced by any node, input or initializer",
+                o.name.chars().take(80).collect::<String>()
+            ),
+        ));
+    }
     tract_check(module, &proto, spec)?;
     let mut output_locs = vec![];
     for s in &spec.outputs {
