@@ -81,7 +81,6 @@ impl Replay {
     }
 }
 
-
 /// The replay's contents as device tensors (`[rows, obs]`, `[rows, act]`,
 /// `[rows]`), appended to lazily when the host replay grew.
 pub struct DeviceReplay {
