@@ -1,5 +1,6 @@
-//! Deterministic fuzzing of the ONNX/manifest loader (the cargo-fuzz target
-//! in `controller/fuzz` explores the same entry points without a budget):
+//! Deterministic fuzzing of the ONNX/manifest loader (the libFuzzer targets
+//! in `controller/fuzz` explore the same entry points without a budget;
+//! their corpus is replayed by `fuzz_regressions.rs`):
 //! random bytes, every truncation and random mutations of a valid module,
 //! and mutated manifests must give an error or a working program, never a
 //! panic.

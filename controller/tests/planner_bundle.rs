@@ -115,6 +115,7 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
             size: N,
             mean: vec![0.0; N],
             std: vec![1.0; N],
+            range: None,
         },
         action: ActionSpec {
             size: M,

@@ -302,6 +302,7 @@ impl TdmpcModel {
                 size: s.obs,
                 mean: vec![0.0; s.obs],
                 std: vec![1.0; s.obs],
+                range: None,
             },
             action: ActionSpec {
                 size: s.act,

@@ -8,9 +8,10 @@
 use crate::peer::{float_topic, participant};
 use crate::{spawn_controller_with, wait_bounded};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
+use dream_mpc::ros::node::qos;
 use ros2_client::dds::rustdds::DomainParticipant;
-use ros2_client::{Context, Node, Subscription};
+use ros2_client::{Context, Name, Node, Subscription};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
@@ -214,6 +215,10 @@ pub struct Run {
     /// actions answering the valid observation after the attack began
     pub planned_after: usize,
     pub stderr: String,
+    /// The node's run summary (one JSON line).
+    pub stdout: String,
+    /// Largest value of each numeric `/diagnostics` key seen during the run.
+    pub diagnostics: std::collections::BTreeMap<String, f64>,
 }
 
 impl Run {
@@ -276,6 +281,25 @@ pub fn run_with_attack(
     let obs = node
         .create_publisher::<Float64MultiArray>(&ot, None)
         .unwrap();
+    let dt = node
+        .create_topic(
+            &Name::parse("/diagnostics").unwrap(),
+            msgs::diagnostic_array_type(),
+            &qos(Reliability::Reliable, 10),
+        )
+        .unwrap();
+    let diags: Subscription<DiagnosticArray> = node.create_subscription(&dt, None).unwrap();
+    let mut diag_max = std::collections::BTreeMap::new();
+    let read_diags = |diag_max: &mut std::collections::BTreeMap<String, f64>| {
+        while let Ok(Some((m, _))) = diags.take() {
+            for kv in m.status.iter().flat_map(|s| &s.values) {
+                if let Ok(v) = kv.value.parse::<f64>() {
+                    let e = diag_max.entry(kv.key.clone()).or_insert(v);
+                    *e = e.max(v);
+                }
+            }
+        }
+    };
     let ctl = spawn_controller_with(bin, d, "config/plumbing.yaml", &[]);
     let pid = ctl.id();
 
@@ -292,6 +316,7 @@ pub fn run_with_attack(
         while let Ok(Some((m, _))) = actions.take() {
             times.push((Instant::now(), m.data.first().cloned().unwrap_or(f64::NAN)));
         }
+        read_diags(&mut diag_max);
         if now >= next_obs {
             let _ = obs.publish(Float64MultiArray::vector("observation", vec![0.1, 0.0]));
             next_obs = now + Duration::from_millis(10);
@@ -326,9 +351,10 @@ pub fn run_with_attack(
     let t_sig = Instant::now();
     while ctl.try_wait().unwrap().is_none() && t_sig.elapsed() < Duration::from_secs(20) {
         while let Ok(Some(_)) = actions.take() {}
+        read_diags(&mut diag_max);
         std::thread::sleep(Duration::from_millis(1));
     }
-    let (st, _out, stderr, _) = wait_bounded(ctl, Duration::from_secs(10));
+    let (st, stdout, stderr, _) = wait_bounded(ctl, Duration::from_secs(10));
     assert!(st.success(), "controller exit {st:?}: {stderr}");
     let from = t_attack - Duration::from_millis(500);
     let mut window: Vec<Instant> = times.iter().filter(|t| t.0 >= from).map(|t| t.0).collect();
@@ -343,6 +369,8 @@ pub fn run_with_attack(
             .filter(|t| t.0 > t_attack && (t.1 + 0.4).abs() < 1e-6)
             .count(),
         stderr,
+        stdout,
+        diagnostics: diag_max,
     }
 }
 

@@ -12,8 +12,8 @@
 //! binary (e.g. one built without the RustDDS patch, to see the failure).
 //! Traffic goes to 127.0.0.1 only and is bounded in count and time.
 
-use dream_mpc_tests::bins;
 use dream_mpc_tests::hostile::{self, run_with_attack, Run};
+use dream_mpc_tests::{bins, json_field};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -194,5 +194,24 @@ fn huge_observations_from_a_matched_peer_are_dropped() {
         run.dropped("oversized") >= 1,
         "the node did not report dropping oversized observations:\n{}",
         run.stderr
+    );
+    // The same count in the run summary and in /diagnostics (issue 19
+    // item 6): the summary's is the exit line's, /diagnostics saw drops
+    // while running.
+    let summary = json_field(&run.stdout, "dds_oversized_dropped");
+    assert_eq!(
+        summary,
+        run.dropped("oversized") as f64,
+        "run summary:\n{}",
+        run.stdout
+    );
+    let diag = run
+        .diagnostics
+        .get("dds_oversized_dropped")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(
+        diag >= 1.0 && diag <= summary,
+        "/diagnostics dds_oversized_dropped = {diag}, run summary {summary}"
     );
 }

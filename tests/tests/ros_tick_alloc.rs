@@ -65,7 +65,7 @@ fn control_update_allocates_nothing() {
         &[2.0, 0.0],
     ];
 
-    let mut kinds = [0usize; 7];
+    let mut kinds = [0usize; 8];
     for k in 0..500u64 {
         let ((), n) = allocations_in(|| {
             h.observation
@@ -162,4 +162,57 @@ fn tunables_are_applied_between_ticks_without_allocating() {
     assert!(seen[1].0 <= 2, "{seen:?}");
     assert_eq!(seen[2].0, 0, "{seen:?}");
     assert!(seen[2].1 >= 9, "not planned: {seen:?}");
+}
+
+/// A model-free source that declares a training range (as a bundle's
+/// `observation.range` would), so the plausibility check runs.
+struct Ranged(dream_mpc::bundle::manifest::ObservationSpec);
+impl ActionSource for Ranged {
+    fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+        a.fill(0.5);
+        Ok(TickStatus::FIXED)
+    }
+    fn name(&self) -> &'static str {
+        "ranged"
+    }
+    fn observation_spec(&self) -> Option<&dream_mpc::bundle::manifest::ObservationSpec> {
+        Some(&self.0)
+    }
+}
+
+/// The plausibility check (issue 19 item 7) allocates nothing either, and
+/// rejects an observation outside the range plus margin.
+#[test]
+fn plausibility_check_allocates_nothing() {
+    use dream_mpc::bundle::manifest::{ObservationRange, ObservationSpec};
+    let cfg = config(&[("plausibility.margin", "0.5")]);
+    let spec = ObservationSpec {
+        size: 2,
+        mean: vec![0.0; 2],
+        std: vec![1.0; 2],
+        range: Some(ObservationRange {
+            low: vec![-1.0, -1.0],
+            high: vec![1.0, 1.0],
+        }),
+    };
+    let epoch = Instant::now();
+    let ctl = Controller::new(&cfg, Box::new(Ranged(spec)));
+    assert!(ctl.plausibility_checked());
+    let h = Handoff::new(ctl.obs_capacity(), epoch);
+    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    // inside; inside the margin (|x| <= 1 + 0.5 * 2); far outside; just outside
+    let inputs: [&[f64]; 4] = [&[0.1, 0.2], &[1.9, -1.9], &[1e30, -1e30], &[2.01, 0.0]];
+    let mut kinds = [0usize; 8];
+    for k in 0..400u64 {
+        let ((), n) = allocations_in(|| {
+            h.observation
+                .write(inputs[(k % 4) as usize], Instant::now());
+            kinds[lp.update(Instant::now(), &h) as usize] += 1;
+        });
+        assert_eq!(n, 0, "the update allocated (period {k})");
+        while h.actions.pop().is_some() {}
+    }
+    assert_eq!(kinds[TickKind::Planned as usize], 200);
+    assert_eq!(kinds[TickKind::Implausible as usize], 200);
+    assert_eq!(lp.controller.counts.implausible, 200);
 }

@@ -24,8 +24,8 @@
 
 use crate::model::{to_vec, Act, Layer, Mlp, WorldModel, LN_EPS};
 use dream_mpc::bundle::manifest::{
-    ActionSpec, Decoding, LatentSpec, Manifest, ModuleSpec, ObservationSpec, PlannerDefaults,
-    Provenance, ReferenceCase, References, TensorSpec, FORMAT, VERSION,
+    ActionSpec, Decoding, LatentSpec, Manifest, ModuleSpec, ObservationRange, ObservationSpec,
+    PlannerDefaults, Provenance, ReferenceCase, References, TensorSpec, FORMAT, VERSION,
 };
 use dream_mpc::bundle::onnx_build::{za_module, Act as OnnxAct, GraphBuilder, Norm, OnnxModel};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
@@ -41,6 +41,9 @@ pub struct ExportMeta {
     /// Observation normalization (length obs_size; std > 0).
     pub obs_mean: Vec<f32>,
     pub obs_std: Vec<f32>,
+    /// Range of the observations seen in training (from the replay
+    /// buffer), for the node's plausibility check; `None` = unknown.
+    pub obs_range: Option<ObservationRange>,
     /// Actuator bounds for model actions -1 and +1.
     pub action_low: Vec<f32>,
     pub action_high: Vec<f32>,
@@ -59,6 +62,7 @@ impl ExportMeta {
             task: task.into(),
             obs_mean: vec![0.0; obs_size],
             obs_std: vec![1.0; obs_size],
+            obs_range: None,
             action_low: vec![-1.0; action_size],
             action_high: vec![1.0; action_size],
             discount: 0.99,
@@ -464,6 +468,7 @@ pub fn export_bundle(
             size: o,
             mean: meta.obs_mean.clone(),
             std: meta.obs_std.clone(),
+            range: meta.obs_range.clone(),
         },
         action: ActionSpec {
             size: a,

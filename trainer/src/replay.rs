@@ -57,6 +57,28 @@ impl Replay {
     fn obs_rows(&self) -> usize {
         self.episodes() * (self.len + 1)
     }
+
+    /// Per-element min and max of the finite observations held (for the
+    /// bundle's `observation.range`); `None` when the buffer is empty or an
+    /// element never had a finite value.
+    pub fn obs_range(&self) -> Option<dream_mpc::bundle::manifest::ObservationRange> {
+        let o = self.obs_size;
+        if o == 0 || self.obs.len() < o {
+            return None;
+        }
+        let mut low = vec![f32::INFINITY; o];
+        let mut high = vec![f32::NEG_INFINITY; o];
+        for row in self.obs.chunks_exact(o) {
+            for (i, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                low[i] = low[i].min(*v);
+                high[i] = high[i].max(*v);
+            }
+        }
+        if low.iter().chain(&high).any(|v| !v.is_finite()) {
+            return None;
+        }
+        Some(dream_mpc::bundle::manifest::ObservationRange { low, high })
+    }
 }
 
 /// The replay's contents as device tensors (`[rows, obs]`, `[rows, act]`,
@@ -193,5 +215,25 @@ impl Replay {
             actions: take(counts[1]),
             rewards: take(counts[2]),
         })
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::Replay;
+
+    #[test]
+    fn obs_range_is_the_per_element_min_and_max() {
+        let mut r = Replay {
+            obs_size: 2,
+            action_size: 1,
+            len: 2,
+            ..Default::default()
+        };
+        assert_eq!(r.obs_range(), None);
+        r.push_episode(&[1.0, -5.0, 3.0, 2.0, -1.0, 0.5], &[0.0, 0.0], &[0.0, 0.0]);
+        let g = r.obs_range().unwrap();
+        assert_eq!(g.low, vec![-1.0, -5.0]);
+        assert_eq!(g.high, vec![3.0, 2.0]);
     }
 }

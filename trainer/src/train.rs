@@ -95,6 +95,7 @@ pub fn export(
     let mut meta = ExportMeta::plain(&cfg.task, o, a);
     meta.discount = cfg.discount as f32;
     meta.action_repeat = cfg.action_repeat;
+    meta.obs_range = agent.replay.obs_range();
     meta.planner = default_planner();
     meta.provenance = Provenance {
         producer: format!("dream-mpc-train {}", env!("CARGO_PKG_VERSION")),

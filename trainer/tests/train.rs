@@ -97,6 +97,16 @@ fn short_run_learns_and_exports_a_checked_bundle() {
     for r in &report {
         assert!(r.max_abs_err < 1e-4, "{r:?}");
     }
+    // The manifest records the range of the observations in the replay
+    // (issue 19 item 7), a real spread for at least one element.
+    let m = dream_mpc::bundle::read_manifest(&s.bundle).unwrap();
+    let r = m
+        .observation
+        .range
+        .expect("the export records observation.range");
+    assert_eq!(r.low.len(), m.observation.size);
+    assert!(r.low.iter().zip(&r.high).all(|(l, h)| l <= h));
+    assert!(r.low.iter().zip(&r.high).any(|(l, h)| l < h), "{r:?}");
     std::fs::remove_dir_all(&out).unwrap();
 }
 

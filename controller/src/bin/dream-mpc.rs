@@ -3,7 +3,9 @@
 //! `dream-mpc check <bundle>` loads a bundle (manifest, checksums, ONNX type
 //! check, compile), runs every module against tract on random rows and, when
 //! the bundle ships `references.json`, against the libtorch references
-//! (forward and VJP); prints a summary and exits 1 on any failure.
+//! (forward and VJP); prints a summary and exits 1 on any failure. Every
+//! file is confined to the bundle folder and capped (`--max-file-mib`, see
+//! `dream_mpc::bundle::confine`).
 //!
 //! `dream-mpc run --params-file config/controller.yaml [--ros-args -p k:=v ...]`
 //! runs the ROS 2 controller node until Ctrl-C / SIGTERM.
@@ -39,6 +41,11 @@ enum Cmd {
         /// Seed of the random batch.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Size cap of each module and references file, in MiB (files over
+        /// it are refused unread; manifest.json has its own 16 MiB cap).
+        #[arg(long, default_value_t = dream_mpc::bundle::confine::DEFAULT_MAX_FILE_BYTES >> 20,
+              value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        max_file_mib: u64,
     },
     /// Run the ROS 2 controller node (see config/controller.yaml).
     Run(dream_mpc::ros::cli::RunArgs),
@@ -67,8 +74,9 @@ fn params(update: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-fn check(dir: &std::path::Path, rows: usize, seed: u64) -> Result<bool, String> {
-    let b = Bundle::load(dir).map_err(|e| e.to_string())?;
+fn check(dir: &std::path::Path, rows: usize, seed: u64, max_file_mib: u64) -> Result<bool, String> {
+    let limits = dream_mpc::bundle::Limits::with_file_mib(max_file_mib);
+    let b = Bundle::load_with(dir, limits).map_err(|e| e.to_string())?;
     let m = &b.manifest;
     println!(
         "bundle {}: task `{}`, format {} v{}",
@@ -192,7 +200,12 @@ fn with_default_subcommand(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::O
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_subcommand(std::env::args_os().collect()));
     match cli.cmd {
-        Cmd::Check { bundle, rows, seed } => match check(&bundle, rows as usize, seed) {
+        Cmd::Check {
+            bundle,
+            rows,
+            seed,
+            max_file_mib,
+        } => match check(&bundle, rows as usize, seed, max_file_mib) {
             Ok(true) => {
                 println!("OK");
                 ExitCode::SUCCESS

@@ -26,6 +26,12 @@ pub enum BundleError {
     Interface { module: String, message: String },
     /// `references.json` is malformed or does not match the manifest.
     References { message: String },
+    /// A file name that is absolute, holds `..`, resolves outside the
+    /// bundle folder or names something other than a regular file (see
+    /// [`super::confine`]); nothing was read from it.
+    UnsafePath { file: String, message: String },
+    /// A file over its size cap ([`super::confine::Limits`]).
+    TooLarge { file: String, bytes: u64, cap: u64 },
 }
 
 impl fmt::Display for BundleError {
@@ -54,6 +60,15 @@ impl fmt::Display for BundleError {
                 write!(f, "module `{module}`: interface mismatch: {message}")
             }
             BundleError::References { message } => write!(f, "references: {message}"),
+            BundleError::UnsafePath { file, message } => {
+                write!(f, "file `{file}` refused: {message}")
+            }
+            BundleError::TooLarge { file, bytes, cap } => write!(
+                f,
+                "file `{file}` is over its size cap: at least {bytes} bytes > {cap} bytes \
+                 ({:.1} MiB; raise it with `check --max-file-mib` or the `bundle_max_file_mib` parameter)",
+                *cap as f64 / (1u64 << 20) as f64
+            ),
         }
     }
 }

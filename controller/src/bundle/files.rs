@@ -3,6 +3,7 @@
 //! writer. Start-up and export cost only; nothing here runs on the control
 //! path.
 
+use super::confine::{quote, read_confined, Limits};
 use super::manifest::{LatentSpec, Manifest, ModuleSpec, References, FORMAT, VERSION};
 use super::onnx_build::OnnxModel;
 use super::BundleError;
@@ -24,26 +25,28 @@ fn io_error(path: &Path, what: &str, e: std::io::Error) -> BundleError {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
-    std::fs::read(path).map_err(|e| io_error(path, "read", e))
-}
-
 fn write(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
     std::fs::write(path, bytes).map_err(|e| io_error(path, "write", e))
 }
 
-/// Read `file` (relative to `dir`) and check it against the manifest's
-/// checksum; the bytes are returned only if they match.
-pub fn read_verified(dir: &Path, m: &Manifest, file: &str) -> Result<Vec<u8>, BundleError> {
+/// Read `file` (relative to `dir`, confined to it and capped at
+/// `limits.file_bytes`: see [`super::confine`]) and check it against the
+/// manifest's checksum; the bytes are returned only if they match.
+pub fn read_verified(
+    dir: &Path,
+    m: &Manifest,
+    file: &str,
+    limits: &Limits,
+) -> Result<Vec<u8>, BundleError> {
     let expected = m
         .checksums
         .get(file)
-        .ok_or_else(|| BundleError::MissingChecksum { file: file.into() })?;
-    let bytes = read(&dir.join(file))?;
+        .ok_or_else(|| BundleError::MissingChecksum { file: quote(file) })?;
+    let bytes = read_confined(dir, file, limits.file_bytes)?;
     let actual = sha256_hex(&bytes);
     if !actual.eq_ignore_ascii_case(expected) {
         return Err(BundleError::ChecksumMismatch {
-            file: file.into(),
+            file: quote(file),
             expected: expected.clone(),
             actual,
         });
@@ -51,46 +54,81 @@ pub fn read_verified(dir: &Path, m: &Manifest, file: &str) -> Result<Vec<u8>, Bu
     Ok(bytes)
 }
 
-/// Parse `dir/manifest.json`, check it (format, version, sizes, bounds,
-/// normalization, the standard modules' interfaces) and verify the
-/// checksum of every file it lists. The ONNX files are not parsed here.
+/// [`read_manifest_with`] under the default [`Limits`].
 pub fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
+    read_manifest_with(dir, &Limits::default())
+}
+
+/// Parse `dir/manifest.json` (confined and capped like every bundle file,
+/// at `limits.manifest_bytes`), check it ([`parse_manifest`]) and verify
+/// the checksum of every file it lists (each confined to the folder and
+/// capped at `limits.file_bytes`). The ONNX files are not parsed here.
+pub fn read_manifest_with(dir: &Path, limits: &Limits) -> Result<Manifest, BundleError> {
     let mpath = dir.join("manifest.json");
-    let text = read(&mpath)?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| BundleError::Manifest {
-        path: mpath.clone(),
-        message: e.to_string(),
-    })?;
-    check_manifest(&mpath, &manifest)?;
+    let text = read_confined(dir, "manifest.json", limits.manifest_bytes)?;
+    let manifest = parse_manifest(&mpath, &text)?;
     for file in manifest.checksums.keys() {
-        read_verified(dir, &manifest, file)?;
+        read_verified(dir, &manifest, file, limits)?;
     }
     if let Some(r) = &manifest.references {
-        read_verified(dir, &manifest, r)?;
+        read_verified(dir, &manifest, r, limits)?;
+    }
+    Ok(manifest)
+}
+
+/// Parse and check a manifest's bytes (format, version, sizes, bounds,
+/// normalization, observation range, the standard modules' interfaces,
+/// and that every file it names is a safe relative name with a checksum);
+/// `path` only labels errors. Reads no file: the entry point of the
+/// manifest fuzz target.
+pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, BundleError> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest {
+        path: path.to_path_buf(),
+        message: quote(&e.to_string()),
+    })?;
+    check_manifest(path, &manifest)?;
+    for file in manifest
+        .checksums
+        .keys()
+        .chain(manifest.references.iter())
+        .chain(manifest.modules.values().map(|s| &s.file))
+    {
+        super::confine::check_relative(file)?;
     }
     for spec in manifest.modules.values() {
         if !manifest.checksums.contains_key(&spec.file) {
             return Err(BundleError::MissingChecksum {
-                file: spec.file.clone(),
+                file: quote(&spec.file),
             });
         }
     }
     Ok(manifest)
 }
 
+/// Parse a references file's bytes (no checks against a bundle; see
+/// `Bundle::verify_references`). The entry point of the references fuzz
+/// target.
+pub fn parse_references(file: &str, bytes: &[u8]) -> Result<References, BundleError> {
+    serde_json::from_slice(bytes).map_err(|e| BundleError::References {
+        message: format!("{}: {}", quote(file), quote(&e.to_string())),
+    })
+}
+
 /// Read and parse the references file the manifest names (checksum
-/// verified).
-pub fn read_references(dir: &Path, m: &Manifest) -> Result<References, BundleError> {
+/// verified, confined and capped at `limits.file_bytes`).
+pub fn read_references(
+    dir: &Path,
+    m: &Manifest,
+    limits: &Limits,
+) -> Result<References, BundleError> {
     let file = m
         .references
         .as_ref()
         .ok_or_else(|| BundleError::References {
             message: "the manifest lists no references file".into(),
         })?;
-    let bytes = read_verified(dir, m, file)?;
-    serde_json::from_slice(&bytes).map_err(|e| BundleError::References {
-        message: format!("{file}: {e}"),
-    })
+    let bytes = read_verified(dir, m, file, limits)?;
+    parse_references(file, &bytes)
 }
 
 fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
@@ -133,6 +171,24 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
     }
     if let Some((i, s)) = o.mean.iter().enumerate().find(|(_, s)| !s.is_finite()) {
         return Err(bad(format!("observation.mean[{i}] = {s}")));
+    }
+    if let Some(r) = &o.range {
+        if r.low.len() != o.size || r.high.len() != o.size {
+            return Err(bad(format!(
+                "observation size {} but range.low/high have {}/{} values",
+                o.size,
+                r.low.len(),
+                r.high.len()
+            )));
+        }
+        for i in 0..o.size {
+            let (lo, hi) = (r.low[i], r.high[i]);
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(bad(format!(
+                    "observation.range element {i}: low {lo} high {hi} (must be finite, low <= high)"
+                )));
+            }
+        }
     }
     let a = &m.action;
     if a.low.len() != a.size || a.high.len() != a.size {

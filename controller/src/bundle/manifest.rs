@@ -74,6 +74,20 @@ pub struct ObservationSpec {
     pub mean: Vec<f32>,
     /// Per-element scale divided by before the encoder (length `size`, > 0).
     pub std: Vec<f32>,
+    /// Per-element range of the observations seen in training (the
+    /// trainer's replay buffer at export). Absent in older or imported
+    /// bundles: the node's plausibility check is then off and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ObservationRange>,
+}
+
+/// Smallest and largest value of each observation element seen in
+/// training (`low[i] <= high[i]`, finite, length `size`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationRange {
+    pub low: Vec<f32>,
+    pub high: Vec<f32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -119,7 +119,9 @@ fn mish_triples(graph: &pb::GraphProto) -> HashMap<usize, Option<pb::NodeProto>>
             if tanh.op_type != "Tanh" || !plain(tanh) || uses.get(t) != Some(&1) {
                 continue;
             }
-            let s = tanh.input[0].as_str();
+            let Some(s) = tanh.input.first().map(String::as_str) else {
+                continue;
+            };
             let Some(&i) = producer.get(s) else { continue };
             let sp = &graph.node[i];
             if sp.op_type != "Softplus" || !plain(sp) || uses.get(s) != Some(&1) {
@@ -576,6 +578,12 @@ pub(crate) fn compile(
             module,
             opset,
         };
+        // Every op we lower writes its first output: a node without one
+        // is malformed (found by the onnx fuzz target: a LayerNormalization
+        // with no outputs indexed past the empty list).
+        if node.output.first().is_none_or(|o| o.is_empty()) {
+            return Err(ctx.unsupported("the node has no (first) output"));
+        }
         build(&mut lw, &ctx)?;
         for o in &node.output {
             if !o.is_empty() && !lw.values.contains_key(o) {
@@ -588,6 +596,22 @@ pub(crate) fn compile(
     // out-of-range axes first: tract 0.23's LayerNormalization inference
     // loops `0..axis` and hangs on a corrupted huge axis (found by the
     // loader fuzz test).
+    // Every graph output must name a value the graph defines: tract 0.23's
+    // parser indexes its name table with it and panics otherwise (found by
+    // the onnx fuzz target).
+    if let Some(o) = graph
+        .output
+        .iter()
+        .find(|o| !lw.values.contains_key(&o.name))
+    {
+        return Err(onnx_err(
+            module,
+            format!(
+                "graph output `{}` is not produced by any node, input or initializer",
+                o.name.chars().take(80).collect::<String>()
+            ),
+        ));
+    }
     tract_check(module, &proto, spec)?;
     let mut output_locs = vec![];
     for s in &spec.outputs {

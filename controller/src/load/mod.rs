@@ -19,9 +19,9 @@ pub use verify::{
     run_module, scaled_error, tract_error, tract_forward, ModuleAgreement, ReferenceReport,
 };
 
-use crate::bundle::files::{read_manifest, read_verified};
+use crate::bundle::files::{read_manifest_with, read_verified};
 use crate::bundle::manifest::Manifest;
-use crate::bundle::BundleError;
+use crate::bundle::{BundleError, Limits};
 use crate::kernels::Program;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,18 +44,28 @@ pub struct Bundle {
     /// docs).
     pub modules: BTreeMap<String, Arc<Program>>,
     onnx: BTreeMap<String, Vec<u8>>,
+    /// The size caps the bundle was loaded under (its references are read
+    /// under the same).
+    pub limits: Limits,
 }
 
 impl Bundle {
+    /// [`Bundle::load_with`] under the default size caps ([`Limits`]).
+    pub fn load(dir: &Path) -> Result<Bundle, LoadError> {
+        Bundle::load_with(dir, Limits::default())
+    }
+
     /// Load the bundle in `dir`: read and check the manifest and every
     /// checksum, then parse, type-check and compile each ONNX module.
-    /// Any failure returns the first error and no model. Start-up only.
-    pub fn load(dir: &Path) -> Result<Bundle, LoadError> {
-        let manifest = read_manifest(dir)?;
+    /// Every file is confined to `dir` and capped by `limits`
+    /// ([`crate::bundle::confine`]). Any failure returns the first error
+    /// and no model. Start-up only.
+    pub fn load_with(dir: &Path, limits: Limits) -> Result<Bundle, LoadError> {
+        let manifest = read_manifest_with(dir, &limits)?;
         let mut modules = BTreeMap::new();
         let mut onnx = BTreeMap::new();
         for (name, spec) in &manifest.modules {
-            let bytes = read_verified(dir, &manifest, &spec.file)?;
+            let bytes = read_verified(dir, &manifest, &spec.file, &limits)?;
             let program = Program::compile(name, &bytes, spec)?;
             modules.insert(name.clone(), Arc::new(program));
             onnx.insert(name.clone(), bytes);
@@ -65,6 +75,7 @@ impl Bundle {
             dir: dir.to_path_buf(),
             modules,
             onnx,
+            limits,
         })
     }
 

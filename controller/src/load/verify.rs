@@ -4,13 +4,17 @@
 
 use super::{Bundle, LoadError, REFERENCE_TOLERANCE};
 use crate::bundle::files::read_references;
-use crate::bundle::manifest::{ModuleSpec, TensorSpec};
+use crate::bundle::manifest::{ModuleSpec, References, TensorSpec};
 use crate::bundle::BundleError;
 use crate::kernels::Program;
 use crate::rng::Rng;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tract_onnx::prelude::*;
+
+/// Largest batch of one reference case (the exporter writes a few rows;
+/// `dream-mpc check --rows` has the same bound).
+pub const MAX_REFERENCE_BATCH: usize = 4096;
 
 /// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`]).
 /// A reference that is not finite (e.g. 1e39 read as f32 = inf) cannot
@@ -126,14 +130,24 @@ impl Bundle {
     /// bundle has no references or they do not match the manifest; a
     /// disagreement is reported in the result ([`ReferenceReport::passed`]).
     pub fn verify_references(&self) -> Result<ReferenceReport, BundleError> {
-        let refs = read_references(&self.dir, &self.manifest)?;
+        let refs = read_references(&self.dir, &self.manifest, &self.limits)?;
+        self.check_references(&refs)
+    }
+
+    /// [`Bundle::verify_references`] on references already parsed (the
+    /// references fuzz target's entry point): every case's sizes are
+    /// checked (with checked arithmetic) before any kernel runs.
+    pub fn check_references(&self, refs: &References) -> Result<ReferenceReport, BundleError> {
         let mut out = vec![];
         for (name, cases) in &refs.modules {
             let p = self
                 .modules
                 .get(name)
                 .ok_or_else(|| BundleError::References {
-                    message: format!("module `{name}` is not in the manifest"),
+                    message: format!(
+                        "module `{}` is not in the manifest",
+                        crate::bundle::confine::quote(name)
+                    ),
                 })?;
             let mut ag = ModuleAgreement {
                 module: name.clone(),
@@ -142,9 +156,12 @@ impl Bundle {
                 vjp: BTreeMap::new(),
             };
             for (ci, c) in cases.iter().enumerate() {
-                if c.batch == 0 {
+                if c.batch == 0 || c.batch > MAX_REFERENCE_BATCH {
                     return Err(BundleError::References {
-                        message: format!("{name} case {ci}: batch 0"),
+                        message: format!(
+                            "{name} case {ci}: batch {} (must be in 1..={MAX_REFERENCE_BATCH})",
+                            c.batch
+                        ),
                     });
                 }
                 // The case's tensors `what` for each of `specs`, sized
@@ -160,7 +177,7 @@ impl Bundle {
                             let v = map.get(n).ok_or_else(|| BundleError::References {
                                 message: format!("{name} case {ci}: no {what} `{n}`"),
                             })?;
-                            if v.len() != c.batch * s.size {
+                            if c.batch.checked_mul(s.size) != Some(v.len()) {
                                 return Err(BundleError::References {
                                     message: format!(
                                         "{name} case {ci}: {what} `{n}` has {} values, expected {} x {}",

@@ -112,13 +112,13 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let line = format!(
         concat!(
             "{{\"ticks\":{},\"planned\":{},\"no_observation\":{},\"stale\":{},",
-            "\"wrong_size\":{},\"non_finite\":{},\"source_failed\":{},\"planner_faults\":{},",
+            "\"wrong_size\":{},\"non_finite\":{},\"implausible\":{},\"source_failed\":{},\"planner_faults\":{},",
             "\"cut_by_deadline\":{},\"deadline_misses\":{},\"overruns\":{},\"clamped\":{},",
             "\"observations_received\":{},\"actions_published\":{},\"actions_dropped\":{},",
             "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
             "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
             "\"jitter_max_s\":{},\"stopped_by_fault\":{},\"rt_priority\":{},\"rt_cpu\":{},\"rt_memory_locked\":{},",
-            "\"rt_stack_prefaulted_kib\":{}}}"
+            "\"rt_stack_prefaulted_kib\":{},\"dds_oversized_dropped\":{},\"dds_unmatched_fragments\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -126,6 +126,7 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         c.stale,
         c.wrong_size,
         c.non_finite,
+        c.implausible,
         c.source_failed,
         c.planner_faults,
         c.cut_by_deadline,
@@ -147,7 +148,9 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.realtime.priority,
         r.realtime.cpu.map_or("null".to_string(), |c| c.to_string()),
         r.realtime.memory_locked,
-        r.realtime.stack_prefaulted_kib
+        r.realtime.stack_prefaulted_kib,
+        r.dds_oversized_dropped,
+        r.dds_unmatched_fragments
     );
     if args.json {
         println!("{line}");

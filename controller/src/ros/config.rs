@@ -224,6 +224,8 @@ pub struct Config {
     pub action_source: SourceKind,
     /// Model bundle folder (required for `action_source: dream_mpc`).
     pub bundle: Option<PathBuf>,
+    /// Size cap of each bundle module and references file, in MiB.
+    pub bundle_max_file_mib: u64,
     pub planner: String,
     pub budget: Budget,
     /// `options.*`: the gradient planners' named options.
@@ -265,6 +267,12 @@ pub struct Config {
     pub on_planner_fault: FaultPolicy,
     /// `parameter_services`: the service mapping, `None` = off.
     pub parameter_services: Option<ServiceMappingKind>,
+    /// `plausibility.margin`: fraction of each element's training range
+    /// an observation may lie outside it.
+    pub plausibility_margin: f64,
+    /// `plausibility.action: warn`: count implausible observations but
+    /// plan on them.
+    pub plausibility_warn_only: bool,
     /// Test-only fault injection: the planned tick (1-based) at which the
     /// control thread raises a panic inside planning; `None` = never.
     pub inject_planner_fault_at_tick: Option<u64>,
@@ -449,6 +457,8 @@ pub const PARAMS: &[Param] = &[
       "what computes the action: the planner on a bundle | a fixed linear law | zero (bring-up only)", false),
     p("bundle", Ty::Str, Absent("required when action_source is dream_mpc"), Any,
       "model bundle folder (holding manifest.json)", false),
+    p("bundle_max_file_mib", Ty::Int, Dv("512"), Range(1.0, 65_536.0),
+      "size cap of each bundle module and references file (MiB); larger files are refused unread", false),
     p("planner", Ty::Str, Dv("dream-mpc"), Any,
       "planner kind of the planner table (dream-mpc, grad-mpc, cem, mppi, ...)", false),
     p("budget.candidates", Ty::Int, Absent("the bundle's planner.candidates"), Range(1.0, 4096.0),
@@ -542,6 +552,10 @@ pub const PARAMS: &[Param] = &[
       "/diagnostics publisher history depth", false),
     p("parameter_services", Ty::Str, Dv("enhanced"), OneOf(&["enhanced", "cyclone", "off"]),
       "ROS 2 parameter services (list/get/describe/set) for the [tunable] keys: enhanced = the request-id mapping of rmw_fastrtps (ROS 2's default RMW) | cyclone = rmw_cyclonedds's | off", false),
+    p("plausibility.margin", Ty::Real, Dv("0.5"), Range(0.0, 1e6),
+      "an observation element outside the bundle's training range by more than this fraction of that range (at least its std) is implausible", false),
+    p("plausibility.action", Ty::Str, Dv("reject"), OneOf(&["reject", "warn"]),
+      "implausible observation: reject (safe action, counted) | warn (counted, planned on); bundles without observation.range skip the check", false),
     p("on_planner_fault", Ty::Str, Dv("stop"), OneOf(&["stop", "continue"]),
       "after a panic or error inside planning: stop with the safe action (exit 3) | reset and continue", false),
     p("debug.inject_planner_fault_at_tick", Ty::Int, Dv("0"), Range(0.0, 4_294_967_295.0),
@@ -1313,6 +1327,7 @@ impl Config {
             values: c.0.clone(),
             action_source,
             bundle,
+            bundle_max_file_mib: c.int("bundle_max_file_mib").expect("table default") as u64,
             planner: c.str("planner").unwrap_or_default().to_string(),
             budget,
             options,
@@ -1343,6 +1358,8 @@ impl Config {
                 Some("cyclone") => Some(ServiceMappingKind::Cyclone),
                 _ => Some(ServiceMappingKind::Enhanced),
             },
+            plausibility_margin: num("plausibility.margin"),
+            plausibility_warn_only: c.str("plausibility.action") == Some("warn"),
             on_planner_fault: match c.str("on_planner_fault") {
                 Some("continue") => FaultPolicy::Continue,
                 _ => FaultPolicy::Stop,

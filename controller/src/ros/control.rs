@@ -14,6 +14,8 @@
 use super::config::{Budget, Config, FaultPolicy, OptionOverrides, SourceKind};
 use super::slot::LatestWins;
 use crate::agent::{planner_kind, Agent, AgentError};
+use crate::bundle::manifest::ObservationSpec;
+use crate::bundle::plausibility::ObsBounds;
 use crate::load::Bundle;
 pub use crate::planner::PlanStatus;
 use crate::planner::PlannerConfig;
@@ -98,6 +100,11 @@ pub trait ActionSource: Send {
     /// (nothing changed). Runs on the control thread: O(1), no allocation.
     fn tune(&mut self, _t: &Tunables) -> bool {
         false
+    }
+    /// The observation spec of the model behind the source (its training
+    /// range drives the plausibility check); `None` for model-free sources.
+    fn observation_spec(&self) -> Option<&ObservationSpec> {
+        None
     }
 }
 
@@ -261,7 +268,8 @@ impl PlannerSource {
             .as_deref()
             .ok_or_else(|| SourceError("action_source 'dream_mpc' needs `bundle`".into()))?;
         let err = |e: &dyn std::fmt::Display| SourceError(format!("bundle {}: {e}", dir.display()));
-        let bundle = Arc::new(Bundle::load(dir).map_err(|e| err(&e))?);
+        let limits = crate::bundle::Limits::with_file_mib(cfg.bundle_max_file_mib);
+        let bundle = Arc::new(Bundle::load_with(dir, limits).map_err(|e| err(&e))?);
         // What `dream-mpc check` verifies, before any actuator is driven:
         // the kernels reproduce the libtorch references of every module.
         let t0 = Instant::now();
@@ -275,6 +283,18 @@ impl PlannerSource {
             t0.elapsed().as_secs_f64() * 1e3
         );
         let m = &bundle.manifest;
+        if m.observation.range.is_some() {
+            eprintln!(
+                "dream-mpc run: plausibility check on: an observation element outside the bundle's training range by more than {} of that range is {}",
+                cfg.plausibility_margin,
+                if cfg.plausibility_warn_only { "counted and planned on (plausibility.action: warn)" } else { "rejected with the safe action and counted" }
+            );
+        } else {
+            eprintln!(
+                "dream-mpc run: bundle {} records no observation range (older or imported bundle): plausibility check off",
+                dir.display()
+            );
+        }
         if m.observation.size != cfg.observation_size || m.action.size != cfg.action_size {
             return Err(SourceError(format!(
                 "bundle {} is for observation {} / action {}, the parameters say observation.size {} / action.size {}",
@@ -351,6 +371,10 @@ impl ActionSource for PlannerSource {
     fn name(&self) -> &'static str {
         self.name
     }
+    fn observation_spec(&self) -> Option<&ObservationSpec> {
+        Some(&self.bundle.manifest.observation)
+    }
+
     fn reset(&mut self) {
         self.agent.reset();
     }
@@ -400,6 +424,9 @@ pub enum TickKind {
     SourceFailed,
     /// A panic or error inside planning.
     PlannerFault,
+    /// Finite observation outside the bundle's training range by more than
+    /// `plausibility.margin` (with `plausibility.action: reject`).
+    Implausible,
 }
 
 impl TickKind {
@@ -413,6 +440,7 @@ impl TickKind {
             TickKind::NonFinite => "non_finite",
             TickKind::SourceFailed => "source_failed",
             TickKind::PlannerFault => "planner_fault",
+            TickKind::Implausible => "implausible",
         }
     }
 }
@@ -435,6 +463,9 @@ pub struct Counts {
     pub stale: u64,
     pub wrong_size: u64,
     pub non_finite: u64,
+    /// Observations outside the training range plus margin (rejected, or
+    /// only warned about under `plausibility.action: warn`).
+    pub implausible: u64,
     pub source_failed: u64,
     /// Panics or errors inside planning (each got the safe action).
     pub planner_faults: u64,
@@ -588,6 +619,10 @@ pub struct Controller {
     safe: ActionVec,
     obs_raw: Vec<f64>,
     obs: Vec<f32>,
+    /// Plausibility bounds (`None`: the bundle records no range, or a
+    /// model-free source).
+    plausible: Option<ObsBounds>,
+    plausible_warn_only: bool,
     action: heapless::Vec<f32, MAX_ACTION>,
     out: ActionVec,
     fault_policy: FaultPolicy,
@@ -640,6 +675,9 @@ impl Controller {
         action
             .resize(cfg.action_size, 0.0)
             .expect("action.size <= MAX_ACTION");
+        let plausible = source
+            .observation_spec()
+            .and_then(|s| ObsBounds::new(s, cfg.plausibility_margin));
         Controller {
             source,
             obs_size: cfg.observation_size,
@@ -649,6 +687,8 @@ impl Controller {
             safe: action_vec(&cfg.safe_action),
             obs_raw: vec![0.0; cfg.observation_size + 1],
             obs: vec![0.0; cfg.observation_size],
+            plausible,
+            plausible_warn_only: cfg.plausibility_warn_only,
             action,
             out: action_vec(&cfg.safe_action),
             fault_policy: cfg.on_planner_fault,
@@ -747,6 +787,29 @@ impl Controller {
         }
     }
 
+    /// True when the observation in `obs_raw` is outside the plausibility
+    /// bounds and the node rejects it; under `plausibility.action: warn` it
+    /// is only counted. O(observation size), no allocation.
+    fn implausible(&mut self) -> bool {
+        let Some(b) = &self.plausible else {
+            return false;
+        };
+        if b.first_outside(&self.obs_raw[..self.obs_size]).is_none() {
+            return false;
+        }
+        if self.plausible_warn_only {
+            self.counts.implausible += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Whether the plausibility check is on (the source's bundle records
+    /// its training range).
+    pub fn plausibility_checked(&self) -> bool {
+        self.plausible.is_some()
+    }
+
     /// One tick at time `now` with planner deadline `deadline`: reads
     /// `obs_slot`, writes the actuator command into `self.output()`.
     /// Cost: the action source's `act` plus O(obs + action); no allocation
@@ -767,6 +830,8 @@ impl Controller {
             TickKind::WrongSize
         } else if self.obs_raw[..self.obs_size].iter().any(|x| !x.is_finite()) {
             TickKind::NonFinite
+        } else if self.implausible() {
+            TickKind::Implausible
         } else {
             for (o, r) in self.obs.iter_mut().zip(&self.obs_raw) {
                 *o = *r as f32;
@@ -816,6 +881,7 @@ impl Controller {
                     TickKind::Stale => self.counts.stale += 1,
                     TickKind::WrongSize => self.counts.wrong_size += 1,
                     TickKind::NonFinite => self.counts.non_finite += 1,
+                    TickKind::Implausible => self.counts.implausible += 1,
                     TickKind::SourceFailed => self.counts.source_failed += 1,
                     _ => {}
                 }

@@ -112,6 +112,11 @@ pub struct RunReport {
     pub stopped_by_fault: bool,
     /// The real-time settings in force on the control thread.
     pub realtime: RtStatus,
+    /// Observation samples DDS dropped unbuffered for being larger than
+    /// [`max_observation_bytes`].
+    pub dds_oversized_dropped: u64,
+    /// DATA_FRAG fragments DDS dropped from writers it had not matched.
+    pub dds_unmatched_fragments: u64,
 }
 
 /// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
@@ -611,10 +616,10 @@ impl Configured {
         eprintln!("dream-mpc run: realtime: control thread {status}");
         diag.rt = status;
         let out = {
-            let h = handoff.clone();
+            let (h, stats) = (handoff.clone(), rx.stats.clone());
             thread::Builder::new()
                 .name("dds-out".into())
-                .spawn(move || dds_out(act_pub, diag_pub, &h, diag))
+                .spawn(move || dds_out(act_pub, diag_pub, &h, diag, &stats))
                 .map_err(err("spawn dds-out"))?
         };
         let dds_in_thread = {
@@ -714,6 +719,8 @@ impl Active {
             jitter_max_s: r.jitter_max_s,
             stopped_by_fault: r.stopped_by_fault,
             realtime: self.rt,
+            dds_oversized_dropped: self.rx.stats.oversized_samples(),
+            dds_unmatched_fragments: self.rx.stats.unmatched_fragments(),
         })
     }
 }
@@ -827,6 +834,7 @@ pub fn dds_out(
     diag_pub: Publisher<DiagnosticArray>,
     h: &Handoff,
     diag: DiagContext,
+    rx: &ros2_client::dds::rustdds::ReceptionStats,
 ) {
     loop {
         let done = h.done.load(Ordering::SeqCst);
@@ -846,6 +854,7 @@ pub fn dds_out(
                 h.mapping_errors.load(Ordering::Relaxed),
                 h.actions_dropped.load(Ordering::Relaxed),
                 h.qos_incompatible.load(Ordering::Relaxed),
+                (rx.oversized_samples(), rx.unmatched_fragments()),
             );
             if diag_pub.publish(d).is_ok() {
                 h.diagnostics.fetch_add(1, Ordering::Relaxed);
@@ -915,6 +924,7 @@ pub fn diagnostics(
     mapping_errors: u64,
     actions_dropped: u64,
     qos_incompatible: u64,
+    (dds_oversized, dds_unmatched): (u64, u64),
 ) -> DiagnosticArray {
     let kind = sum.last_kind.name();
     let rate = sum.rate_hz;
@@ -973,6 +983,9 @@ pub fn diagnostics(
                 kv("stale_observations", c.stale.to_string()),
                 kv("wrong_size_observations", c.wrong_size.to_string()),
                 kv("non_finite_observations", c.non_finite.to_string()),
+                kv("implausible_observations", c.implausible.to_string()),
+                kv("dds_oversized_dropped", dds_oversized.to_string()),
+                kv("dds_unmatched_fragments", dds_unmatched.to_string()),
                 kv("joint_mapping_errors", mapping_errors.to_string()),
                 kv("source_failures", c.source_failed.to_string()),
                 kv("planner_faults", c.planner_faults.to_string()),

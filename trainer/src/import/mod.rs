@@ -288,6 +288,9 @@ pub fn import_weights(
             size: w.obs,
             mean: vec![0.0; w.obs],
             std: vec![1.0; w.obs],
+            // A TD-MPC2 checkpoint does not record the observations it saw:
+            // the node skips the plausibility check and says so at start.
+            range: None,
         },
         action: ActionSpec {
             size: w.action,
