@@ -4,7 +4,9 @@
 //! the trainer crate; here the references come from tract for the forward
 //! pass and from our own kernels for the VJP, then get corrupted.)
 
-use dream_mpc::bundle::manifest::{ReferenceCase, References};
+mod common;
+
+use dream_mpc::bundle::manifest::References;
 use dream_mpc::bundle::write_bundle;
 use dream_mpc::kernels::Program;
 use dream_mpc::load::run_module;
@@ -33,30 +35,11 @@ fn references(m: &TdmpcModel, rows: usize) -> References {
             .iter()
             .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
             .collect();
-        let cts: Vec<Vec<f32>> = p
-            .outputs()
-            .iter()
-            .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
-            .collect();
+        let cts = common::rand_cotangents(&p, rows, &mut rng);
         let xr: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
         let ys = tract_forward(&b.name, &bytes, &b.spec, rows, &xr).unwrap();
         let (_, vjp) = run_module(&p, rows, &xs, &cts);
-        let named = |specs: &[dream_mpc::bundle::manifest::TensorSpec],
-                     v: &[Vec<f32>]|
-         -> BTreeMap<String, Vec<f32>> {
-            specs
-                .iter()
-                .zip(v)
-                .map(|(s, v)| (s.name.clone(), v.clone()))
-                .collect()
-        };
-        let case = ReferenceCase {
-            batch: rows,
-            inputs: named(p.inputs(), &xs),
-            outputs: named(p.outputs(), &ys),
-            cotangents: named(p.outputs(), &cts),
-            vjp: named(p.inputs(), &vjp),
-        };
+        let case = common::reference_case(&p, rows, &xs, &ys, &cts, &vjp);
         modules.insert(b.name.clone(), vec![case]);
     }
     References { modules }

@@ -14,8 +14,10 @@
 //! Each must return (an error or a value), never panic. `write_seeds`
 //! (ignored) rewrites the generated seeds.
 
+mod common;
+
 use dream_mpc::bundle::files::{parse_manifest, parse_references};
-use dream_mpc::bundle::manifest::{ModuleSpec, ReferenceCase, References, TensorSpec};
+use dream_mpc::bundle::manifest::{ModuleSpec, References, TensorSpec};
 use dream_mpc::kernels::Program;
 use dream_mpc::load::{run_module, Bundle};
 use dream_mpc::rng::Rng;
@@ -144,26 +146,9 @@ fn own_references(b: &Bundle, rows: usize) -> References {
             .iter()
             .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
             .collect();
-        let cts: Vec<Vec<f32>> = p
-            .outputs()
-            .iter()
-            .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
-            .collect();
+        let cts = common::rand_cotangents(p, rows, &mut rng);
         let (ys, vjp) = run_module(p, rows, &xs, &cts);
-        let named = |specs: &[TensorSpec], v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> {
-            specs
-                .iter()
-                .zip(v)
-                .map(|(s, v)| (s.name.clone(), v.clone()))
-                .collect()
-        };
-        let case = ReferenceCase {
-            batch: rows,
-            inputs: named(p.inputs(), &xs),
-            outputs: named(p.outputs(), &ys),
-            cotangents: named(p.outputs(), &cts),
-            vjp: named(p.inputs(), &vjp),
-        };
+        let case = common::reference_case(p, rows, &xs, &ys, &cts, &vjp);
         modules.insert(name.clone(), vec![case]);
     }
     References { modules }

@@ -2,12 +2,13 @@
 //! cases, random inputs, tract agreement and finite-difference checks.
 #![allow(dead_code)]
 
-use dream_mpc::bundle::manifest::{ModuleSpec, TensorSpec};
+use dream_mpc::bundle::manifest::{ModuleSpec, ReferenceCase, TensorSpec};
 use dream_mpc::bundle::onnx_build::GraphBuilder;
 use dream_mpc::bundle::BuiltModule;
 use dream_mpc::kernels::Program;
 use dream_mpc::load::{run_module, tract_error as module_tract_error};
 use dream_mpc::rng::Rng;
+use std::collections::BTreeMap;
 
 /// One module under test.
 pub struct Case {
@@ -82,6 +83,32 @@ pub fn rand_cotangents(p: &Program, rows: usize, rng: &mut Rng) -> Vec<Vec<f32>>
         .iter()
         .map(|s| (0..rows * s.size).map(|_| rng.normal() as f32).collect())
         .collect()
+}
+
+/// A reference case of `p` on `rows` rows: its inputs, outputs, output
+/// cotangents and input VJPs, each named after the module's interface.
+pub fn reference_case(
+    p: &Program,
+    rows: usize,
+    xs: &[Vec<f32>],
+    ys: &[Vec<f32>],
+    cts: &[Vec<f32>],
+    vjp: &[Vec<f32>],
+) -> ReferenceCase {
+    let named = |specs: &[TensorSpec], v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> {
+        specs
+            .iter()
+            .zip(v)
+            .map(|(s, v)| (s.name.clone(), v.clone()))
+            .collect()
+    };
+    ReferenceCase {
+        batch: rows,
+        inputs: named(p.inputs(), xs),
+        outputs: named(p.outputs(), ys),
+        cotangents: named(p.outputs(), cts),
+        vjp: named(p.inputs(), vjp),
+    }
 }
 
 /// Worst scaled error between our forward and tract's on random rows.
