@@ -73,14 +73,7 @@ fn main() {
         let s = faults::cpu_hog(domain + 3, Duration::from_secs(2));
         hog.push(s);
     }
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = dream_mpc_tests::cpu_model();
     println!("\nFault recovery over DDS on localhost, {reps} repetitions, CPU {cpu}");
     println!("(watchdog 100 ms, control period 10 ms; times in ms, median / max)\n");
     println!("| fault | fault -> safe action | fault ends -> planning |");

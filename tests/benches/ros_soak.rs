@@ -132,14 +132,7 @@ fn main() {
     }
     let (s, _) = faults::stop(ctl);
     let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = dream_mpc_tests::cpu_model();
     println!("\nSoak: {ticks} ticks requested, Dream-MPC cart-pole at 100 Hz over DDS, CPU {cpu}, {k} faults injected\n");
     println!("| ticks | planned | stale | non-finite | wrong size | deadline misses | overruns | latency p50 / p99 / max ms | jitter p99 / max ms |");
     println!("|---|---|---|---|---|---|---|---|---|");

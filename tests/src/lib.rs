@@ -142,3 +142,16 @@ pub fn json_field(text: &str, key: &str) -> f64 {
         .as_f64()
         .unwrap_or_else(|| panic!("no '{key}' in {line}"))
 }
+
+/// The CPU's model name from /proc/cpuinfo (empty if unreadable), for
+/// naming the machine next to a benchmark's figures.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
