@@ -6,6 +6,7 @@
 #   DREAM_MPC_MUJOCO=1 bash scripts/setup.sh   # also mujoco + dm-control
 #   DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh   # also cyclonedds (interop test)
 #   DREAM_MPC_COLCON=1 bash scripts/setup.sh   # also the ROS 2 build tools
+#   DREAM_MPC_BAGS=1 bash scripts/setup.sh     # also the Python MCAP/rosbag2 readers
 #     (colcon + colcon-ros-cargo into the venv, cargo-ament-build into
 #     .venv/cargo-tools, Debian's python3-ament-index) for tests/tests/colcon.rs
 #
@@ -17,6 +18,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 torch_version="2.11.0"
 cyclonedds_version="11.0.1"
+# Python MCAP / rosbag2 tools we did not write, reading and writing the
+# bags of docs/BAGS.md in tests/tests/bags_python.rs.
+bag_pkgs=("mcap==1.6.0" "mcap-ros2-support==0.6.0" "rosbags==0.11.9")
 
 py="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python3" ]; then
@@ -55,6 +59,14 @@ if [ "${DREAM_MPC_CYCLONEDDS:-0}" = "1" ]; then
   else
     echo "[setup] installing cyclonedds==$cyclonedds_version"
     "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "cyclonedds==$cyclonedds_version"
+  fi
+fi
+if [ "${DREAM_MPC_BAGS:-0}" = "1" ]; then
+  if have mcap 1.6.0 && have mcap-ros2-support 0.6.0 && have rosbags 0.11.9; then
+    echo "[setup] mcap, mcap-ros2-support, rosbags already installed"
+  else
+    echo "[setup] installing ${bag_pkgs[*]}"
+    "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${bag_pkgs[@]}"
   fi
 fi
 if [ "${DREAM_MPC_COLCON:-0}" = "1" ]; then

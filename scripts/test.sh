@@ -22,7 +22,7 @@ done
 # The ROS 2 build tools (colcon, colcon-ros-cargo, cargo-ament-build,
 # python3-ament-index) for tests/tests/colcon.rs: pip about 10 s, the
 # cargo-ament-build compile 1-2 min once, cached in .venv/cargo-tools.
-DREAM_MPC_MUJOCO=1 DREAM_MPC_CYCLONEDDS=1 DREAM_MPC_COLCON=1 bash scripts/setup.sh
+DREAM_MPC_MUJOCO=1 DREAM_MPC_CYCLONEDDS=1 DREAM_MPC_COLCON=1 DREAM_MPC_BAGS=1 bash scripts/setup.sh
 # shellcheck source=/dev/null
 source scripts/env.sh
 

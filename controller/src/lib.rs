@@ -13,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod agent;
+pub mod bag;
 pub mod bundle;
 pub mod kernels;
 pub mod load;

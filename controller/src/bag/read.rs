@@ -1,0 +1,1 @@
+//! Reading bags into episodes (docs/BAGS.md, "Reading and bad logs").

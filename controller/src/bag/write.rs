@@ -1,0 +1,1 @@
+//! Writing bags (docs/BAGS.md).
