@@ -186,15 +186,13 @@ impl ActionSource for Ranged {
 fn plausibility_check_allocates_nothing() {
     use dream_mpc::bundle::manifest::{ObservationRange, ObservationSpec};
     let cfg = config(&[("plausibility.margin", "0.5")]);
-    let spec = ObservationSpec {
-        size: 2,
-        mean: vec![0.0; 2],
-        std: vec![1.0; 2],
-        range: Some(ObservationRange {
+    let spec = ObservationSpec::unnormalized(
+        2,
+        Some(ObservationRange {
             low: vec![-1.0, -1.0],
             high: vec![1.0, 1.0],
         }),
-    };
+    );
     let epoch = Instant::now();
     let ctl = Controller::new(&cfg, Box::new(Ranged(spec)));
     assert!(ctl.plausibility_checked());
