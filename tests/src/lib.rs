@@ -57,6 +57,17 @@ pub fn bins() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// Node arguments for a `sensor_msgs/JointState` observation of the
+/// test robot's one joint, `slider`: its position then its velocity.
+pub const JOINT_STATE_SLIDER: [&str; 6] = [
+    "-p",
+    "observation.type:=JointState",
+    "-p",
+    "observation.joints:=[slider]",
+    "-p",
+    "observation.fields:=[position, velocity]",
+];
+
 /// Start `dream-mpc run --json` on `domain` with the parameter file
 /// `config` (relative to the repository root), safe action 0.25 and the
 /// `--ros-args` in `extra`; stdout and stderr piped.
