@@ -295,7 +295,7 @@ impl BagWriter {
         let cap = opts.obs_size.max(opts.action_size);
         let mut array = Float64MultiArray::vector("observation", Vec::with_capacity(cap));
         array.layout.dim[0].label.reserve(16);
-        let mut w = BagWriter {
+        let w = BagWriter {
             dir,
             file,
             mcap: Some(mcap),
