@@ -96,7 +96,7 @@ fn python_mcap_and_rosbags_read_every_value_back() {
             index: e.index,
             time_ns: e.time_ns,
             observation: &e.obs,
-            action: &e.act,
+            action: Some(&e.act),
             reward: e.reward,
             episode_start: e.episode,
         })

@@ -17,7 +17,7 @@
 
 use super::schema;
 use super::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
-use crate::ros::msgs::{Float64, Float64MultiArray};
+use crate::ros::msgs::{Float64, Float64MultiArray, Int64};
 use mcap::records::{MessageHeader, Metadata};
 use ros2_client::dds::rustdds::serialization::{to_writer_with_rep_id, RepresentationIdentifier};
 use std::collections::BTreeMap;
@@ -28,13 +28,6 @@ use std::path::{Path, PathBuf};
 /// The rosbag2 metadata version we write (rosbags reads 1-9, `ros2 bag`
 /// from Humble on reads 5).
 pub const METADATA_VERSION: u32 = 5;
-
-/// `std_msgs/msg/Int64` (the episode index), laid out for CDR like the
-/// types of [`crate::ros::msgs`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Int64 {
-    pub data: i64,
-}
 
 /// Why a bag could not be written. Every variant names the path or topic.
 #[derive(Debug)]
@@ -155,8 +148,9 @@ pub struct Step<'a> {
     pub time_ns: u64,
     /// The observation planned on / published.
     pub observation: &'a [f64],
-    /// The action published / applied.
-    pub action: &'a [f64],
+    /// The action published / applied; `None` for an observation no action
+    /// followed (the sim's last observation of an episode).
+    pub action: Option<&'a [f64]>,
     /// The reward earned by this step's action.
     pub reward: Option<f64>,
     /// `Some(index)` when this step is the first of episode `index`.
@@ -354,7 +348,11 @@ impl BagWriter {
                 self.opts.obs_size,
                 step.observation.len(),
             ),
-            (ACTION_TOPIC, self.opts.action_size, step.action.len()),
+            (
+                ACTION_TOPIC,
+                self.opts.action_size,
+                step.action.map_or(self.opts.action_size, <[f64]>::len),
+            ),
         ] {
             if expected != got {
                 return Err(BagError::Size {
@@ -389,9 +387,11 @@ impl BagWriter {
         self.set_array("observation", step.observation);
         self.serialize_array(OBSERVATION_TOPIC)?;
         self.put(0, &header(self.topics[0].channel))?;
-        self.set_array("action", step.action);
-        self.serialize_array(ACTION_TOPIC)?;
-        self.put(1, &header(self.topics[1].channel))?;
+        if let Some(action) = step.action {
+            self.set_array("action", action);
+            self.serialize_array(ACTION_TOPIC)?;
+            self.put(1, &header(self.topics[1].channel))?;
+        }
         if let Some((r, t)) = reward {
             self.serialize(REWARD_TOPIC, &Float64 { data: r })?;
             self.put(t, &header(self.topics[t].channel))?;
@@ -608,7 +608,7 @@ mod tests {
                 index: k,
                 time_ns: 1_000 + 10 * k,
                 observation: &[k as f64, 0.5, -1.0],
-                action: &[0.25 * k as f64],
+                action: Some(&[0.25 * k as f64]),
                 reward: Some(k as f64 / 10.0),
                 episode_start: (k == 0).then_some(0),
             })
@@ -671,7 +671,7 @@ mod tests {
             index,
             time_ns: 5,
             observation: obs,
-            action: &[0.0],
+            action: Some(&[0.0]),
             reward: None,
             episode_start: None,
         };
