@@ -6,6 +6,7 @@
 //! bounded hand-off into the writer thread.
 
 pub mod read;
+pub mod recorder;
 pub mod schema;
 pub mod write;
 
