@@ -2,6 +2,7 @@
 //! repository root, the two binaries (built once per test process), bounded
 //! waits on child processes and the controller's JSON summary line.
 
+pub mod bags;
 pub mod faults;
 pub mod hostile;
 pub mod peer;

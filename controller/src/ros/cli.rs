@@ -118,7 +118,8 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
             "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
             "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
             "\"jitter_max_s\":{},\"stopped_by_fault\":{},\"rt_priority\":{},\"rt_cpu\":{},\"rt_memory_locked\":{},",
-            "\"rt_stack_prefaulted_kib\":{},\"dds_oversized_dropped\":{},\"dds_unmatched_fragments\":{}}}"
+            "\"rt_stack_prefaulted_kib\":{},\"dds_oversized_dropped\":{},\"dds_unmatched_fragments\":{},",
+            "\"records_dropped\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -150,7 +151,8 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.realtime.memory_locked,
         r.realtime.stack_prefaulted_kib,
         r.dds_oversized_dropped,
-        r.dds_unmatched_fragments
+        r.dds_unmatched_fragments,
+        r.records_dropped
     );
     if args.json {
         println!("{line}");
