@@ -110,16 +110,11 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         cfg.action_source
     );
     eprintln!(
-        "dream-mpc run: malloc: {}, {}",
+        "dream-mpc run: malloc: {}",
         if heap.arena_max {
             format!("{} arena(s)", ros::heap::ARENA_MAX)
         } else {
             "arenas as the environment or glibc sets them".into()
-        },
-        if heap.mmap_threshold {
-            format!("mmap threshold {} KiB", ros::heap::MMAP_THRESHOLD / 1024)
-        } else {
-            "mmap threshold as the environment or glibc sets it".into()
         }
     );
     let r = ros::run(&cfg, controller, domain, stop)?;

@@ -6,33 +6,31 @@
 //! and discovery, the publisher and subscriber threads allocate and free a
 //! few thousand small blocks a second, most of them on one thread and freed
 //! on another. With glibc's defaults each of those threads gets its own
-//! malloc arena (up to 8 per core) and the dynamic mmap threshold rises to
-//! 1 MiB after the start-up's large buffers (netlink interface lists, the
-//! planner's compile) are freed. Measured on the soak (docs/RESULTS.md,
+//! malloc arena (up to 8 per core). Measured on the soak (docs/RESULTS.md,
 //! "Soak"): the live heap stayed flat while the resident size of the
 //! threads' arenas grew by about 0.3-0.4 KiB/s, the arenas' free space
 //! fragmented by blocks that other threads free late.
 //!
-//! [`bound_allocator`] sets, before any thread starts:
-//! - `M_ARENA_MAX` = [`ARENA_MAX`]: every thread allocates from the same
-//!   arena, so a block freed by another thread is reused by the next
-//!   allocation of its size instead of stranding free space in an arena that
-//!   thread rarely uses. The lock this shares costs nothing on the control
-//!   path (no allocation there) and little on the DDS threads (100 Hz).
-//! - `M_MMAP_THRESHOLD` = [`MMAP_THRESHOLD`] (fixed, which also turns off
-//!   glibc's dynamic threshold): blocks of 128 KiB and more are mapped and
-//!   unmapped on their own instead of being carved from the arena, so the
-//!   start-up's large temporary buffers leave no holes behind.
+//! [`bound_allocator`] sets `M_ARENA_MAX` = [`ARENA_MAX`] before any
+//! thread starts: every thread allocates from the main arena, so a block
+//! freed by another thread is reused by the next allocation of its size
+//! instead of stranding free space in an arena that thread rarely uses. The
+//! lock this shares costs nothing on the control path (no allocation there)
+//! and little on the DDS threads (a few thousand small blocks a second).
 //!
-//! A user's own `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` in the environment
-//! wins: the setting it names is left alone.
+//! Measured alternatives (8-20 minute soaks, docs/RESULTS.md): a fixed
+//! 128 KiB `M_MMAP_THRESHOLD` alone still crept (0.6 KiB/s); with one arena
+//! it lowered the start by 2 MiB but the smaller heap kept creeping
+//! (about 0.2 KiB/s over 7 minutes), while one arena with glibc's dynamic
+//! threshold stayed flat. So only the arena count is set.
 //!
-//! Cost: one `mallopt` call each at start-up; nothing on the control path.
+//! A user's own `MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in
+//! `GLIBC_TUNABLES`) wins and is left alone.
+//!
+//! Cost: one `mallopt` call at start-up; nothing on the control path.
 
 /// Arenas glibc may create (1: all threads share the main arena).
 pub const ARENA_MAX: i32 = 1;
-/// Allocations of this many bytes or more are `mmap`ed on their own.
-pub const MMAP_THRESHOLD: i32 = 128 * 1024;
 
 /// What [`bound_allocator`] set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,17 +38,13 @@ pub struct HeapSettings {
     /// `M_ARENA_MAX` set to [`ARENA_MAX`] (false: left to the environment,
     /// or not glibc).
     pub arena_max: bool,
-    /// `M_MMAP_THRESHOLD` set to [`MMAP_THRESHOLD`].
-    pub mmap_threshold: bool,
 }
 
-/// Apply the settings above (call before any thread starts). Start-up only.
+/// Apply the setting above (call before any thread starts). Start-up only.
 pub fn bound_allocator() -> HeapSettings {
     let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
     let user_arenas =
         std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("malloc.arena_max");
-    let user_mmap = std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
-        || tunables.contains("malloc.mmap_threshold");
     let mut s = HeapSettings::default();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -59,13 +53,9 @@ pub fn bound_allocator() -> HeapSettings {
         if !user_arenas {
             s.arena_max = unsafe { libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX) } == 1;
         }
-        if !user_mmap {
-            s.mmap_threshold =
-                unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) } == 1;
-        }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = (user_arenas, user_mmap);
+    let _ = user_arenas;
     s
 }
 
@@ -80,8 +70,13 @@ mod tests {
         let env_arenas = std::env::var_os("MALLOC_ARENA_MAX").is_some()
             || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc.arena_max"));
         assert_eq!(s.arena_max, on_glibc && !env_arenas, "{s:?}");
-        // a large block still works (mapped on its own) and is returned
-        let v = vec![7u8; 2 * MMAP_THRESHOLD as usize];
-        assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 7 * v.len());
+        // threads still allocate (from the shared arena) after the setting
+        let sums: Vec<usize> = (0..4)
+            .map(|i| {
+                std::thread::spawn(move || vec![i as u8; 1 << 16].iter().map(|&b| b as usize).sum())
+            })
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(sums, vec![0, 1 << 16, 2 << 16, 3 << 16]);
     }
 }
