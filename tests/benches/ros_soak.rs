@@ -15,6 +15,13 @@
 //! Allocation on the control path is proven by `tests/ros_tick_alloc.rs`
 //! (counting allocator, the node's own update step), not measured here.
 //!
+//! Options: `--ticks N`; `--domain D` (default 20..27, away from the test
+//! suite's 1..8); `--faults off` (good observations only); `--controller
+//! PATH` (soak another `dream-mpc` build, e.g. before/after side by side);
+//! `--csv FILE` (every RSS sample split into heap / anonymous / file
+//! mappings). The slopes after 120 s locate a creep: glibc's per-thread
+//! arenas show up as anonymous (docs/RESULTS.md, "Soak").
+//!
 //!     cargo bench -p dream-mpc-tests --bench ros_soak --profile dev -- --ticks 200000
 //!     cargo bench -p dream-mpc-tests --bench ros_soak --profile dev -- --ticks 6000   # 1 minute
 
