@@ -49,6 +49,8 @@ pub fn main(args: RunArgs) -> i32 {
 
 /// Runs the node; `Ok(true)` when a planner fault stopped it.
 fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    // Before any thread exists (issue 13: the arenas' resident creep).
+    let heap = ros::heap::bound_allocator();
     let mut argv = Vec::with_capacity(args.ros_args.len() + 1);
     if args.ros_args.first().is_some_and(|a| a != "--ros-args") {
         argv.push("--ros-args".to_string());
@@ -106,6 +108,14 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         cfg.observation_topic,
         cfg.action_topic,
         cfg.action_source
+    );
+    eprintln!(
+        "dream-mpc run: malloc: {}",
+        if heap.arena_max {
+            format!("{} arena(s)", ros::heap::ARENA_MAX)
+        } else {
+            "arenas as the environment or glibc sets them".into()
+        }
     );
     let r = ros::run(&cfg, controller, domain, stop)?;
     let c = r.counts;
