@@ -18,7 +18,7 @@
 //! division and ~20 flops per value; LayerNorm: three passes per group),
 //! one atomic load to dispatch, no allocation.
 
-use super::gemm::{kernel_path, KernelPath};
+use super::gemm::{fmadd as fma, kernel_path, KernelPath};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// 0 = not resolved yet, 1 = off (reference), 2 = on.
@@ -52,15 +52,6 @@ pub fn all_zero(x: &[f32]) -> bool {
     x.iter().all(|v| *v == 0.0)
 }
 
-#[inline(always)]
-fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
 /// `e^x` for `x` in [-87, 88] (clamped outside; NaN stays NaN), relative error about
 /// 2e-7: `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-6 polynomial for
 /// `e^r` (Cephes' `expf` coefficients) and `2^n` built in the exponent bits.
@@ -82,7 +73,7 @@ fn exp_poly<const FMA: bool>(x: f32) -> f32 {
     p = fma::<FMA>(p, r, 8.333_452e-3);
     p = fma::<FMA>(p, r, 4.166_579_6e-2);
     p = fma::<FMA>(p, r, 1.666_666_5e-1);
-    p = fma::<FMA>(p, r, 5.000_000_1e-1);
+    p = fma::<FMA>(p, r, 0.5);
     let p = fma::<FMA>(p, r * r, r) + 1.0;
     let scale = f32::from_bits(t.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23);
     p * scale

@@ -165,7 +165,7 @@ pub trait LatentModel {
 /// values of `per_row` each.
 fn rows_per_step(len: usize, per_row: usize, steps: usize) -> usize {
     assert!(
-        steps > 0 && per_row > 0 && len % (steps * per_row) == 0,
+        steps > 0 && per_row > 0 && len.is_multiple_of(steps * per_row),
         "steps do not split the rows"
     );
     len / (steps * per_row)
