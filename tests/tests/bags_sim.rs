@@ -51,16 +51,35 @@ fn sim_records_every_step_exactly_and_publishes_reward_and_episode() {
     let rewards_sub = node.create_subscription::<Float64>(&rt, None).unwrap();
     let episodes_sub = node.create_subscription::<Int64>(&et, None).unwrap();
 
-    let mut ctl = spawn_controller(d, "config/plumbing.yaml", &[]);
     let dir_s = dir.to_str().unwrap().to_string();
     let sim = spawn_sim(
         d,
         "plumbing/point-mass",
         seed,
         steps,
-        &["--episodes", "2", "--record", &dir_s],
+        &[
+            "--episodes",
+            "2",
+            "--record",
+            &dir_s,
+            "--wait-for-controller-s",
+            "60",
+        ],
     );
+    // The sim repeats episode 0's index until the controller acts: start
+    // the controller only once this subscriber hears it, so that on a
+    // loaded machine discovery of the test's subscriber cannot lag behind
+    // the controller and lose episode 0.
     let (mut dds_rewards, mut dds_episodes) = (Vec::new(), Vec::new());
+    let heard = Instant::now();
+    while dds_episodes.is_empty() && heard.elapsed() < Duration::from_secs(30) {
+        while let Ok(Some((m, _))) = episodes_sub.take() {
+            dds_episodes.push(m.data);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!dds_episodes.is_empty(), "no episode index heard in 30 s");
+    let mut ctl = spawn_controller(d, "config/plumbing.yaml", &[]);
     let t0 = Instant::now();
     let mut sim = Some(sim);
     let mut sim_out = None;
