@@ -200,9 +200,15 @@ pub enum BagError {
         err: std::io::Error,
     },
     /// Not a bag folder, not an MCAP file, or `metadata.yaml` unusable.
-    NotABag { path: PathBuf, why: String },
+    NotABag {
+        path: PathBuf,
+        why: String,
+    },
     /// An MCAP file damaged before its end (not a truncated tail).
-    Corrupt { file: PathBuf, why: String },
+    Corrupt {
+        file: PathBuf,
+        why: String,
+    },
     /// No channel for a required topic.
     MissingTopic {
         file: PathBuf,
@@ -241,7 +247,9 @@ pub enum BagError {
         value: f64,
     },
     /// Nothing usable in any source.
-    Empty { why: String },
+    Empty {
+        why: String,
+    },
 }
 
 /// `log_time` as nanoseconds and UTC seconds (what `ros2 bag info` shows).
