@@ -587,6 +587,9 @@ fn read_file(
     }))
 }
 
+/// `(log_time, sequence, action, reward)` of the last step appended.
+type Prev = (u64, u32, Option<Vec<f64>>, Option<f64>);
+
 /// Median of the positive time steps between consecutive observations.
 fn median_period(steps: &BTreeMap<(u64, u32), Step>) -> Option<f64> {
     let times: Vec<u64> = steps
@@ -629,7 +632,7 @@ fn assemble(
     let mut out = Vec::new();
     let mut cur: Option<Episode> = None;
     // (log_time, sequence, action, reward) of the last step appended.
-    let mut prev: Option<(u64, u32, Option<Vec<f64>>, Option<f64>)> = None;
+    let mut prev: Option<Prev> = None;
     let mut rewards_ok = true;
     let close = |cur: &mut Option<Episode>, out: &mut Vec<Episode>, rewards_ok: bool| {
         if let Some(mut e) = cur.take() {
