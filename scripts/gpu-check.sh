@@ -165,25 +165,20 @@ run() {
   return $status
 }
 
+# logged FN LOG: run FN, with its output also kept as $OUT/LOG on the
+# device machine (which sends $OUT back).
+logged() {
+  if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT"
+    "$1" 2>&1 | tee "$OUT/$2"
+    exit "${PIPESTATUS[0]}"
+  fi
+  "$1"
+}
+
 case "$mode" in
   prepare) prepare ;;
-  run)
-    if [ -n "${OUT:-}" ]; then
-      mkdir -p "$OUT"
-      run 2>&1 | tee "$OUT/gpu-check.log"
-      exit "${PIPESTATUS[0]}"
-    else
-      run
-    fi
-    ;;
-  speed)
-    if [ -n "${OUT:-}" ]; then
-      mkdir -p "$OUT"
-      speed 2>&1 | tee "$OUT/gpu-speed.log"
-      exit "${PIPESTATUS[0]}"
-    else
-      speed
-    fi
-    ;;
+  run) logged run gpu-check.log ;;
+  speed) logged speed gpu-speed.log ;;
   *) echo "usage: bash scripts/gpu-check.sh prepare|run|speed" >&2; exit 2 ;;
 esac

@@ -27,21 +27,27 @@ if [ ! -x "$venv/bin/python3" ]; then
   echo "[setup] creating $venv"
   "$py" -m venv "$venv"
 fi
-have() { "$venv/bin/python3" -c "import importlib.metadata as m,sys; sys.exit(0 if m.version('$1')=='$2' else 1)" 2>/dev/null; }
-
-if have torch "$torch_version"; then
-  echo "[setup] torch $torch_version already installed"
-else
-  echo "[setup] installing torch==$torch_version (about 4.7 GB with its CUDA libraries; needed even on CPU)"
-  "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "torch==$torch_version"
-fi
-if [ "${DREAM_MPC_MUJOCO:-0}" = "1" ]; then
-  if have mujoco 3.17.0 && have dm-control 1.0.50; then
-    echo "[setup] mujoco 3.17.0 and dm-control 1.0.50 already installed"
+# ensure VENV NOTE PKG==VER...: install the pinned packages into VENV
+# unless every one is already there at its version (a second run downloads
+# nothing); NOTE is printed before a download.
+ensure() {
+  local v="$1" note="$2" missing=0 p
+  shift 2
+  for p in "$@"; do
+    "$v/bin/python3" -c "import importlib.metadata as m,sys; sys.exit(0 if m.version('${p%%==*}')=='${p##*==}' else 1)" \
+      2>/dev/null || missing=1
+  done
+  if [ "$missing" = "0" ]; then
+    echo "[setup] $* already installed"
   else
-    echo "[setup] installing mujoco==3.17.0 dm-control==1.0.50"
-    "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "mujoco==3.17.0" "dm-control==1.0.50"
+    echo "[setup] installing $*${note:+ ($note)}"
+    "$v/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "$@"
   fi
+}
+
+ensure "$venv" "about 4.7 GB with its CUDA libraries; needed even on CPU" "torch==$torch_version"
+if [ "${DREAM_MPC_MUJOCO:-0}" = "1" ]; then
+  ensure "$venv" "" "mujoco==3.17.0" "dm-control==1.0.50"
   # --- MuJoCo link folder (sim feature `mujoco`) ---
   # mujoco-rs links `-lmujoco` from MUJOCO_DYNAMIC_LINK_DIR, which must hold a
   # plain `libmujoco.so`; the wheel ships only `libmujoco.so.3.17.0`, so give
@@ -54,20 +60,10 @@ fi
 if [ "${DREAM_MPC_CYCLONEDDS:-0}" = "1" ]; then
   # Eclipse Cyclone DDS, a DDS implementation we did not write, as the peer
   # of tests/tests/ros_interop_cyclonedds.rs; the wheel ships the C library.
-  if have cyclonedds "$cyclonedds_version"; then
-    echo "[setup] cyclonedds $cyclonedds_version already installed"
-  else
-    echo "[setup] installing cyclonedds==$cyclonedds_version"
-    "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "cyclonedds==$cyclonedds_version"
-  fi
+  ensure "$venv" "" "cyclonedds==$cyclonedds_version"
 fi
 if [ "${DREAM_MPC_BAGS:-0}" = "1" ]; then
-  if have mcap 1.6.0 && have mcap-ros2-support 0.6.0 && have rosbags 0.11.9; then
-    echo "[setup] mcap, mcap-ros2-support, rosbags already installed"
-  else
-    echo "[setup] installing ${bag_pkgs[*]}"
-    "$venv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${bag_pkgs[@]}"
-  fi
+  ensure "$venv" "" "${bag_pkgs[@]}"
 fi
 if [ "${DREAM_MPC_COLCON:-0}" = "1" ]; then
   # --- ROS 2 build tooling (tests/tests/colcon.rs; no ROS 2 itself) ---
@@ -75,17 +71,8 @@ if [ "${DREAM_MPC_COLCON:-0}" = "1" ]; then
   # keep these tools out of a shared .venv; the test reads the same variable.
   cvenv="${DREAM_MPC_COLCON_VENV:-$venv}"
   [ -x "$cvenv/bin/python3" ] || "$py" -m venv "$cvenv"
-  chave() { "$cvenv/bin/python3" -c "import importlib.metadata as m,sys; sys.exit(0 if m.version('$1')=='$2' else 1)" 2>/dev/null; }
-  colcon_pkgs=(colcon-core==0.21.3 colcon-ros==0.5.0 colcon-cargo==0.2.0 colcon-ros-cargo==0.2.0
-               colcon-library-path==0.2.1 catkin-pkg==1.1.1)
-  missing=0
-  for p in "${colcon_pkgs[@]}"; do chave "${p%%==*}" "${p##*==}" || missing=1; done
-  if [ "$missing" = "0" ]; then
-    echo "[setup] colcon tools already installed in $cvenv"
-  else
-    echo "[setup] installing ${colcon_pkgs[*]} into $cvenv"
-    "$cvenv/bin/python3" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${colcon_pkgs[@]}"
-  fi
+  ensure "$cvenv" "the colcon tools" colcon-core==0.21.3 colcon-ros==0.5.0 colcon-cargo==0.2.0 \
+    colcon-ros-cargo==0.2.0 colcon-library-path==0.2.1 catkin-pkg==1.1.1
   cab_version="0.1.11"
   if "$cvenv/cargo-tools/bin/cargo-ament-build" --help >/dev/null 2>&1 \
      && [ "$(cat "$cvenv/cargo-tools/.version" 2>/dev/null)" = "$cab_version" ]; then

@@ -1,9 +1,11 @@
-//! Every kernel path this CPU supports (plain Rust, AVX2/FMA, AVX-512)
-//! gives the same planner actions on a TD-MPC2-shaped bundle, and
+//! Every kernel path this CPU supports (plain Rust, AVX2/FMA, AVX-512),
+//! and the reference element-wise code (`DREAM_MPC_TUNING=off`), gives the
+//! same planner actions on a TD-MPC2-shaped bundle, and
 //! `DREAM_MPC_KERNELS` picks the path. One test in its own binary: the
 //! path is process-wide.
 
 use dream_mpc::kernels::gemm::{kernel_path, set_kernel_path, KernelPath};
+use dream_mpc::kernels::simd::{set_tuned, tuned as tuned_in_use};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
@@ -22,14 +24,22 @@ fn every_kernel_path_plans_the_same_actions() {
     let bundle = Bundle::load(&dir).unwrap();
     let model = BundleModel::new(&bundle).unwrap();
     let m = &bundle.manifest;
-    let mut runs: Vec<(KernelPath, Vec<f32>)> = Vec::new();
-    for path in KernelPath::ALL {
+    let mut runs: Vec<(KernelPath, bool, Vec<f32>)> = Vec::new();
+    // Every path with the tuned element-wise kernels, then the best path
+    // with the reference (scalar libm) element-wise code.
+    let cases = KernelPath::ALL
+        .into_iter()
+        .map(|p| (p, true))
+        .chain([(KernelPath::best(), false)]);
+    for (path, tuned) in cases {
         if set_kernel_path(path).is_err() {
             assert!(!path.supported());
             eprintln!("{}: not supported on this CPU, skipped", path.name());
             continue;
         }
         assert_eq!(kernel_path(), path);
+        set_tuned(tuned);
+        assert_eq!(tuned_in_use(), tuned);
         let mut c = PlannerConfig::for_kind(PlannerKind::DreamMpc, &m.planner, m.discount);
         c.seed = 11;
         let mut p = Planner::new(&model, c).unwrap();
@@ -43,15 +53,16 @@ fn every_kernel_path_plans_the_same_actions() {
                 .unwrap();
             actions.extend_from_slice(r.action.as_slice());
         }
-        runs.push((path, actions));
+        runs.push((path, tuned, actions));
     }
-    assert!(runs.iter().any(|(p, _)| *p == KernelPath::Scalar));
-    let (p0, a0) = &runs[0];
-    for (p, a) in &runs[1..] {
+    assert!(runs.iter().any(|(p, _, _)| *p == KernelPath::Scalar));
+    assert!(runs.iter().any(|(_, t, _)| !*t));
+    let (p0, t0, a0) = &runs[0];
+    for (p, t, a) in &runs[1..] {
         for (x, y) in a0.iter().zip(a) {
             assert!(
                 (x - y).abs() < 1e-4,
-                "{} vs {}: {a0:?} vs {a:?}",
+                "{} (tuned {t0}) vs {} (tuned {t}): {a0:?} vs {a:?}",
                 p0.name(),
                 p.name()
             );

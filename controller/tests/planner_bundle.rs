@@ -111,17 +111,8 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
         format: FORMAT.into(),
         version: VERSION,
         task: "lq-test".into(),
-        observation: ObservationSpec {
-            size: N,
-            mean: vec![0.0; N],
-            std: vec![1.0; N],
-            range: None,
-        },
-        action: ActionSpec {
-            size: M,
-            low: vec![-1.0; M],
-            high: vec![1.0; M],
-        },
+        observation: ObservationSpec::unnormalized(N, None),
+        action: ActionSpec::unit(M),
         latent: LatentSpec::Vector {
             size: N,
             simnorm_group: 0,

@@ -6,19 +6,35 @@
 //! or the safe action, when none is fresh — and at each episode end prints
 //! and publishes the return (`std_msgs/msg/Float64`).
 //!
+//! Each step it also publishes the reward the applied action earned
+//! (`std_msgs/msg/Float64`, before the next observation), and before each
+//! episode's first observation the episode index (`std_msgs/msg/Int64`),
+//! repeated with the first observation while it waits for the controller
+//! (a receiver counts an episode start when the index changes).
+//!
 //! Robustness knobs: Gaussian observation noise, and an action latency of a
 //! whole number of control steps.
+//!
+//! With `--record <dir>` every step goes into a rosbag2/MCAP bag
+//! (docs/BAGS.md): the observation published at step k (noise included),
+//! the action applied at step k (after latency and hold), the reward it
+//! earned, and the episode start; each episode's last observation is
+//! written as a step without an action. Written in the stepping thread:
+//! a step costs a CDR serialization and a copy into the MCAP chunk, a
+//! zstd compression every ~1 MiB.
 
 pub mod cli;
 pub mod point_mass;
 
 use crate::task::{Task, TaskError};
+use dream_mpc::bag::write::{now_ns, BagOptions, BagWriter, Step};
 use dream_mpc::rng::Rng;
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64, Float64MultiArray};
+use dream_mpc::ros::msgs::{self, Float64, Float64MultiArray, Int64};
 use dream_mpc::ros::node::{qos, StopHandle};
 use ros2_client::{Context, ContextOptions, Name, NodeName, NodeOptions};
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Tasks the robot node can serve: every task of [`crate::registry`] plus
@@ -89,6 +105,17 @@ pub struct ServeOptions {
     pub action_topic: String,
     #[arg(long, default_value = "episode_return")]
     pub return_topic: String,
+    /// Per-step reward (`std_msgs/msg/Float64`), published before the next
+    /// observation.
+    #[arg(long, default_value = "reward")]
+    pub reward_topic: String,
+    /// Episode index (`std_msgs/msg/Int64`), published before each
+    /// episode's first observation.
+    #[arg(long, default_value = "episode")]
+    pub episode_topic: String,
+    /// Record every step into a new rosbag2/MCAP bag folder (docs/BAGS.md).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
     /// Node name and namespace (set from `--ros-args`, not flags).
     #[arg(skip = String::from(DEFAULT_NODE))]
     pub node_name: String,
@@ -137,6 +164,8 @@ pub enum ServeError {
     Dds(String),
     Task(TaskError),
     Options(String),
+    /// Recording failed (the bag error names the file or topic).
+    Record(dream_mpc::bag::write::BagError),
     /// No action arrived within `wait_for_controller_s`.
     NoController(f64),
 }
@@ -147,6 +176,7 @@ impl std::fmt::Display for ServeError {
             ServeError::Dds(m) => write!(f, "DDS: {m}"),
             ServeError::Task(e) => write!(f, "task: {e}"),
             ServeError::Options(m) => write!(f, "{m}"),
+            ServeError::Record(e) => write!(f, "record: {e}"),
             ServeError::NoController(s) => {
                 write!(
                     f,
@@ -233,123 +263,195 @@ pub fn serve(
         .create_subscription::<Float64MultiArray>(&act_topic, None)
         .map_err(dds("action subscription"))?;
 
+    let reward_topic = node
+        .create_topic(
+            &name(&opts.reward_topic)?,
+            msgs::float64_type(),
+            &qos(Reliability::Reliable, 10),
+        )
+        .map_err(dds("reward topic"))?;
+    let episode_topic = node
+        .create_topic(
+            &name(&opts.episode_topic)?,
+            msgs::int64_type(),
+            &qos(Reliability::Reliable, 10),
+        )
+        .map_err(dds("episode topic"))?;
+    let reward_pub = node
+        .create_publisher::<Float64>(&reward_topic, None)
+        .map_err(dds("reward publisher"))?;
+    let episode_pub = node
+        .create_publisher::<Int64>(&episode_topic, None)
+        .map_err(dds("episode publisher"))?;
+    let mut bag = match &opts.record {
+        Some(dir) => {
+            let mut o = BagOptions::new(spec.obs_size, spec.action_size);
+            o.source = format!("dream-mpc-sim serve --task {}", opts.task);
+            Some(BagWriter::create(dir, o).map_err(ServeError::Record)?)
+        }
+        None => None,
+    };
+
     let mut noise = Rng::new(opts.seed ^ 0x5eed_0b5e);
     let mut obs = vec![0.0; spec.obs_size];
+    // what was last published (noise included): the recorded observation
+    let mut published = vec![0.0; spec.obs_size];
     let safe = vec![0.0; spec.action_size];
-    let publish_obs = |obs: &[f64], noise: &mut Rng| {
-        let data = obs
-            .iter()
-            .map(|x| {
-                x + if opts.obs_noise > 0.0 {
-                    opts.obs_noise * noise.normal()
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let _ = obs_pub.publish(Float64MultiArray::vector("observation", data));
+    let publish_obs = |obs: &[f64], published: &mut Vec<f64>, noise: &mut Rng| {
+        for (p, x) in published.iter_mut().zip(obs) {
+            *p = x + if opts.obs_noise > 0.0 {
+                opts.obs_noise * noise.normal()
+            } else {
+                0.0
+            };
+        }
+        let _ = obs_pub.publish(Float64MultiArray::vector("observation", published.clone()));
     };
     let mut reports = Vec::new();
-    for ep in 0..opts.episodes {
-        if stop.stopped() {
-            break;
-        }
-        let seed = opts.seed + ep as u64;
-        task.reset(seed, &mut obs).map_err(ServeError::Task)?;
-        // drop actions computed for a previous episode
-        while let Ok(Some(_)) = act_sub.take() {}
-        // wait for the controller: republish the first observation until an action comes back
-        let wait_end = Instant::now() + Duration::from_secs_f64(opts.wait_for_controller_s);
-        let mut last: Option<(Vec<f64>, Instant)> = None;
-        let mut received = 0usize;
-        while last.is_none() {
-            if stop.stopped() {
-                return Ok(reports);
-            }
-            if Instant::now() > wait_end {
-                return Err(ServeError::NoController(opts.wait_for_controller_s));
-            }
-            publish_obs(&obs, &mut noise);
-            std::thread::sleep(dt.min(Duration::from_millis(20)));
-            while let Ok(Some((m, _))) = act_sub.take() {
-                received += 1;
-                last = Some((m.data, Instant::now()));
-            }
-        }
-        // the controller has answered the first observation: step 0 applies
-        // that answer, like the in-process loop does
-        let mut queue: VecDeque<Vec<f64>> = VecDeque::with_capacity(opts.action_latency_steps + 1);
-        let mut held = safe.clone();
-        let (mut ret, mut stale, mut rejected) = (0.0, 0usize, 0usize);
-        let start = Instant::now();
-        publish_obs(&obs, &mut noise);
-        let mut next = start + dt;
-        let mut done_steps = 0;
-        for _ in 0..steps {
+    // the bag's step index: counted from 0, never reset
+    let mut record_index = 0u64;
+    let mut run = || -> Result<(), ServeError> {
+        for ep in 0..opts.episodes {
             if stop.stopped() {
                 break;
             }
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-            next += dt;
-            while let Ok(Some((m, _))) = act_sub.take() {
-                received += 1;
-                last = Some((m.data, Instant::now()));
-            }
-            let fresh = match &last {
-                Some((a, at)) if at.elapsed() <= timeout => Some(a.clone()),
-                _ => None,
-            };
-            let chosen = match fresh {
-                Some(a) if a.len() == spec.action_size && a.iter().all(|x| x.is_finite()) => a,
-                Some(_) => {
-                    rejected += 1;
-                    if opts.when_stale == WhenStale::Safe {
-                        safe.clone()
-                    } else {
-                        held.clone()
-                    }
+            let seed = opts.seed + ep as u64;
+            task.reset(seed, &mut obs).map_err(ServeError::Task)?;
+            // drop actions computed for a previous episode
+            while let Ok(Some(_)) = act_sub.take() {}
+            // wait for the controller: republish the episode index and the first
+            // observation until an action comes back (a subscriber discovered late
+            // still sees the episode start; receivers count a change of index)
+            let wait_end = Instant::now() + Duration::from_secs_f64(opts.wait_for_controller_s);
+            let mut last: Option<(Vec<f64>, Instant)> = None;
+            let mut received = 0usize;
+            while last.is_none() {
+                if stop.stopped() {
+                    return Ok(());
                 }
-                None => {
-                    stale += 1;
-                    if opts.when_stale == WhenStale::Safe {
-                        safe.clone()
-                    } else {
-                        held.clone()
-                    }
+                if Instant::now() > wait_end {
+                    return Err(ServeError::NoController(opts.wait_for_controller_s));
                 }
-            };
-            held = chosen.clone();
-            queue.push_back(chosen);
-            let apply = if queue.len() > opts.action_latency_steps {
-                queue.pop_front().unwrap_or_else(|| safe.clone())
-            } else {
-                safe.clone()
-            };
-            let r = task.step(&apply, &mut obs).map_err(ServeError::Task)?;
-            ret += r.reward;
-            done_steps += 1;
-            publish_obs(&obs, &mut noise);
-            if r.done {
-                break;
+                let _ = episode_pub.publish(Int64 { data: ep as i64 });
+                publish_obs(&obs, &mut published, &mut noise);
+                std::thread::sleep(dt.min(Duration::from_millis(20)));
+                while let Ok(Some((m, _))) = act_sub.take() {
+                    received += 1;
+                    last = Some((m.data, Instant::now()));
+                }
             }
+            // the controller has answered the first observation: step 0 applies
+            // that answer, like the in-process loop does
+            let mut queue: VecDeque<Vec<f64>> =
+                VecDeque::with_capacity(opts.action_latency_steps + 1);
+            let mut held = safe.clone();
+            let (mut ret, mut stale, mut rejected) = (0.0, 0usize, 0usize);
+            let start = Instant::now();
+            publish_obs(&obs, &mut published, &mut noise);
+            let mut next = start + dt;
+            let mut done_steps = 0;
+            for _ in 0..steps {
+                if stop.stopped() {
+                    break;
+                }
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+                next += dt;
+                while let Ok(Some((m, _))) = act_sub.take() {
+                    received += 1;
+                    last = Some((m.data, Instant::now()));
+                }
+                let fresh = match &last {
+                    Some((a, at)) if at.elapsed() <= timeout => Some(a.clone()),
+                    _ => None,
+                };
+                let chosen = match fresh {
+                    Some(a) if a.len() == spec.action_size && a.iter().all(|x| x.is_finite()) => a,
+                    Some(_) => {
+                        rejected += 1;
+                        if opts.when_stale == WhenStale::Safe {
+                            safe.clone()
+                        } else {
+                            held.clone()
+                        }
+                    }
+                    None => {
+                        stale += 1;
+                        if opts.when_stale == WhenStale::Safe {
+                            safe.clone()
+                        } else {
+                            held.clone()
+                        }
+                    }
+                };
+                held = chosen.clone();
+                queue.push_back(chosen);
+                let apply = if queue.len() > opts.action_latency_steps {
+                    queue.pop_front().unwrap_or_else(|| safe.clone())
+                } else {
+                    safe.clone()
+                };
+                let t = now_ns();
+                let r = task.step(&apply, &mut obs).map_err(ServeError::Task)?;
+                if let Some(bag) = bag.as_mut() {
+                    bag.write_step(&Step {
+                        index: record_index,
+                        time_ns: t,
+                        observation: &published,
+                        action: Some(&apply),
+                        reward: Some(r.reward),
+                        episode_start: (done_steps == 0).then_some(ep as i64),
+                    })
+                    .map_err(ServeError::Record)?;
+                    record_index += 1;
+                }
+                ret += r.reward;
+                done_steps += 1;
+                let _ = reward_pub.publish(Float64 { data: r.reward });
+                publish_obs(&obs, &mut published, &mut noise);
+                if r.done {
+                    break;
+                }
+            }
+            // the episode's last observation: no action followed it
+            if let Some(bag) = bag.as_mut() {
+                bag.write_step(&Step {
+                    index: record_index,
+                    time_ns: now_ns(),
+                    observation: &published,
+                    action: None,
+                    reward: None,
+                    episode_start: (done_steps == 0).then_some(ep as i64),
+                })
+                .map_err(ServeError::Record)?;
+                record_index += 1;
+            }
+            let report = EpisodeReport {
+                episode: ep,
+                seed,
+                steps: done_steps,
+                episode_return: ret,
+                stale_steps: stale,
+                rejected_actions: rejected,
+                actions_received: received,
+                wall_s: start.elapsed().as_secs_f64(),
+            };
+            let _ = ret_pub.publish(Float64 { data: ret });
+            on_episode(&report);
+            reports.push(report);
         }
-        let report = EpisodeReport {
-            episode: ep,
-            seed,
-            steps: done_steps,
-            episode_return: ret,
-            stale_steps: stale,
-            rejected_actions: rejected,
-            actions_received: received,
-            wall_s: start.elapsed().as_secs_f64(),
-        };
-        let _ = ret_pub.publish(Float64 { data: ret });
-        on_episode(&report);
-        reports.push(report);
-    }
+        Ok(())
+    };
+    let result = run();
+    // close the bag whatever ended the run, so it has its summary and metadata.yaml
+    let closed = match bag.take() {
+        Some(b) => b.close().map(|_| ()).map_err(ServeError::Record),
+        None => Ok(()),
+    };
+    result?;
+    closed?;
     std::thread::sleep(Duration::from_millis(30));
     Ok(reports)
 }

@@ -298,17 +298,8 @@ impl TdmpcModel {
             format: FORMAT.into(),
             version: VERSION,
             task: "random-test".into(),
-            observation: ObservationSpec {
-                size: s.obs,
-                mean: vec![0.0; s.obs],
-                std: vec![1.0; s.obs],
-                range: None,
-            },
-            action: ActionSpec {
-                size: s.act,
-                low: vec![-1.0; s.act],
-                high: vec![1.0; s.act],
-            },
+            observation: ObservationSpec::unnormalized(s.obs, None),
+            action: ActionSpec::unit(s.act),
             latent: LatentSpec::Vector {
                 size: s.latent,
                 simnorm_group: s.simnorm_group,

@@ -2,6 +2,7 @@
 //! repository root, the two binaries (built once per test process), bounded
 //! waits on child processes and the controller's JSON summary line.
 
+pub mod bags;
 pub mod faults;
 pub mod hostile;
 pub mod peer;
@@ -56,6 +57,17 @@ pub fn bins() -> &'static (PathBuf, PathBuf) {
         (dir.join("dream-mpc"), dir.join("dream-mpc-sim"))
     })
 }
+
+/// Node arguments for a `sensor_msgs/JointState` observation of the
+/// test robot's one joint, `slider`: its position then its velocity.
+pub const JOINT_STATE_SLIDER: [&str; 6] = [
+    "-p",
+    "observation.type:=JointState",
+    "-p",
+    "observation.joints:=[slider]",
+    "-p",
+    "observation.fields:=[position, velocity]",
+];
 
 /// Start `dream-mpc run --json` on `domain` with the parameter file
 /// `config` (relative to the repository root), safe action 0.25 and the

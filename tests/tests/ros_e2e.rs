@@ -14,7 +14,7 @@ use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
 use dream_mpc_tests::peer::Peer;
-use dream_mpc_tests::{bins, json_field, root, spawn_sim, wait_bounded};
+use dream_mpc_tests::{bins, json_field, root, spawn_sim, wait_bounded, JOINT_STATE_SLIDER};
 use ros2_client::{Name, Publisher, Subscription};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -365,19 +365,11 @@ fn joint_state_observation_and_sigterm() {
         )
         .unwrap();
     let js = peer.node.create_publisher::<JointState>(&t, None).unwrap();
-    let mut ctl = spawn_controller(
-        d,
-        &[
-            "-p",
-            "topics.observation:=/joint_states",
-            "-p",
-            "observation.type:=JointState",
-            "-p",
-            "observation.joints:=[slider]",
-            "-p",
-            "observation.fields:=[position, velocity]",
-        ],
-    );
+    let args: Vec<&str> = ["-p", "topics.observation:=/joint_states"]
+        .into_iter()
+        .chain(JOINT_STATE_SLIDER)
+        .collect();
+    let mut ctl = spawn_controller(d, &args);
     let mut got = wait_first_action(&actions);
     let send = |names: &[&str], pos: &[f64], vel: &[f64], dur: Duration| {
         let t0 = Instant::now();

@@ -17,7 +17,7 @@
 //! the setup step (it does not pretend). The five cases run side by side
 //! on their own domains (10..29) and take a few seconds each.
 
-use dream_mpc_tests::{bins, root, spawn_on, wait_bounded};
+use dream_mpc_tests::{bins, root, spawn_on, wait_bounded, JOINT_STATE_SLIDER};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -85,14 +85,7 @@ fn case(domain: u16, mode: &str, extra: &[&str]) -> (bool, String, String) {
 #[test]
 fn cyclonedds_peer_talks_to_the_controller() {
     let base = 10 + (std::process::id() % 4) as u16 * 5;
-    let joints = [
-        "-p",
-        "observation.type:=JointState",
-        "-p",
-        "observation.joints:=[slider]",
-        "-p",
-        "observation.fields:=[position, velocity]",
-    ];
+    let joints = JOINT_STATE_SLIDER;
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("array", vec![]),
         ("joints", joints.to_vec()),

@@ -35,7 +35,7 @@ use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::model::{to_vec, ModelConfig, WorldModel};
-use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner};
+use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner, TchLatentModel};
 use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -58,17 +58,15 @@ fn objective(m: &WorldModel, z0: &Tensor, acts: &Tensor, b: &Budget) -> Tensor {
     let mut g = 1.0;
     for t in 0..b.h as i64 {
         let a = acts.get(t);
-        let r = m.reward(&z, &a).squeeze_dim(1);
-        let u = m.q_all(&z, &a, false).std_dim(1, false, false);
+        // Decoded (the model's heads may be two-hot, as TD-MPC2's are).
+        let r = TchLatentModel::reward(m, &z, &a);
+        let u = TchLatentModel::q_all(m, &z, &a).std_dim(1, false, false);
         j += (r - u * b.beta) * g;
         z = m.next(&z, &a);
         g *= b.gamma;
     }
     let (mu, _) = m.pi(&z);
-    j + m
-        .q_all(&z, &mu.tanh(), false)
-        .mean_dim(1, false, Kind::Float)
-        * g
+    j + TchLatentModel::q_all(m, &z, &mu.tanh()).mean_dim(1, false, Kind::Float) * g
 }
 
 /// One Dream-MPC tick with tch autograd; returns the first action and the

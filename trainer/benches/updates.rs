@@ -22,6 +22,7 @@
 //! (export through a CPU copy, `Bundle::load`, `Agent::with_defaults`).
 
 use dream_mpc::rng::Rng;
+use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::train::{export, Agent, DeviceChoice, TrainConfig, UpdatePath};
 use std::time::Instant;
 use tch::Device;
@@ -38,9 +39,7 @@ fn config(size: &str) -> TrainConfig {
         // under valgrind (see the op count in docs/RESULTS.md).
         "tiny" => {
             cfg.batch = 16;
-            cfg.model.latent = 16;
-            cfg.model.hidden = 32;
-            cfg.model.enc_hidden = 32;
+            cfg.model = ModelConfig::tiny(cfg.model.n_q);
         }
         "5m" => {
             cfg.model.latent = 512;

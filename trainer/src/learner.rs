@@ -608,20 +608,18 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ModelConfig;
 
     /// Replacing a variable's data (instead of copying into it) would
     /// leave the fused update training a buffer nobody reads: refused.
     #[test]
     #[should_panic(expected = "dynamics.0.linear.weight no longer views")]
     fn replaced_variable_data_is_refused() {
-        let mut cfg = TrainConfig {
+        let cfg = TrainConfig {
             batch: 8,
+            model: ModelConfig::tiny(2),
             ..Default::default()
         };
-        cfg.model.latent = 16;
-        cfg.model.hidden = 32;
-        cfg.model.enc_hidden = 32;
-        cfg.model.n_q = 2;
         let mut a = Agent::new(&cfg, 3, 1, 20, Device::Cpu);
         let len = a.replay.len;
         a.replay
@@ -637,14 +635,11 @@ mod tests {
     /// target alike.
     #[test]
     fn stacked_q_and_heads_share_storage() {
-        let mut cfg = TrainConfig {
+        let cfg = TrainConfig {
             batch: 16,
+            model: ModelConfig::tiny(3),
             ..Default::default()
         };
-        cfg.model.latent = 16;
-        cfg.model.hidden = 32;
-        cfg.model.enc_hidden = 32;
-        cfg.model.n_q = 3;
         let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
         a.path = UpdatePath::Fused;
         let len = a.replay.len;

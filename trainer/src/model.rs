@@ -73,6 +73,20 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// The quick model of the tests and the op-count benchmark: latent 16,
+    /// MLP and encoder width 32, `n_q` heads; every other size as default.
+    pub fn tiny(n_q: usize) -> Self {
+        ModelConfig {
+            latent: 16,
+            hidden: 32,
+            enc_hidden: 32,
+            n_q,
+            ..Default::default()
+        }
+    }
+}
+
 /// An invalid model configuration, naming the field and value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConfigError {

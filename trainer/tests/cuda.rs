@@ -4,6 +4,7 @@
 //! the device-choice test runs everywhere.
 
 use dream_mpc::rng::Rng;
+use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::train::{train, Agent, DeviceChoice, RunOptions, TrainConfig, UpdatePath};
 use dream_mpc_trainer::verify::tract_forward_check;
@@ -28,7 +29,7 @@ fn cuda() -> Option<Device> {
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    let mut c = TrainConfig {
+    TrainConfig {
         task: tasks::REACH_1D.into(),
         seed: 3,
         steps,
@@ -36,13 +37,9 @@ fn tiny(steps: u64) -> TrainConfig {
         batch: 32,
         eval_every: 400,
         eval_episodes: 1,
+        model: ModelConfig::tiny(3),
         ..Default::default()
-    };
-    c.model.latent = 16;
-    c.model.hidden = 32;
-    c.model.enc_hidden = 32;
-    c.model.n_q = 3;
-    c
+    }
 }
 
 fn tmpdir(name: &str) -> PathBuf {

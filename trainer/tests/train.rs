@@ -2,6 +2,7 @@
 //! losses decrease, the exported bundle reproduces libtorch in tract,
 //! resume continues exactly, bad input is refused before training.
 
+use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::train::{train, Collect, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
@@ -19,7 +20,7 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    let mut c = TrainConfig {
+    TrainConfig {
         task: tasks::REACH_1D.into(),
         seed: 5,
         steps,
@@ -27,13 +28,9 @@ fn tiny(steps: u64) -> TrainConfig {
         batch: 32,
         eval_every: 400,
         eval_episodes: 1,
+        model: ModelConfig::tiny(3),
         ..Default::default()
-    };
-    c.model.latent = 16;
-    c.model.hidden = 32;
-    c.model.enc_hidden = 32;
-    c.model.n_q = 3;
-    c
+    }
 }
 
 fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOptions {

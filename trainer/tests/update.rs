@@ -5,6 +5,7 @@
 
 use dream_mpc::rng::Rng;
 use dream_mpc_trainer::checkpoint::{self, State};
+use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::train::{Agent, TrainConfig, UpdatePath};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,18 +15,16 @@ use tch::{Device, Tensor};
 static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 fn cfg(dropout: f64) -> TrainConfig {
-    let mut c = TrainConfig {
+    TrainConfig {
         seed: 11,
         batch: 32,
         horizon: 3,
+        model: ModelConfig {
+            q_dropout: dropout,
+            ..ModelConfig::tiny(3)
+        },
         ..Default::default()
-    };
-    c.model.latent = 16;
-    c.model.hidden = 32;
-    c.model.enc_hidden = 32;
-    c.model.n_q = 3;
-    c.model.q_dropout = dropout;
-    c
+    }
 }
 
 /// An agent on `path` with four random episodes (the same for every call).

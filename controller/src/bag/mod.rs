@@ -6,6 +6,8 @@
 //! bounded hand-off into the writer thread.
 
 pub mod read;
+pub mod recorder;
+pub mod schema;
 pub mod write;
 
 /// The observation the planner used at a step (`std_msgs/msg/Float64MultiArray`).

@@ -81,6 +81,19 @@ pub struct ObservationSpec {
     pub range: Option<ObservationRange>,
 }
 
+impl ObservationSpec {
+    /// `size` observations fed to the encoder as they are (mean 0, std 1),
+    /// with the training range when known.
+    pub fn unnormalized(size: usize, range: Option<ObservationRange>) -> Self {
+        ObservationSpec {
+            size,
+            mean: vec![0.0; size],
+            std: vec![1.0; size],
+            range,
+        }
+    }
+}
+
 /// Smallest and largest value of each observation element seen in
 /// training (`low[i] <= high[i]`, finite, length `size`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -97,6 +110,17 @@ pub struct ActionSpec {
     /// Actuator-unit bounds; model action -1 maps to `low`, +1 to `high`.
     pub low: Vec<f32>,
     pub high: Vec<f32>,
+}
+
+impl ActionSpec {
+    /// `size` actions whose actuator units are the model's, [-1, 1].
+    pub fn unit(size: usize) -> Self {
+        ActionSpec {
+            size,
+            low: vec![-1.0; size],
+            high: vec![1.0; size],
+        }
+    }
 }
 
 /// How the latent state is laid out.

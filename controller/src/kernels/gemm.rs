@@ -10,8 +10,10 @@
 //! CPU feature detection, or forced with `DREAM_MPC_KERNELS` (see
 //! [`kernel_path`]); each call then costs one atomic load to dispatch.
 
+/// `a b + c`, fused when `FMA` (only instantiate `FMA = true` inside a
+/// function compiled with the `fma` feature; elsewhere it is a libm call).
 #[inline(always)]
-fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(super) fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {
@@ -335,195 +337,125 @@ fn gemm_packed_generic<const R: usize, const FMA: bool>(
     });
 }
 
-/// AVX-512 micro-kernel on one packed panel: `R` rows x 32 columns held in
-/// 2R zmm accumulators (explicit intrinsics: the compiler is not trusted to
-/// keep a `[[f32; 32]; R]` in registers), then added into `c` with a masked
-/// store for a partial last panel.
+/// Defines an explicit-intrinsics micro-kernel on one packed panel, `R`
+/// rows x 32 columns held in `R x 32/W` vector accumulators of `W` lanes
+/// (the compiler is not trusted to keep a `[[f32; 32]; R]` in registers),
+/// then added into `c` (a partial last panel through a stack row), and the
+/// driver that runs it over every panel, up to `$max` rows per pass.
+/// Instantiated for AVX-512 (16 lanes, 12 rows: 24 of the 32 zmm, so a
+/// planner's 8 candidates + 1 reused plan stream each weight once) and
+/// AVX2/FMA (8 lanes, 3 rows: 12 accumulators + 4 B vectors of the 16 ymm).
 ///
-/// # Safety
-/// The CPU must support AVX-512F; `a` has rows `i..i+R` of length `k`,
-/// `panel` has `k * 32` floats, `c` has rows `i..i+R` of length `n`, and
-/// `j0 < n`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn panel_avx512<const R: usize>(
-    k: usize,
-    n: usize,
-    a: &[f32],
-    panel: &[f32],
-    c: &mut [f32],
-    i: usize,
-    j0: usize,
-) {
-    // SAFETY: the whole body runs under this function's `# Safety`
-    // contract (CPU features checked by the caller, slice lengths as
-    // documented; debug builds assert them).
-    unsafe {
-        use std::arch::x86_64::*;
-        debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
-        let mut lo = [_mm512_setzero_ps(); R];
-        let mut hi = [_mm512_setzero_ps(); R];
-        let ap = a.as_ptr().add(i * k);
-        let bp = panel.as_ptr();
-        for p in 0..k {
-            let b0 = _mm512_loadu_ps(bp.add(p * PW));
-            let b1 = _mm512_loadu_ps(bp.add(p * PW + 16));
-            for r in 0..R {
-                let av = _mm512_set1_ps(*ap.add(r * k + p));
-                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
-                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+/// Safety contract of both generated functions: the CPU supports
+/// `$feature`; the micro-kernel needs `a` rows `i..i+R` of length `k`,
+/// `panel` `k * 32` floats, `c` rows `i..i+R` of length `n` and `j0 < n`;
+/// the driver needs `a` to hold `m * b.k` floats and `c` `m * b.n` (the
+/// caller asserts both), which is the micro-kernel's contract for every
+/// panel and row block.
+macro_rules! packed_kernel {
+    (
+        $panel:ident, $driver:ident, $feature:literal, $w:literal, $max:literal,
+        $zero:ident, $load:ident, $splat:ident, $fmadd:ident, $add:ident, $store:ident,
+        [$($r:literal)*]
+    ) => {
+        /// One panel, `R` rows (see [`packed_kernel`]).
+        ///
+        /// # Safety
+        /// As in [`packed_kernel`]'s contract.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::needless_range_loop)] // index loops mirror the register tile
+        unsafe fn $panel<const R: usize>(
+            k: usize,
+            n: usize,
+            a: &[f32],
+            panel: &[f32],
+            c: &mut [f32],
+            i: usize,
+            j0: usize,
+        ) {
+            // SAFETY: the whole body runs under this function's `# Safety`
+            // contract (CPU features checked by the caller, slice lengths
+            // as documented; debug builds assert them).
+            unsafe {
+                use std::arch::x86_64::*;
+                const V: usize = PW / $w;
+                debug_assert!(
+                    a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n
+                );
+                let mut acc = [[$zero(); V]; R];
+                let ap = a.as_ptr().add(i * k);
+                let bp = panel.as_ptr();
+                for p in 0..k {
+                    let mut b = [$zero(); V];
+                    for q in 0..V {
+                        b[q] = $load(bp.add(p * PW + $w * q));
+                    }
+                    for r in 0..R {
+                        let av = $splat(*ap.add(r * k + p));
+                        for q in 0..V {
+                            acc[r][q] = $fmadd(av, b[q], acc[r][q]);
+                        }
+                    }
+                }
+                let w = PW.min(n - j0);
+                for r in 0..R {
+                    let cp = c.as_mut_ptr().add((i + r) * n + j0);
+                    if w == PW {
+                        for q in 0..V {
+                            let cq = cp.add($w * q);
+                            $store(cq, $add($load(cq), acc[r][q]));
+                        }
+                    } else {
+                        let mut row = [0.0f32; PW];
+                        for q in 0..V {
+                            $store(row.as_mut_ptr().add($w * q), acc[r][q]);
+                        }
+                        for (jj, v) in row.iter().take(w).enumerate() {
+                            *cp.add(jj) += v;
+                        }
+                    }
+                }
             }
         }
-        let w = PW.min(n - j0);
-        let m0: __mmask16 = if w >= 16 {
-            0xffff
-        } else {
-            ((1u32 << w) - 1) as u16
-        };
-        let m1: __mmask16 = if w >= 32 {
-            0xffff
-        } else if w <= 16 {
-            0
-        } else {
-            ((1u32 << (w - 16)) - 1) as u16
-        };
-        for r in 0..R {
-            let cp = c.as_mut_ptr().add((i + r) * n + j0);
-            let c0 = _mm512_maskz_loadu_ps(m0, cp);
-            _mm512_mask_storeu_ps(cp, m0, _mm512_add_ps(c0, lo[r]));
-            if m1 != 0 {
-                let c1 = _mm512_maskz_loadu_ps(m1, cp.add(16));
-                _mm512_mask_storeu_ps(cp.add(16), m1, _mm512_add_ps(c1, hi[r]));
+
+        /// `c += a b` over every 32-column panel of `b`, up to `$max` rows
+        /// per pass (see [`packed_kernel`]).
+        ///
+        /// # Safety
+        /// As in [`packed_kernel`]'s contract.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $driver(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
+            // SAFETY: the whole body runs under this function's `# Safety`
+            // contract.
+            unsafe {
+                let (k, n) = (b.k, b.n);
+                for_each_row_block(m, b, |pdata, j0, i, left| {
+                    let r = left.min($max);
+                    match r {
+                        $($r => $panel::<$r>(k, n, a, pdata, c, i, j0),)*
+                        _ => $panel::<1>(k, n, a, pdata, c, i, j0),
+                    }
+                    r
+                });
             }
         }
-    }
+    };
 }
 
-/// `c += a b` over every 32-column panel of `b`, 12 rows at a time.
-///
-/// # Safety
-/// The CPU must support AVX-512F, and `a` must hold `m * b.k` floats and
-/// `c` `m * b.n` (the caller asserts both), which is [`panel_avx512`]'s
-/// contract for every panel and row block.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemm_packed_avx512(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
-    // SAFETY: the whole body runs under this function's `# Safety`
-    // contract (CPU features checked by the caller, slice lengths as
-    // documented; debug builds assert them).
-    unsafe {
-        let (k, n) = (b.k, b.n);
-        // Up to 12 rows per pass (24 zmm accumulators of the 32), so the
-        // planner's 8 candidates + 1 reused plan stream each weight once.
-        for_each_row_block(m, b, |pdata, j0, i, left| {
-            let r = left.min(12);
-            match r {
-                12 => panel_avx512::<12>(k, n, a, pdata, c, i, j0),
-                11 => panel_avx512::<11>(k, n, a, pdata, c, i, j0),
-                10 => panel_avx512::<10>(k, n, a, pdata, c, i, j0),
-                9 => panel_avx512::<9>(k, n, a, pdata, c, i, j0),
-                8 => panel_avx512::<8>(k, n, a, pdata, c, i, j0),
-                7 => panel_avx512::<7>(k, n, a, pdata, c, i, j0),
-                6 => panel_avx512::<6>(k, n, a, pdata, c, i, j0),
-                5 => panel_avx512::<5>(k, n, a, pdata, c, i, j0),
-                4 => panel_avx512::<4>(k, n, a, pdata, c, i, j0),
-                3 => panel_avx512::<3>(k, n, a, pdata, c, i, j0),
-                2 => panel_avx512::<2>(k, n, a, pdata, c, i, j0),
-                _ => panel_avx512::<1>(k, n, a, pdata, c, i, j0),
-            }
-            r
-        });
-    }
-}
-
-/// AVX2/FMA micro-kernel on one packed panel: `R` rows x 32 columns in 4R
-/// ymm accumulators (R <= 3 keeps them and the 4 B vectors within the 16
-/// registers), explicit intrinsics like [`panel_avx512`]; a partial last
-/// panel goes through a stack row.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA; the slices as for [`panel_avx512`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::needless_range_loop)] // index loops mirror the register tile
-unsafe fn panel_avx2<const R: usize>(
-    k: usize,
-    n: usize,
-    a: &[f32],
-    panel: &[f32],
-    c: &mut [f32],
-    i: usize,
-    j0: usize,
-) {
-    // SAFETY: the whole body runs under this function's `# Safety`
-    // contract (CPU features checked by the caller, slice lengths as
-    // documented; debug builds assert them).
-    unsafe {
-        use std::arch::x86_64::*;
-        debug_assert!(a.len() >= (i + R) * k && panel.len() >= k * PW && c.len() >= (i + R) * n);
-        let mut acc = [[_mm256_setzero_ps(); 4]; R];
-        let ap = a.as_ptr().add(i * k);
-        let bp = panel.as_ptr();
-        for p in 0..k {
-            let b = [
-                _mm256_loadu_ps(bp.add(p * PW)),
-                _mm256_loadu_ps(bp.add(p * PW + 8)),
-                _mm256_loadu_ps(bp.add(p * PW + 16)),
-                _mm256_loadu_ps(bp.add(p * PW + 24)),
-            ];
-            for r in 0..R {
-                let av = _mm256_set1_ps(*ap.add(r * k + p));
-                for q in 0..4 {
-                    acc[r][q] = _mm256_fmadd_ps(av, b[q], acc[r][q]);
-                }
-            }
-        }
-        let w = PW.min(n - j0);
-        for r in 0..R {
-            let cp = c.as_mut_ptr().add((i + r) * n + j0);
-            if w == PW {
-                for q in 0..4 {
-                    let cq = cp.add(8 * q);
-                    _mm256_storeu_ps(cq, _mm256_add_ps(_mm256_loadu_ps(cq), acc[r][q]));
-                }
-            } else {
-                let mut row = [0.0f32; PW];
-                for q in 0..4 {
-                    _mm256_storeu_ps(row.as_mut_ptr().add(8 * q), acc[r][q]);
-                }
-                for (jj, v) in row.iter().take(w).enumerate() {
-                    *cp.add(jj) += v;
-                }
-            }
-        }
-    }
-}
-
-/// `c += a b` over every 32-column panel of `b`, a few rows at a time.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA, and `a` must hold `m * b.k` floats
-/// and `c` `m * b.n` (the caller asserts both), which is
-/// [`panel_avx2`]'s contract for every panel and row block.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_packed_avx2(m: usize, a: &[f32], b: &PackedB, c: &mut [f32]) {
-    // SAFETY: the whole body runs under this function's `# Safety`
-    // contract (CPU features checked by the caller, slice lengths as
-    // documented; debug builds assert them).
-    unsafe {
-        let (k, n) = (b.k, b.n);
-        for_each_row_block(m, b, |pdata, j0, i, left| {
-            let r = left.min(3);
-            match r {
-                3 => panel_avx2::<3>(k, n, a, pdata, c, i, j0),
-                2 => panel_avx2::<2>(k, n, a, pdata, c, i, j0),
-                _ => panel_avx2::<1>(k, n, a, pdata, c, i, j0),
-            }
-            r
-        });
-    }
-}
+packed_kernel!(
+    panel_avx512, gemm_packed_avx512, "avx512f", 16, 12,
+    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+    _mm512_storeu_ps,
+    [12 11 10 9 8 7 6 5 4 3 2]
+);
+packed_kernel!(
+    panel_avx2, gemm_packed_avx2, "avx2,fma", 8, 3,
+    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
+    _mm256_storeu_ps,
+    [3 2]
+);
 
 /// `c += a b` with `a` row-major `[m, k]`, `b` packed `[k, n]`, `c`
 /// row-major `[m, n]`. Cost: `m k n` multiply-adds; no allocation.

@@ -29,6 +29,7 @@ pub mod gemm;
 mod lower;
 pub mod math;
 pub mod nn;
+pub mod simd;
 
 use crate::bundle::manifest::{ModuleSpec, TensorSpec};
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! kernels, forward and backward side by side.
 
 use super::lower::{Lowering, NodeCtx};
-use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
+use super::{simd, Builder, Bwd, CompileError, Fwd, Kernel, Loc};
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Relu", relu),
@@ -123,6 +123,9 @@ impl Kernel for Activation {
     fn forward(&self, f: &mut Fwd) {
         let k = self.kind;
         let (x, y) = f.io(self.x, self.y);
+        if k == ActKind::Mish && simd::tuned() {
+            return simd::mish_forward(x, y);
+        }
         y.iter_mut().zip(x).for_each(|(y, x)| *y = k.f(*x));
     }
     fn backward(&self, b: &mut Bwd) {
@@ -130,6 +133,14 @@ impl Kernel for Activation {
         let (rx, ry) = (b.rng(self.x), b.rng(self.y));
         let (acts, dy, dx) = b.split(self.y, self.x);
         let (x, y) = (&acts[rx], &acts[ry]);
+        if simd::tuned() {
+            if simd::all_zero(dy) {
+                return;
+            }
+            if k == ActKind::Mish {
+                return simd::mish_backward(x, dy, dx);
+            }
+        }
         for (g, ((d, x), y)) in dx.iter_mut().zip(dy.iter().zip(x).zip(y)) {
             *g += d * k.df(*x, *y);
         }
@@ -186,6 +197,9 @@ impl Kernel for LayerNorm {
     fn forward(&self, f: &mut Fwd) {
         let d = self.d;
         let (x, y, st) = f.io_out2(self.x, self.y, self.stats);
+        if simd::tuned() {
+            return simd::layer_norm_forward(d, self.eps, &self.gamma, &self.beta, x, y, st);
+        }
         for ((xg, yg), s) in x
             .chunks_exact(d)
             .zip(y.chunks_exact_mut(d))
@@ -206,6 +220,9 @@ impl Kernel for LayerNorm {
         let (rx, rs) = (b.rng(self.x), b.rng(self.stats));
         let (acts, dy, dx) = b.split(self.y, self.x);
         let (x, st) = (&acts[rx], &acts[rs]);
+        if simd::tuned() {
+            return simd::layer_norm_backward(d, &self.gamma, x, st, dy, dx);
+        }
         let inv_d = 1.0 / d as f32;
         for (((xg, dyg), dxg), s) in x
             .chunks_exact(d)

@@ -5,7 +5,9 @@
 //! of the bundle.
 
 use super::decode::{decode, decode_vjp};
-use super::model::{LatentModel, ModelDims, Module};
+use super::model::{
+    q_by_step, q_vjp_by_step, reward_by_step, reward_vjp_by_step, LatentModel, ModelDims, Module,
+};
 use crate::bundle::manifest::{Decoding, TensorSpec};
 use crate::bundle::BundleError;
 use crate::kernels::{Program, Tape};
@@ -39,6 +41,24 @@ pub struct BundleTape {
     d_out: Vec<f32>,
     /// Zero cotangent of the policy's log_std, `[batch, action]`.
     zeros: Vec<f32>,
+    /// Reward and Q tapes of one slot for `wide_rows` rows (all time steps
+    /// at once, see [`LatentModel::reward_steps`]); `None` when `batch x
+    /// (slots - 1)` exceeds [`WIDE_MAX_ROWS`] (the sampling planners, whose
+    /// batch is already large), which falls back to one call per step.
+    wide: Option<Wide>,
+}
+
+/// Rows up to which the per-step reward and Q calls are merged into one.
+pub const WIDE_MAX_ROWS: usize = 64;
+
+/// The one-slot, many-row tapes of [`BundleTape::wide`].
+struct Wide {
+    rows: usize,
+    reward: Tape,
+    q: Tape,
+    /// `[rows, reward width]` and `[rows, heads * value width]`.
+    reward_out: Vec<f32>,
+    q_out: Vec<f32>,
 }
 
 impl BundleTape {
@@ -52,6 +72,9 @@ impl BundleTape {
             + self.q_out.len()
             + self.d_out.len()
             + self.zeros.len()
+            + self.wide.as_ref().map_or(0, |w| {
+                w.reward.floats() + w.q.floats() + w.reward_out.len() + w.q_out.len()
+            })
     }
 }
 
@@ -148,6 +171,15 @@ impl LatentModel for BundleModel {
     fn tape(&self, batch: usize, slots: usize) -> BundleTape {
         let (rw, qw) = (self.reward_decoding.width(), self.value_decoding.width());
         let nqw = self.dims.q_heads * qw;
+        let rows = batch * slots.saturating_sub(1);
+        let wide = (rows > batch && rows <= WIDE_MAX_ROWS).then(|| Wide {
+            rows,
+            reward: self.reward.tape(rows, 1),
+            q: self.q.tape(rows, 1),
+            reward_out: vec![0.0; rows * rw],
+            q_out: vec![0.0; rows * nqw],
+        });
+        let d_rows = if wide.is_some() { rows } else { batch };
         BundleTape {
             dynamics: self.dynamics.tape(batch, slots),
             reward: self.reward.tape(batch, slots),
@@ -156,8 +188,9 @@ impl LatentModel for BundleModel {
             batch,
             reward_out: vec![0.0; slots * batch * rw],
             q_out: vec![0.0; slots * batch * nqw],
-            d_out: vec![0.0; batch * rw.max(nqw)],
+            d_out: vec![0.0; d_rows * rw.max(nqw)],
             zeros: vec![0.0; batch * self.dims.action],
+            wide,
         }
     }
 
@@ -273,6 +306,99 @@ impl LatentModel for BundleModel {
     ) {
         self.policy
             .backward(&mut tape.policy, slot, &[dmu, dlog_std], &mut [dz]);
+    }
+
+    /// One reward pass over all steps' rows when the tape has a wide slot.
+    fn reward_steps(
+        &self,
+        tape: &mut BundleTape,
+        steps: usize,
+        z: &[f32],
+        a: &[f32],
+        r: &mut [f32],
+    ) {
+        let w = self.reward_decoding.width();
+        match &mut tape.wide {
+            Some(wide) if r.len() <= wide.rows => {
+                let out = &mut wide.reward_out[..r.len() * w];
+                self.reward
+                    .forward(&mut wide.reward, 0, &[z, a], &mut [&mut *out]);
+                for (r, logits) in r.iter_mut().zip(out.chunks_exact(w)) {
+                    *r = decode(&self.reward_decoding, logits);
+                }
+            }
+            _ => reward_by_step(self, tape, steps, z, a, r),
+        }
+    }
+
+    fn reward_steps_vjp(
+        &self,
+        tape: &mut BundleTape,
+        steps: usize,
+        dr: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        let w = self.reward_decoding.width();
+        match &mut tape.wide {
+            Some(wide) if dr.len() <= wide.rows => {
+                let out = &wide.reward_out[..dr.len() * w];
+                let d_out = &mut tape.d_out[..dr.len() * w];
+                for ((g, logits), d) in dr
+                    .iter()
+                    .zip(out.chunks_exact(w))
+                    .zip(d_out.chunks_exact_mut(w))
+                {
+                    decode_vjp(&self.reward_decoding, logits, *g, d);
+                }
+                self.reward
+                    .backward(&mut wide.reward, 0, &[&*d_out], &mut [dz, da]);
+            }
+            _ => reward_vjp_by_step(self, tape, steps, dr, dz, da),
+        }
+    }
+
+    /// One Q pass over all steps' rows when the tape has a wide slot.
+    fn q_steps(&self, tape: &mut BundleTape, steps: usize, z: &[f32], a: &[f32], q: &mut [f32]) {
+        let w = self.value_decoding.width();
+        let rows = q.len() / self.dims.q_heads;
+        match &mut tape.wide {
+            Some(wide) if rows <= wide.rows => {
+                let out = &mut wide.q_out[..q.len() * w];
+                self.q.forward(&mut wide.q, 0, &[z, a], &mut [&mut *out]);
+                for (q, logits) in q.iter_mut().zip(out.chunks_exact(w)) {
+                    *q = decode(&self.value_decoding, logits);
+                }
+            }
+            _ => q_by_step(self, tape, steps, z, a, q),
+        }
+    }
+
+    fn q_steps_vjp(
+        &self,
+        tape: &mut BundleTape,
+        steps: usize,
+        dq: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        let w = self.value_decoding.width();
+        let rows = dq.len() / self.dims.q_heads;
+        match &mut tape.wide {
+            Some(wide) if rows <= wide.rows => {
+                let out = &wide.q_out[..dq.len() * w];
+                let d_out = &mut tape.d_out[..dq.len() * w];
+                for ((g, logits), d) in dq
+                    .iter()
+                    .zip(out.chunks_exact(w))
+                    .zip(d_out.chunks_exact_mut(w))
+                {
+                    decode_vjp(&self.value_decoding, logits, *g, d);
+                }
+                self.q.backward(&mut wide.q, 0, &[&*d_out], &mut [dz, da]);
+            }
+            _ => q_vjp_by_step(self, tape, steps, dq, dz, da),
+        }
     }
 
     fn flops(&self, module: Module, rows: usize) -> (u64, u64) {

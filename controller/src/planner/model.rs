@@ -109,10 +109,160 @@ pub trait LatentModel {
         self.pi_vjp(tape, slot, dmu, dz);
     }
 
+    /// [`LatentModel::reward`] at `steps` time steps at once: `z`, `a`, `r`
+    /// hold `steps` blocks of equal rows, block `t` being step `t` (slot
+    /// `t`). The default calls `reward` once per step; a model may run all
+    /// rows as one batch instead (one pass over each weight for `steps`
+    /// times the rows: at the planner's 5-9 candidates the GEMMs are
+    /// weight-streaming bound, so this is nearly free per extra row).
+    fn reward_steps(
+        &self,
+        tape: &mut Self::Tape,
+        steps: usize,
+        z: &[f32],
+        a: &[f32],
+        r: &mut [f32],
+    ) {
+        reward_by_step(self, tape, steps, z, a, r)
+    }
+    /// VJP of [`LatentModel::reward_steps`]: overwrites `dz`, `da`.
+    fn reward_steps_vjp(
+        &self,
+        tape: &mut Self::Tape,
+        steps: usize,
+        dr: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        reward_vjp_by_step(self, tape, steps, dr, dz, da)
+    }
+    /// [`LatentModel::q`] at `steps` time steps at once (blocks as in
+    /// [`LatentModel::reward_steps`]; records at slots `0..steps`).
+    fn q_steps(&self, tape: &mut Self::Tape, steps: usize, z: &[f32], a: &[f32], q: &mut [f32]) {
+        q_by_step(self, tape, steps, z, a, q)
+    }
+    /// VJP of [`LatentModel::q_steps`]: overwrites `dz`, `da`.
+    fn q_steps_vjp(
+        &self,
+        tape: &mut Self::Tape,
+        steps: usize,
+        dq: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        q_vjp_by_step(self, tape, steps, dq, dz, da)
+    }
+
     /// Multiply-adds of one call of `module` on `rows` rows: (forward,
     /// backward). Zero when the model does not know.
     fn flops(&self, module: Module, rows: usize) -> (u64, u64) {
         let _ = (module, rows);
         (0, 0)
+    }
+}
+
+/// Rows per step of a `steps`-block call whose scalar output has `len`
+/// values of `per_row` each.
+fn rows_per_step(len: usize, per_row: usize, steps: usize) -> usize {
+    assert!(
+        steps > 0 && per_row > 0 && len.is_multiple_of(steps * per_row),
+        "steps do not split the rows"
+    );
+    len / (steps * per_row)
+}
+
+/// [`LatentModel::reward_steps`] as one [`LatentModel::reward`] per step.
+pub fn reward_by_step<M: LatentModel + ?Sized>(
+    m: &M,
+    tape: &mut M::Tape,
+    steps: usize,
+    z: &[f32],
+    a: &[f32],
+    r: &mut [f32],
+) {
+    let d = m.dims();
+    let rows = rows_per_step(r.len(), 1, steps);
+    for t in 0..steps {
+        let (zs, as_) = (t * rows * d.latent, t * rows * d.action);
+        let zt = &z[zs..zs + rows * d.latent];
+        let at = &a[as_..as_ + rows * d.action];
+        m.reward(tape, t, zt, at, &mut r[t * rows..(t + 1) * rows]);
+    }
+}
+
+/// [`LatentModel::reward_steps_vjp`] as one [`LatentModel::reward_vjp`] per step.
+pub fn reward_vjp_by_step<M: LatentModel + ?Sized>(
+    m: &M,
+    tape: &mut M::Tape,
+    steps: usize,
+    dr: &[f32],
+    dz: &mut [f32],
+    da: &mut [f32],
+) {
+    let d = m.dims();
+    let rows = rows_per_step(dr.len(), 1, steps);
+    for t in 0..steps {
+        let (zs, as_) = (t * rows * d.latent, t * rows * d.action);
+        m.reward_vjp(
+            tape,
+            t,
+            &dr[t * rows..(t + 1) * rows],
+            &mut dz[zs..zs + rows * d.latent],
+            &mut da[as_..as_ + rows * d.action],
+        );
+    }
+}
+
+/// [`LatentModel::q_steps`] as one [`LatentModel::q`] per step.
+pub fn q_by_step<M: LatentModel + ?Sized>(
+    m: &M,
+    tape: &mut M::Tape,
+    steps: usize,
+    z: &[f32],
+    a: &[f32],
+    q: &mut [f32],
+) {
+    let d = m.dims();
+    let rows = rows_per_step(q.len(), d.q_heads, steps);
+    for t in 0..steps {
+        let (zs, as_, qs) = (
+            t * rows * d.latent,
+            t * rows * d.action,
+            t * rows * d.q_heads,
+        );
+        m.q(
+            tape,
+            t,
+            &z[zs..zs + rows * d.latent],
+            &a[as_..as_ + rows * d.action],
+            &mut q[qs..qs + rows * d.q_heads],
+        );
+    }
+}
+
+/// [`LatentModel::q_steps_vjp`] as one [`LatentModel::q_vjp`] per step.
+pub fn q_vjp_by_step<M: LatentModel + ?Sized>(
+    m: &M,
+    tape: &mut M::Tape,
+    steps: usize,
+    dq: &[f32],
+    dz: &mut [f32],
+    da: &mut [f32],
+) {
+    let d = m.dims();
+    let rows = rows_per_step(dq.len(), d.q_heads, steps);
+    for t in 0..steps {
+        let (zs, as_, qs) = (
+            t * rows * d.latent,
+            t * rows * d.action,
+            t * rows * d.q_heads,
+        );
+        m.q_vjp(
+            tape,
+            t,
+            &dq[qs..qs + rows * d.q_heads],
+            &mut dz[zs..zs + rows * d.latent],
+            &mut da[as_..as_ + rows * d.action],
+        );
     }
 }

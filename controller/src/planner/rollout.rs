@@ -173,17 +173,20 @@ pub(crate) fn forward<M: LatentModel>(
         }
         let a_t = &ws.a[t * ba..(t + 1) * ba];
         model.next(tape, t, z_t, a_t, z_next);
-        model.reward(tape, t, z_t, a_t, &mut ws.r[t * b..(t + 1) * b]);
         evals.fwd(model, Module::Dynamics, b);
-        evals.fwd(model, Module::Reward, b);
-        if terms.uncertainty {
-            let q_t = &mut ws.q[t * b * nq..(t + 1) * b * nq];
-            match terms.at {
-                UncertaintyAt::CurrentState => model.q(tape, t, z_t, a_t, q_t),
-                UncertaintyAt::NextState => model.q(tape, t, z_next, a_t, q_t),
-            }
-            evals.fwd(model, Module::Q, b);
-        }
+    }
+    // Rewards, and Q for u, of all steps at once (one pass over each
+    // weight for H x B rows where the model batches them).
+    let (zs, a) = (&ws.z, &ws.a[..h * ba]);
+    steps::reward(model, tape, h, &zs[..h * bl], a, &mut ws.r[..h * b]);
+    evals.fwd(model, Module::Reward, h * b);
+    if terms.uncertainty {
+        let z_u = match terms.at {
+            UncertaintyAt::CurrentState => &zs[..h * bl],
+            UncertaintyAt::NextState => &zs[bl..(h + 1) * bl],
+        };
+        steps::q(model, tape, h, z_u, a, &mut ws.q[..h * b * nq]);
+        evals.fwd(model, Module::Q, h * b);
     }
     // Terminal value at the policy's mean or sampled action.
     let z_h = &ws.z[h * bl..];
@@ -292,43 +295,53 @@ pub(crate) fn backward<M: LatentModel>(
     evals.bwd(model, Module::Q, b);
     evals.bwd(model, Module::Policy, b);
 
+    // The reward VJPs of all steps at once (dJ/dr_t = g^t per valid row),
+    // and those of u when it is differentiated.
+    for t in 0..h {
+        let g_t = objective::discount_pow(w, t);
+        for (dr, &v) in ws.dr_steps[t * b..(t + 1) * b].iter_mut().zip(&ws.valid) {
+            *dr = if v { g_t } else { 0.0 };
+        }
+    }
+    steps::reward_vjp(model, tape, h, &ws.dr_steps, &mut ws.dz_r, &mut ws.da_r);
+    evals.bwd(model, Module::Reward, h * b);
+    if grad_u {
+        for t in 0..h {
+            let scale = match terms.at {
+                UncertaintyAt::NextState => -w.beta,
+                UncertaintyAt::CurrentState => -w.beta * objective::discount_pow(w, t),
+            };
+            for row in 0..b {
+                let o = (t * b + row) * nq;
+                let s = if ws.valid[row] { scale } else { 0.0 };
+                terms.u_vjp(&ws.q[o..o + nq], s, &mut ws.dq_steps[o..o + nq]);
+            }
+        }
+        steps::q_vjp(model, tape, h, &ws.dq_steps, &mut ws.dz_u, &mut ws.da_u);
+        evals.bwd(model, Module::Q, h * b);
+    }
+    let bl = b * ws.l;
     for t in (0..h).rev() {
         // ws.dz holds dJ/dz_{t+1}.
-        let g_t = objective::discount_pow(w, t);
         let da_t = &mut ws.da[t * ba..(t + 1) * ba];
+        let (dz_u, da_u) = (
+            &ws.dz_u[t * bl..(t + 1) * bl],
+            &ws.da_u[t * ba..(t + 1) * ba],
+        );
         if grad_u && terms.at == UncertaintyAt::NextState {
             // -beta u(z_{t+1}, a_t): into dz_{t+1} before the dynamics VJP.
-            for row in 0..b {
-                let q = &ws.q[(t * b + row) * nq..(t * b + row + 1) * nq];
-                let scale = if ws.valid[row] { -w.beta } else { 0.0 };
-                terms.u_vjp(q, scale, &mut ws.dq[row * nq..(row + 1) * nq]);
-            }
-            model.q_vjp(tape, t, &ws.dq, &mut ws.dz_tmp, da_t);
-            add(&mut ws.dz, &ws.dz_tmp);
-            evals.bwd(model, Module::Q, b);
-            model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, &mut ws.da_tmp);
-            add(da_t, &ws.da_tmp);
+            add(&mut ws.dz, dz_u);
+            model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
+            add(da_t, da_u);
         } else {
             model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
         }
-        for (dr, &v) in ws.dr.iter_mut().zip(&ws.valid) {
-            *dr = if v { g_t } else { 0.0 };
-        }
-        model.reward_vjp(tape, t, &ws.dr, &mut ws.dz_tmp, &mut ws.da_tmp);
-        add(&mut ws.dz_prev, &ws.dz_tmp);
-        add(da_t, &ws.da_tmp);
+        add(&mut ws.dz_prev, &ws.dz_r[t * bl..(t + 1) * bl]);
+        add(da_t, &ws.da_r[t * ba..(t + 1) * ba]);
         evals.bwd(model, Module::Dynamics, b);
-        evals.bwd(model, Module::Reward, b);
         if grad_u && terms.at == UncertaintyAt::CurrentState {
-            for row in 0..b {
-                let q = &ws.q[(t * b + row) * nq..(t * b + row + 1) * nq];
-                let scale = if ws.valid[row] { -w.beta * g_t } else { 0.0 };
-                terms.u_vjp(q, scale, &mut ws.dq[row * nq..(row + 1) * nq]);
-            }
-            model.q_vjp(tape, t, &ws.dq, &mut ws.dz_tmp, &mut ws.da_tmp);
-            add(&mut ws.dz_prev, &ws.dz_tmp);
-            add(da_t, &ws.da_tmp);
-            evals.bwd(model, Module::Q, b);
+            add(&mut ws.dz_prev, dz_u);
+            add(da_t, da_u);
         }
         std::mem::swap(&mut ws.dz, &mut ws.dz_prev);
     }
@@ -339,6 +352,71 @@ pub(crate) fn backward<M: LatentModel>(
         });
         if !finite {
             ws.valid[row] = false;
+        }
+    }
+}
+
+/// The all-steps reward and Q calls: the model's batched form when the
+/// tuned kernels are on, else one call per step (the reference path of
+/// `DREAM_MPC_TUNING=off`).
+mod steps {
+    use super::super::model::{self as m, LatentModel};
+    use crate::kernels::simd::tuned;
+
+    pub fn reward<M: LatentModel>(
+        model: &M,
+        tape: &mut M::Tape,
+        h: usize,
+        z: &[f32],
+        a: &[f32],
+        r: &mut [f32],
+    ) {
+        if tuned() {
+            model.reward_steps(tape, h, z, a, r)
+        } else {
+            m::reward_by_step(model, tape, h, z, a, r)
+        }
+    }
+    pub fn reward_vjp<M: LatentModel>(
+        model: &M,
+        tape: &mut M::Tape,
+        h: usize,
+        dr: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        if tuned() {
+            model.reward_steps_vjp(tape, h, dr, dz, da)
+        } else {
+            m::reward_vjp_by_step(model, tape, h, dr, dz, da)
+        }
+    }
+    pub fn q<M: LatentModel>(
+        model: &M,
+        tape: &mut M::Tape,
+        h: usize,
+        z: &[f32],
+        a: &[f32],
+        q: &mut [f32],
+    ) {
+        if tuned() {
+            model.q_steps(tape, h, z, a, q)
+        } else {
+            m::q_by_step(model, tape, h, z, a, q)
+        }
+    }
+    pub fn q_vjp<M: LatentModel>(
+        model: &M,
+        tape: &mut M::Tape,
+        h: usize,
+        dq: &[f32],
+        dz: &mut [f32],
+        da: &mut [f32],
+    ) {
+        if tuned() {
+            model.q_steps_vjp(tape, h, dq, dz, da)
+        } else {
+            m::q_vjp_by_step(model, tape, h, dq, dz, da)
         }
     }
 }

@@ -16,6 +16,7 @@ use super::model::ModelDims;
 /// | gradients and Adam moments | 3·H·G·A + 3·G·L + 2·G·A + G + G·Q |
 /// | best, previous, mean, std, action | 4·H·A + A |
 /// | blended reuse: previous candidates, log-std cotangent, terminal eps, du/dq | H·P·A + G·A + A + Q |
+/// | all steps' reward and Q cotangents and their VJPs | H·G·(1 + Q + 2·L + 2·A) |
 /// | MPPI weights, trace | E + K + 1 |
 ///
 /// plus B flags and B indices; [`Workspace::floats`] returns the float
@@ -55,6 +56,15 @@ pub struct Workspace {
     pub(crate) dq: Vec<f32>,
     /// du/dq of one row, `[Q]`.
     pub(crate) du: Vec<f32>,
+    /// dJ/dr of every step, `[H, G]`, and dJ/dq of every step, `[H, G, Q]`.
+    pub(crate) dr_steps: Vec<f32>,
+    pub(crate) dq_steps: Vec<f32>,
+    /// The reward VJPs of every step, `[H, G, L]` and `[H, G, A]`.
+    pub(crate) dz_r: Vec<f32>,
+    pub(crate) da_r: Vec<f32>,
+    /// The uncertainty's Q VJPs of every step, `[H, G, L]` and `[H, G, A]`.
+    pub(crate) dz_u: Vec<f32>,
+    pub(crate) da_u: Vec<f32>,
     /// Cotangent of the terminal policy's log-std (sampled value action).
     pub(crate) dls: Vec<f32>,
     /// The shared eps of the sampled terminal action, `[A]`.
@@ -129,6 +139,12 @@ impl Workspace {
             dr: v(g),
             dq: v(g * nq),
             du: v(nq),
+            dr_steps: v(h * g),
+            dq_steps: v(h * g * nq),
+            dz_r: v(h * g * l),
+            da_r: v(h * g * na),
+            dz_u: v(h * g * l),
+            da_u: v(h * g * na),
             dls: v(g * na),
             eps_term: v(na),
             heads: [0, 0],
@@ -171,6 +187,12 @@ impl Workspace {
             &self.dr,
             &self.dq,
             &self.du,
+            &self.dr_steps,
+            &self.dq_steps,
+            &self.dz_r,
+            &self.da_r,
+            &self.dz_u,
+            &self.da_u,
             &self.dls,
             &self.eps_term,
             &self.prev_all,

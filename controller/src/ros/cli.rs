@@ -49,6 +49,8 @@ pub fn main(args: RunArgs) -> i32 {
 
 /// Runs the node; `Ok(true)` when a planner fault stopped it.
 fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    // Before any thread exists (issue 13: the arenas' resident creep).
+    let heap = ros::heap::bound_allocator();
     let mut argv = Vec::with_capacity(args.ros_args.len() + 1);
     if args.ros_args.first().is_some_and(|a| a != "--ros-args") {
         argv.push("--ros-args".to_string());
@@ -107,6 +109,14 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         cfg.action_topic,
         cfg.action_source
     );
+    eprintln!(
+        "dream-mpc run: malloc: {}",
+        if heap.arena_max {
+            format!("{} arena(s)", ros::heap::ARENA_MAX)
+        } else {
+            "arenas as the environment or glibc sets them".into()
+        }
+    );
     let r = ros::run(&cfg, controller, domain, stop)?;
     let c = r.counts;
     let line = format!(
@@ -118,7 +128,8 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
             "\"diagnostics_published\":{},\"elapsed_s\":{},\"rate_hz\":{},",
             "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
             "\"jitter_max_s\":{},\"stopped_by_fault\":{},\"rt_priority\":{},\"rt_cpu\":{},\"rt_memory_locked\":{},",
-            "\"rt_stack_prefaulted_kib\":{},\"dds_oversized_dropped\":{},\"dds_unmatched_fragments\":{}}}"
+            "\"rt_stack_prefaulted_kib\":{},\"dds_oversized_dropped\":{},\"dds_unmatched_fragments\":{},",
+            "\"records_dropped\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -150,7 +161,8 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.realtime.memory_locked,
         r.realtime.stack_prefaulted_kib,
         r.dds_oversized_dropped,
-        r.dds_unmatched_fragments
+        r.dds_unmatched_fragments,
+        r.records_dropped
     );
     if args.json {
         println!("{line}");

@@ -278,6 +278,10 @@ pub struct Config {
     pub inject_planner_fault_at_tick: Option<u64>,
     /// `realtime.*`: scheduling, pinning and memory locking.
     pub realtime: super::realtime::RtConfig,
+    /// `record`: the bag folder each tick is recorded into (docs/BAGS.md).
+    pub record: Option<PathBuf>,
+    /// `record_queue`: capacity of the control -> bag writer queue.
+    pub record_queue: usize,
     /// Every checked parameter value (given or default) by key, as the
     /// parameter services report the keys fixed at start.
     pub values: BTreeMap<&'static str, Value>,
@@ -570,6 +574,10 @@ pub const PARAMS: &[Param] = &[
       "KiB of the control thread's stack touched before the first tick", false),
     p("realtime.required", Ty::Bool, Dv("false"), Any,
       "false: a refused realtime setting is warned about and the node runs without it; true: exit 2 before the first tick", false),
+    p("record", Ty::Str, Absent("not recording"), Any,
+      "record each tick (observation planned on, action published) into this new rosbag2/MCAP bag folder (docs/BAGS.md)", false),
+    p("record_queue", Ty::Int, Dv("1024"), Range(1.0, 1_000_000.0),
+      "records the control thread may queue for the bag writer thread; when full a record is dropped and counted (records_dropped), never the tick", false),
 ];
 
 /// The table row of `key`.
@@ -1375,6 +1383,8 @@ impl Config {
                 prefault_stack_kib: c.int("realtime.prefault_stack_kib").unwrap_or(0),
                 required: c.bool("realtime.required").unwrap_or(false),
             },
+            record: c.str("record").filter(|d| !d.is_empty()).map(PathBuf::from),
+            record_queue: c.int("record_queue").expect("table default"),
         })
     }
 

@@ -757,6 +757,12 @@ impl Controller {
         &self.safe
     }
 
+    /// The observation of the last tick (the one planned on, when the tick
+    /// planned), as received, before conversion to f32. No allocation.
+    pub fn observation(&self) -> &[f64] {
+        &self.obs_raw[..self.obs_size]
+    }
+
     /// True once a planner fault happened under `on_planner_fault: stop`:
     /// the node must publish the safe action and stop.
     pub fn must_stop(&self) -> bool {

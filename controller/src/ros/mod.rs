@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod heap;
 pub mod msgs;
 pub mod names;
 pub mod node;

@@ -82,6 +82,13 @@ pub struct Float64 {
     pub data: f64,
 }
 
+/// `std_msgs/msg/Int64`: the simulated robot's episode index, published
+/// before each episode's first observation (docs/BAGS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Int64 {
+    pub data: i64,
+}
+
 /// `sensor_msgs/msg/JointState`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JointState {
@@ -132,6 +139,11 @@ pub fn float64_multi_array_type() -> MessageTypeName {
 /// ROS 2 type name of `std_msgs/msg/Float64`.
 pub fn float64_type() -> MessageTypeName {
     MessageTypeName::new("std_msgs", "Float64")
+}
+
+/// ROS 2 type name of `std_msgs/msg/Int64`.
+pub fn int64_type() -> MessageTypeName {
+    MessageTypeName::new("std_msgs", "Int64")
 }
 
 /// ROS 2 type name of `sensor_msgs/msg/JointState`.

@@ -30,6 +30,8 @@ use super::params::{ParamServer, Store, TUNABLE_QUEUE};
 use super::qos::{self as topic_qos, Ours, QosWatch, Role};
 use super::realtime::{self, RtConfig, RtStatus};
 use super::slot::LatestWins;
+use crate::bag::recorder::Recorder;
+use crate::bag::write::{now_ns, BagOptions};
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
 use ros2_client::{
@@ -117,6 +119,10 @@ pub struct RunReport {
     pub dds_oversized_dropped: u64,
     /// DATA_FRAG fragments DDS dropped from writers it had not matched.
     pub dds_unmatched_fragments: u64,
+    /// Tick records the bag writer fell behind on (`record`; 0 when off).
+    pub records_dropped: u64,
+    /// The closed bag (`record`), or why recording failed.
+    pub record: Option<Result<crate::bag::write::BagSummary, String>>,
 }
 
 /// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
@@ -171,6 +177,9 @@ pub struct Handoff {
     /// parameter services -> control: the newest run-time tunables,
     /// applied between ticks (bounded; the oldest is overwritten).
     pub tunables: ArrayQueue<Tunables>,
+    /// control -> bag writer thread (`record`): each tick's observation
+    /// and action, preallocated; dropped and counted when full.
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 impl Handoff {
@@ -188,8 +197,26 @@ impl Handoff {
             diagnostics: AtomicU64::new(0),
             qos_incompatible: AtomicU64::new(0),
             tunables: ArrayQueue::new(TUNABLE_QUEUE),
+            recorder: None,
         }
     }
+
+    /// The same hand-off with tick recording into `recorder`.
+    pub fn with_recorder(mut self, recorder: Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+}
+
+/// Whether a tick of this kind is recorded: it had a fresh, finite
+/// observation of the right size (planned on, or refused by the
+/// plausibility check or a source fault, with the safe action published).
+/// Ticks without such an observation leave a gap in the bag's step indices.
+pub fn recorded(kind: TickKind) -> bool {
+    matches!(
+        kind,
+        TickKind::Planned | TickKind::Implausible | TickKind::SourceFailed | TickKind::PlannerFault
+    )
 }
 
 /// The control thread's state: the controller plus its fixed-period clock
@@ -258,6 +285,17 @@ impl ControlLoop {
         if h.actions.force_push(ctl.output().clone()).is_some() {
             h.actions_dropped.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(r) = &h.recorder {
+            if recorded(kind) {
+                // step index = tick index (0-based); dropped or unrecorded ticks leave gaps
+                r.push(
+                    ctl.counts.ticks - 1,
+                    now_ns(),
+                    ctl.observation(),
+                    ctl.output(),
+                );
+            }
+        }
         let end = Instant::now();
         let lat = (end - woke).as_secs_f64();
         ctl.latency.push(lat);
@@ -308,6 +346,9 @@ impl ControlLoop {
             h.actions_dropped.fetch_add(1, Ordering::Relaxed);
         }
         h.done.store(true, Ordering::SeqCst);
+        if let Some(r) = &h.recorder {
+            r.finish();
+        }
         let lt = &ctl.latency_total;
         ControlReport {
             counts: ctl.counts,
@@ -356,7 +397,11 @@ pub struct Configured {
     diag: DiagContext,
     rx: ObsReception,
     rt: RtConfig,
+    bag_writer: Option<BagWriterThread>,
 }
+
+type BagWriterThread =
+    JoinHandle<Result<crate::bag::write::BagSummary, crate::bag::write::BagError>>;
 
 /// What DDS refused on the observation topic before buffering it.
 struct ObsReception {
@@ -401,6 +446,7 @@ pub struct Active {
     control: JoinHandle<Option<ControlReport>>,
     rt: RtStatus,
     rx: ObsReception,
+    bag_writer: Option<BagWriterThread>,
 }
 
 /// Configure: create the DDS participant, topics, publisher and
@@ -516,7 +562,26 @@ pub fn configure(
     }
     .map_err(err("poll register"))?;
     let epoch = Instant::now();
-    let handoff = Arc::new(Handoff::new(controller.obs_capacity(), epoch));
+    let mut handoff = Handoff::new(controller.obs_capacity(), epoch);
+    let mut bag_writer = None;
+    if let Some(dir) = &cfg.record {
+        let rec = Arc::new(Recorder::new(
+            cfg.record_queue,
+            cfg.observation_size,
+            cfg.action_size,
+        ));
+        let mut opts = BagOptions::new(cfg.observation_size, cfg.action_size);
+        opts.reward = false;
+        opts.episode = false;
+        opts.source = format!("dream-mpc run ({})", cfg_source_name(cfg));
+        bag_writer = Some(
+            rec.spawn_writer(dir.clone(), opts)
+                .map_err(|e| NodeError(format!("record: {e}")))?,
+        );
+        eprintln!("dream-mpc run: recording into {}", dir.display());
+        handoff = handoff.with_recorder(rec);
+    }
+    let handoff = Arc::new(handoff);
     Ok(Configured {
         ctx,
         node,
@@ -543,6 +608,7 @@ pub fn configure(
             max_bytes: max_observation_bytes(cfg),
         },
         rt: cfg.realtime,
+        bag_writer,
     })
 }
 
@@ -570,6 +636,7 @@ impl Configured {
             mut diag,
             rx,
             rt,
+            bag_writer,
         } = self;
         let mut refused = Vec::new();
         if rt.lock_memory {
@@ -664,6 +731,7 @@ impl Configured {
             control: ctl,
             rx,
             rt: status,
+            bag_writer,
         })
     }
 }
@@ -704,6 +772,26 @@ impl Active {
         drop(self.node);
         self.rx.report();
         let h = &self.handoff;
+        // the control thread has queued its last record and called finish()
+        let record = self.bag_writer.map(|w| match w.join() {
+            Ok(Ok(s)) => {
+                eprintln!(
+                    "dream-mpc run: recorded {} ticks into {} ({} records dropped)",
+                    s.steps,
+                    s.dir.display(),
+                    s.records_dropped
+                );
+                Ok(s)
+            }
+            Ok(Err(e)) => {
+                eprintln!("dream-mpc run: error: record: {e}");
+                Err(e.to_string())
+            }
+            Err(_) => {
+                eprintln!("dream-mpc run: error: record: the bag writer thread panicked");
+                Err("bag writer thread panicked".to_string())
+            }
+        });
         Ok(RunReport {
             counts: r.counts,
             observations_received: h.received.load(Ordering::Relaxed),
@@ -721,6 +809,8 @@ impl Active {
             realtime: self.rt,
             dds_oversized_dropped: self.rx.stats.oversized_samples(),
             dds_unmatched_fragments: self.rx.stats.unmatched_fragments(),
+            records_dropped: h.recorder.as_ref().map_or(0, |r| r.dropped()),
+            record,
         })
     }
 }
@@ -856,6 +946,13 @@ pub fn dds_out(
                 h.qos_incompatible.load(Ordering::Relaxed),
                 (rx.oversized_samples(), rx.unmatched_fragments()),
             );
+            let mut d = d;
+            if let (Some(r), Some(st)) = (&h.recorder, d.status.first_mut()) {
+                st.values.push(KeyValue {
+                    key: "records_dropped".into(),
+                    value: r.dropped().to_string(),
+                });
+            }
             if diag_pub.publish(d).is_ok() {
                 h.diagnostics.fetch_add(1, Ordering::Relaxed);
             }

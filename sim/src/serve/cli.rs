@@ -31,6 +31,8 @@ pub fn apply_ros_args(
     opts.observation_topic = names.resolve(&opts.observation_topic)?;
     opts.action_topic = names.resolve(&opts.action_topic)?;
     opts.return_topic = names.resolve(&opts.return_topic)?;
+    opts.reward_topic = names.resolve(&opts.reward_topic)?;
+    opts.episode_topic = names.resolve(&opts.episode_topic)?;
     opts.node_name = names.node().to_string();
     opts.namespace = names.namespace().to_string();
     Ok(opts)
@@ -58,6 +60,9 @@ pub fn main(args: ServeArgs) -> i32 {
             args.opts.observation_topic,
             args.opts.action_topic
         );
+        if let Some(dir) = &args.opts.record {
+            eprintln!("dream-mpc-sim serve: recording into {}", dir.display());
+        }
         serve(task, &args.opts, domain, &stop, |r| {
             println!("{}", r.to_json())
         })?;

@@ -249,24 +249,27 @@ impl Reader<'_> {
         Ok(t.data[head * n..(head + 1) * n].to_vec())
     }
 
-    /// An MLP under `prefix` (`{prefix}{i}.weight`, ...) through `dims`,
-    /// with `last` the tail of its last layer (the others: Mish).
-    fn mlp(&mut self, prefix: &str, dims: &[usize], last: Tail) -> Result<Vec<Block>, ImportError> {
+    /// The blocks of an MLP through `dims`, with `last` the tail of its
+    /// last layer (the others: Mish); `fetch(reader, layer, param, shape)`
+    /// returns a tensor's data, `param` 0..4 = weight, bias, LayerNorm
+    /// weight, LayerNorm bias.
+    fn blocks(
+        &mut self,
+        dims: &[usize],
+        last: Tail,
+        mut fetch: impl FnMut(&mut Self, usize, usize, &[usize]) -> Result<Vec<f32>, ImportError>,
+    ) -> Result<Vec<Block>, ImportError> {
         let n = dims.len() - 1;
         (0..n)
             .map(|i| {
                 let (d_in, d_out) = (dims[i], dims[i + 1]);
                 let tail = if i + 1 == n { last } else { Tail::Mish };
-                let key = |p: &str| format!("{prefix}{i}.{p}");
-                let weight = self.get(&key("weight"), &[d_out, d_in])?.data.clone();
-                let bias = self.get(&key("bias"), &[d_out])?.data.clone();
+                let weight = fetch(self, i, 0, &[d_out, d_in])?;
+                let bias = fetch(self, i, 1, &[d_out])?;
                 let ln = if tail == Tail::None {
                     None
                 } else {
-                    Some((
-                        self.get(&key("ln.weight"), &[d_out])?.data.clone(),
-                        self.get(&key("ln.bias"), &[d_out])?.data.clone(),
-                    ))
+                    Some((fetch(self, i, 2, &[d_out])?, fetch(self, i, 3, &[d_out])?))
                 };
                 Ok(Block {
                     d_in,
@@ -280,6 +283,17 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// An MLP under `prefix` (`{prefix}{i}.weight`, `{prefix}{i}.bias`,
+    /// `{prefix}{i}.ln.weight`, `{prefix}{i}.ln.bias`).
+    fn mlp(&mut self, prefix: &str, dims: &[usize], last: Tail) -> Result<Vec<Block>, ImportError> {
+        const PARAM: [&str; 4] = ["weight", "bias", "ln.weight", "ln.bias"];
+        self.blocks(dims, last, |r, i, p, shape| {
+            Ok(r.get(&format!("{prefix}{i}.{}", PARAM[p]), shape)?
+                .data
+                .clone())
+        })
+    }
+
     /// One Q head from a stacked layout; `key(layer, param)` names a tensor.
     fn q_head_stacked(
         &mut self,
@@ -288,31 +302,9 @@ impl Reader<'_> {
         head: usize,
         key: impl Fn(usize, usize) -> String,
     ) -> Result<Vec<Block>, ImportError> {
-        let n = dims.len() - 1;
-        (0..n)
-            .map(|i| {
-                let (d_in, d_out) = (dims[i], dims[i + 1]);
-                let tail = if i + 1 == n { Tail::None } else { Tail::Mish };
-                let weight = self.get_head(&key(i, 0), heads, head, &[d_out, d_in])?;
-                let bias = self.get_head(&key(i, 1), heads, head, &[d_out])?;
-                let ln = if tail == Tail::None {
-                    None
-                } else {
-                    Some((
-                        self.get_head(&key(i, 2), heads, head, &[d_out])?,
-                        self.get_head(&key(i, 3), heads, head, &[d_out])?,
-                    ))
-                };
-                Ok(Block {
-                    d_in,
-                    d_out,
-                    weight,
-                    bias,
-                    ln,
-                    tail,
-                })
-            })
-            .collect()
+        self.blocks(dims, Tail::None, |r, i, p, shape| {
+            r.get_head(&key(i, p), heads, head, shape)
+        })
     }
 
     /// A scalar buffer, if present (shape `[]` or `[1]`).

@@ -284,14 +284,9 @@ pub fn import_weights(
         format: FORMAT.into(),
         version: VERSION,
         task: opts.task.clone(),
-        observation: ObservationSpec {
-            size: w.obs,
-            mean: vec![0.0; w.obs],
-            std: vec![1.0; w.obs],
-            // A TD-MPC2 checkpoint does not record the observations it saw:
-            // the node skips the plausibility check and says so at start.
-            range: None,
-        },
+        // A TD-MPC2 checkpoint does not record the observations it saw:
+        // the node skips the plausibility check and says so at start.
+        observation: ObservationSpec::unnormalized(w.obs, None),
         action: ActionSpec {
             size: w.action,
             low: opts.action_low.clone(),

@@ -1,5 +1,5 @@
 use std::{
-  collections::BTreeMap,
+  collections::{BTreeMap, VecDeque},
   sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
   time::Instant,
 };
@@ -45,6 +45,16 @@ const DEFAULT_PARTICIPANT_LEASE_DURATION: Duration = Duration::from_secs(60);
 // How much longer to wait than lease duration before pronouncing lost.
 const PARTICIPANT_LEASE_DURATION_TOLERANCE: Duration = Duration::from_secs(0);
 
+/// How many timed-out participants keep their readers and writers in the
+/// attic (for a quick restore if they come back). Every participant that
+/// times out (a peer process killed without disposing itself) used to leave
+/// its endpoints there for the life of the process, so a long-running node
+/// whose peers restart grew by a few KiB per restart. Past this bound the
+/// participant that timed out first is forgotten; if it comes back, its
+/// endpoints are discovered again through SEDP like a new participant's.
+/// (dream-mpc patch, issue 13, docs/rustdds-patch.md.)
+pub(crate) const MAX_ATTIC_PARTICIPANTS: usize = 64;
+
 // TODO: Let DiscoveryDB itself become thread-safe and support smaller-scope
 // lock
 pub(crate) struct DiscoveryDB {
@@ -69,6 +79,9 @@ pub(crate) struct DiscoveryDB {
   // was lost due to time-out. If we have a
   external_topic_readers_attic: BTreeMap<GUID, DiscoveredReaderData>,
   external_topic_writers_attic: BTreeMap<GUID, DiscoveredWriterData>,
+  // The participants whose endpoints are in the attic, oldest time-out
+  // first; at most MAX_ATTIC_PARTICIPANTS.
+  attic_order: VecDeque<GuidPrefix>,
 
   // Database of topic updates:
   // Outer level key is topic name
@@ -98,6 +111,13 @@ fn move_by_guid_prefix<D>(
   let to_move: Vec<GUID> = from.range(guid_prefix.range()).map(|(g, _)| *g).collect();
   for guid in to_move {
     from.remove(&guid).map(|d| to.insert(guid, d));
+  }
+}
+
+fn remove_by_guid_prefix<D>(guid_prefix: GuidPrefix, from: &mut BTreeMap<GUID, D>) {
+  let to_remove: Vec<GUID> = from.range(guid_prefix.range()).map(|(g, _)| *g).collect();
+  for guid in to_remove {
+    from.remove(&guid);
   }
 }
 
@@ -137,6 +157,7 @@ impl DiscoveryDB {
       external_topic_writers: BTreeMap::new(),
       external_topic_readers_attic: BTreeMap::new(),
       external_topic_writers_attic: BTreeMap::new(),
+      attic_order: VecDeque::new(),
       topics: BTreeMap::new(),
       topic_updated_sender,
       participant_status_sender,
@@ -194,6 +215,7 @@ impl DiscoveryDB {
         &mut self.external_topic_writers_attic,
         &mut self.external_topic_writers,
       );
+      self.attic_order.retain(|p| *p != guid.prefix);
     }
 
     // In any case:
@@ -247,7 +269,27 @@ impl DiscoveryDB {
         &mut self.external_topic_writers,
         &mut self.external_topic_writers_attic,
       );
+      self.attic_order.retain(|p| *p != guid_prefix);
+      self.attic_order.push_back(guid_prefix);
+      while self.attic_order.len() > MAX_ATTIC_PARTICIPANTS {
+        if let Some(oldest) = self.attic_order.pop_front() {
+          info!("forgetting the endpoints of timed-out participant {oldest:?} (attic full)");
+          remove_by_guid_prefix(oldest, &mut self.external_topic_readers_attic);
+          remove_by_guid_prefix(oldest, &mut self.external_topic_writers_attic);
+        }
+      }
     }
+  }
+
+  /// Endpoints held in the attic (readers, writers) and the participants
+  /// they belong to.
+  #[cfg(test)]
+  pub(crate) fn attic_sizes(&self) -> (usize, usize, usize) {
+    (
+      self.external_topic_readers_attic.len(),
+      self.external_topic_writers_attic.len(),
+      self.attic_order.len(),
+    )
   }
 
   pub fn find_participant_proxy(
@@ -883,6 +925,56 @@ mod tests {
     assert!(discoverydb.participant_proxies.is_empty());
 
     // TODO: more operations tests
+  }
+
+  // dream-mpc patch (issue 13): participants that time out leave their
+  // endpoints in the attic; only the last MAX_ATTIC_PARTICIPANTS are kept.
+  #[test]
+  fn discdb_attic_is_bounded() {
+    let (discovery_db_event_sender, _r) = std::sync::mpsc::sync_channel::<()>(4);
+    let (status_sender, _status_receiver) = sync_status_channel(16).unwrap();
+    let mut db = DiscoveryDB::new(
+      GUID::new_participant_guid(),
+      discovery_db_event_sender,
+      status_sender,
+    );
+    let proxy = reader_proxy_data().unwrap();
+    let sub = subscription_builtin_topic_data().unwrap();
+    let extra = 10;
+    let prefixes: Vec<GuidPrefix> = (0..MAX_ATTIC_PARTICIPANTS + extra)
+      .map(|i| GuidPrefix::new(&[0xA7, (i >> 8) as u8, i as u8, 1]))
+      .collect();
+    for p in &prefixes {
+      // two readers per participant
+      for e in 0..2u8 {
+        let guid = GUID::new(*p, EntityId::from_slice([0, 0, e + 1, 0x07]));
+        let mut reader_proxy = proxy.clone();
+        reader_proxy.remote_reader_guid = guid;
+        db.external_topic_readers.insert(
+          guid,
+          DiscoveredReaderData {
+            reader_proxy,
+            subscription_topic_data: sub.clone(),
+            content_filter: None,
+            user_data: Vec::new(),
+          },
+        );
+      }
+      db.remove_participant(*p, false); // timed out: to the attic
+    }
+    assert!(db.external_topic_readers.is_empty());
+    assert_eq!(
+      db.attic_sizes(),
+      (2 * MAX_ATTIC_PARTICIPANTS, 0, MAX_ATTIC_PARTICIPANTS)
+    );
+    // the first to time out were forgotten, the last are kept
+    for (i, p) in prefixes.iter().enumerate() {
+      let kept = db.external_topic_readers_attic.range(p.range()).count();
+      assert_eq!(kept, if i < extra { 0 } else { 2 }, "participant {i}");
+    }
+    // a participant removed twice counts once
+    db.remove_participant(prefixes[extra], false);
+    assert_eq!(db.attic_sizes().2, MAX_ATTIC_PARTICIPANTS);
   }
 
   #[test]
