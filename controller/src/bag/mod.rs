@@ -18,11 +18,3 @@ pub const ACTION_TOPIC: &str = "/dream_mpc/action";
 pub const REWARD_TOPIC: &str = "/dream_mpc/reward";
 /// Written at the first step of each episode (`std_msgs/msg/Int64`).
 pub const EPISODE_TOPIC: &str = "/dream_mpc/episode";
-
-/// `std_msgs/msg/Int64`: the episode-boundary record (its value is the
-/// index of the episode starting). Field layout as in the `.msg`, CDR by
-/// the node's serializer like [`crate::ros::msgs`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Int64 {
-    pub data: i64,
-}

@@ -17,19 +17,15 @@
 //! and their gaps are found from time only. Not on the control path: it
 //! allocates freely (one `Vec` per step while reading).
 
-use super::{Int64, ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
-use crate::ros::msgs::{Float64, Float64MultiArray};
+pub use super::schema::{FLOAT64, FLOAT64_MULTI_ARRAY, INT64};
+use super::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
+use crate::ros::msgs::{Float64, Float64MultiArray, Int64};
 use ros2_client::dds::rustdds::no_key::DeserializerAdapter;
 use ros2_client::dds::rustdds::{CDRDeserializerAdapter, RepresentationIdentifier};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// ROS 2 type names expected on each topic (the schema name in MCAP).
-pub const FLOAT64_MULTI_ARRAY: &str = "std_msgs/msg/Float64MultiArray";
-pub const FLOAT64: &str = "std_msgs/msg/Float64";
-pub const INT64: &str = "std_msgs/msg/Int64";
 
 /// What the caller expects of the logs.
 #[derive(Clone, Debug)]
