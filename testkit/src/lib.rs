@@ -12,5 +12,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
+pub mod bags;
 pub mod bundles;
 pub mod lq;
