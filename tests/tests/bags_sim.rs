@@ -11,6 +11,7 @@
 //!
 //! Skips like bags_python.rs when the Python packages are missing.
 
+use dream_mpc::bag::read::ReadOptions;
 use dream_mpc::bag::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64, Int64};
@@ -216,5 +217,18 @@ fn sim_records_every_step_exactly_and_publishes_reward_and_episode() {
         dumped["rosbags"]["message_count"].as_u64().unwrap() as usize,
         msgs.len()
     );
+
+    // and our reader (docs/BAGS.md's other side) gives back the episodes played
+    let (eps, report) =
+        dream_mpc::bag::read::read(std::slice::from_ref(&dir), &ReadOptions::default()).unwrap();
+    assert_eq!(eps.len(), episodes, "{report:?}");
+    let mut read_rewards = Vec::new();
+    for (i, e) in eps.iter().enumerate() {
+        assert_eq!(e.index, Some(i as i64), "{report:?}");
+        assert_eq!(e.len(), steps, "episode {i}: {report:?}");
+        read_rewards.extend(e.rewards.clone().expect("the sim records every reward"));
+    }
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&read_rewards), bits(&recorded_rewards));
     std::fs::remove_dir_all(&dir).unwrap();
 }
