@@ -3,8 +3,9 @@
 //! make that a failure, as scripts/gpu-check.sh does on the GPU machine);
 //! the device-choice test runs everywhere.
 
+mod common;
+
 use dream_mpc::rng::Rng;
-use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::train::{train, Agent, DeviceChoice, RunOptions, TrainConfig, UpdatePath};
 use dream_mpc_trainer::verify::tract_forward_check;
@@ -29,23 +30,11 @@ fn cuda() -> Option<Device> {
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    TrainConfig {
-        task: tasks::REACH_1D.into(),
-        seed: 3,
-        steps,
-        seed_steps: Some(200),
-        batch: 32,
-        eval_every: 400,
-        eval_episodes: 1,
-        model: ModelConfig::tiny(3),
-        ..Default::default()
-    }
+    common::tiny_run(3, steps)
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dmpc-cuda-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmpdir("cuda", name)
 }
 
 #[test]

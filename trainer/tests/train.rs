@@ -2,7 +2,8 @@
 //! losses decrease, the exported bundle reproduces libtorch in tract,
 //! resume continues exactly, bad input is refused before training.
 
-use dream_mpc_trainer::model::ModelConfig;
+mod common;
+
 use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::train::{train, Collect, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
@@ -14,23 +15,11 @@ use std::sync::Mutex;
 static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dmpc-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmpdir("train", name)
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    TrainConfig {
-        task: tasks::REACH_1D.into(),
-        seed: 5,
-        steps,
-        seed_steps: Some(200),
-        batch: 32,
-        eval_every: 400,
-        eval_episodes: 1,
-        model: ModelConfig::tiny(3),
-        ..Default::default()
-    }
+    common::tiny_run(5, steps)
 }
 
 fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOptions {
