@@ -230,10 +230,16 @@ impl Cartpole {
     }
 
     fn reward(&self, control: f64) -> f64 {
-        let upright = (self.q[1].cos() + 1.0) / 2.0;
-        let centered = (1.0 + self.centered.eval(self.q[0])) / 2.0;
+        self.reward_at(self.q[0], self.q[1].cos(), self.v[1], control)
+    }
+
+    /// The suite's reward from the cart position, the pole angle's cosine,
+    /// its angular velocity and the control: all in the observation.
+    fn reward_at(&self, x: f64, cos_th: f64, th_dot: f64, control: f64) -> f64 {
+        let upright = (cos_th + 1.0) / 2.0;
+        let centered = (1.0 + self.centered.eval(x)) / 2.0;
         let small_control = (4.0 + self.small_control.eval(control)) / 5.0;
-        let small_velocity = (1.0 + self.small_velocity.eval(self.v[1])) / 2.0;
+        let small_velocity = (1.0 + self.small_velocity.eval(th_dot)) / 2.0;
         upright * centered * small_control * small_velocity
     }
 }
@@ -264,6 +270,10 @@ impl Native for Cartpole {
         // The suite rewards the control as set (MuJoCo keeps ctrl
         // unclamped); for |u| >= 1 the quadratic term is 0 either way.
         self.reward(action[0])
+    }
+
+    fn observed_reward(&self, action: &[f64], next_obs: &[f64]) -> Option<f64> {
+        Some(self.reward_at(next_obs[0], next_obs[1], next_obs[4], action[0]))
     }
 
     fn observe(&self, obs: &mut [f64]) {

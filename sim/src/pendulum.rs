@@ -128,6 +128,10 @@ impl Native for Pendulum {
         self.upright.eval(self.q.cos())
     }
 
+    fn observed_reward(&self, _action: &[f64], next_obs: &[f64]) -> Option<f64> {
+        Some(self.upright.eval(next_obs[0]))
+    }
+
     fn observe(&self, obs: &mut [f64]) {
         obs[0] = self.q.cos();
         obs[1] = self.q.sin();

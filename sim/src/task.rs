@@ -158,6 +158,16 @@ pub trait Task: Send {
     /// Overwrite the physics state (for replaying recorded trajectories)
     /// and write the matching observation. Does not change the step count.
     fn set_state(&mut self, qpos: &[f64], qvel: &[f64], obs: &mut [f64]) -> Result<(), TaskError>;
+
+    /// The reward of a step computed from what a log holds: the action
+    /// applied and the observation after the step (for bags without a
+    /// reward topic, the trainer's `reward_from`; docs/BAGS.md). Equal to
+    /// the reward [`Task::step`] returns for that step when the
+    /// observation is the task's own (noise-free). `None` where the reward
+    /// needs state the observation does not hold, or the sizes are wrong.
+    fn reward_from_observation(&self, _action: &[f64], _next_obs: &[f64]) -> Option<f64> {
+        None
+    }
 }
 
 /// What a task with its own Rust physics supplies; [`Task`] follows from it
@@ -177,6 +187,10 @@ pub trait Native: Send {
     /// Generalized positions and velocities, MuJoCo's qpos / qvel layout.
     fn joints(&self) -> (&[f64], &[f64]);
     fn joints_mut(&mut self) -> (&mut [f64], &mut [f64]);
+    /// See [`Task::reward_from_observation`] (sizes already checked).
+    fn observed_reward(&self, _action: &[f64], _next_obs: &[f64]) -> Option<f64> {
+        None
+    }
 }
 
 /// The accessors of a [`Native`] task whose struct has the fields `spec`
@@ -260,5 +274,13 @@ impl<T: Native> Task for T {
         v.copy_from_slice(qvel);
         self.observe(obs);
         Ok(())
+    }
+
+    fn reward_from_observation(&self, action: &[f64], next_obs: &[f64]) -> Option<f64> {
+        let s = self.native_spec();
+        if action.len() != s.action_size || next_obs.len() != s.obs_size {
+            return None;
+        }
+        self.observed_reward(action, next_obs)
     }
 }

@@ -264,3 +264,50 @@ fn swing_policy_beats_random() {
         assert!(r.ret > lo, "{name}: swing return {}", r.ret);
     }
 }
+
+/// `reward_from_observation` (the trainer's `reward_from` for bags without
+/// a reward topic) gives exactly the reward `step` returned, from the
+/// applied action and the next observation alone, on trajectories that
+/// reach the rewarded states (the swing policy) and that push the action
+/// past its bounds (random x 1.5); tasks whose reward is not in the
+/// observation say `None`.
+#[test]
+fn reward_from_observation_is_the_step_reward() {
+    let with = ["pendulum-swingup", "cartpole-swingup", "cartpole-balance"];
+    for name in NATIVE {
+        let mut t = registry::make(name).unwrap();
+        let judge = registry::make(name).unwrap();
+        let mut obs = obs_buf(name);
+        let mut action = vec![0.0; t.spec().action_size];
+        let (mut some, mut rewarded) = (0, 0.0);
+        for (seed, kind) in [(0, PolicyKind::Swing), (1, PolicyKind::Random)] {
+            let Ok(mut pol) = policy::make(kind, name) else {
+                continue;
+            };
+            t.reset(seed, &mut obs).unwrap();
+            pol.reset(seed);
+            for k in 0..1000 {
+                pol.act(&obs, &mut action);
+                if kind == PolicyKind::Random {
+                    action.iter_mut().for_each(|a| *a *= 1.5);
+                }
+                let st = t.step(&action, &mut obs).unwrap();
+                match judge.reward_from_observation(&action, &obs) {
+                    Some(r) => {
+                        assert_eq!(r, st.reward, "{name} seed {seed} step {k}");
+                        some += 1;
+                        rewarded += r;
+                    }
+                    None => assert!(!with.contains(&name), "{name}: no observed reward"),
+                }
+            }
+        }
+        if with.contains(&name) {
+            assert!(
+                some >= 1000 && rewarded > 100.0,
+                "{name}: {some} steps, {rewarded}"
+            );
+        }
+        assert_eq!(judge.reward_from_observation(&action, &obs[1..]), None);
+    }
+}
