@@ -82,6 +82,13 @@ pub struct ServeOptions {
     /// Standard deviation of Gaussian noise added to published observations.
     #[arg(long, default_value_t = 0.0)]
     pub obs_noise: f64,
+    /// Standard deviation of Gaussian noise added to each received action
+    /// (once per message, so a held action stays one action), the sum
+    /// clipped to [-1, 1]; what is applied and recorded is the noisy
+    /// action. Makes a weaker, more exploratory controller out of a good
+    /// one, e.g. for offline-training data (docs/BAGS.md).
+    #[arg(long, default_value_t = 0.0)]
+    pub action_noise: f64,
     /// Extra delay, in control steps, before a received action is applied.
     #[arg(long, default_value_t = 0)]
     pub action_latency_steps: usize,
@@ -208,11 +215,13 @@ pub fn serve(
             opts.speed
         )));
     }
-    if !(opts.obs_noise.is_finite() && opts.obs_noise >= 0.0) {
-        return Err(ServeError::Options(format!(
-            "--obs-noise {} must be >= 0",
-            opts.obs_noise
-        )));
+    for (flag, v) in [
+        ("--obs-noise", opts.obs_noise),
+        ("--action-noise", opts.action_noise),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(ServeError::Options(format!("{flag} {v} must be >= 0")));
+        }
     }
     let spec = task.spec().clone();
     let dt = Duration::from_secs_f64(spec.control_timestep / opts.speed);
@@ -307,6 +316,17 @@ pub fn serve(
         }
         let _ = obs_pub.publish(Float64MultiArray::vector("observation", published.clone()));
     };
+    let mut act_noise = Rng::new(opts.seed ^ 0xac7_0b5e);
+    // a received action with the configured noise (a wrong-sized or
+    // non-finite one is kept as it is, to be rejected below)
+    let mut perturb = |mut a: Vec<f64>| {
+        if opts.action_noise > 0.0 && a.iter().all(|x| x.is_finite()) {
+            for x in a.iter_mut() {
+                *x = (*x + opts.action_noise * act_noise.normal()).clamp(-1.0, 1.0);
+            }
+        }
+        a
+    };
     let mut reports = Vec::new();
     // the bag's step index: counted from 0, never reset
     let mut record_index = 0u64;
@@ -337,7 +357,7 @@ pub fn serve(
                 std::thread::sleep(dt.min(Duration::from_millis(20)));
                 while let Ok(Some((m, _))) = act_sub.take() {
                     received += 1;
-                    last = Some((m.data, Instant::now()));
+                    last = Some((perturb(m.data), Instant::now()));
                 }
             }
             // the controller has answered the first observation: step 0 applies
@@ -361,7 +381,7 @@ pub fn serve(
                 next += dt;
                 while let Ok(Some((m, _))) = act_sub.take() {
                     received += 1;
-                    last = Some((m.data, Instant::now()));
+                    last = Some((perturb(m.data), Instant::now()));
                 }
                 let fresh = match &last {
                     Some((a, at)) if at.elapsed() <= timeout => Some(a.clone()),

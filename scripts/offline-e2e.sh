@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Offline training end to end (issue 14, item 5; docs/RESULTS.md,
+# "Learning from robot logs"): record hardware-in-the-loop episodes of the
+# shipped cart-pole controller and of a weaker one over real DDS, train a
+# model from the bags alone, fine-tune the shipped model on them, and
+# evaluate every model with the six planners.
+#
+#   bash scripts/offline-e2e.sh record      # 2 x 20 HIL episodes, real time (~8 min)
+#   bash scripts/offline-e2e.sh train       # offline from scratch (--updates, default 20000)
+#   bash scripts/offline-e2e.sh finetune    # --init models/cartpole-swingup (--updates 5000)
+#   bash scripts/offline-e2e.sh eval        # six planners x --episodes on each model
+#
+# Options: --out DIR (runs/offline-e2e), --episodes N (20 per controller),
+# --updates N, --eval-episodes N (10). Uses the dev build (the workspace's
+# dev profile is optimized). Each stage writes its log under --out.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+stage="${1:-}"; shift || true
+out=runs/offline-e2e episodes=20 updates="" eval_episodes=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --episodes) episodes="$2"; shift 2 ;;
+    --updates) updates="$2"; shift 2 ;;
+    --eval-episodes) eval_episodes="$2"; shift 2 ;;
+    *) echo "offline-e2e.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+source scripts/env.sh
+bin=target/debug
+task=cartpole-swingup
+mkdir -p "$out/bags"
+
+# One controller's recording: the sim records every control step (the
+# observation it published, the action it applied, the reward), the node
+# plans at 50 Hz (one plan per agent step at action repeat 2).
+record_one() {
+  local name=$1 planner=$2 noise=$3 seed=$4
+  export ROS_DOMAIN_ID=$(( 50 + $$ % 40 ))
+  "$bin/dream-mpc" run --params-file config/cartpole.yaml --ros-args -p planner:="$planner" \
+    >"$out/$name-node.log" 2>&1 &
+  local ctl=$!
+  "$bin/dream-mpc-sim" serve --task $task --episodes "$episodes" --seed "$seed" \
+    --action-noise "$noise" --record "$out/bags/$name" 2>&1 | tee "$out/$name-sim.log"
+  kill -INT $ctl 2>/dev/null || true
+  wait $ctl || true
+}
+
+case "$stage" in
+  record)
+    cargo build -q -p dream-mpc -p dream-mpc-sim --features dream-mpc-sim/mujoco --bins
+    # the shipped controller (Dream-MPC on models/cartpole-swingup)
+    record_one shipped dream-mpc 0.0 100
+    # a weaker one: the policy mean alone, with Gaussian noise (std 0.5) on
+    # each action it sends, the noisy action applied and recorded
+    record_one weak policy 0.5 200
+    ;;
+  train)
+    cargo build -q -p dream-mpc-trainer --features dream-mpc-sim/mujoco --bins
+    "$bin/dream-mpc-train" train --offline "$out/bags/shipped" "$out/bags/weak" \
+      --task $task --config config/train-offline-cartpole.json --out "$out/scratch" \
+      --updates "${updates:-20000}" 2>&1 | tee "$out/train.log"
+    ;;
+  finetune)
+    cargo build -q -p dream-mpc-trainer --features dream-mpc-sim/mujoco --bins
+    "$bin/dream-mpc-train" train --offline "$out/bags/shipped" "$out/bags/weak" \
+      --task $task --config config/train-offline-cartpole.json --init models/cartpole-swingup \
+      --out "$out/finetune" --updates "${updates:-5000}" 2>&1 | tee "$out/finetune.log"
+    ;;
+  eval)
+    cargo build -q -p dream-mpc-sim --features dream-mpc-sim/mujoco --bins
+    for m in models/cartpole-swingup "$out/scratch/bundle" "$out/finetune/bundle"; do
+      [ -f "$m/manifest.json" ] || { echo "no bundle at $m (run its stage first)"; continue; }
+      echo "== $m"
+      "$bin/dream-mpc-sim" eval --bundle "$m" --episodes "$eval_episodes"
+    done 2>&1 | tee "$out/eval.log"
+    ;;
+  *) echo "usage: bash scripts/offline-e2e.sh record|train|finetune|eval [options]" >&2; exit 2 ;;
+esac
