@@ -12,7 +12,7 @@
 //!
 //! Skips like bags_python.rs when the Python packages are missing.
 
-use dream_mpc::bag::{ACTION_TOPIC, OBSERVATION_TOPIC};
+use dream_mpc::bag::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
 use dream_mpc_tests::bags::{data, dump, python, scratch};
 use dream_mpc_tests::{json_field, spawn_controller, spawn_sim, wait_bounded};
 use std::collections::HashSet;
@@ -121,6 +121,101 @@ fn node_and_sim_record_the_same_run() {
     assert_eq!(
         foreign, 0,
         "node planned on observations the sim did not publish"
+    );
+    let _ = std::fs::remove_dir_all(&sim_dir);
+    let _ = std::fs::remove_dir_all(&node_dir);
+}
+
+/// `record_reward_topic` and `record_episode_topic`: the node records the
+/// sim's per-step rewards and episode boundaries with its ticks. Each
+/// episode index is recorded once, in order, at a tick of its own; the
+/// rewards the node recorded add up to what the sim earned (the node
+/// ticks twice per sim step, so a tick's reward is the sum received
+/// before the next one; the rewards of the few sim steps around episode
+/// starts, when a tick may be missing, can be lost: within 10%); a reward
+/// is never recorded for a step the node did not record.
+#[test]
+fn node_records_the_sims_rewards_and_episodes() {
+    let Some(py) = python() else { return };
+    let d = domain() + 20;
+    let node_dir = scratch("hil-node-rewards");
+    let sim_dir = scratch("hil-sim-rewards");
+    let node_arg = format!("record:={}", node_dir.display());
+    let ctl = spawn_controller(
+        d,
+        "config/plumbing.yaml",
+        &[
+            "-p",
+            &node_arg,
+            "-p",
+            "record_reward_topic:=reward",
+            "-p",
+            "record_episode_topic:=episode",
+        ],
+    );
+    let sim_arg = sim_dir.to_str().unwrap().to_string();
+    let sim = spawn_sim(
+        d,
+        "plumbing/point-mass",
+        5,
+        60,
+        &["--episodes", "3", "--record", &sim_arg],
+    );
+    let (st, _, err, _) = wait_bounded(sim, Duration::from_secs(60));
+    assert!(st.success(), "sim failed: {err}");
+    Command::new("kill")
+        .args(["-INT", &ctl.id().to_string()])
+        .status()
+        .unwrap();
+    let (st, _, err, _) = wait_bounded(ctl, Duration::from_secs(10));
+    assert!(st.success(), "controller exit {st:?}: {err}");
+
+    let node = dump(&py, &node_dir);
+    let sim = dump(&py, &sim_dir);
+    let msgs = |d: &serde_json::Value, topic: &str| -> Vec<(u64, f64)> {
+        d["mcap"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["topic"] == topic)
+            .map(|m| {
+                (
+                    m["sequence"].as_u64().unwrap(),
+                    m["value"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let episodes: Vec<f64> = msgs(&node, EPISODE_TOPIC).iter().map(|m| m.1).collect();
+    assert_eq!(episodes, vec![0.0, 1.0, 2.0], "episode starts recorded");
+    let obs_seqs: HashSet<u64> = node["mcap"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["topic"] == OBSERVATION_TOPIC)
+        .map(|m| m["sequence"].as_u64().unwrap())
+        .collect();
+    for (seq, _) in msgs(&node, EPISODE_TOPIC) {
+        assert!(
+            obs_seqs.contains(&seq),
+            "episode start at unrecorded tick {seq}"
+        );
+    }
+    let rewards = msgs(&node, REWARD_TOPIC);
+    assert!(rewards.len() > 60, "{} rewards", rewards.len());
+    for (seq, _) in &rewards {
+        assert!(obs_seqs.contains(seq), "reward for unrecorded tick {seq}");
+    }
+    let node_total: f64 = rewards.iter().map(|r| r.1).sum();
+    let sim_total: f64 = msgs(&sim, REWARD_TOPIC).iter().map(|r| r.1).sum();
+    eprintln!(
+        "node: {} rewards summing to {node_total:.4}; sim earned {sim_total:.4}",
+        rewards.len()
+    );
+    assert!(sim_total.abs() > 1e-6, "sim earned {sim_total}");
+    assert!(
+        (node_total - sim_total).abs() <= 0.1 * sim_total.abs(),
+        "node recorded {node_total}, the sim earned {sim_total}"
     );
     let _ = std::fs::remove_dir_all(&sim_dir);
     let _ = std::fs::remove_dir_all(&node_dir);

@@ -10,22 +10,41 @@
 //! and two slice copies, no allocation, no lock, no wait. With no free
 //! slot (the writer is behind) the record is dropped and counted. The
 //! writer thread returns each slot to `free` after writing it.
+//!
+//! Rewards and episode boundaries (`record_reward_topic`,
+//! `record_episode_topic`): the DDS reception thread notes each received
+//! reward into a third bounded queue ([`Recorder::note_reward`]) and the
+//! newest episode index into atomics ([`Recorder::note_episode`]). At each
+//! recorded tick the control thread sums the rewards received since the
+//! previous recorded tick and, when that tick was the one just before,
+//! queues the sum as a late reward record of it (same step index and time);
+//! a new episode index marks the tick being recorded as the episode's
+//! first. Same costs: atomics and copies, no allocation, no wait.
 
 use super::write::{BagError, BagOptions, BagSummary, BagWriter, Step};
 use crossbeam::queue::ArrayQueue;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-/// One tick as recorded: step index, wall-clock time and the vectors.
+/// One tick as recorded: step index, wall-clock time and the vectors; or
+/// (`late_reward`) the reward of an earlier tick, written under its index
+/// and time.
 pub struct TickRecord {
     pub index: u64,
     pub time_ns: u64,
     pub observation: Vec<f64>,
     pub action: Vec<f64>,
+    pub episode_start: Option<i64>,
+    pub late_reward: Option<f64>,
 }
+
+/// Rewards the reception thread may hold for the control thread between
+/// two recorded ticks (at 100 Hz rewards and 1 Hz ticks: 100); beyond it
+/// the oldest are overwritten and counted as dropped records.
+const REWARD_QUEUE: usize = 256;
 
 /// The control -> writer hand-off (see the module docs).
 pub struct Recorder {
@@ -35,6 +54,14 @@ pub struct Recorder {
     done: AtomicBool,
     obs_size: usize,
     action_size: usize,
+    rewards: ArrayQueue<f64>,
+    episode: AtomicI64,
+    episodes_noted: AtomicU64,
+    // control thread only (atomics for Sync): the previous recorded tick
+    // (index + 1, 0 = none), its time, and the episode notes seen
+    last_index: AtomicU64,
+    last_time_ns: AtomicU64,
+    episodes_seen: AtomicU64,
 }
 
 impl Recorder {
@@ -49,6 +76,8 @@ impl Recorder {
                 time_ns: 0,
                 observation: vec![0.0; obs_size],
                 action: vec![0.0; action_size],
+                episode_start: None,
+                late_reward: None,
             });
         }
         Recorder {
@@ -58,7 +87,40 @@ impl Recorder {
             done: AtomicBool::new(false),
             obs_size,
             action_size,
+            rewards: ArrayQueue::new(REWARD_QUEUE),
+            episode: AtomicI64::new(0),
+            episodes_noted: AtomicU64::new(0),
+            last_index: AtomicU64::new(0),
+            last_time_ns: AtomicU64::new(0),
+            episodes_seen: AtomicU64::new(0),
         }
+    }
+
+    /// A reward received (reception thread). Never blocks or allocates.
+    pub fn note_reward(&self, r: f64) {
+        if self.rewards.force_push(r).is_some() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An episode index received (reception thread); a change of index
+    /// starts an episode at the next recorded tick.
+    pub fn note_episode(&self, index: i64) {
+        if self.episode.swap(index, Ordering::AcqRel) != index
+            || self.episodes_noted.load(Ordering::Acquire) == 0
+        {
+            self.episodes_noted.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn queue(&self, r: TickRecord) -> bool {
+        // `filled` has as many slots as there are records: this cannot fail
+        if let Err(r) = self.filled.push(r) {
+            let _ = self.free.push(r);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Queue tick `index`'s record (called on the control thread). Returns
@@ -66,6 +128,32 @@ impl Recorder {
     /// the recorder's). Cost: O(obs + action) copies and a few atomic
     /// operations; never allocates, never blocks.
     pub fn push(&self, index: u64, time_ns: u64, observation: &[f64], action: &[f64]) -> bool {
+        // the rewards received since the previous recorded tick are its own
+        // when it was the tick just before (else its transition has a gap)
+        let (mut sum, mut n) = (0.0, 0u32);
+        while let Some(r) = self.rewards.pop() {
+            sum += r;
+            n += 1;
+        }
+        let prev = self.last_index.swap(index + 1, Ordering::Relaxed);
+        let prev_time = self.last_time_ns.swap(time_ns, Ordering::Relaxed);
+        if n > 0 && prev == index && index > 0 {
+            match self.free.pop() {
+                Some(mut r) => {
+                    r.index = index - 1;
+                    r.time_ns = prev_time;
+                    r.late_reward = Some(sum);
+                    r.episode_start = None;
+                    self.queue(r);
+                }
+                None => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let noted = self.episodes_noted.load(Ordering::Acquire);
+        let episode_start = (noted != self.episodes_seen.swap(noted, Ordering::Relaxed))
+            .then(|| self.episode.load(Ordering::Acquire));
         if observation.len() != self.obs_size || action.len() != self.action_size {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -78,13 +166,9 @@ impl Recorder {
         r.time_ns = time_ns;
         r.observation.copy_from_slice(observation);
         r.action.copy_from_slice(action);
-        // `filled` has as many slots as there are records: this cannot fail
-        if let Err(r) = self.filled.push(r) {
-            let _ = self.free.push(r);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        true
+        r.episode_start = episode_start;
+        r.late_reward = None;
+        self.queue(r)
     }
 
     /// Records dropped so far.
@@ -122,14 +206,17 @@ impl Recorder {
                     while let Some(r) = me.filled.pop() {
                         any = true;
                         if result.is_ok() {
-                            result = bag.write_step(&Step {
-                                index: r.index,
-                                time_ns: r.time_ns,
-                                observation: &r.observation,
-                                action: Some(&r.action),
-                                reward: None,
-                                episode_start: None,
-                            });
+                            result = match r.late_reward {
+                                Some(v) => bag.write_late_reward(r.index, r.time_ns, v),
+                                None => bag.write_step(&Step {
+                                    index: r.index,
+                                    time_ns: r.time_ns,
+                                    observation: &r.observation,
+                                    action: Some(&r.action),
+                                    reward: None,
+                                    episode_start: r.episode_start,
+                                }),
+                            };
                         }
                         let _ = me.free.push(r);
                     }

@@ -405,6 +405,36 @@ impl BagWriter {
         Ok(())
     }
 
+    /// The reward of step `index`, already written (time `time_ns`, its
+    /// own), recorded after it: the node learns a tick's reward only from
+    /// the rewards received before the next tick. An index after the last
+    /// step written, or a bag without the reward channel, is an error.
+    pub fn write_late_reward(
+        &mut self,
+        index: u64,
+        time_ns: u64,
+        reward: f64,
+    ) -> Result<(), BagError> {
+        let seq = u32::try_from(index).map_err(|_| BagError::StepRange(index))?;
+        if self.last_step.is_none_or(|last| index > last) {
+            return Err(BagError::StepOrder {
+                step: index,
+                previous: self.last_step.unwrap_or(0),
+            });
+        }
+        let Some(t) = self.reward_topic else {
+            return Err(self.missing_channel(REWARD_TOPIC));
+        };
+        self.serialize(REWARD_TOPIC, &Float64 { data: reward })?;
+        let header = MessageHeader {
+            channel_id: self.topics[t].channel,
+            sequence: seq,
+            log_time: time_ns,
+            publish_time: time_ns,
+        };
+        self.put(t, &header)
+    }
+
     /// Ends the current chunk and flushes it to the file, so that a crash
     /// after this loses nothing written before it.
     pub fn flush(&mut self) -> Result<(), BagError> {

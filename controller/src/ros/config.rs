@@ -280,6 +280,10 @@ pub struct Config {
     pub realtime: super::realtime::RtConfig,
     /// `record`: the bag folder each tick is recorded into (docs/BAGS.md).
     pub record: Option<PathBuf>,
+    /// `record_reward_topic` / `record_episode_topic`, resolved: the sim's
+    /// per-step reward and episode index, recorded with the ticks.
+    pub record_reward_topic: Option<String>,
+    pub record_episode_topic: Option<String>,
     /// `record_queue`: capacity of the control -> bag writer queue.
     pub record_queue: usize,
     /// Every checked parameter value (given or default) by key, as the
@@ -576,6 +580,10 @@ pub const PARAMS: &[Param] = &[
       "false: a refused realtime setting is warned about and the node runs without it; true: exit 2 before the first tick", false),
     p("record", Ty::Str, Absent("not recording"), Any,
       "record each tick (observation planned on, action published) into this new rosbag2/MCAP bag folder (docs/BAGS.md)", false),
+    p("record_reward_topic", Ty::Str, Absent("no reward recorded"), Topic,
+      "with record: also record this std_msgs/Float64 reward topic (the sim's `reward`): the rewards received between two recorded ticks, summed, go with the earlier tick (docs/BAGS.md)", false),
+    p("record_episode_topic", Ty::Str, Absent("no episode boundaries recorded"), Topic,
+      "with record: also record episode boundaries from this std_msgs/Int64 topic (the sim's `episode`): the first recorded tick after a new index starts that episode", false),
     p("record_queue", Ty::Int, Dv("1024"), Range(1.0, 1_000_000.0),
       "records the control thread may queue for the bag writer thread; when full a record is dropped and counted (records_dropped), never the tick", false),
 ];
@@ -1385,6 +1393,14 @@ impl Config {
             },
             record: c.str("record").filter(|d| !d.is_empty()).map(PathBuf::from),
             record_queue: c.int("record_queue").expect("table default"),
+            record_reward_topic: match c.str("record_reward_topic") {
+                Some(t) if !t.is_empty() => Some(topic("record_reward_topic")?),
+                _ => None,
+            },
+            record_episode_topic: match c.str("record_episode_topic") {
+                Some(t) if !t.is_empty() => Some(topic("record_episode_topic")?),
+                _ => None,
+            },
         })
     }
 

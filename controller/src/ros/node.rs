@@ -24,7 +24,8 @@
 use super::config::{Config, JointField, ObsKind, Reliability};
 use super::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
 use super::msgs::{
-    self, DiagnosticArray, DiagnosticStatus, Float64MultiArray, Header, JointState, KeyValue,
+    self, DiagnosticArray, DiagnosticStatus, Float64, Float64MultiArray, Header, Int64, JointState,
+    KeyValue,
 };
 use super::params::{ParamServer, Store, TUNABLE_QUEUE};
 use super::qos::{self as topic_qos, Ours, QosWatch, Role};
@@ -398,6 +399,16 @@ pub struct Configured {
     rx: ObsReception,
     rt: RtConfig,
     bag_writer: Option<BagWriterThread>,
+    record_in: RecordIn,
+}
+
+/// The reward and episode subscriptions recorded with the ticks
+/// (`record_reward_topic`, `record_episode_topic`); read by the DDS-in
+/// thread into the recorder.
+#[derive(Default)]
+pub struct RecordIn {
+    pub reward: Option<Subscription<Float64>>,
+    pub episode: Option<Subscription<Int64>>,
 }
 
 type BagWriterThread =
@@ -564,15 +575,41 @@ pub fn configure(
     let epoch = Instant::now();
     let mut handoff = Handoff::new(controller.obs_capacity(), epoch);
     let mut bag_writer = None;
+    let mut record_in = RecordIn::default();
     if let Some(dir) = &cfg.record {
+        let qos = topic_qos::profile(&cfg.qos_observation);
+        if let Some(t) = &cfg.record_reward_topic {
+            let topic = node
+                .create_topic(&topic_name(t)?, msgs::float64_type(), &qos)
+                .map_err(err("reward topic"))?;
+            let mut s = node
+                .create_subscription::<Float64>(&topic, None)
+                .map_err(err("reward subscription"))?;
+            poll.registry()
+                .register(&mut s, Token(2), Interest::READABLE)
+                .map_err(err("poll register"))?;
+            record_in.reward = Some(s);
+        }
+        if let Some(t) = &cfg.record_episode_topic {
+            let topic = node
+                .create_topic(&topic_name(t)?, msgs::int64_type(), &qos)
+                .map_err(err("episode topic"))?;
+            let mut s = node
+                .create_subscription::<Int64>(&topic, None)
+                .map_err(err("episode subscription"))?;
+            poll.registry()
+                .register(&mut s, Token(3), Interest::READABLE)
+                .map_err(err("poll register"))?;
+            record_in.episode = Some(s);
+        }
         let rec = Arc::new(Recorder::new(
             cfg.record_queue,
             cfg.observation_size,
             cfg.action_size,
         ));
         let mut opts = BagOptions::new(cfg.observation_size, cfg.action_size);
-        opts.reward = false;
-        opts.episode = false;
+        opts.reward = record_in.reward.is_some();
+        opts.episode = record_in.episode.is_some();
         opts.source = format!("dream-mpc run ({})", cfg_source_name(cfg));
         bag_writer = Some(
             rec.spawn_writer(dir.clone(), opts)
@@ -609,6 +646,7 @@ pub fn configure(
         },
         rt: cfg.realtime,
         bag_writer,
+        record_in,
     })
 }
 
@@ -637,6 +675,7 @@ impl Configured {
             rx,
             rt,
             bag_writer,
+            record_in,
         } = self;
         let mut refused = Vec::new();
         if rt.lock_memory {
@@ -693,7 +732,7 @@ impl Configured {
             let (h, stop) = (handoff.clone(), stop.clone());
             thread::Builder::new()
                 .name("dds-in".into())
-                .spawn(move || dds_in(sub, poll, watch, &mapping, &h, &stop))
+                .spawn(move || dds_in(sub, record_in, poll, watch, &mapping, &h, &stop))
                 .map_err(err("spawn dds-in"))?
         };
         let params_thread = match params {
@@ -875,6 +914,7 @@ pub fn control(
 /// incompatible QoS peers ([`QosWatch::poll`]).
 pub fn dds_in(
     sub: ObsSubscription,
+    record_in: RecordIn,
     mut poll: Poll,
     mut watch: QosWatch,
     map: &JointMapping,
@@ -886,6 +926,20 @@ pub fn dds_in(
     while !stop.stopped() {
         let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
         watch.poll(&h.qos_incompatible);
+        // rewards and episode indices first: the sim publishes them before
+        // the observation they precede
+        if let Some(rec) = &h.recorder {
+            if let Some(s) = &record_in.episode {
+                while let Ok(Some((m, _))) = s.take() {
+                    rec.note_episode(m.data);
+                }
+            }
+            if let Some(s) = &record_in.reward {
+                while let Ok(Some((m, _))) = s.take() {
+                    rec.note_reward(m.data);
+                }
+            }
+        }
         loop {
             let got = match &sub {
                 ObsSubscription::Array(s) => match s.take() {
