@@ -7,6 +7,7 @@
 #
 #   bash scripts/offline-e2e.sh record      # 2 x 20 HIL episodes, real time (~8 min)
 #   bash scripts/offline-e2e.sh train       # offline from scratch (--updates, default 20000)
+#   bash scripts/offline-e2e.sh train-nobc  # the same without the behaviour-cloning term
 #   bash scripts/offline-e2e.sh finetune    # --init models/cartpole-swingup (--updates 5000)
 #   bash scripts/offline-e2e.sh eval        # six planners x --episodes on each model
 #
@@ -56,25 +57,36 @@ case "$stage" in
     # each action it sends, the noisy action applied and recorded
     record_one weak policy 0.5 200
     ;;
-  train)
+  train|train-nobc)
     cargo build -q -p dream-mpc-trainer --features dream-mpc-sim/mujoco --bins
+    config=config/train-offline-cartpole.json name=scratch-bc
+    if [ "$stage" = train-nobc ]; then
+      # TD-MPC2's losses alone: the offline config with bc_coef 0
+      config="$out/train-nobc.json" name=scratch-nobc
+      sed 's/"bc_coef": [0-9.]*/"bc_coef": 0.0/' config/train-offline-cartpole.json >"$config"
+    fi
     "$bin/dream-mpc-train" train --offline "$out/bags/shipped" "$out/bags/weak" \
-      --task $task --config config/train-offline-cartpole.json --out "$out/scratch" \
-      --updates "${updates:-20000}" 2>&1 | tee "$out/train.log"
+      --task $task --config "$config" --out "$out/$name" \
+      --updates "${updates:-20000}" 2>&1 | tee "$out/$name.log"
     ;;
   finetune)
     cargo build -q -p dream-mpc-trainer --features dream-mpc-sim/mujoco --bins
     "$bin/dream-mpc-train" train --offline "$out/bags/shipped" "$out/bags/weak" \
       --task $task --config config/train-offline-cartpole.json --init models/cartpole-swingup \
-      --out "$out/finetune" --updates "${updates:-5000}" 2>&1 | tee "$out/finetune.log"
+      --out "$out/finetune" --updates "${updates:-5000}" --eval-every 1000 2>&1 | tee "$out/finetune.log"
     ;;
   eval)
     cargo build -q -p dream-mpc-sim --features dream-mpc-sim/mujoco --bins
-    for m in models/cartpole-swingup "$out/scratch/bundle" "$out/finetune/bundle"; do
-      [ -f "$m/manifest.json" ] || { echo "no bundle at $m (run its stage first)"; continue; }
-      echo "== $m"
-      "$bin/dream-mpc-sim" eval --bundle "$m" --episodes "$eval_episodes"
-    done 2>&1 | tee "$out/eval.log"
+    mkdir -p "$out/eval"
+    for m in shipped:models/cartpole-swingup scratch-bc:"$out/scratch-bc/bundle" \
+             scratch-nobc:"$out/scratch-nobc/bundle" finetune:"$out/finetune/bundle"; do
+      name=${m%%:*} dir=${m#*:}
+      [ -f "$dir/manifest.json" ] || { echo "no bundle at $dir (run its stage first)"; continue; }
+      echo "== $name ($dir)"
+      "$bin/dream-mpc-sim" eval --bundle "$dir" --episodes "$eval_episodes" \
+        >"$out/eval/$name.md" 2>"$out/eval/$name.err"
+      cat "$out/eval/$name.md"
+    done
     ;;
   *) echo "usage: bash scripts/offline-e2e.sh record|train|finetune|eval [options]" >&2; exit 2 ;;
 esac

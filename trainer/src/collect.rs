@@ -40,7 +40,8 @@ impl Collect {
 /// episode loop (`dream_mpc_sim::closed_loop::run_agent_episode`), each
 /// action held for `action_repeat` control steps and the episode cut at
 /// `max_episode_steps`; actions chosen per `mode` (policy draws keyed by
-/// agent step `k0 + k`). Returns exactly `agent.replay.len` replay rows.
+/// agent step `k0 + k`). Returns exactly the task's episode length in agent
+/// steps (`cfg.agent_episode_len`) as replay rows.
 pub fn run_episode(
     task: &mut dyn Task,
     agent: &Agent,
@@ -50,7 +51,8 @@ pub fn run_episode(
     k0: u64,
 ) -> Result<Episode, TrainError> {
     let spec = task.spec().clone();
-    let len = agent.replay.len;
+    // the task's episode in agent steps (online, also the replay's length)
+    let len = cfg.agent_episode_len(spec.episode_len);
     let mut mode = mode;
     if let EpisodeMode::Planner(p) = &mut mode {
         p.reset();
@@ -122,7 +124,7 @@ pub fn run_episode(
     )?;
     if rews.len() != len {
         return Err(TrainError::Config(format!(
-            "task {} ended after {} agent steps, the replay expects {len}",
+            "task {} ended after {} agent steps, the configuration expects {len}",
             spec.name,
             rews.len()
         )));

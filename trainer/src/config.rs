@@ -56,6 +56,14 @@ pub struct TrainConfig {
     pub entropy_coef: f64,
     /// Discount g. 0.99.
     pub discount: f64,
+    /// Behaviour-cloning weight of the policy loss: `bc_coef` x the
+    /// negative log-likelihood of the logged action `a_t` under the
+    /// policy (mean and spread; rho-weighted like the rest), next to
+    /// TD-MPC2's `-Q / scale`. For offline training (the TD3+BC remedy: a
+    /// policy that only maximizes Q drifts to actions the logs never tried,
+    /// where Q is wrong, and its spread, which Dream-MPC samples its
+    /// candidates from, is never shaped); 0 (TD-MPC2) online. 0.
+    pub bc_coef: f64,
     /// Gradient updates per agent step after the seed phase. 1.
     pub updates_per_step: usize,
     /// Evaluate (and export, and checkpoint) every this many environment
@@ -68,6 +76,12 @@ pub struct TrainConfig {
     /// on a bundle exported from the current weights before every
     /// episode) or `policy` (a policy sample in libtorch).
     pub collect: Collect,
+    /// Offline training (`train --offline`): the registry task whose
+    /// reward function computes each logged step's reward from the action
+    /// and the next observation (`Task::reward_from_observation`), for
+    /// logs without a reward topic, e.g. a real robot's. When set it
+    /// replaces recorded rewards too. `null`: the logs' own rewards.
+    pub reward_from: Option<String>,
     /// Model sizes.
     pub model: ModelConfig,
 }
@@ -93,11 +107,13 @@ impl Default for TrainConfig {
             reward_coef: 0.1,
             value_coef: 0.1,
             entropy_coef: 1e-4,
+            bc_coef: 0.0,
             discount: 0.99,
             updates_per_step: 1,
             eval_every: 10_000,
             eval_episodes: 2,
             collect: Collect::default(),
+            reward_from: None,
             model: ModelConfig::default(),
         }
     }
@@ -126,6 +142,11 @@ pub enum TrainError {
     Export(crate::export::ExportError),
     /// The controller's agent refused a bundle or an observation.
     Agent(String),
+    /// Robot logs that cannot be trained on (offline training), naming
+    /// the file and what is wrong.
+    Logs(String),
+    /// `--init`: starting weights that cannot be used, naming the folder.
+    Init(String),
 }
 
 impl std::fmt::Display for TrainError {
@@ -141,6 +162,8 @@ impl std::fmt::Display for TrainError {
             TrainError::Torch(e) => write!(f, "libtorch: {e}"),
             TrainError::Export(e) => write!(f, "export: {e}"),
             TrainError::Agent(e) => write!(f, "planner agent: {e}"),
+            TrainError::Logs(e) => write!(f, "robot logs: {e}"),
+            TrainError::Init(e) => write!(f, "--init: {e}"),
         }
     }
 }
@@ -215,6 +238,7 @@ impl TrainConfig {
             ("reward_coef", self.reward_coef),
             ("value_coef", self.value_coef),
             ("entropy_coef", self.entropy_coef),
+            ("bc_coef", self.bc_coef),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} = {v} must be finite and >= 0"));

@@ -9,7 +9,8 @@
 //! - reward regression `(R(z_t, a_t) - r_t)^2`;
 //! - value regression of every Q head towards the TD target
 //!   `r_t + g * min(two random target heads at (z'_{t+1}, pi(z'_{t+1})))`;
-//! - policy: maximize `Q(z_t, pi(z_t)) / scale` minus `entropy_coef *
+//! - policy (plus `bc_coef` x the negative log-likelihood of the logged
+//!   actions, offline only): maximize `Q(z_t, pi(z_t)) / scale` minus `entropy_coef *
 //!   log pi`, on detached latents, with `scale` a running Q range.
 //!
 //! Two implementations of the same update ([`UpdatePath`]): the fused one
@@ -276,6 +277,21 @@ impl Agent {
         (a, log_prob)
     }
 
+    /// Negative log-likelihood `[N]` of the logged actions `a` `[N, A]`
+    /// under the squashed Gaussian pi(z) (offline behaviour cloning, both
+    /// mean and spread: Dream-MPC's candidates are samples of this
+    /// policy). Actions at the bounds are taken at +-0.999.
+    fn logged_nll(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        let (mu, log_std) = self.model.pi(z);
+        let a = a.clamp(-0.999, 0.999);
+        let u = a.atanh();
+        let per = ((&u - &mu) / log_std.exp()).square() * 0.5
+            + &log_std
+            + 0.5 * (2.0 * std::f64::consts::PI).ln()
+            + (a.square().neg() + (1.0 + 1e-6)).log();
+        per.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+    }
+
     /// The action of [`Agent::sample_pi`] alone (the same draw), where the
     /// log-probability is not used.
     fn sample_action(&self, z: &Tensor) -> Tensor {
@@ -439,9 +455,17 @@ impl Agent {
         self.update_scale_sorted(&qp.get(0).detach(), c.tau);
         let ad = self.model.action_size as f64;
         let per = log_prob.view([h + 1, b]) * (c.entropy_coef * ad) - qp / &self.q_scale;
-        let pl = (per.mean_dim([1i64].as_slice(), false, Kind::Float) * &self.rho_w)
+        let mut pl = (per.mean_dim([1i64].as_slice(), false, Kind::Float) * &self.rho_w)
             .sum(Kind::Float)
             / (h as f64 + 1.0);
+        if c.bc_coef > 0.0 {
+            // offline: the policy stays on the logged actions
+            let nll = self
+                .logged_nll(&zd.narrow(0, 0, h * b), &act.reshape([h * b, a_sz]))
+                .view([h, b])
+                .mean_dim([1i64].as_slice(), false, Kind::Float);
+            pl += (nll * &w).sum(Kind::Float) * (c.bc_coef / (h as f64 + 1.0));
+        }
         let grads = Tensor::run_backward(&[&pl], &self.opt_pi.flat.leaves, false, false);
         self.opt_pi.step_flat(&grads, c.grad_clip);
 
@@ -536,6 +560,10 @@ impl Agent {
             }
             let w = c.rho.powi(t as i32);
             pl += ((log_prob * (c.entropy_coef * ad)) - q / &self.q_scale).mean(Kind::Float) * w;
+            if c.bc_coef > 0.0 && t < h {
+                let nll = self.logged_nll(&z, &act.get(t as i64)).mean(Kind::Float);
+                pl += nll * (c.bc_coef * w);
+            }
         }
         let pl = pl / (hf + 1.0);
         pl.backward();
@@ -586,6 +614,11 @@ impl Agent {
 }
 
 impl Agent {
+    /// Set the target Q heads to the online ones (after loading weights).
+    pub fn sync_target(&mut self) {
+        self.target_vs.copy(&self.vs).expect("same structure");
+    }
+
     /// Run `f` on the model as a CPU model: the model itself when learning
     /// on the CPU, else a fresh CPU copy of its weights (export references
     /// and acting are computed on the CPU whatever the learner's device).
@@ -665,5 +698,45 @@ mod tests {
         }
         // And the online heads did move away from zero outputs.
         assert!(a.model.q_all(&z, &act, false).abs().max().double_value(&[]) > 0.0);
+    }
+
+    /// `bc_coef`: the policy learns the logged actions (here a function of
+    /// the observation the Q heads say nothing about), on both update paths.
+    #[test]
+    fn behaviour_cloning_pulls_the_policy_to_the_logged_actions() {
+        for path in [UpdatePath::Fused, UpdatePath::PerHead] {
+            let cfg = TrainConfig {
+                batch: 32,
+                bc_coef: 1.0,
+                lr: 3e-3,
+                model: ModelConfig::tiny(2),
+                ..Default::default()
+            };
+            let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
+            a.path = path;
+            let len = a.replay.len;
+            let mut rng = Rng::new(5);
+            let logged = |o: &[f32]| if o[0] > 0.0 { 0.8f32 } else { -0.8 };
+            for _ in 0..8 {
+                let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+                let act: Vec<f32> = o.chunks(3).take(len).map(logged).collect();
+                a.replay.push_episode(&o, &act, &vec![0.0; len]);
+            }
+            let err = |a: &Agent, rng: &mut Rng| {
+                (0..100)
+                    .map(|k| {
+                        let o: Vec<f32> = (0..3).map(|_| rng.normal() as f32).collect();
+                        (a.act(&o, true, k)[0] - logged(&o)).abs()
+                    })
+                    .sum::<f32>()
+                    / 100.0
+            };
+            let before = err(&a, &mut Rng::new(9));
+            for _ in 0..150 {
+                a.update();
+            }
+            let after = err(&a, &mut Rng::new(9));
+            assert!(after < 0.6 * before, "{path:?}: {before} -> {after}");
+        }
     }
 }

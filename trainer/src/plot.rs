@@ -1,27 +1,55 @@
 //! Learning curve PNG (plotters, no Python): training episode returns and
 //! the evaluation returns of the policy mean and of the planner against
-//! environment steps.
+//! environment steps (online) or updates (offline), and the offline
+//! run's model losses against updates.
 
 use crate::metrics::Metrics;
 use plotters::prelude::*;
 use std::path::Path;
 
+/// What the x axis counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    /// Environment (control) steps: online training.
+    EnvSteps,
+    /// Gradient updates: offline training, where the data is fixed.
+    Updates,
+}
+
+impl XAxis {
+    fn of(self, m: &Metrics) -> f64 {
+        match self {
+            XAxis::EnvSteps => m.env_step as f64,
+            XAxis::Updates => m.updates as f64,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            XAxis::EnvSteps => "environment steps",
+            XAxis::Updates => "updates",
+        }
+    }
+}
+
 /// Draw `metrics` into a PNG at `path`. Errors (e.g. no usable font) are
 /// returned as text; training treats them as warnings.
-pub fn learning_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<(), String> {
-    let train: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| m.episode_return.map(|r| (m.env_step as f64, r)))
-        .collect();
-    let eval: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| m.eval_return.map(|r| (m.env_step as f64, r)))
-        .collect();
-    let plan: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| m.eval_planner_return.map(|r| (m.env_step as f64, r)))
-        .collect();
-    let xmax = metrics.iter().map(|m| m.env_step).max().unwrap_or(1).max(1) as f64;
+pub fn learning_curve(
+    path: &Path,
+    task: &str,
+    metrics: &[Metrics],
+    x: XAxis,
+) -> Result<(), String> {
+    let series = |f: fn(&Metrics) -> Option<f64>| -> Vec<(f64, f64)> {
+        metrics
+            .iter()
+            .filter_map(|m| f(m).map(|r| (x.of(m), r)))
+            .collect()
+    };
+    let train = series(|m| m.episode_return);
+    let eval = series(|m| m.eval_return);
+    let plan = series(|m| m.eval_planner_return);
+    let xmax = metrics.iter().map(|m| x.of(m)).fold(1.0, f64::max);
     let ymax = train
         .iter()
         .chain(&eval)
@@ -40,7 +68,7 @@ pub fn learning_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<()
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("environment steps")
+        .x_desc(x.label())
         .y_desc("return")
         .draw()
         .map_err(|e| e.to_string())?;
@@ -65,6 +93,65 @@ pub fn learning_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<()
     chart
         .draw_series(plan.iter().map(|&p| Circle::new(p, 3, GREEN.filled())))
         .map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The model losses of an offline run (rows with `episode` = 0 are the
+/// per-chunk training rows) against updates, log scale, into a PNG.
+pub fn loss_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<(), String> {
+    type Pick = fn(&Metrics) -> f64;
+    let picks: [(&str, Pick, RGBColor); 4] = [
+        ("consistency", |m| m.consistency_loss, BLUE),
+        ("reward", |m| m.reward_loss, RED),
+        ("value", |m| m.value_loss, GREEN),
+        ("policy (|loss|)", |m| m.policy_loss.abs(), BLACK),
+    ];
+    let rows: Vec<&Metrics> = metrics.iter().filter(|m| m.eval_return.is_none()).collect();
+    let xmax = rows.iter().map(|m| m.updates as f64).fold(1.0, f64::max);
+    let vals = rows
+        .iter()
+        .flat_map(|m| picks.iter().map(move |p| (p.1)(m)))
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return Err("no losses to draw".into());
+    }
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{task}: offline training losses"),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, (lo * 0.8..hi * 1.25).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("updates")
+        .y_desc("loss (mean over the chunk)")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (name, pick, color) in picks {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|m| (m.updates as f64, pick(m)))
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

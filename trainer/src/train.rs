@@ -13,7 +13,7 @@ use crate::export::{default_planner, export_bundle, ExportMeta};
 use crate::learner::{seeded, PendingLosses, STREAM_EPISODE, STREAM_EVAL};
 use crate::metrics::{write_csv, Losses, Metrics};
 use dream_mpc::agent::Agent as PlannerAgent;
-use dream_mpc::bundle::manifest::Provenance;
+use dream_mpc::bundle::manifest::{PlannerDefaults, Provenance};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::PlannerKind;
 use dream_mpc_sim::task::Task;
@@ -52,7 +52,7 @@ pub struct RunSummary {
 }
 /// Check the output folder before anything runs: creatable, writable, and
 /// not holding a run unless resuming. Nothing is overwritten on error.
-fn prepare_output(opts: &RunOptions) -> Result<(), TrainError> {
+pub(crate) fn prepare_output(opts: &RunOptions) -> Result<(), TrainError> {
     let out = &opts.out;
     let ckpt = out.join("checkpoint").join("state.json");
     if ckpt.exists() && !opts.resume {
@@ -84,19 +84,33 @@ fn prepare_output(opts: &RunOptions) -> Result<(), TrainError> {
 /// The planner evaluated during training: the one that runs on the robot.
 pub const EVAL_PLANNER: PlannerKind = PlannerKind::DreamMpc;
 
-/// Export the current weights (through a CPU copy) as a bundle in `dir`.
+/// Export the current weights (through a CPU copy) as a bundle in `dir`,
+/// with the trainer's planner defaults.
 pub fn export(
     agent: &Agent,
     dir: &Path,
     env_step: u64,
     cfg: &TrainConfig,
 ) -> Result<PathBuf, TrainError> {
+    export_with(agent, dir, env_step, cfg, None)
+}
+
+/// [`export`] with the manifest's planner section given (fine-tuning keeps
+/// the one its starting bundle was shipped and tested with); `None`: the
+/// trainer's defaults.
+pub fn export_with(
+    agent: &Agent,
+    dir: &Path,
+    env_step: u64,
+    cfg: &TrainConfig,
+    planner: Option<&PlannerDefaults>,
+) -> Result<PathBuf, TrainError> {
     let (o, a) = (agent.model.obs_size, agent.model.action_size);
     let mut meta = ExportMeta::plain(&cfg.task, o, a);
     meta.discount = cfg.discount as f32;
     meta.action_repeat = cfg.action_repeat;
     meta.obs_range = agent.replay.obs_range();
-    meta.planner = default_planner();
+    meta.planner = planner.cloned().unwrap_or_else(default_planner);
     meta.provenance = Provenance {
         producer: format!("dream-mpc-train {}", env!("CARGO_PKG_VERSION")),
         training_steps: env_step,
@@ -109,6 +123,31 @@ pub fn export(
     };
     agent.with_cpu_model(|m| export_bundle(m, &meta, dir, cfg.seed))?;
     Ok(dir.to_path_buf())
+}
+
+/// Mean returns of `cfg.eval_episodes` episodes of `task` acted by the
+/// policy mean and by [`EVAL_PLANNER`] on the bundle in `bundle` (the
+/// controller's own code), seeded from `key` (the same seeds for both).
+pub fn evaluate(
+    task: &mut dyn Task,
+    agent: &Agent,
+    cfg: &TrainConfig,
+    bundle: &Path,
+    key: u64,
+) -> Result<(f64, f64), TrainError> {
+    let b = Bundle::load(bundle).map_err(|e| TrainError::Agent(e.to_string()))?;
+    let (mut total, mut total_plan) = (0.0, 0.0);
+    for e in 0..cfg.eval_episodes {
+        let s = seeded(cfg.seed, STREAM_EVAL, key * 1000 + e as u64).next_u64();
+        let (_, _, _, r) = run_episode(task, agent, cfg, s, EpisodeMode::Eval, 0)?;
+        total += r;
+        let mut p = PlannerAgent::with_defaults(&b, EVAL_PLANNER, s)
+            .map_err(|e| TrainError::Agent(e.to_string()))?;
+        let (_, _, _, r) = run_episode(task, agent, cfg, s, EpisodeMode::Planner(&mut p), 0)?;
+        total_plan += r;
+    }
+    let n = cfg.eval_episodes as f64;
+    Ok((total / n, total_plan / n))
 }
 
 /// Train online on `task` (made by the caller from `cfg.task`).
@@ -255,27 +294,7 @@ pub fn train(
         if state.env_step >= state.next_eval || done {
             // Export first: the planner evaluation acts on this bundle.
             bundle = export(&agent, &opts.out.join("bundle"), state.env_step, cfg)?;
-            let b = Bundle::load(&bundle).map_err(|e| TrainError::Agent(e.to_string()))?;
-            let (mut total, mut total_plan) = (0.0, 0.0);
-            for e in 0..cfg.eval_episodes {
-                let s = seeded(cfg.seed, STREAM_EVAL, state.env_step * 1000 + e as u64).next_u64();
-                let (_, _, _, r) =
-                    run_episode(task.as_mut(), &agent, cfg, s, EpisodeMode::Eval, 0)?;
-                total += r;
-                let mut p = PlannerAgent::with_defaults(&b, EVAL_PLANNER, s)
-                    .map_err(|e| TrainError::Agent(e.to_string()))?;
-                let (_, _, _, r) = run_episode(
-                    task.as_mut(),
-                    &agent,
-                    cfg,
-                    s,
-                    EpisodeMode::Planner(&mut p),
-                    0,
-                )?;
-                total_plan += r;
-            }
-            let eval = total / cfg.eval_episodes as f64;
-            let eval_plan = total_plan / cfg.eval_episodes as f64;
+            let (eval, eval_plan) = evaluate(task.as_mut(), &agent, cfg, &bundle, state.env_step)?;
             state.metrics.push(Metrics {
                 episode_return: None,
                 eval_return: Some(eval),
@@ -299,6 +318,7 @@ pub fn train(
                 &opts.out.join("learning_curve.png"),
                 &cfg.task,
                 &state.metrics,
+                crate::plot::XAxis::EnvSteps,
             );
         }
     }

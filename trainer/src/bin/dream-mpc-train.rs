@@ -4,15 +4,22 @@
 //! dream-mpc-train export --out models/plumbing --obs-size 3 --action-size 1
 //! dream-mpc-train train --task pendulum-swingup --config config/train-small.json --out runs/pendulum
 //! dream-mpc-train train --task pendulum-swingup --out runs/pendulum --resume
+//! dream-mpc-train train --task cartpole-swingup --offline bags/run1 bags/run2 \
+//!     --config config/train-offline-cartpole.json --out runs/offline --updates 20000
+//! dream-mpc-train train --task cartpole-swingup --offline bags/run1 \
+//!     --init models/cartpole-swingup --out runs/finetune --updates 5000
 //! dream-mpc-train import --checkpoint walker-run-5.pt --size 5M --task walker-run \
 //!     --obs-size 24 --action-size 6 --episode-length 500 --action-repeat 2 --out models/walker-run
 //! ```
 
 use clap::{Parser, Subcommand};
+use dream_mpc_sim::task::TaskError;
 use dream_mpc_trainer::export::{export_bundle, ExportMeta};
 use dream_mpc_trainer::import::layout::Dims;
 use dream_mpc_trainer::import::{import_checkpoint, ImportOptions};
+use dream_mpc_trainer::metrics::Metrics;
 use dream_mpc_trainer::model::{ModelConfig, WorldModel};
+use dream_mpc_trainer::offline::{train_offline, LogOptions, OfflineOptions};
 use dream_mpc_trainer::train::{train, DeviceChoice, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
@@ -83,6 +90,30 @@ enum Cmd {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Train offline from robot logs (rosbag2 bag folders or `.mcap`
+        /// files, docs/BAGS.md) instead of online from the simulator;
+        /// evaluation still runs on the simulator when the task is in the
+        /// registry.
+        #[arg(long, num_args = 1.., value_name = "BAG")]
+        offline: Vec<PathBuf>,
+        /// Offline: start from these weights, a checkpoint (or run folder)
+        /// or a bundle; the model sizes are the source's.
+        #[arg(long, value_name = "DIR")]
+        init: Option<PathBuf>,
+        /// Offline: gradient updates in all.
+        #[arg(long, default_value_t = 20_000)]
+        updates: u64,
+        /// Offline: evaluate, export and checkpoint every this many updates
+        /// (default: updates / 10).
+        #[arg(long)]
+        eval_every: Option<u64>,
+        /// Offline: logged steps per agent step (default: from the logs'
+        /// period and the task's control timestep x action_repeat).
+        #[arg(long)]
+        log_repeat: Option<usize>,
+        /// Offline: agent steps per replay window (default: 2 x (horizon + 1)).
+        #[arg(long)]
+        window: Option<usize>,
     },
     /// Import a TD-MPC2 single-task checkpoint (`.pt` holding
     /// `{"model": state_dict}`) into a bundle, checked like
@@ -271,6 +302,12 @@ fn run(cli: Cli) -> Result<(), String> {
             device,
             threads,
             quiet,
+            offline,
+            init,
+            updates,
+            eval_every,
+            log_repeat,
+            window,
         } => {
             let mut cfg = match &config {
                 Some(p) => {
@@ -299,8 +336,6 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err(format!("--threads {threads} must be >= 1"));
             }
             tch::set_num_threads(threads);
-            cfg.validate().map_err(|e| e.to_string())?;
-            let task = dream_mpc_trainer::tasks::make(&cfg.task).map_err(|e| e.to_string())?;
             let opts = RunOptions {
                 out,
                 resume,
@@ -308,16 +343,52 @@ fn run(cli: Cli) -> Result<(), String> {
                 stop_after: None,
                 device,
             };
-            let s = train(&cfg, task, &opts).map_err(|e| e.to_string())?;
-            let last_eval = s.metrics.iter().rev().find_map(|m| m.eval_return);
+            if offline.is_empty() {
+                if init.is_some() {
+                    return Err("--init is for offline training (--offline <bag>...)".into());
+                }
+                cfg.validate().map_err(|e| e.to_string())?;
+            }
+            let task = match dream_mpc_trainer::tasks::make(&cfg.task) {
+                Ok(t) => Some(t),
+                Err(TaskError::UnknownTask { .. })
+                    if !offline.is_empty() && !cfg.task.is_empty() =>
+                {
+                    None
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let s = if offline.is_empty() {
+                train(&cfg, task.expect("known task"), &opts)
+            } else {
+                let off = OfflineOptions {
+                    logs: LogOptions {
+                        paths: offline,
+                        log_repeat,
+                        window,
+                    },
+                    init,
+                    updates,
+                    eval_every: eval_every.unwrap_or((updates / 10).max(1)),
+                };
+                train_offline(&cfg, task, &opts, &off)
+            }
+            .map_err(|e| e.to_string())?;
+            let last = |f: fn(&Metrics) -> Option<f64>| {
+                s.metrics
+                    .iter()
+                    .rev()
+                    .find_map(f)
+                    .map(|r| format!("{r:.1}"))
+                    .unwrap_or_else(|| "-".into())
+            };
             println!(
-                "{} env steps, {} updates in {:.1} s; last eval return {}; bundle {}",
+                "{} env steps, {} updates in {:.1} s; last eval return policy {}, planner {}; bundle {}",
                 s.env_steps,
                 s.updates,
                 s.wall_s,
-                last_eval
-                    .map(|r| format!("{r:.1}"))
-                    .unwrap_or_else(|| "-".into()),
+                last(|m| m.eval_return),
+                last(|m| m.eval_planner_return),
                 s.bundle.display()
             );
             Ok(())

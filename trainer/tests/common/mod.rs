@@ -1,4 +1,5 @@
-//! Shared by the trainer's test binaries.
+//! Shared by the trainer's test binaries (each uses a part).
+#![allow(dead_code)]
 
 use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::tasks;
