@@ -95,7 +95,8 @@ fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> NodeError + '_ {
 /// Totals reported when the node stops.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunReport {
-    pub counts: super::control::Counts,
+    /// What the control thread counted and timed.
+    pub control: ControlReport,
     pub observations_received: u64,
     pub actions_published: u64,
     /// Actions dropped because the publisher fell `ACTION_QUEUE` behind.
@@ -103,15 +104,6 @@ pub struct RunReport {
     pub diagnostics_published: u64,
     /// Incompatible QoS peers reported on our topics.
     pub qos_incompatible: u64,
-    pub elapsed_s: f64,
-    pub latency_p50_s: f64,
-    pub latency_p99_s: f64,
-    pub latency_max_s: f64,
-    pub jitter_p99_s: f64,
-    /// Largest release jitter of the run.
-    pub jitter_max_s: f64,
-    /// The node stopped because of a planner fault (`on_planner_fault: stop`).
-    pub stopped_by_fault: bool,
     /// The real-time settings in force on the control thread.
     pub realtime: RtStatus,
     /// Observation samples DDS dropped unbuffered for being larger than
@@ -233,7 +225,7 @@ pub struct ControlLoop {
 }
 
 /// What the control thread reports when it stops.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ControlReport {
     pub counts: super::control::Counts,
     pub elapsed_s: f64,
@@ -241,7 +233,9 @@ pub struct ControlReport {
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    /// Largest release jitter of the run.
     pub jitter_max_s: f64,
+    /// The node stopped because of a planner fault (`on_planner_fault: stop`).
     pub stopped_by_fault: bool,
 }
 
@@ -793,19 +787,12 @@ impl Active {
             }
         });
         Ok(RunReport {
-            counts: r.counts,
+            control: r,
             observations_received: h.received.load(Ordering::Relaxed),
             actions_published: h.published.load(Ordering::Relaxed),
             actions_dropped: h.actions_dropped.load(Ordering::Relaxed),
             diagnostics_published: h.diagnostics.load(Ordering::Relaxed),
             qos_incompatible: h.qos_incompatible.load(Ordering::Relaxed),
-            elapsed_s: r.elapsed_s,
-            latency_p50_s: r.latency_p50_s,
-            latency_p99_s: r.latency_p99_s,
-            latency_max_s: r.latency_max_s,
-            jitter_p99_s: r.jitter_p99_s,
-            jitter_max_s: r.jitter_max_s,
-            stopped_by_fault: r.stopped_by_fault,
             realtime: self.rt,
             dds_oversized_dropped: self.rx.stats.oversized_samples(),
             dds_unmatched_fragments: self.rx.stats.unmatched_fragments(),
