@@ -23,8 +23,9 @@ use dream_mpc::bundle::manifest::*;
 use dream_mpc::bundle::onnx_build::{attr_int, za_module, Act, GraphBuilder, Norm};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
 use dream_mpc::rng::Rng;
+use dream_mpc::load::Bundle;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Sizes of a random TD-MPC2-style model.
 #[derive(Clone, Debug, PartialEq)]
@@ -352,4 +353,23 @@ pub fn write_random_tdmpc_bundle(
         spec.simnorm_group = 0;
     }
     TdmpcModel::random(&spec).write(dir)
+}
+
+/// A fresh scratch folder path `dream-mpc-<name>-<pid>` in the temp dir
+/// (removed first if a previous run left it; the caller creates and
+/// removes it).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dream-mpc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A random bundle of `spec` written into [`scratch_dir`]`(name)` and
+/// loaded (compiled and checked); returns the folder, for the caller to
+/// remove, and the bundle.
+pub fn random_bundle(name: &str, spec: &TdmpcSpec) -> (PathBuf, Bundle) {
+    let dir = scratch_dir(name);
+    TdmpcModel::random(spec).write(&dir).unwrap();
+    let bundle = Bundle::load(&dir).unwrap();
+    (dir, bundle)
 }
