@@ -240,27 +240,25 @@ fn one_m_per_head_and_flat_layouts_import_and_plan() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The sizes of [`tiny_dims`] as flags; the fixture script and the
+/// import command name them alike.
+const TINY_SIZE_FLAGS: [&str; 10] = [
+    "--latent",
+    "32",
+    "--mlp",
+    "48",
+    "--enc",
+    "40",
+    "--enc-layers",
+    "3",
+    "--num-q",
+    "3",
+];
+
 fn tiny_args(layout: &str, bad: bool) -> Vec<&str> {
-    let mut v = vec![
-        "--obs",
-        "7",
-        "--act",
-        "2",
-        "--latent",
-        "32",
-        "--mlp",
-        "48",
-        "--enc",
-        "40",
-        "--enc-layers",
-        "3",
-        "--num-q",
-        "3",
-        "--bins",
-        "21",
-        "--layout",
-        layout,
-    ];
+    let mut v = vec!["--obs", "7", "--act", "2"];
+    v.extend(TINY_SIZE_FLAGS);
+    v.extend(["--bins", "21", "--layout", layout]);
     if bad {
         v.push("--bad");
     }
@@ -367,7 +365,7 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
     // target copies, tensordict entries, meta template, log-std buffers),
     // imports and passes the controller's check; a second import into
     // the full folder is refused.
-    let args = [
+    let mut args = vec![
         "--task",
         "tiny",
         "--obs-size",
@@ -376,23 +374,16 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
         "2",
         "--size",
         "5M",
-        "--latent",
-        "32",
-        "--mlp",
-        "48",
-        "--enc",
-        "40",
-        "--enc-layers",
-        "3",
-        "--num-q",
-        "3",
+    ];
+    args.extend(TINY_SIZE_FLAGS);
+    args.extend([
         "--num-bins",
         "21",
         "--episode-length",
         "200",
         "--action-repeat",
         "1",
-    ];
+    ]);
     let r = cli_import(&dir.join("nonfinite.safetensors"), &out, &args);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("`_pi.0.weight`"));
