@@ -77,6 +77,14 @@ impl TdmpcSpec {
     pub fn bench_medium() -> Self {
         TdmpcSpec::new(24, 6, 512, 512, 5, 2)
     }
+    /// The loader and fuzz tests' tiny model: latent 8, hidden 8, 2 Q
+    /// heads, 3 two-hot bins (SimNorm groups of 8).
+    pub fn tiny(obs: usize, act: usize, seed: u64) -> Self {
+        TdmpcSpec {
+            bins: 3,
+            ..TdmpcSpec::new(obs, act, 8, 8, 2, seed)
+        }
+    }
 }
 
 /// `torch.nn.Linear`: `y = x w^T + b`, `w` row-major `[d_out, d_in]`.
@@ -329,6 +337,15 @@ impl TdmpcModel {
             },
             checksums: BTreeMap::new(),
         }
+    }
+
+    /// The one module `name` of [`TdmpcModel::modules`]; panics when there
+    /// is none of that name.
+    pub fn module(&self, name: &str) -> BuiltModule {
+        self.modules()
+            .into_iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no module {name}"))
     }
 
     /// Write the bundle folder `dir` (created if needed); returns its manifest.
