@@ -3,8 +3,8 @@
 //! the test harness's own threads do not interfere).
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::planner::{DreamOptions, LatentModel, Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc::planner::bundle_model::BundleModel;
+use dream_mpc::planner::{DreamOptions, LatentModel, Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
 use dream_mpc_testkit::bundles::{random_bundle, TdmpcSpec};
 use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};

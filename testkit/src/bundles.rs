@@ -22,8 +22,8 @@
 use dream_mpc::bundle::manifest::*;
 use dream_mpc::bundle::onnx_build::{attr_int, za_module, Act, GraphBuilder, Norm};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
-use dream_mpc::rng::Rng;
 use dream_mpc::load::Bundle;
+use dream_mpc::rng::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -15,11 +15,11 @@
 //! - `to_planning`: from the end of the fault (the first good observation
 //!   after it) to the first planned action received.
 
+use crate::peer::{participant, topic};
 use crate::{bins, root, spawn_on, wait_bounded};
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, Float64MultiArray};
 use dream_mpc::ros::qos::profile;
-use crate::peer::{participant, topic};
 use ros2_client::{Context, Publisher};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

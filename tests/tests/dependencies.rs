@@ -10,15 +10,15 @@ fn tree(package: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
-            "tree",
-            "--offline",
-            "-p",
-            package,
-            "-e",
-            "normal,build",
-            "--prefix",
-            "none",
-        ])
+        "tree",
+        "--offline",
+        "-p",
+        package,
+        "-e",
+        "normal,build",
+        "--prefix",
+        "none",
+    ])
     .current_dir(env!("CARGO_MANIFEST_DIR"));
     let out = stdout_of(&mut cmd, &format!("cargo tree -p {package}"));
     String::from_utf8(out).expect("utf-8")

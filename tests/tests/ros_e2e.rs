@@ -357,7 +357,12 @@ fn joint_state_observation_and_sigterm() {
     let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
     let q = qos(Reliability::Reliable, 1);
-    let t = topic(&mut peer.node, "/joint_states", msgs::joint_state_type(), &q);
+    let t = topic(
+        &mut peer.node,
+        "/joint_states",
+        msgs::joint_state_type(),
+        &q,
+    );
     let js = peer.node.create_publisher::<JointState>(&t, None).unwrap();
     let args: Vec<&str> = ["-p", "topics.observation:=/joint_states"]
         .into_iter()

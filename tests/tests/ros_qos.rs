@@ -48,12 +48,22 @@ fn q(reliability: Reliability, durability: Durability, depth: usize) -> TopicQos
 }
 
 fn obs_publisher(n: &mut Node, qos: TopicQos) -> Publisher<Float64MultiArray> {
-    let t = topic(n, "/observation", msgs::float64_multi_array_type(), &profile(&qos));
+    let t = topic(
+        n,
+        "/observation",
+        msgs::float64_multi_array_type(),
+        &profile(&qos),
+    );
     n.create_publisher(&t, None).unwrap()
 }
 
 fn action_sub(n: &mut Node, qos: TopicQos) -> Subscription<Float64MultiArray> {
-    let t = topic(n, "/action", msgs::float64_multi_array_type(), &profile(&qos));
+    let t = topic(
+        n,
+        "/action",
+        msgs::float64_multi_array_type(),
+        &profile(&qos),
+    );
     n.create_subscription(&t, None).unwrap()
 }
 
@@ -140,10 +150,12 @@ fn incompatible_peers_are_reported_and_counted() {
     assert_eq!(json_field(&out, "observations_received"), 0.0, "{out}");
     assert_eq!(json_field(&out, "planned"), 0.0, "{out}");
     assert!(actions.is_empty(), "an incompatible reader got actions");
-    let obs_line = err
-        .lines()
-        .find(|l| l.contains("incompatible QoS on /observation"))
-        .unwrap_or_else(|| panic!("no report for /observation in: {err}"));
+    let report = |topic: &str| {
+        err.lines()
+            .find(|l| l.contains(&format!("incompatible QoS on {topic}")))
+            .unwrap_or_else(|| panic!("no report for {topic} in: {err}"))
+    };
+    let obs_line = report("/observation");
     assert!(
         obs_line.contains("reliability reliable") && obs_line.contains("best_effort"),
         "{obs_line}"
@@ -152,10 +164,7 @@ fn incompatible_peers_are_reported_and_counted() {
         obs_line.contains(&peer),
         "peer {peer} not named: {obs_line}"
     );
-    let act_line = err
-        .lines()
-        .find(|l| l.contains("incompatible QoS on /action"))
-        .unwrap_or_else(|| panic!("no report for /action in: {err}"));
+    let act_line = report("/action");
     assert!(
         act_line.contains("durability volatile") && act_line.contains("transient_local"),
         "{act_line}"

@@ -4,8 +4,8 @@
 
 mod common;
 
-use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::config::TrainError;
+use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::train::{train, Collect, RunOptions, RunSummary, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::{Path, PathBuf};
@@ -51,8 +51,7 @@ fn short_run_learns_and_exports_a_checked_bundle() {
     tch::set_num_threads(1);
     let out = tmpdir("short");
     let cfg = tiny(800);
-    let s = run(&cfg, &out, false, None)
-    .unwrap();
+    let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.env_steps, 800);
     assert_eq!(s.updates, 400);
     assert_eq!(s.losses.len(), 400);
@@ -106,16 +105,12 @@ fn resume_gives_identical_next_losses() {
     tch::set_num_threads(1);
     let cfg = tiny(600);
     let full_dir = tmpdir("full");
-    let full = run(&cfg, &full_dir, false, None)
-    .unwrap();
+    let full = run(&cfg, &full_dir, false, None).unwrap();
 
     let split_dir = tmpdir("split");
-    let a = run(&cfg, &split_dir, false, Some(400),
-    )
-    .unwrap();
+    let a = run(&cfg, &split_dir, false, Some(400)).unwrap();
     assert_eq!(a.env_steps, 400);
-    let b = run(&cfg, &split_dir, true, None)
-    .unwrap();
+    let b = run(&cfg, &split_dir, true, None).unwrap();
     assert_eq!(b.env_steps, 600);
     assert_eq!(a.losses.len() + b.losses.len(), full.losses.len());
     let n = a.losses.len();
@@ -138,25 +133,18 @@ fn bad_input_is_refused_before_training() {
     );
 
     // Invalid config values name the field.
-    let mut c = tiny(400);
-    c.batch = 0;
     let out = tmpdir("bad");
-    let e = run(&c, &out, false, None)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("batch = 0"), "{e}");
-    let mut c = tiny(400);
-    c.model.latent = 12;
-    let e = run(&c, &out, false, None)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("latent = 12"), "{e}");
-    let mut c = tiny(400);
-    c.max_episode_steps = 6;
-    let e = run(&c, &out, false, None)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("horizon = 3"), "{e}");
+    let invalid: [(fn(&mut TrainConfig), &str); 3] = [
+        (|c| c.batch = 0, "batch = 0"),
+        (|c| c.model.latent = 12, "latent = 12"),
+        (|c| c.max_episode_steps = 6, "horizon = 3"),
+    ];
+    for (edit, named) in invalid {
+        let mut c = tiny(400);
+        edit(&mut c);
+        let e = run(&c, &out, false, None).unwrap_err().to_string();
+        assert!(e.contains(named), "{e}");
+    }
     let mut c = tiny(400);
     c.discount = 1.5;
     let e = c.validate().unwrap_err().to_string();
@@ -168,32 +156,24 @@ fn bad_input_is_refused_before_training() {
     std::fs::write(&file, b"x").unwrap();
     let c = tiny(400);
     let e = run(&c, &file.join("sub"), false, None)
-    .unwrap_err()
-    .to_string();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot create"), "{e}");
     std::fs::remove_file(&file).unwrap();
 
     // Resume with nothing to resume.
-    let e = run(&c, &out, true, None)
-        .unwrap_err()
-        .to_string();
+    let e = run(&c, &out, true, None).unwrap_err().to_string();
     assert!(e.contains("no checkpoint"), "{e}");
 
     // An existing run is not overwritten without --resume, and an
     // incompatible config cannot resume it.
-    run(&c, &out, false, Some(200),
-    )
-    .unwrap();
+    run(&c, &out, false, Some(200)).unwrap();
     let state = std::fs::read(out.join("checkpoint/state.json")).unwrap();
-    let e = run(&c, &out, false, None)
-        .unwrap_err()
-        .to_string();
+    let e = run(&c, &out, false, None).unwrap_err().to_string();
     assert!(e.contains("--resume"), "{e}");
     let mut other = c.clone();
     other.model.hidden = 64;
-    let e = run(&other, &out, true, None)
-    .unwrap_err()
-    .to_string();
+    let e = run(&other, &out, true, None).unwrap_err().to_string();
     assert!(
         e.contains("cannot resume") && e.contains("hidden: 64"),
         "{e}"

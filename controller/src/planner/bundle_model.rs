@@ -298,8 +298,14 @@ impl LatentModel for BundleModel {
     ) {
         let o = slot * tape.batch * self.reward_decoding.width();
         let out = &tape.reward_out[o..];
-        self.reward_head()
-            .backward(&mut tape.reward, slot, out, &mut tape.d_out, dr, &mut [dz, da]);
+        self.reward_head().backward(
+            &mut tape.reward,
+            slot,
+            out,
+            &mut tape.d_out,
+            dr,
+            &mut [dz, da],
+        );
     }
 
     fn q(&self, tape: &mut BundleTape, slot: usize, z: &[f32], a: &[f32], q: &mut [f32]) {
