@@ -6,6 +6,7 @@
 
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::PlannerKind;
+use dream_mpc::ros::config::Budget;
 use dream_mpc_sim::evaluate::{evaluate, markdown_table, EvalError, Overrides, PlannerRow};
 use dream_mpc_sim::registry;
 use dream_mpc_testkit::bundles::{scratch_dir, write_random_tdmpc_bundle};
@@ -40,8 +41,11 @@ fn every_planner_runs_whole_episodes_and_counts_compute() {
     let b = Bundle::load(&dir).unwrap();
     let mut task = registry::make("pendulum-swingup").unwrap();
     let o = Overrides {
-        candidates: Some(4),
-        iterations: Some(2),
+        budget: Budget {
+            candidates: Some(4),
+            iterations: Some(2),
+            ..Budget::default()
+        },
         samples: Some(64),
         ..Overrides::default()
     };

@@ -4,11 +4,11 @@
 
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::node::{create_topic, qos};
 use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
-    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, Publisher,
-    QosProfile, Subscription,
+    Context, ContextOptions, MessageTypeName, Node, NodeName, NodeOptions, Publisher, QosProfile,
+    Subscription,
 };
 
 /// One test peer (node `name` on `domain`).
@@ -33,8 +33,7 @@ pub fn participant(domain: u16, name: &str) -> (Context, Node) {
 /// Topic `name` of message type `ty` with the QoS `qos` (the node's
 /// [`qos`] or a [`profile`](dream_mpc::ros::qos::profile)).
 pub fn topic(node: &mut Node, name: &str, ty: MessageTypeName, qos: &QosProfile) -> Topic {
-    node.create_topic(&Name::parse(name).unwrap(), ty, qos)
-        .unwrap()
+    create_topic(node, name, ty, qos, "test topic").unwrap()
 }
 
 /// A Float64MultiArray topic `name` with the node's QoS.

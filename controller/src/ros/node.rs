@@ -34,10 +34,11 @@ use crate::bag::recorder::Recorder;
 use crate::bag::write::{now_ns, BagOptions};
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
+use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
     qos::{Durability, History, WhenFull},
-    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, QosProfile,
-    Subscription,
+    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, Publisher,
+    QosProfile, Subscription,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -141,8 +142,17 @@ pub fn qos(rel: Reliability, depth: usize) -> QosProfile {
     }
 }
 
-fn topic_name(t: &str) -> Result<Name, NodeError> {
-    Name::parse(t).map_err(err("topic name"))
+/// The topic `name` of message type `ty` with `qos` on `node`; an error
+/// names the bad topic name or `what`. Start-up only.
+pub fn create_topic(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &'static str,
+) -> Result<Topic, NodeError> {
+    let name = Name::parse(name).map_err(err("topic name"))?;
+    node.create_topic(&name, ty, qos).map_err(err(what))
 }
 
 // ---------------------------------------------------------------------------
@@ -462,13 +472,14 @@ pub fn configure(
         ObsKind::Float64MultiArray => msgs::float64_multi_array_type(),
         ObsKind::JointState => msgs::joint_state_type(),
     };
-    let obs_topic = node
-        .create_topic(
-            &topic_name(&cfg.observation_topic)?,
-            obs_type,
-            &topic_qos::profile(&cfg.qos_observation),
-        )
-        .map_err(err("observation topic"))?;
+    let obs_qos = topic_qos::profile(&cfg.qos_observation);
+    let obs_topic = create_topic(
+        &mut node,
+        &cfg.observation_topic,
+        obs_type,
+        &obs_qos,
+        "observation topic",
+    )?;
     // Bounded reception (issue 19 item 6, docs/rustdds-patch.md): RustDDS
     // drops observations larger than this before buffering them, and counts.
     let obs_rx_stats = {
@@ -478,20 +489,20 @@ pub fn configure(
             ReceptionLimits::with_max_sample_size(max_observation_bytes(cfg)),
         )
     };
-    let act_topic = node
-        .create_topic(
-            &topic_name(&cfg.action_topic)?,
-            msgs::float64_multi_array_type(),
-            &topic_qos::profile(&cfg.qos_action),
-        )
-        .map_err(err("action topic"))?;
-    let diag_topic = node
-        .create_topic(
-            &topic_name(&cfg.diagnostics_topic)?,
-            msgs::diagnostic_array_type(),
-            &topic_qos::profile(&cfg.qos_diagnostics),
-        )
-        .map_err(err("diagnostics topic"))?;
+    let act_topic = create_topic(
+        &mut node,
+        &cfg.action_topic,
+        msgs::float64_multi_array_type(),
+        &topic_qos::profile(&cfg.qos_action),
+        "action topic",
+    )?;
+    let diag_topic = create_topic(
+        &mut node,
+        &cfg.diagnostics_topic,
+        msgs::diagnostic_array_type(),
+        &topic_qos::profile(&cfg.qos_diagnostics),
+        "diagnostics topic",
+    )?;
     let act_pub = node
         .create_publisher::<Float64MultiArray>(&act_topic, None)
         .map_err(err("action publisher"))?;
