@@ -134,7 +134,8 @@ fn bad_input_is_refused_before_training() {
 
     // Invalid config values name the field.
     let out = tmpdir("bad");
-    let invalid: [(fn(&mut TrainConfig), &str); 3] = [
+    type Edit = fn(&mut TrainConfig);
+    let invalid: [(Edit, &str); 3] = [
         (|c| c.batch = 0, "batch = 0"),
         (|c| c.model.latent = 12, "latent = 12"),
         (|c| c.max_episode_steps = 6, "horizon = 3"),
