@@ -39,17 +39,10 @@ impl fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
-impl From<AgentError> for EvalError {
-    fn from(e: AgentError) -> Self {
-        EvalError::Agent(e)
-    }
-}
-
-impl From<TaskError> for EvalError {
-    fn from(e: TaskError) -> Self {
-        EvalError::Task(e)
-    }
-}
+dream_mpc::error_from!(EvalError {
+    Agent(AgentError),
+    Task(TaskError),
+});
 
 /// Budget overrides for an evaluation (None: the bundle's default).
 #[derive(Clone, Copy, Debug, Default)]
