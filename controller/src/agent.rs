@@ -73,17 +73,10 @@ impl fmt::Display for AgentError {
 
 impl std::error::Error for AgentError {}
 
-impl From<BundleError> for AgentError {
-    fn from(e: BundleError) -> Self {
-        AgentError::Bundle(e)
-    }
-}
-
-impl From<ConfigError> for AgentError {
-    fn from(e: ConfigError) -> Self {
-        AgentError::Config(e)
-    }
-}
+crate::error_from!(AgentError {
+    Bundle(BundleError),
+    Config(ConfigError),
+});
 
 /// A planner kind by its config name; `-` and `_` are interchangeable
 /// (`dream-mpc` = `dream_mpc`).

@@ -12,6 +12,23 @@
 //! `rng` at the bottom. See `controller/README.md`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// `impl From<Source> for Error` for each `Variant(Source)` listed: the
+/// source error wrapped in that variant of the error enum, so that `?`
+/// converts it. Used by the error enums of this workspace:
+/// `error_from!(LoadError { Bundle(BundleError), Compile(CompileError) });`
+#[macro_export]
+macro_rules! error_from {
+    ($error:ident { $($variant:ident($source:ty)),+ $(,)? }) => {
+        $(
+            impl From<$source> for $error {
+                fn from(e: $source) -> Self {
+                    $error::$variant(e)
+                }
+            }
+        )+
+    };
+}
+
 pub mod agent;
 pub mod bag;
 pub mod bundle;

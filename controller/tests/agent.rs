@@ -7,20 +7,20 @@ use dream_mpc::agent::{planner_kind, Agent, AgentError};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::{PlanStatus, PlannerKind};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
-use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
+use dream_mpc_testkit::bundles::{random_bundle, scratch_dir, TdmpcModel, TdmpcSpec};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
+/// obs 5, action 2, latent 16, hidden 32, 3 Q heads.
+fn spec() -> TdmpcSpec {
+    TdmpcSpec::new(5, 2, 16, 32, 3, 11)
+}
+
 fn bundle(tag: &str) -> (PathBuf, Bundle) {
-    let dir = std::env::temp_dir().join(format!("dream-mpc-agent-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    // obs 5, action 2, latent 16, hidden 32, 3 Q heads.
-    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 11).unwrap();
-    let b = Bundle::load(&dir).unwrap();
-    (dir, b)
+    random_bundle(&format!("agent-{tag}"), &spec())
 }
 
 fn far() -> Instant {
@@ -89,9 +89,8 @@ fn every_planner_acts_in_bounds_and_deterministically() {
 
 #[test]
 fn actuator_action_maps_minus_one_to_low_and_one_to_high() {
-    let dir = std::env::temp_dir().join(format!("dream-mpc-agent-map-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 11).unwrap();
+    let dir = scratch_dir("agent-map");
+    TdmpcModel::random(&spec()).write(&dir).unwrap();
     // Rewrite the bounds (and the manifest is not checksummed itself).
     let path = dir.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -18,8 +18,7 @@ fn fresh(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("dmpc-confine-{tag}-{}", std::process::id()));
     std::fs::remove_dir_all(&root).ok();
     std::fs::create_dir_all(&root).unwrap();
-    let mut s = TdmpcSpec::new(3, 1, 8, 8, 2, 5);
-    s.bins = 3;
+    let s = TdmpcSpec::tiny(3, 1, 5);
     TdmpcModel::random(&s).write(&root.join("b")).unwrap();
     root
 }

@@ -13,13 +13,7 @@ use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 fn module() -> (Vec<u8>, dream_mpc::bundle::manifest::ModuleSpec) {
-    let mut s = TdmpcSpec::new(4, 2, 8, 8, 2, 1);
-    s.bins = 3;
-    let m = TdmpcModel::random(&s)
-        .modules()
-        .into_iter()
-        .find(|m| m.name == "q")
-        .unwrap();
+    let m = TdmpcModel::random(&TdmpcSpec::tiny(4, 2, 1)).module("q");
     (m.model.to_bytes(), m.spec)
 }
 
@@ -85,8 +79,7 @@ fn mutations_never_panic() {
 #[test]
 fn mutated_manifests_never_panic() {
     let dir = std::env::temp_dir().join(format!("dmpc-fuzz-manifest-{}", std::process::id()));
-    let mut s = TdmpcSpec::new(3, 1, 8, 8, 2, 2);
-    s.bins = 3;
+    let s = TdmpcSpec::tiny(3, 1, 2);
     TdmpcModel::random(&s).write(&dir).unwrap();
     let text = std::fs::read(dir.join("manifest.json")).unwrap();
     let mut rng = Rng::new(8);

@@ -176,13 +176,7 @@ fn write_seeds() {
     )
     .unwrap();
     // onnx: a q module of the target's interface
-    let mut s = TdmpcSpec::new(4, 2, 8, 8, 2, 1);
-    s.bins = 3;
-    let q = TdmpcModel::random(&s)
-        .modules()
-        .into_iter()
-        .find(|m| m.name == "q")
-        .unwrap();
+    let q = TdmpcModel::random(&TdmpcSpec::tiny(4, 2, 1)).module("q");
     assert_eq!(q.spec, q_spec());
     std::fs::write(root.join("onnx/seed-q.onnx"), q.model.to_bytes()).unwrap();
     // references: the tiny bundle's own

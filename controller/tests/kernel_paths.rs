@@ -6,10 +6,9 @@
 
 use dream_mpc::kernels::gemm::{kernel_path, set_kernel_path, KernelPath};
 use dream_mpc::kernels::simd::{set_tuned, tuned as tuned_in_use};
-use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
-use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
+use dream_mpc_testkit::bundles::{random_bundle, TdmpcSpec};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -18,10 +17,7 @@ fn every_kernel_path_plans_the_same_actions() {
     std::env::set_var("DREAM_MPC_KERNELS", "scalar");
     assert_eq!(kernel_path(), KernelPath::Scalar);
 
-    let dir = std::env::temp_dir().join(format!("dream-mpc-kernel-paths-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    write_random_tdmpc_bundle(&dir, 24, 6, 64, 128, 5, 4).unwrap();
-    let bundle = Bundle::load(&dir).unwrap();
+    let (dir, bundle) = random_bundle("kernel-paths", &TdmpcSpec::new(24, 6, 64, 128, 5, 4));
     let model = BundleModel::new(&bundle).unwrap();
     let m = &bundle.manifest;
     let mut runs: Vec<(KernelPath, bool, Vec<f32>)> = Vec::new();

@@ -10,9 +10,7 @@ use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 use std::path::Path;
 
 fn model() -> TdmpcModel {
-    let mut s = TdmpcSpec::new(3, 1, 8, 8, 2, 9);
-    s.bins = 3;
-    TdmpcModel::random(&s)
+    TdmpcModel::random(&TdmpcSpec::tiny(3, 1, 9))
 }
 
 #[test]

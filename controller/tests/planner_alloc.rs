@@ -3,8 +3,10 @@
 //! the test harness's own threads do not interfere).
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
+use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{DreamOptions, LatentModel, Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
+use dream_mpc_testkit::bundles::{random_bundle, TdmpcSpec};
 use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
@@ -68,14 +70,8 @@ fn no_planner_allocates_while_planning() {
 
 #[test]
 fn no_planner_allocates_on_a_bundle_model() {
-    use dream_mpc::load::Bundle;
-    use dream_mpc::planner::bundle_model::BundleModel;
-    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
-    let dir = std::env::temp_dir().join(format!("dream-mpc-planner-alloc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     // obs 5, action 2, latent 16, hidden 32, 2 Q heads, two-hot reward/Q.
-    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 2, 7).unwrap();
-    let bundle = Bundle::load(&dir).unwrap();
+    let (dir, bundle) = random_bundle("planner-alloc", &TdmpcSpec::new(5, 2, 16, 32, 2, 7));
     let model = BundleModel::new(&bundle).unwrap();
     let m = &bundle.manifest;
     for kind in PlannerKind::ALL {
@@ -120,13 +116,7 @@ fn option_sets() -> Vec<DreamOptions> {
 
 #[test]
 fn every_option_plans_without_allocating() {
-    use dream_mpc::load::Bundle;
-    use dream_mpc::planner::bundle_model::BundleModel;
-    use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
-    let dir = std::env::temp_dir().join(format!("dream-mpc-options-alloc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    write_random_tdmpc_bundle(&dir, 5, 2, 16, 32, 3, 9).unwrap();
-    let bundle = Bundle::load(&dir).unwrap();
+    let (dir, bundle) = random_bundle("options-alloc", &TdmpcSpec::new(5, 2, 16, 32, 3, 9));
     let model = BundleModel::new(&bundle).unwrap();
     let m = &bundle.manifest;
     let mut lq = LinearQuadratic::point_mass(4, 4, 0.3, 1.0, 0.1, 1.0);

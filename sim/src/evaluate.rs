@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use dream_mpc::agent::{Agent, AgentError};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::{PlanStatus, PlannerConfig, PlannerKind};
+use dream_mpc::ros::config::Budget;
 
 use crate::closed_loop::run_agent_episode;
 use crate::task::{Task, TaskError};
@@ -38,25 +39,17 @@ impl fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
-impl From<AgentError> for EvalError {
-    fn from(e: AgentError) -> Self {
-        EvalError::Agent(e)
-    }
-}
-
-impl From<TaskError> for EvalError {
-    fn from(e: TaskError) -> Self {
-        EvalError::Task(e)
-    }
-}
+dream_mpc::error_from!(EvalError {
+    Agent(AgentError),
+    Task(TaskError),
+});
 
 /// Budget overrides for an evaluation (None: the bundle's default).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Overrides {
-    pub candidates: Option<usize>,
-    pub horizon: Option<usize>,
-    pub iterations: Option<usize>,
-    pub beta: Option<f32>,
+    /// Candidates, horizon, iterations, step size, beta: the same
+    /// overrides as the node's `budget.*` parameters.
+    pub budget: Budget,
     /// CEM/MPPI samples per iteration (elites scale with them, 1 in 8).
     pub samples: Option<usize>,
     /// Per-tick deadline (None: no deadline, the full budget always runs).
@@ -116,18 +109,7 @@ pub fn planner_config(
 ) -> PlannerConfig {
     let m = &bundle.manifest;
     let mut c = PlannerConfig::for_kind(kind, &m.planner, m.discount);
-    if let Some(n) = o.candidates {
-        c.candidates = n;
-    }
-    if let Some(h) = o.horizon {
-        c.horizon = h;
-    }
-    if let Some(k) = o.iterations {
-        c.iterations = k;
-    }
-    if let Some(b) = o.beta {
-        c.beta = b;
-    }
+    o.budget.apply(&mut c);
     if let Some(s) = o.samples {
         c.cem_samples = s;
         c.cem_elites = (s / 8).max(1);

@@ -31,8 +31,8 @@ use dream_mpc::bag::write::{now_ns, BagOptions, BagWriter, Step};
 use dream_mpc::rng::Rng;
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64, Float64MultiArray, Int64};
-use dream_mpc::ros::node::{qos, StopHandle};
-use ros2_client::{Context, ContextOptions, Name, NodeName, NodeOptions};
+use dream_mpc::ros::node::{create_topic, qos, StopHandle};
+use ros2_client::{Context, ContextOptions, NodeName, NodeOptions};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -239,29 +239,39 @@ pub fn serve(
             NodeOptions::new().enable_rosout(false),
         )
         .map_err(dds("node"))?;
-    let q = qos(Reliability::Reliable, 1);
-    let name = |t: &str| Name::parse(t).map_err(dds("topic name"));
-    let obs_topic = node
-        .create_topic(
-            &name(&opts.observation_topic)?,
-            msgs::float64_multi_array_type(),
-            &q,
-        )
-        .map_err(dds("observation topic"))?;
-    let act_topic = node
-        .create_topic(
-            &name(&opts.action_topic)?,
-            msgs::float64_multi_array_type(),
-            &q,
-        )
-        .map_err(dds("action topic"))?;
-    let ret_topic = node
-        .create_topic(
-            &name(&opts.return_topic)?,
-            msgs::float64_type(),
-            &qos(Reliability::Reliable, 10),
-        )
-        .map_err(dds("return topic"))?;
+    let (q, q10) = (
+        qos(Reliability::Reliable, 1),
+        qos(Reliability::Reliable, 10),
+    );
+    let mut topic = |t: &str, ty, q, what| {
+        create_topic(&mut node, t, ty, q, what).map_err(|e| ServeError::Dds(e.0))
+    };
+    let array = msgs::float64_multi_array_type();
+    let obs_topic = topic(
+        &opts.observation_topic,
+        array.clone(),
+        &q,
+        "observation topic",
+    )?;
+    let act_topic = topic(&opts.action_topic, array, &q, "action topic")?;
+    let ret_topic = topic(
+        &opts.return_topic,
+        msgs::float64_type(),
+        &q10,
+        "return topic",
+    )?;
+    let reward_topic = topic(
+        &opts.reward_topic,
+        msgs::float64_type(),
+        &q10,
+        "reward topic",
+    )?;
+    let episode_topic = topic(
+        &opts.episode_topic,
+        msgs::int64_type(),
+        &q10,
+        "episode topic",
+    )?;
     let obs_pub = node
         .create_publisher::<Float64MultiArray>(&obs_topic, None)
         .map_err(dds("observation publisher"))?;
@@ -272,20 +282,6 @@ pub fn serve(
         .create_subscription::<Float64MultiArray>(&act_topic, None)
         .map_err(dds("action subscription"))?;
 
-    let reward_topic = node
-        .create_topic(
-            &name(&opts.reward_topic)?,
-            msgs::float64_type(),
-            &qos(Reliability::Reliable, 10),
-        )
-        .map_err(dds("reward topic"))?;
-    let episode_topic = node
-        .create_topic(
-            &name(&opts.episode_topic)?,
-            msgs::int64_type(),
-            &qos(Reliability::Reliable, 10),
-        )
-        .map_err(dds("episode topic"))?;
     let reward_pub = node
         .create_publisher::<Float64>(&reward_topic, None)
         .map_err(dds("reward publisher"))?;

@@ -6,15 +6,15 @@
 
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::PlannerKind;
-use dream_mpc_sim::evaluate::{evaluate, markdown_table, Overrides};
+use dream_mpc::ros::config::Budget;
+use dream_mpc_sim::evaluate::{evaluate, markdown_table, EvalError, Overrides, PlannerRow};
 use dream_mpc_sim::registry;
-use dream_mpc_testkit::bundles::write_random_tdmpc_bundle;
+use dream_mpc_testkit::bundles::{scratch_dir, write_random_tdmpc_bundle};
 use std::path::PathBuf;
 use std::process::Command;
 
 fn pendulum_bundle(tag: &str, repeat: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dream-mpc-eval-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch_dir(&format!("eval-{tag}"));
     write_random_tdmpc_bundle(&dir, 3, 1, 16, 32, 3, 4).unwrap();
     if repeat != 1 {
         let path = dir.join("manifest.json");
@@ -27,14 +27,25 @@ fn pendulum_bundle(tag: &str, repeat: usize) -> PathBuf {
     dir
 }
 
+/// One episode of the policy planner (seed 0, no overrides) of `b` on
+/// the registry's task `task`.
+fn policy_episode(b: &Bundle, task: &str) -> Result<PlannerRow, EvalError> {
+    let mut task = registry::make(task).unwrap();
+    let o = Overrides::default();
+    evaluate(b, task.as_mut(), PlannerKind::Policy, 1, 0, &o, |_, _| {})
+}
+
 #[test]
 fn every_planner_runs_whole_episodes_and_counts_compute() {
     let dir = pendulum_bundle("all", 1);
     let b = Bundle::load(&dir).unwrap();
     let mut task = registry::make("pendulum-swingup").unwrap();
     let o = Overrides {
-        candidates: Some(4),
-        iterations: Some(2),
+        budget: Budget {
+            candidates: Some(4),
+            iterations: Some(2),
+            ..Budget::default()
+        },
         samples: Some(64),
         ..Overrides::default()
     };
@@ -91,17 +102,7 @@ fn every_planner_runs_whole_episodes_and_counts_compute() {
 fn action_repeat_of_the_bundle_is_honoured() {
     let dir = pendulum_bundle("repeat", 4);
     let b = Bundle::load(&dir).unwrap();
-    let mut task = registry::make("pendulum-swingup").unwrap();
-    let row = evaluate(
-        &b,
-        task.as_mut(),
-        PlannerKind::Policy,
-        1,
-        0,
-        &Overrides::default(),
-        |_, _| {},
-    )
-    .unwrap();
+    let row = policy_episode(&b, "pendulum-swingup").unwrap();
     assert_eq!(row.ticks, 250, "1000 steps / repeat 4");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -110,18 +111,9 @@ fn action_repeat_of_the_bundle_is_honoured() {
 fn a_bundle_for_other_sizes_is_refused() {
     let dir = pendulum_bundle("sizes", 1);
     let b = Bundle::load(&dir).unwrap();
-    let mut task = registry::make("cartpole-swingup").unwrap();
-    let e = evaluate(
-        &b,
-        task.as_mut(),
-        PlannerKind::Policy,
-        1,
-        0,
-        &Overrides::default(),
-        |_, _| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let e = policy_episode(&b, "cartpole-swingup")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("cartpole-swingup") && e.contains("observation 5"),
         "{e}"

@@ -22,9 +22,10 @@
 use dream_mpc::bundle::manifest::*;
 use dream_mpc::bundle::onnx_build::{attr_int, za_module, Act, GraphBuilder, Norm};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
+use dream_mpc::load::Bundle;
 use dream_mpc::rng::Rng;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Sizes of a random TD-MPC2-style model.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +76,14 @@ impl TdmpcSpec {
     /// The benchmark's medium model: latent 512, hidden 512 (TD-MPC2 "5M").
     pub fn bench_medium() -> Self {
         TdmpcSpec::new(24, 6, 512, 512, 5, 2)
+    }
+    /// The loader and fuzz tests' tiny model: latent 8, hidden 8, 2 Q
+    /// heads, 3 two-hot bins (SimNorm groups of 8).
+    pub fn tiny(obs: usize, act: usize, seed: u64) -> Self {
+        TdmpcSpec {
+            bins: 3,
+            ..TdmpcSpec::new(obs, act, 8, 8, 2, seed)
+        }
     }
 }
 
@@ -330,6 +339,15 @@ impl TdmpcModel {
         }
     }
 
+    /// The one module `name` of [`TdmpcModel::modules`]; panics when there
+    /// is none of that name.
+    pub fn module(&self, name: &str) -> BuiltModule {
+        self.modules()
+            .into_iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no module {name}"))
+    }
+
     /// Write the bundle folder `dir` (created if needed); returns its manifest.
     pub fn write(&self, dir: &Path) -> Result<Manifest, BundleError> {
         write_bundle(dir, self.manifest(), &self.modules(), None)
@@ -352,4 +370,23 @@ pub fn write_random_tdmpc_bundle(
         spec.simnorm_group = 0;
     }
     TdmpcModel::random(&spec).write(dir)
+}
+
+/// A fresh scratch folder path `dream-mpc-<name>-<pid>` in the temp dir
+/// (removed first if a previous run left it; the caller creates and
+/// removes it).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dream-mpc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A random bundle of `spec` written into [`scratch_dir`]`(name)` and
+/// loaded (compiled and checked); returns the folder, for the caller to
+/// remove, and the bundle.
+pub fn random_bundle(name: &str, spec: &TdmpcSpec) -> (PathBuf, Bundle) {
+    let dir = scratch_dir(name);
+    TdmpcModel::random(spec).write(&dir).unwrap();
+    let bundle = Bundle::load(&dir).unwrap();
+    (dir, bundle)
 }

@@ -19,6 +19,7 @@
 //! RustDDS patch; leave `forged` out then: every forged datagram costs such a
 //! node 1 GiB). All traffic goes to 127.0.0.1, bounded in count and time.
 
+use dream_mpc_tests::env_or;
 use dream_mpc_tests::hostile::{self, run_with_attack};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,10 +45,7 @@ fn controller_bin() -> PathBuf {
 }
 
 fn main() {
-    let secs: f64 = std::env::var("DREAM_MPC_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10.0);
+    let secs: f64 = env_or("DREAM_MPC_BENCH_SECS", 10.0);
     let scenarios =
         std::env::var("DREAM_MPC_BENCH_SCENARIOS").unwrap_or_else(|_| "idle,forged,huge".into());
     let bin = controller_bin();

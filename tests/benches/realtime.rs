@@ -39,7 +39,7 @@
 use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc::ros::realtime::page_faults_of;
 use dream_mpc_tests::peer::Peer;
-use dream_mpc_tests::{bins, read_output, root, spawn_on};
+use dream_mpc_tests::{bins, env_or, read_output, root, spawn_on};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -148,32 +148,21 @@ struct Load {
 impl Load {
     fn start(secs: f64) -> Load {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let cap: usize = std::env::var("DREAM_MPC_BENCH_HOG_MIB")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3072);
+        let cap: usize = env_or("DREAM_MPC_BENCH_HOG_MIB", 3072);
         let free = meminfo_mib("MemFree:") as usize;
         let avail = meminfo_mib("MemAvailable:") as usize;
         let mem_mib = (free + 512).min(cap).min(avail / 2).max(64);
         let until = format!("{}", secs + 5.0);
         let exe = std::env::current_exe().unwrap();
-        let mut children = Vec::new();
-        for _ in 0..cores {
-            children.push(
-                Command::new(&exe)
-                    .env(HOG_ENV, format!("cpu:{until}"))
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
-        }
-        children.push(
+        let hog = |what: String| {
             Command::new(&exe)
-                .env(HOG_ENV, format!("mem:{until}:{mem_mib}"))
+                .env(HOG_ENV, what)
                 .stdout(Stdio::null())
                 .spawn()
-                .unwrap(),
-        );
+                .unwrap()
+        };
+        let mut children: Vec<Child> = (0..cores).map(|_| hog(format!("cpu:{until}"))).collect();
+        children.push(hog(format!("mem:{until}:{mem_mib}")));
         Load { children, mem_mib }
     }
 }
@@ -285,10 +274,7 @@ fn main() {
         }
         return;
     }
-    let secs: f64 = std::env::var("DREAM_MPC_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60.0);
+    let secs: f64 = env_or("DREAM_MPC_BENCH_SECS", 60.0);
     let bin = bins().0.clone();
     let domain = 200 + (std::process::id() % 10) as u16;
     println!(

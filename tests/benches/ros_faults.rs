@@ -23,6 +23,7 @@
 //! built at opt-level 3; the plumbing law costs microseconds either way,
 //! so the times are DDS, scheduling and watchdog times.)
 
+use dream_mpc_tests::env_or;
 use dream_mpc_tests::faults::{self, Recovery};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,10 +45,7 @@ fn stats(v: &mut [f64]) -> String {
 }
 
 fn main() {
-    let reps: usize = std::env::var("DREAM_MPC_BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let reps: usize = env_or("DREAM_MPC_BENCH_REPS", 5);
     let domain = 11 + (std::process::id() % 4) as u16 * 4;
     let mut rows: BTreeMap<&'static str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let mut order: Vec<&'static str> = Vec::new();

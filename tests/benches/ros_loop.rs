@@ -24,7 +24,7 @@
 
 use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc_tests::peer::Peer;
-use dream_mpc_tests::{bins, read_output, root};
+use dream_mpc_tests::{bins, env_or, read_output, root};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let secs: f64 = std::env::var("DREAM_MPC_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60.0);
+    let secs: f64 = env_or("DREAM_MPC_BENCH_SECS", 60.0);
     let bin = bins().0.clone();
     let domain = 220 + (std::process::id() % 10) as u16;
     let config =

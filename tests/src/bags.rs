@@ -1,27 +1,20 @@
 //! Reading our bags with the Python tools (`tests/interop/bag_dump.py`:
 //! `mcap` + `mcap-ros2-support`, and `rosbags`), for the bag tests.
 
-use crate::root;
+use crate::{python_with, root, stdout_of};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The Python that has the bag readers: `DREAM_MPC_BAGS_PYTHON`, else
 /// `.venv/bin/python3`. `None` (with the reason printed) when it lacks
 /// them, unless `DREAM_MPC_BAGS=1` says they were installed (scripts/test.sh
 /// sets it): then a missing package fails the test.
 pub fn python() -> Option<PathBuf> {
-    let py = std::env::var_os("DREAM_MPC_BAGS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python3"));
-    let ok = Command::new(&py)
-        .args(["-c", "import mcap, mcap_ros2, rosbags"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
+    let py = match python_with("DREAM_MPC_BAGS_PYTHON", "mcap, mcap_ros2, rosbags") {
+        Ok(py) => return Some(py),
+        Err(py) => py,
+    };
     let why = format!(
         "{} cannot import mcap, mcap_ros2 and rosbags: run `DREAM_MPC_BAGS=1 bash scripts/setup.sh` \
          (scripts/test.sh does) or set DREAM_MPC_BAGS_PYTHON",
@@ -37,18 +30,10 @@ pub fn python() -> Option<PathBuf> {
 
 /// The bag folder as both Python readers see it (see bag_dump.py).
 pub fn dump(py: &Path, bag: &Path) -> Value {
-    let out = Command::new(py)
-        .arg(root().join("tests/interop/bag_dump.py"))
-        .arg(bag)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "bag_dump.py {} failed:\n{}",
-        bag.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("bag_dump.py prints JSON")
+    let mut cmd = Command::new(py);
+    cmd.arg(root().join("tests/interop/bag_dump.py")).arg(bag);
+    let out = stdout_of(&mut cmd, &format!("bag_dump.py {}", bag.display()));
+    serde_json::from_slice(&out).expect("bag_dump.py prints JSON")
 }
 
 /// A fresh scratch folder path under the target dir (removed first).

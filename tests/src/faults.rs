@@ -15,11 +15,12 @@
 //! - `to_planning`: from the end of the fault (the first good observation
 //!   after it) to the first planned action received.
 
+use crate::peer::{participant, topic};
 use crate::{bins, root, spawn_on, wait_bounded};
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, Float64MultiArray};
 use dream_mpc::ros::qos::profile;
-use ros2_client::{Context, ContextOptions, Name, NodeName, NodeOptions, Publisher};
+use ros2_client::{Context, Publisher};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -96,13 +97,7 @@ impl Recorder {
         let done = Arc::new(AtomicBool::new(false));
         let (a, o, d) = (actions.clone(), observations.clone(), done.clone());
         let thread = std::thread::spawn(move || {
-            let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-            let mut node = ctx
-                .new_node(
-                    NodeName::new("/", "fault_recorder").unwrap(),
-                    NodeOptions::new().enable_rosout(false),
-                )
-                .unwrap();
+            let (_ctx, mut node) = participant(domain, "fault_recorder");
             let reliable = TopicQos {
                 reliability: Reliability::Reliable,
                 durability: Durability::Volatile,
@@ -112,19 +107,12 @@ impl Recorder {
                 reliability: Reliability::BestEffort,
                 ..reliable
             };
-            let topic = |node: &mut ros2_client::Node, n: &str, q: &TopicQos| {
-                node.create_topic(
-                    &Name::parse(n).unwrap(),
-                    msgs::float64_multi_array_type(),
-                    &profile(q),
-                )
-                .unwrap()
-            };
-            let t = topic(&mut node, "/action", &reliable);
+            let float = msgs::float64_multi_array_type;
+            let t = topic(&mut node, "/action", float(), &profile(&reliable));
             let act = node
                 .create_subscription::<Float64MultiArray>(&t, None)
                 .unwrap();
-            let t = topic(&mut node, "/observation", &best_effort);
+            let t = topic(&mut node, "/observation", float(), &profile(&best_effort));
             let obs = node
                 .create_subscription::<Float64MultiArray>(&t, None)
                 .unwrap();
@@ -203,25 +191,14 @@ pub struct Robot {
 
 impl Robot {
     pub fn new(domain: u16) -> Robot {
-        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-        let mut node = ctx
-            .new_node(
-                NodeName::new("/", "fault_robot").unwrap(),
-                NodeOptions::new().enable_rosout(false),
-            )
-            .unwrap();
+        let (ctx, mut node) = participant(domain, "fault_robot");
         let q = TopicQos {
             reliability: Reliability::Reliable,
             durability: Durability::Volatile,
             depth: 100,
         };
-        let t = node
-            .create_topic(
-                &Name::parse("/observation").unwrap(),
-                msgs::float64_multi_array_type(),
-                &profile(&q),
-            )
-            .unwrap();
+        let ty = msgs::float64_multi_array_type();
+        let t = topic(&mut node, "/observation", ty, &profile(&q));
         let publisher = node.create_publisher(&t, None).unwrap();
         Robot {
             _ctx: ctx,

@@ -5,13 +5,12 @@
 //! All traffic goes to 127.0.0.1 only, and every sender is bounded in count
 //! and time by its caller.
 
-use crate::peer::{float_topic, participant};
+use crate::peer::{diagnostics, float_topic, participant};
 use crate::{spawn_controller_with, wait_bounded};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::msgs::Float64MultiArray;
 use ros2_client::dds::rustdds::DomainParticipant;
-use ros2_client::{Context, Name, Node, Subscription};
+use ros2_client::{Context, Node, Subscription};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
@@ -281,14 +280,7 @@ pub fn run_with_attack(
     let obs = node
         .create_publisher::<Float64MultiArray>(&ot, None)
         .unwrap();
-    let dt = node
-        .create_topic(
-            &Name::parse("/diagnostics").unwrap(),
-            msgs::diagnostic_array_type(),
-            &qos(Reliability::Reliable, 10),
-        )
-        .unwrap();
-    let diags: Subscription<DiagnosticArray> = node.create_subscription(&dt, None).unwrap();
+    let diags = diagnostics(&mut node);
     let mut diag_max = std::collections::BTreeMap::new();
     let read_diags = |diag_max: &mut std::collections::BTreeMap<String, f64>| {
         while let Ok(Some((m, _))) = diags.take() {

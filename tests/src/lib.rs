@@ -145,6 +145,40 @@ pub fn wait_bounded(mut child: Child, limit: Duration) -> Exit {
     }
 }
 
+/// The Python an interop test runs: `$env_var` when set, else the
+/// project's `.venv/bin/python3`. `Ok` when it can `import {modules}`
+/// (Python's comma-separated list), else `Err` with the path, for the
+/// caller to skip or fail naming its setup step.
+pub fn python_with(env_var: &str, modules: &str) -> Result<PathBuf, PathBuf> {
+    let py = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python3"));
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(py)
+    } else {
+        Err(py)
+    }
+}
+
+/// Run `cmd` to its end and return its stdout; panics naming `what` (and
+/// with the child's stderr) when it cannot start or exits unsuccessfully.
+pub fn stdout_of(cmd: &mut Command, what: &str) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A field of the last line of `text`, parsed as JSON.
 pub fn json_field(text: &str, key: &str) -> f64 {
     let line = text.trim().lines().last().unwrap_or("");
@@ -153,6 +187,15 @@ pub fn json_field(text: &str, key: &str) -> f64 {
     v[key]
         .as_f64()
         .unwrap_or_else(|| panic!("no '{key}' in {line}"))
+}
+
+/// A benchmark setting from the environment variable `name`; `default`
+/// when it is unset or does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The CPU's model name from /proc/cpuinfo (empty if unreadable), for

@@ -4,10 +4,11 @@
 
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::node::{create_topic, qos};
 use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
-    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, Subscription,
+    Context, ContextOptions, MessageTypeName, Node, NodeName, NodeOptions, Publisher, QosProfile,
+    Subscription,
 };
 
 /// One test peer (node `name` on `domain`).
@@ -29,14 +30,23 @@ pub fn participant(domain: u16, name: &str) -> (Context, Node) {
     (ctx, node)
 }
 
+/// Topic `name` of message type `ty` with the QoS `qos` (the node's
+/// [`qos`] or a [`profile`](dream_mpc::ros::qos::profile)).
+pub fn topic(node: &mut Node, name: &str, ty: MessageTypeName, qos: &QosProfile) -> Topic {
+    create_topic(node, name, ty, qos, "test topic").unwrap()
+}
+
 /// A Float64MultiArray topic `name` with the node's QoS.
 pub fn float_topic(node: &mut Node, name: &str, reliability: Reliability, depth: usize) -> Topic {
-    node.create_topic(
-        &Name::parse(name).unwrap(),
-        msgs::float64_multi_array_type(),
-        &qos(reliability, depth),
-    )
-    .unwrap()
+    let ty = msgs::float64_multi_array_type();
+    topic(node, name, ty, &qos(reliability, depth))
+}
+
+/// A subscription to the controller's `/diagnostics` (reliable, depth 10).
+pub fn diagnostics(node: &mut Node) -> Subscription<DiagnosticArray> {
+    let ty = msgs::diagnostic_array_type();
+    let t = topic(node, "/diagnostics", ty, &qos(Reliability::Reliable, 10));
+    node.create_subscription(&t, None).unwrap()
 }
 
 impl Peer {
@@ -51,15 +61,7 @@ impl Peer {
     }
     /// `/diagnostics` (reliable, depth 10).
     pub fn diagnostics(&mut self) -> Subscription<DiagnosticArray> {
-        let t = self
-            .node
-            .create_topic(
-                &Name::parse("/diagnostics").unwrap(),
-                msgs::diagnostic_array_type(),
-                &qos(Reliability::Reliable, 10),
-            )
-            .unwrap();
-        self.node.create_subscription(&t, None).unwrap()
+        diagnostics(&mut self.node)
     }
     /// A publisher of observations on `/observation` (reliable, depth 1).
     pub fn observations(&mut self) -> Publisher<Float64MultiArray> {

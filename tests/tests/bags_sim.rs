@@ -18,9 +18,8 @@ use dream_mpc::ros::msgs::{self, Float64, Int64};
 use dream_mpc::ros::node::qos;
 use dream_mpc_sim::serve::make_task;
 use dream_mpc_tests::bags::{data, dump, python, scratch};
-use dream_mpc_tests::peer::participant;
+use dream_mpc_tests::peer::{participant, topic};
 use dream_mpc_tests::{spawn_controller, spawn_sim, wait_bounded};
-use ros2_client::Name;
 use std::time::{Duration, Instant};
 
 fn domain() -> u16 {
@@ -35,20 +34,9 @@ fn sim_records_every_step_exactly_and_publishes_reward_and_episode() {
     let (steps, seed, episodes) = (60usize, 11u64, 2usize);
 
     let (_ctx, mut node) = participant(d, "bags_sim_test");
-    let rt = node
-        .create_topic(
-            &Name::parse("/reward").unwrap(),
-            msgs::float64_type(),
-            &qos(Reliability::Reliable, 1000),
-        )
-        .unwrap();
-    let et = node
-        .create_topic(
-            &Name::parse("/episode").unwrap(),
-            msgs::int64_type(),
-            &qos(Reliability::Reliable, 100),
-        )
-        .unwrap();
+    let rel = Reliability::Reliable;
+    let rt = topic(&mut node, "/reward", msgs::float64_type(), &qos(rel, 1000));
+    let et = topic(&mut node, "/episode", msgs::int64_type(), &qos(rel, 100));
     let rewards_sub = node.create_subscription::<Float64>(&rt, None).unwrap();
     let episodes_sub = node.create_subscription::<Int64>(&et, None).unwrap();
 

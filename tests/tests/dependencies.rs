@@ -3,30 +3,25 @@
 //! `torch-sys`). The same query on the trainer must find them, which proves
 //! the check can fail.
 
+use dream_mpc_tests::stdout_of;
 use std::process::Command;
 
 fn tree(package: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            package,
-            "-e",
-            "normal,build",
-            "--prefix",
-            "none",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree -p {package} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "tree",
+        "--offline",
+        "-p",
+        package,
+        "-e",
+        "normal,build",
+        "--prefix",
+        "none",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let out = stdout_of(&mut cmd, &format!("cargo tree -p {package}"));
+    String::from_utf8(out).expect("utf-8")
 }
 
 /// The distinct libtorch crates (`tch`, `torch-sys`) in a `cargo tree`

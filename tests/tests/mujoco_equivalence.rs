@@ -19,23 +19,21 @@ use std::process::Command;
 
 use dream_mpc_sim::mujoco::{MujocoTask, SuiteTask};
 use dream_mpc_sim::Task;
+use dream_mpc_tests::stdout_of;
 use serde_json::Value;
 
 fn reference(args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dmc_reference.py");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run `source scripts/env.sh`"));
-    assert!(
-        out.status.success(),
-        "{} failed (install the suite: DREAM_MPC_MUJOCO=1 bash scripts/setup.sh):\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).args(args);
+    let what = format!(
+        "{python} {} (run `source scripts/env.sh`; install the suite: \
+         DREAM_MPC_MUJOCO=1 bash scripts/setup.sh)",
+        script.display()
     );
-    serde_json::from_slice(&out.stdout).expect("reference script printed invalid JSON")
+    serde_json::from_slice(&stdout_of(&mut cmd, &what))
+        .expect("reference script printed invalid JSON")
 }
 
 fn floats(v: &Value) -> Vec<f64> {

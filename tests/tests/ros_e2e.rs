@@ -13,9 +13,9 @@
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
-use dream_mpc_tests::peer::Peer;
+use dream_mpc_tests::peer::{topic, Peer};
 use dream_mpc_tests::{bins, json_field, root, spawn_sim, wait_bounded, JOINT_STATE_SLIDER};
-use ros2_client::{Name, Publisher, Subscription};
+use ros2_client::{Publisher, Subscription};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -356,14 +356,13 @@ fn joint_state_observation_and_sigterm() {
     let d = domain(4);
     let mut peer = Peer::new(d, "ros_e2e_test");
     let actions = peer.actions();
-    let t = peer
-        .node
-        .create_topic(
-            &Name::parse("/joint_states").unwrap(),
-            msgs::joint_state_type(),
-            &qos(Reliability::Reliable, 1),
-        )
-        .unwrap();
+    let q = qos(Reliability::Reliable, 1);
+    let t = topic(
+        &mut peer.node,
+        "/joint_states",
+        msgs::joint_state_type(),
+        &q,
+    );
     let js = peer.node.create_publisher::<JointState>(&t, None).unwrap();
     let args: Vec<&str> = ["-p", "topics.observation:=/joint_states"]
         .into_iter()

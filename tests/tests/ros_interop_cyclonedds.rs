@@ -17,27 +17,19 @@
 //! the setup step (it does not pretend). The five cases run side by side
 //! on their own domains (10..29) and take a few seconds each.
 
-use dream_mpc_tests::{bins, root, spawn_on, wait_bounded, JOINT_STATE_SLIDER};
+use dream_mpc_tests::{bins, python_with, root, spawn_on, wait_bounded, JOINT_STATE_SLIDER};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn python() -> PathBuf {
-    let py = std::env::var_os("DREAM_MPC_CYCLONEDDS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python3"));
-    let ok = Command::new(&py)
-        .args(["-c", "import cyclonedds"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import cyclonedds: run `DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh` \
-         (scripts/test.sh does) or set DREAM_MPC_CYCLONEDDS_PYTHON",
-        py.display()
-    );
-    py
+    python_with("DREAM_MPC_CYCLONEDDS_PYTHON", "cyclonedds").unwrap_or_else(|py| {
+        panic!(
+            "{} cannot import cyclonedds: run `DREAM_MPC_CYCLONEDDS=1 bash scripts/setup.sh` \
+             (scripts/test.sh does) or set DREAM_MPC_CYCLONEDDS_PYTHON",
+            py.display()
+        )
+    })
 }
 
 /// One controller (plumbing law, `extra` parameters) and one Cyclone DDS

@@ -18,12 +18,11 @@
 //! `/observation` and `/action`, which a third participant watches.
 
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64MultiArray};
-use dream_mpc::ros::node::qos;
-use dream_mpc_tests::peer::Peer;
-use dream_mpc_tests::{bins, json_field, root, wait_bounded};
-use ros2_client::{Name, Subscription};
-use std::process::{Child, Command, Stdio};
+use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc_tests::peer::{float_topic, Peer};
+use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};
+use ros2_client::Subscription;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn domain() -> u16 {
@@ -31,26 +30,8 @@ fn domain() -> u16 {
     220 + (std::process::id() % 12) as u16
 }
 
-fn spawn(bin: &std::path::Path, d: u16, args: &[&str]) -> Child {
-    Command::new(bin)
-        .current_dir(root())
-        .env("ROS_DOMAIN_ID", d.to_string())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start a binary")
-}
-
 fn sub(peer: &mut Peer, topic: &str, rel: Reliability) -> Subscription<Float64MultiArray> {
-    let t = peer
-        .node
-        .create_topic(
-            &Name::parse(topic).unwrap(),
-            msgs::float64_multi_array_type(),
-            &qos(rel, 10),
-        )
-        .unwrap();
+    let t = float_topic(&mut peer.node, topic, rel, 10);
     peer.node.create_subscription(&t, None).unwrap()
 }
 
@@ -94,7 +75,7 @@ fn two_namespaced_pairs_share_a_domain_without_cross_talk() {
     let cmd2 = sub(&mut peer, "/robot2/cmd", Reliability::BestEffort);
 
     let (ctl_bin, sim_bin) = (&bins().0, &bins().1);
-    let ctl1 = spawn(
+    let ctl1 = spawn_on(
         ctl_bin,
         d,
         &[
@@ -110,7 +91,7 @@ fn two_namespaced_pairs_share_a_domain_without_cross_talk() {
         ],
     );
     let params_s = params.to_str().unwrap();
-    let ctl2 = spawn(
+    let ctl2 = spawn_on(
         ctl_bin,
         d,
         &[
@@ -126,7 +107,7 @@ fn two_namespaced_pairs_share_a_domain_without_cross_talk() {
         ],
     );
     let steps = "100";
-    let sim1 = spawn(
+    let sim1 = spawn_on(
         sim_bin,
         d,
         &[
@@ -140,7 +121,7 @@ fn two_namespaced_pairs_share_a_domain_without_cross_talk() {
             "__ns:=/robot1",
         ],
     );
-    let sim2 = spawn(
+    let sim2 = spawn_on(
         sim_bin,
         d,
         &[

@@ -9,8 +9,9 @@
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::qos::profile;
+use dream_mpc_tests::peer::{diagnostics, topic};
 use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};
-use ros2_client::{Context, Name, Node, Publisher, Subscription};
+use ros2_client::{Context, Node, Publisher, Subscription};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -47,35 +48,22 @@ fn q(reliability: Reliability, durability: Durability, depth: usize) -> TopicQos
 }
 
 fn obs_publisher(n: &mut Node, qos: TopicQos) -> Publisher<Float64MultiArray> {
-    let t = n
-        .create_topic(
-            &Name::parse("/observation").unwrap(),
-            msgs::float64_multi_array_type(),
-            &profile(&qos),
-        )
-        .unwrap();
+    let t = topic(
+        n,
+        "/observation",
+        msgs::float64_multi_array_type(),
+        &profile(&qos),
+    );
     n.create_publisher(&t, None).unwrap()
 }
 
 fn action_sub(n: &mut Node, qos: TopicQos) -> Subscription<Float64MultiArray> {
-    let t = n
-        .create_topic(
-            &Name::parse("/action").unwrap(),
-            msgs::float64_multi_array_type(),
-            &profile(&qos),
-        )
-        .unwrap();
-    n.create_subscription(&t, None).unwrap()
-}
-
-fn diag_sub(n: &mut Node) -> Subscription<DiagnosticArray> {
-    let t = n
-        .create_topic(
-            &Name::parse("/diagnostics").unwrap(),
-            msgs::diagnostic_array_type(),
-            &profile(&q(Reliability::Reliable, Durability::Volatile, 10)),
-        )
-        .unwrap();
+    let t = topic(
+        n,
+        "/action",
+        msgs::float64_multi_array_type(),
+        &profile(&qos),
+    );
     n.create_subscription(&t, None).unwrap()
 }
 
@@ -123,7 +111,7 @@ fn best_effort_sensor_is_heard_by_default() {
     let (_ctx, mut n) = node(d);
     let obs = obs_publisher(&mut n, q(Reliability::BestEffort, Durability::Volatile, 5));
     let act = action_sub(&mut n, q(Reliability::Reliable, Durability::Volatile, 10));
-    let diag = diag_sub(&mut n);
+    let diag = diagnostics(&mut n);
     let mut ctl = spawn(d, &[]);
     let (actions, kv) = drive(&mut ctl, &obs, &act, &diag);
     let (st, out, err, _) = wait_bounded(ctl, Duration::from_secs(10));
@@ -153,7 +141,7 @@ fn incompatible_peers_are_reported_and_counted() {
         &mut n,
         q(Reliability::Reliable, Durability::TransientLocal, 1),
     );
-    let diag = diag_sub(&mut n);
+    let diag = diagnostics(&mut n);
     let peer = format!("{:?}", obs.guid().prefix);
     let mut ctl = spawn(d, &["-p", "qos.observation.reliability:=reliable"]);
     let (actions, kv) = drive(&mut ctl, &obs, &latched, &diag);
@@ -162,10 +150,12 @@ fn incompatible_peers_are_reported_and_counted() {
     assert_eq!(json_field(&out, "observations_received"), 0.0, "{out}");
     assert_eq!(json_field(&out, "planned"), 0.0, "{out}");
     assert!(actions.is_empty(), "an incompatible reader got actions");
-    let obs_line = err
-        .lines()
-        .find(|l| l.contains("incompatible QoS on /observation"))
-        .unwrap_or_else(|| panic!("no report for /observation in: {err}"));
+    let report = |topic: &str| {
+        err.lines()
+            .find(|l| l.contains(&format!("incompatible QoS on {topic}")))
+            .unwrap_or_else(|| panic!("no report for {topic} in: {err}"))
+    };
+    let obs_line = report("/observation");
     assert!(
         obs_line.contains("reliability reliable") && obs_line.contains("best_effort"),
         "{obs_line}"
@@ -174,10 +164,7 @@ fn incompatible_peers_are_reported_and_counted() {
         obs_line.contains(&peer),
         "peer {peer} not named: {obs_line}"
     );
-    let act_line = err
-        .lines()
-        .find(|l| l.contains("incompatible QoS on /action"))
-        .unwrap_or_else(|| panic!("no report for /action in: {err}"));
+    let act_line = report("/action");
     assert!(
         act_line.contains("durability volatile") && act_line.contains("transient_local"),
         "{act_line}"

@@ -15,6 +15,9 @@
 //! Prints p50/p99/max per tick for each implementation and the ratio of
 //! the medians.
 
+mod common;
+
+use common::percentiles;
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind};
@@ -25,12 +28,6 @@ use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
-
-fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (p(0.5), p(0.99), v[v.len() - 1])
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -17,12 +17,15 @@
 //! model, exported as a bundle and loaded by `dream_mpc::load::Bundle`,
 //! in the same run; the ratio column is tch median / controller median.
 
+mod common;
+
+use common::exported_model;
 use dream_mpc::kernels::{Program, Tape};
 use dream_mpc::load::Bundle;
-use dream_mpc_trainer::export::{export_bundle, ExportMeta};
+use dream_mpc_trainer::export::ExportMeta;
 use dream_mpc_trainer::model::{to_vec, Mlp, ModelConfig, WorldModel};
 use std::time::Instant;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 const PEAK_GFLOPS: f64 = 256.0;
 
@@ -155,13 +158,9 @@ fn main() {
             hidden,
             ..Default::default()
         };
-        let mut vs = nn::VarStore::new(Device::Cpu);
-        let m = WorldModel::new(&vs.root(), &cfg, obs, act);
-        vs.freeze();
-        let dir = std::env::temp_dir().join(format!("dream-mpc-kernels-vs-tch-{latent}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        export_bundle(&m, &ExportMeta::plain("bench", obs, act), &dir, 0).expect("export");
-        let bundle = Bundle::load(&dir).expect("load");
+        let meta = ExportMeta::plain("bench", obs, act);
+        let name = format!("kernels-vs-tch-{latent}");
+        let (_vs, m, bundle, dir) = exported_model(&cfg, (obs, act), &meta, &name);
         let z0 = tch::no_grad(|| {
             m.encode(&Tensor::randn(
                 [batch as i64, obs as i64],

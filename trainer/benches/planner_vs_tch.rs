@@ -29,15 +29,17 @@
 //! forward and backward passes, counted by the planner) against the
 //! 256 GFLOP/s single-core fp32 peak (docs/RESULTS.md).
 
+mod common;
+
+use common::{exported_model, percentiles};
 use dream_mpc::bundle::manifest::PlannerDefaults;
-use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind, Preset};
-use dream_mpc_trainer::export::{export_bundle, ExportMeta};
+use dream_mpc_trainer::export::ExportMeta;
 use dream_mpc_trainer::model::{to_vec, ModelConfig, WorldModel};
 use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner, TchLatentModel};
 use std::time::{Duration, Instant};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 const PEAK_GFLOPS: f64 = 256.0;
 
@@ -118,12 +120,6 @@ fn tick_tch(m: &WorldModel, z0: &Tensor, prev: &Option<Tensor>, b: &Budget) -> (
     })
 }
 
-fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (p(0.5), p(0.99), v[v.len() - 1])
-}
-
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let quick = argv.iter().any(|a| a == "--quick");
@@ -167,15 +163,10 @@ fn main() {
             n_q,
             ..Default::default()
         };
-        let mut vs = nn::VarStore::new(Device::Cpu);
-        let m = WorldModel::new(&vs.root(), &cfg, obs, act);
-        vs.freeze();
-        let dir = std::env::temp_dir().join(format!("dream-mpc-planner-vs-tch-{label}"));
-        let _ = std::fs::remove_dir_all(&dir);
         let mut meta = ExportMeta::plain("bench", obs, act);
         meta.discount = gamma as f32;
-        export_bundle(&m, &meta, &dir, 0).expect("export");
-        let bundle = Bundle::load(&dir).expect("load");
+        let name = format!("planner-vs-tch-{label}");
+        let (_vs, m, bundle, dir) = exported_model(&cfg, (obs, act), &meta, &name);
         let model = BundleModel::new(&bundle).expect("model");
         let z0 =
             tch::no_grad(|| m.encode(&Tensor::randn([1, obs as i64], (Kind::Float, Device::Cpu))));

@@ -120,17 +120,10 @@ impl std::fmt::Display for ExportError {
 
 impl std::error::Error for ExportError {}
 
-impl From<BundleError> for ExportError {
-    fn from(e: BundleError) -> Self {
-        ExportError::Bundle(e)
-    }
-}
-
-impl From<tch::TchError> for ExportError {
-    fn from(e: tch::TchError) -> Self {
-        ExportError::Torch(e)
-    }
-}
+dream_mpc::error_from!(ExportError {
+    Bundle(BundleError),
+    Torch(tch::TchError),
+});
 
 fn emit_layer(g: &mut GraphBuilder, x: &str, l: &Layer) -> String {
     let w = to_vec(&l.linear.ws);

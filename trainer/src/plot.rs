@@ -77,22 +77,20 @@ pub fn learning_curve(
         .map_err(|e| e.to_string())?
         .label("train episodes")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(eval.clone(), RED.stroke_width(2)))
-        .map_err(|e| e.to_string())?
-        .label("eval (policy mean)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart
-        .draw_series(eval.iter().map(|&p| Circle::new(p, 3, RED.filled())))
-        .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(LineSeries::new(plan.clone(), GREEN.stroke_width(2)))
-        .map_err(|e| e.to_string())?
-        .label("eval (Dream-MPC planner, controller code)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
-    chart
-        .draw_series(plan.iter().map(|&p| Circle::new(p, 3, GREEN.filled())))
-        .map_err(|e| e.to_string())?;
+    // The two evaluations: a line with a dot at each evaluation.
+    for (points, color, label) in [
+        (eval, RED, "eval (policy mean)"),
+        (plan, GREEN, "eval (Dream-MPC planner, controller code)"),
+    ] {
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

@@ -17,16 +17,23 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-fn small_model(seed: i64) -> (nn::VarStore, WorldModel) {
+/// A freshly initialized model (observation 5, action 2, latent 16) of
+/// `hidden` units and `n_q` Q heads, from tch's seed `seed`.
+fn fresh_model(seed: i64, hidden: usize, n_q: usize) -> (nn::VarStore, WorldModel) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(tch::Device::Cpu);
     let cfg = ModelConfig {
         latent: 16,
-        hidden: 32,
-        n_q: 3,
+        hidden,
+        n_q,
         ..Default::default()
     };
     let m = WorldModel::new(&vs.root(), &cfg, 5, 2);
+    (vs, m)
+}
+
+fn small_model(seed: i64) -> (nn::VarStore, WorldModel) {
+    let (vs, m) = fresh_model(seed, 32, 3);
     // TD-MPC2's init zeroes the reward and Q output weights, so their
     // VJPs would be zero: perturb every weight like a trained model's.
     tch::no_grad(|| {
@@ -42,15 +49,7 @@ fn small_model(seed: i64) -> (nn::VarStore, WorldModel) {
 /// two-hot heads of 101 bins over [-10, 10].
 #[test]
 fn fresh_model_has_tdmpc2_init_and_two_hot_heads() {
-    tch::manual_seed(1);
-    let vs = nn::VarStore::new(tch::Device::Cpu);
-    let cfg = ModelConfig {
-        latent: 16,
-        hidden: 64,
-        n_q: 2,
-        ..Default::default()
-    };
-    let m = WorldModel::new(&vs.root(), &cfg, 5, 2);
+    let (vs, m) = fresh_model(1, 64, 2);
     for (name, t) in vs.variables() {
         let zero_out = (name.starts_with("reward.2")
             || (name.starts_with("q.") && name.contains(".2.")))

@@ -81,6 +81,19 @@ fn against_pytorch(bundle: &Bundle, expected: &Path) -> (f32, f32) {
 /// Largest action gap between the controller's default Dream-MPC on the
 /// bundle and the tch reference of the authors' planner on the imported
 /// weights, same seed, over `episodes` x `ticks`.
+/// The imported bundle in `dir` matches PyTorch's `expected.json` (forward
+/// and VJP) and plans like the tch reference on the imported weights `tm`
+/// (2 episodes of 3 ticks), all within 1e-4; `label` names the size.
+fn assert_matches_references(label: &str, dir: &Path, expected: &Path, tm: &Tdmpc2Model) {
+    let bundle = Bundle::load(dir).expect("load");
+    let (fwd, bwd) = against_pytorch(&bundle, expected);
+    eprintln!("{label}: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
+    assert!(fwd < 1e-4 && bwd < 1e-4, "forward {fwd}, VJP {bwd}");
+    let gap = planner_gap(dir, tm, 2, 3);
+    eprintln!("{label}: Dream-MPC vs tch reference, largest action gap {gap:.2e}");
+    assert!(gap < 1e-4, "action gap {gap}");
+}
+
 fn planner_gap(dir: &Path, tm: &Tdmpc2Model, episodes: usize, ticks: usize) -> f32 {
     let bundle = Bundle::load(dir).expect("load");
     let model = BundleModel::new(&bundle).expect("model");
@@ -185,13 +198,7 @@ fn five_m_checkpoint_imports_matches_pytorch_and_plans_like_the_reference() {
     assert!((m.discount - 0.99).abs() < 1e-6, "discount {}", m.discount);
     assert_eq!(m.action_repeat, 2);
 
-    let (fwd, bwd) = against_pytorch(&bundle, &dir.join("expected.json"));
-    eprintln!("5M: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
-    assert!(fwd < 1e-4 && bwd < 1e-4, "forward {fwd}, VJP {bwd}");
-
-    let gap = planner_gap(&out, &tm, 2, 3);
-    eprintln!("5M: Dream-MPC vs tch reference, largest action gap {gap:.2e}");
-    assert!(gap < 1e-4, "action gap {gap}");
+    assert_matches_references("5M", &out, &dir.join("expected.json"), &tm);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -222,13 +229,7 @@ fn one_m_per_head_and_flat_layouts_import_and_plan() {
     let (m, tm) = import_weights(&opts, read_weights(&opts).expect("weights")).expect("import");
     assert_eq!(m.q_ensemble, 2);
     assert!((m.discount - 0.995).abs() < 1e-6);
-    let bundle = Bundle::load(&out).expect("load");
-    let (fwd, bwd) = against_pytorch(&bundle, &dir.join("expected.json"));
-    eprintln!("1M: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
-    assert!(fwd < 1e-4 && bwd < 1e-4, "forward {fwd}, VJP {bwd}");
-    let gap = planner_gap(&out, &tm, 2, 3);
-    eprintln!("1M: largest action gap {gap:.2e}");
-    assert!(gap < 1e-4, "action gap {gap}");
+    assert_matches_references("1M", &out, &dir.join("expected.json"), &tm);
 
     let flat = dir.join("flat");
     fixture(&flat, &tiny_args("flat", false));
@@ -240,27 +241,25 @@ fn one_m_per_head_and_flat_layouts_import_and_plan() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The sizes of [`tiny_dims`] as flags; the fixture script and the
+/// import command name them alike.
+const TINY_SIZE_FLAGS: [&str; 10] = [
+    "--latent",
+    "32",
+    "--mlp",
+    "48",
+    "--enc",
+    "40",
+    "--enc-layers",
+    "3",
+    "--num-q",
+    "3",
+];
+
 fn tiny_args(layout: &str, bad: bool) -> Vec<&str> {
-    let mut v = vec![
-        "--obs",
-        "7",
-        "--act",
-        "2",
-        "--latent",
-        "32",
-        "--mlp",
-        "48",
-        "--enc",
-        "40",
-        "--enc-layers",
-        "3",
-        "--num-q",
-        "3",
-        "--bins",
-        "21",
-        "--layout",
-        layout,
-    ];
+    let mut v = vec!["--obs", "7", "--act", "2"];
+    v.extend(TINY_SIZE_FLAGS);
+    v.extend(["--bins", "21", "--layout", layout]);
     if bad {
         v.push("--bad");
     }
@@ -367,7 +366,7 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
     // target copies, tensordict entries, meta template, log-std buffers),
     // imports and passes the controller's check; a second import into
     // the full folder is refused.
-    let args = [
+    let mut args = vec![
         "--task",
         "tiny",
         "--obs-size",
@@ -376,23 +375,16 @@ fn bad_checkpoints_are_refused_naming_the_key_and_nothing_is_written() {
         "2",
         "--size",
         "5M",
-        "--latent",
-        "32",
-        "--mlp",
-        "48",
-        "--enc",
-        "40",
-        "--enc-layers",
-        "3",
-        "--num-q",
-        "3",
+    ];
+    args.extend(TINY_SIZE_FLAGS);
+    args.extend([
         "--num-bins",
         "21",
         "--episode-length",
         "200",
         "--action-repeat",
         "1",
-    ];
+    ]);
     let r = cli_import(&dir.join("nonfinite.safetensors"), &out, &args);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("`_pi.0.weight`"));

@@ -4,10 +4,11 @@
 
 mod common;
 
+use dream_mpc_trainer::config::TrainError;
 use dream_mpc_trainer::tasks;
-use dream_mpc_trainer::train::{train, Collect, RunOptions, TrainConfig};
+use dream_mpc_trainer::train::{train, Collect, RunOptions, RunSummary, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// libtorch's generator is process-global: runs in parallel test threads
@@ -22,14 +23,21 @@ fn tiny(steps: u64) -> TrainConfig {
     common::tiny_run(5, steps)
 }
 
-fn opts(out: &std::path::Path, resume: bool, stop_after: Option<u64>) -> RunOptions {
-    RunOptions {
+/// `train` on the config's own task, writing into `out`.
+fn run(
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<u64>,
+) -> Result<RunSummary, TrainError> {
+    let opts = RunOptions {
         out: out.to_path_buf(),
         resume,
         progress: false,
         stop_after,
         device: tch::Device::Cpu,
-    }
+    };
+    train(cfg, tasks::make(&cfg.task).unwrap(), &opts)
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -43,12 +51,7 @@ fn short_run_learns_and_exports_a_checked_bundle() {
     tch::set_num_threads(1);
     let out = tmpdir("short");
     let cfg = tiny(800);
-    let s = train(
-        &cfg,
-        tasks::make(&cfg.task).unwrap(),
-        &opts(&out, false, None),
-    )
-    .unwrap();
+    let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.env_steps, 800);
     assert_eq!(s.updates, 400);
     assert_eq!(s.losses.len(), 400);
@@ -102,27 +105,12 @@ fn resume_gives_identical_next_losses() {
     tch::set_num_threads(1);
     let cfg = tiny(600);
     let full_dir = tmpdir("full");
-    let full = train(
-        &cfg,
-        tasks::make(&cfg.task).unwrap(),
-        &opts(&full_dir, false, None),
-    )
-    .unwrap();
+    let full = run(&cfg, &full_dir, false, None).unwrap();
 
     let split_dir = tmpdir("split");
-    let a = train(
-        &cfg,
-        tasks::make(&cfg.task).unwrap(),
-        &opts(&split_dir, false, Some(400)),
-    )
-    .unwrap();
+    let a = run(&cfg, &split_dir, false, Some(400)).unwrap();
     assert_eq!(a.env_steps, 400);
-    let b = train(
-        &cfg,
-        tasks::make(&cfg.task).unwrap(),
-        &opts(&split_dir, true, None),
-    )
-    .unwrap();
+    let b = run(&cfg, &split_dir, true, None).unwrap();
     assert_eq!(b.env_steps, 600);
     assert_eq!(a.losses.len() + b.losses.len(), full.losses.len());
     let n = a.losses.len();
@@ -145,25 +133,19 @@ fn bad_input_is_refused_before_training() {
     );
 
     // Invalid config values name the field.
-    let mut c = tiny(400);
-    c.batch = 0;
     let out = tmpdir("bad");
-    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("batch = 0"), "{e}");
-    let mut c = tiny(400);
-    c.model.latent = 12;
-    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("latent = 12"), "{e}");
-    let mut c = tiny(400);
-    c.max_episode_steps = 6;
-    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("horizon = 3"), "{e}");
+    type Edit = fn(&mut TrainConfig);
+    let invalid: [(Edit, &str); 3] = [
+        (|c| c.batch = 0, "batch = 0"),
+        (|c| c.model.latent = 12, "latent = 12"),
+        (|c| c.max_episode_steps = 6, "horizon = 3"),
+    ];
+    for (edit, named) in invalid {
+        let mut c = tiny(400);
+        edit(&mut c);
+        let e = run(&c, &out, false, None).unwrap_err().to_string();
+        assert!(e.contains(named), "{e}");
+    }
     let mut c = tiny(400);
     c.discount = 1.5;
     let e = c.validate().unwrap_err().to_string();
@@ -174,44 +156,25 @@ fn bad_input_is_refused_before_training() {
     let file = tmpdir("file");
     std::fs::write(&file, b"x").unwrap();
     let c = tiny(400);
-    let e = train(
-        &c,
-        tasks::make(&c.task).unwrap(),
-        &opts(&file.join("sub"), false, None),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = run(&c, &file.join("sub"), false, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot create"), "{e}");
     std::fs::remove_file(&file).unwrap();
 
     // Resume with nothing to resume.
-    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, true, None))
-        .unwrap_err()
-        .to_string();
+    let e = run(&c, &out, true, None).unwrap_err().to_string();
     assert!(e.contains("no checkpoint"), "{e}");
 
     // An existing run is not overwritten without --resume, and an
     // incompatible config cannot resume it.
-    train(
-        &c,
-        tasks::make(&c.task).unwrap(),
-        &opts(&out, false, Some(200)),
-    )
-    .unwrap();
+    run(&c, &out, false, Some(200)).unwrap();
     let state = std::fs::read(out.join("checkpoint/state.json")).unwrap();
-    let e = train(&c, tasks::make(&c.task).unwrap(), &opts(&out, false, None))
-        .unwrap_err()
-        .to_string();
+    let e = run(&c, &out, false, None).unwrap_err().to_string();
     assert!(e.contains("--resume"), "{e}");
     let mut other = c.clone();
     other.model.hidden = 64;
-    let e = train(
-        &other,
-        tasks::make(&c.task).unwrap(),
-        &opts(&out, true, None),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = run(&other, &out, true, None).unwrap_err().to_string();
     assert!(
         e.contains("cannot resume") && e.contains("hidden: 64"),
         "{e}"

@@ -136,6 +136,16 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
         path: path.into(),
         message,
     };
+    // Two per-element vectors (`names`, lengths `lens`) of a `what` of `size`.
+    let sized = |what: &str, size: usize, names: &str, lens: (usize, usize)| {
+        if lens.0 != size || lens.1 != size {
+            return Err(bad(format!(
+                "{what} size {size} but {names} have {}/{} values",
+                lens.0, lens.1
+            )));
+        }
+        Ok(())
+    };
     if m.format != FORMAT {
         return Err(bad(format!("format `{}` (expected `{FORMAT}`)", m.format)));
     }
@@ -151,14 +161,12 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
         ));
     }
     let o = &m.observation;
-    if o.mean.len() != o.size || o.std.len() != o.size {
-        return Err(bad(format!(
-            "observation size {} but mean/std have {}/{} values",
-            o.size,
-            o.mean.len(),
-            o.std.len()
-        )));
-    }
+    sized(
+        "observation",
+        o.size,
+        "mean/std",
+        (o.mean.len(), o.std.len()),
+    )?;
     if let Some((i, s)) = o
         .std
         .iter()
@@ -173,14 +181,8 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
         return Err(bad(format!("observation.mean[{i}] = {s}")));
     }
     if let Some(r) = &o.range {
-        if r.low.len() != o.size || r.high.len() != o.size {
-            return Err(bad(format!(
-                "observation size {} but range.low/high have {}/{} values",
-                o.size,
-                r.low.len(),
-                r.high.len()
-            )));
-        }
+        let lens = (r.low.len(), r.high.len());
+        sized("observation", o.size, "range.low/high", lens)?;
         for i in 0..o.size {
             let (lo, hi) = (r.low[i], r.high[i]);
             if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
@@ -191,14 +193,7 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
         }
     }
     let a = &m.action;
-    if a.low.len() != a.size || a.high.len() != a.size {
-        return Err(bad(format!(
-            "action size {} but low/high have {}/{} values",
-            a.size,
-            a.low.len(),
-            a.high.len()
-        )));
-    }
+    sized("action", a.size, "low/high", (a.low.len(), a.high.len()))?;
     for i in 0..a.size {
         if !(a.low[i].is_finite() && a.high[i].is_finite() && a.low[i] < a.high[i]) {
             return Err(bad(format!(

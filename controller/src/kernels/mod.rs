@@ -272,17 +272,30 @@ impl Program {
     }
 
     fn rows_of(&self, what: &str, bufs: &[&[f32]], specs: &[TensorSpec]) -> usize {
+        let rows = bufs.first().map_or(0, |b| b.len() / specs[0].size.max(1));
+        self.check_rows(what, bufs.iter().map(|b| b.len()), specs, rows);
+        rows
+    }
+
+    /// Panics unless there is one buffer per spec (`lens` are their
+    /// lengths) and each holds `rows` rows of its spec's size.
+    fn check_rows(
+        &self,
+        what: &str,
+        lens: impl ExactSizeIterator<Item = usize>,
+        specs: &[TensorSpec],
+        rows: usize,
+    ) {
         assert_eq!(
-            bufs.len(),
+            lens.len(),
             specs.len(),
             "{}: expected {} {what} buffers",
             self.name,
             specs.len()
         );
-        let rows = bufs.first().map_or(0, |b| b.len() / specs[0].size.max(1));
-        for (b, s) in bufs.iter().zip(specs) {
+        for (len, s) in lens.zip(specs) {
             assert_eq!(
-                b.len(),
+                len,
                 rows * s.size,
                 "{}: {what} `{}` must hold {rows} rows of {}",
                 self.name,
@@ -290,7 +303,6 @@ impl Program {
                 s.size
             );
         }
-        rows
     }
 
     /// Panics unless `tape` was built for this program and `slot` is one
@@ -344,22 +356,13 @@ impl Program {
         for k in &self.kernels {
             k.forward(&mut f);
         }
-        assert_eq!(
-            outputs.len(),
-            self.outputs.len(),
-            "{}: expected {} outputs",
-            self.name,
-            self.outputs.len()
+        self.check_rows(
+            "output",
+            outputs.iter().map(|y| y.len()),
+            &self.outputs,
+            rows,
         );
-        for ((y, l), s) in outputs.iter_mut().zip(&self.output_locs).zip(&self.outputs) {
-            assert_eq!(
-                y.len(),
-                rows * s.size,
-                "{}: output `{}` must hold {rows} rows of {}",
-                self.name,
-                s.name,
-                s.size
-            );
+        for (y, l) in outputs.iter_mut().zip(&self.output_locs) {
             y.copy_from_slice(f.get(*l));
         }
         tape.rows[slot] = rows;
@@ -409,22 +412,9 @@ impl Program {
         for k in self.kernels.iter().rev() {
             k.backward(&mut b);
         }
-        assert_eq!(
-            d_inputs.len(),
-            self.inputs.len(),
-            "{}: expected {} d_inputs",
-            self.name,
-            self.inputs.len()
-        );
-        for ((dx, l), s) in d_inputs.iter_mut().zip(&self.input_locs).zip(&self.inputs) {
-            assert_eq!(
-                dx.len(),
-                rows * s.size,
-                "{}: d_input `{}` must hold {rows} rows of {}",
-                self.name,
-                s.name,
-                s.size
-            );
+        let d_lens = d_inputs.iter().map(|dx| dx.len());
+        self.check_rows("d_input", d_lens, &self.inputs, rows);
+        for (dx, l) in d_inputs.iter_mut().zip(&self.input_locs) {
             dx.copy_from_slice(&b.grads[range(*l, b.batch, rows)]);
         }
     }

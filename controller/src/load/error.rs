@@ -50,14 +50,7 @@ impl std::error::Error for LoadError {
     }
 }
 
-impl From<BundleError> for LoadError {
-    fn from(e: BundleError) -> Self {
-        LoadError::Bundle(e)
-    }
-}
-
-impl From<CompileError> for LoadError {
-    fn from(e: CompileError) -> Self {
-        LoadError::Compile(e)
-    }
-}
+crate::error_from!(LoadError {
+    Bundle(BundleError),
+    Compile(CompileError),
+});

@@ -78,6 +78,62 @@ impl BundleTape {
     }
 }
 
+/// A `(z, a) -> logits` module (reward or Q) with the decoding of its
+/// output rows: the one place the planner's decoded outputs and their VJP
+/// are computed, for the per-step and the wide (all steps at once) calls.
+struct Head<'a> {
+    program: &'a Program,
+    decoding: &'a Decoding,
+}
+
+impl Head<'_> {
+    /// Forward into `out` (the raw rows, kept for [`Head::backward`]; only
+    /// its first `y.len() x width` floats are used), then `y[i]` = the
+    /// decoding of row `i`. Costs the module's forward plus one decoding
+    /// per row; allocates nothing.
+    #[inline]
+    fn forward(
+        &self,
+        tape: &mut Tape,
+        slot: usize,
+        inputs: &[&[f32]],
+        out: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let w = self.decoding.width();
+        let out = &mut out[..y.len() * w];
+        self.program.forward(tape, slot, inputs, &mut [&mut *out]);
+        for (y, logits) in y.iter_mut().zip(out.chunks_exact(w)) {
+            *y = decode(self.decoding, logits);
+        }
+    }
+
+    /// VJP of [`Head::forward`]: the decoding's derivative at the kept raw
+    /// rows `out` times `dy` into `d_out` (scratch), then the module's
+    /// backward into `d_inputs`. Allocates nothing.
+    #[inline]
+    fn backward(
+        &self,
+        tape: &mut Tape,
+        slot: usize,
+        out: &[f32],
+        d_out: &mut [f32],
+        dy: &[f32],
+        d_inputs: &mut [&mut [f32]],
+    ) {
+        let w = self.decoding.width();
+        let (out, d_out) = (&out[..dy.len() * w], &mut d_out[..dy.len() * w]);
+        for ((g, logits), d) in dy
+            .iter()
+            .zip(out.chunks_exact(w))
+            .zip(d_out.chunks_exact_mut(w))
+        {
+            decode_vjp(self.decoding, logits, *g, d);
+        }
+        self.program.backward(tape, slot, &[&*d_out], d_inputs);
+    }
+}
+
 fn interface(module: &str, message: String) -> BundleError {
     BundleError::Interface {
         module: module.into(),
@@ -159,6 +215,20 @@ impl BundleModel {
             value_decoding: m.value_decoding.clone(),
         })
     }
+
+    fn reward_head(&self) -> Head<'_> {
+        Head {
+            program: &self.reward,
+            decoding: &self.reward_decoding,
+        }
+    }
+
+    fn q_head(&self) -> Head<'_> {
+        Head {
+            program: &self.q,
+            decoding: &self.value_decoding,
+        }
+    }
 }
 
 impl LatentModel for BundleModel {
@@ -212,14 +282,10 @@ impl LatentModel for BundleModel {
     }
 
     fn reward(&self, tape: &mut BundleTape, slot: usize, z: &[f32], a: &[f32], r: &mut [f32]) {
-        let w = self.reward_decoding.width();
-        let o = slot * tape.batch * w;
-        let out = &mut tape.reward_out[o..o + r.len() * w];
-        self.reward
-            .forward(&mut tape.reward, slot, &[z, a], &mut [&mut *out]);
-        for (r, logits) in r.iter_mut().zip(out.chunks_exact(w)) {
-            *r = decode(&self.reward_decoding, logits);
-        }
+        let o = slot * tape.batch * self.reward_decoding.width();
+        let out = &mut tape.reward_out[o..];
+        self.reward_head()
+            .forward(&mut tape.reward, slot, &[z, a], out, r);
     }
 
     fn reward_vjp(
@@ -230,29 +296,22 @@ impl LatentModel for BundleModel {
         dz: &mut [f32],
         da: &mut [f32],
     ) {
-        let w = self.reward_decoding.width();
-        let o = slot * tape.batch * w;
-        let out = &tape.reward_out[o..o + dr.len() * w];
-        let d_out = &mut tape.d_out[..dr.len() * w];
-        for ((g, logits), d) in dr
-            .iter()
-            .zip(out.chunks_exact(w))
-            .zip(d_out.chunks_exact_mut(w))
-        {
-            decode_vjp(&self.reward_decoding, logits, *g, d);
-        }
-        self.reward
-            .backward(&mut tape.reward, slot, &[&*d_out], &mut [dz, da]);
+        let o = slot * tape.batch * self.reward_decoding.width();
+        let out = &tape.reward_out[o..];
+        self.reward_head().backward(
+            &mut tape.reward,
+            slot,
+            out,
+            &mut tape.d_out,
+            dr,
+            &mut [dz, da],
+        );
     }
 
     fn q(&self, tape: &mut BundleTape, slot: usize, z: &[f32], a: &[f32], q: &mut [f32]) {
-        let w = self.value_decoding.width();
-        let o = slot * tape.batch * self.dims.q_heads * w;
-        let out = &mut tape.q_out[o..o + q.len() * w];
-        self.q.forward(&mut tape.q, slot, &[z, a], &mut [&mut *out]);
-        for (q, logits) in q.iter_mut().zip(out.chunks_exact(w)) {
-            *q = decode(&self.value_decoding, logits);
-        }
+        let o = slot * tape.batch * self.dims.q_heads * self.value_decoding.width();
+        let out = &mut tape.q_out[o..];
+        self.q_head().forward(&mut tape.q, slot, &[z, a], out, q);
     }
 
     fn q_vjp(
@@ -263,19 +322,10 @@ impl LatentModel for BundleModel {
         dz: &mut [f32],
         da: &mut [f32],
     ) {
-        let w = self.value_decoding.width();
-        let o = slot * tape.batch * self.dims.q_heads * w;
-        let out = &tape.q_out[o..o + dq.len() * w];
-        let d_out = &mut tape.d_out[..dq.len() * w];
-        for ((g, logits), d) in dq
-            .iter()
-            .zip(out.chunks_exact(w))
-            .zip(d_out.chunks_exact_mut(w))
-        {
-            decode_vjp(&self.value_decoding, logits, *g, d);
-        }
-        self.q
-            .backward(&mut tape.q, slot, &[&*d_out], &mut [dz, da]);
+        let o = slot * tape.batch * self.dims.q_heads * self.value_decoding.width();
+        let out = &tape.q_out[o..];
+        self.q_head()
+            .backward(&mut tape.q, slot, out, &mut tape.d_out, dq, &mut [dz, da]);
     }
 
     fn pi(
@@ -317,15 +367,11 @@ impl LatentModel for BundleModel {
         a: &[f32],
         r: &mut [f32],
     ) {
-        let w = self.reward_decoding.width();
         match &mut tape.wide {
             Some(wide) if r.len() <= wide.rows => {
-                let out = &mut wide.reward_out[..r.len() * w];
-                self.reward
-                    .forward(&mut wide.reward, 0, &[z, a], &mut [&mut *out]);
-                for (r, logits) in r.iter_mut().zip(out.chunks_exact(w)) {
-                    *r = decode(&self.reward_decoding, logits);
-                }
+                let out = &mut wide.reward_out;
+                self.reward_head()
+                    .forward(&mut wide.reward, 0, &[z, a], out, r);
             }
             _ => reward_by_step(self, tape, steps, z, a, r),
         }
@@ -339,20 +385,11 @@ impl LatentModel for BundleModel {
         dz: &mut [f32],
         da: &mut [f32],
     ) {
-        let w = self.reward_decoding.width();
         match &mut tape.wide {
             Some(wide) if dr.len() <= wide.rows => {
-                let out = &wide.reward_out[..dr.len() * w];
-                let d_out = &mut tape.d_out[..dr.len() * w];
-                for ((g, logits), d) in dr
-                    .iter()
-                    .zip(out.chunks_exact(w))
-                    .zip(d_out.chunks_exact_mut(w))
-                {
-                    decode_vjp(&self.reward_decoding, logits, *g, d);
-                }
-                self.reward
-                    .backward(&mut wide.reward, 0, &[&*d_out], &mut [dz, da]);
+                let (out, d_out) = (&wide.reward_out, &mut tape.d_out);
+                self.reward_head()
+                    .backward(&mut wide.reward, 0, out, d_out, dr, &mut [dz, da]);
             }
             _ => reward_vjp_by_step(self, tape, steps, dr, dz, da),
         }
@@ -360,15 +397,11 @@ impl LatentModel for BundleModel {
 
     /// One Q pass over all steps' rows when the tape has a wide slot.
     fn q_steps(&self, tape: &mut BundleTape, steps: usize, z: &[f32], a: &[f32], q: &mut [f32]) {
-        let w = self.value_decoding.width();
         let rows = q.len() / self.dims.q_heads;
         match &mut tape.wide {
             Some(wide) if rows <= wide.rows => {
-                let out = &mut wide.q_out[..q.len() * w];
-                self.q.forward(&mut wide.q, 0, &[z, a], &mut [&mut *out]);
-                for (q, logits) in q.iter_mut().zip(out.chunks_exact(w)) {
-                    *q = decode(&self.value_decoding, logits);
-                }
+                let out = &mut wide.q_out;
+                self.q_head().forward(&mut wide.q, 0, &[z, a], out, q);
             }
             _ => q_by_step(self, tape, steps, z, a, q),
         }
@@ -382,20 +415,12 @@ impl LatentModel for BundleModel {
         dz: &mut [f32],
         da: &mut [f32],
     ) {
-        let w = self.value_decoding.width();
         let rows = dq.len() / self.dims.q_heads;
         match &mut tape.wide {
             Some(wide) if rows <= wide.rows => {
-                let out = &wide.q_out[..dq.len() * w];
-                let d_out = &mut tape.d_out[..dq.len() * w];
-                for ((g, logits), d) in dq
-                    .iter()
-                    .zip(out.chunks_exact(w))
-                    .zip(d_out.chunks_exact_mut(w))
-                {
-                    decode_vjp(&self.value_decoding, logits, *g, d);
-                }
-                self.q.backward(&mut wide.q, 0, &[&*d_out], &mut [dz, da]);
+                let (out, d_out) = (&wide.q_out, &mut tape.d_out);
+                self.q_head()
+                    .backward(&mut wide.q, 0, out, d_out, dq, &mut [dz, da]);
             }
             _ => q_vjp_by_step(self, tape, steps, dq, dz, da),
         }

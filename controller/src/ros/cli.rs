@@ -118,7 +118,7 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         }
     );
     let r = ros::run(&cfg, controller, domain, stop)?;
-    let c = r.counts;
+    let (t, c) = (&r.control, r.control.counts);
     let line = format!(
         concat!(
             "{{\"ticks\":{},\"planned\":{},\"no_observation\":{},\"stale\":{},",
@@ -148,14 +148,14 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.actions_published,
         r.actions_dropped,
         r.diagnostics_published,
-        r.elapsed_s,
-        c.ticks as f64 / r.elapsed_s.max(1e-9),
-        r.latency_p50_s,
-        r.latency_p99_s,
-        r.latency_max_s,
-        r.jitter_p99_s,
-        r.jitter_max_s,
-        r.stopped_by_fault,
+        t.elapsed_s,
+        c.ticks as f64 / t.elapsed_s.max(1e-9),
+        t.latency_p50_s,
+        t.latency_p99_s,
+        t.latency_max_s,
+        t.jitter_p99_s,
+        t.jitter_max_s,
+        t.stopped_by_fault,
         r.realtime.priority,
         r.realtime.cpu.map_or("null".to_string(), |c| c.to_string()),
         r.realtime.memory_locked,
@@ -169,5 +169,5 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
     } else {
         eprintln!("dream-mpc run: stopped: {line}");
     }
-    Ok(r.stopped_by_fault)
+    Ok(r.control.stopped_by_fault)
 }

@@ -41,6 +41,7 @@ use crate::bundle::manifest::PlannerDefaults;
 use crate::bundle::planner_options::{
     Choice, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction, ValueHeads,
 };
+use crate::planner::PlannerConfig;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -152,6 +153,28 @@ pub struct Budget {
     pub step_size: Option<f64>,
     /// Uncertainty weight beta.
     pub beta: Option<f64>,
+}
+
+impl Budget {
+    /// Replace each setting of `pc` that this budget gives (the rest are
+    /// kept). Start-up only.
+    pub fn apply(&self, pc: &mut PlannerConfig) {
+        if let Some(n) = self.candidates {
+            pc.candidates = n;
+        }
+        if let Some(h) = self.horizon {
+            pc.horizon = h;
+        }
+        if let Some(k) = self.iterations {
+            pc.iterations = k;
+        }
+        if let Some(s) = self.step_size {
+            pc.step_size = s as f32;
+        }
+        if let Some(b) = self.beta {
+            pc.beta = b as f32;
+        }
+    }
 }
 
 /// Overrides of the gradient planners' named options (issue 12; the

@@ -186,21 +186,7 @@ pub fn effective_planner(
 ) -> PlannerConfig {
     let m = &bundle.manifest;
     let mut pc = PlannerConfig::for_kind(kind, &options.apply(&m.planner), m.discount);
-    if let Some(n) = budget.candidates {
-        pc.candidates = n;
-    }
-    if let Some(h) = budget.horizon {
-        pc.horizon = h;
-    }
-    if let Some(k) = budget.iterations {
-        pc.iterations = k;
-    }
-    if let Some(s) = budget.step_size {
-        pc.step_size = s as f32;
-    }
-    if let Some(b) = budget.beta {
-        pc.beta = b as f32;
-    }
+    budget.apply(&mut pc);
     pc
 }
 

@@ -35,10 +35,11 @@ use crate::bag::recorder::Recorder;
 use crate::bag::write::{now_ns, BagOptions};
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
+use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
     qos::{Durability, History, WhenFull},
-    Context, ContextOptions, Name, Node, NodeName, NodeOptions, Publisher, QosProfile,
-    Subscription,
+    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, Publisher,
+    QosProfile, Subscription,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -96,7 +97,8 @@ fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> NodeError + '_ {
 /// Totals reported when the node stops.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunReport {
-    pub counts: super::control::Counts,
+    /// What the control thread counted and timed.
+    pub control: ControlReport,
     pub observations_received: u64,
     pub actions_published: u64,
     /// Actions dropped because the publisher fell `ACTION_QUEUE` behind.
@@ -104,15 +106,6 @@ pub struct RunReport {
     pub diagnostics_published: u64,
     /// Incompatible QoS peers reported on our topics.
     pub qos_incompatible: u64,
-    pub elapsed_s: f64,
-    pub latency_p50_s: f64,
-    pub latency_p99_s: f64,
-    pub latency_max_s: f64,
-    pub jitter_p99_s: f64,
-    /// Largest release jitter of the run.
-    pub jitter_max_s: f64,
-    /// The node stopped because of a planner fault (`on_planner_fault: stop`).
-    pub stopped_by_fault: bool,
     /// The real-time settings in force on the control thread.
     pub realtime: RtStatus,
     /// Observation samples DDS dropped unbuffered for being larger than
@@ -150,8 +143,17 @@ pub fn qos(rel: Reliability, depth: usize) -> QosProfile {
     }
 }
 
-fn topic_name(t: &str) -> Result<Name, NodeError> {
-    Name::parse(t).map_err(err("topic name"))
+/// The topic `name` of message type `ty` with `qos` on `node`; an error
+/// names the bad topic name or `what`. Start-up only.
+pub fn create_topic(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &'static str,
+) -> Result<Topic, NodeError> {
+    let name = Name::parse(name).map_err(err("topic name"))?;
+    node.create_topic(&name, ty, qos).map_err(err(what))
 }
 
 // ---------------------------------------------------------------------------
@@ -234,7 +236,7 @@ pub struct ControlLoop {
 }
 
 /// What the control thread reports when it stops.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ControlReport {
     pub counts: super::control::Counts,
     pub elapsed_s: f64,
@@ -242,7 +244,9 @@ pub struct ControlReport {
     pub latency_p99_s: f64,
     pub latency_max_s: f64,
     pub jitter_p99_s: f64,
+    /// Largest release jitter of the run.
     pub jitter_max_s: f64,
+    /// The node stopped because of a planner fault (`on_planner_fault: stop`).
     pub stopped_by_fault: bool,
 }
 
@@ -479,13 +483,14 @@ pub fn configure(
         ObsKind::Float64MultiArray => msgs::float64_multi_array_type(),
         ObsKind::JointState => msgs::joint_state_type(),
     };
-    let obs_topic = node
-        .create_topic(
-            &topic_name(&cfg.observation_topic)?,
-            obs_type,
-            &topic_qos::profile(&cfg.qos_observation),
-        )
-        .map_err(err("observation topic"))?;
+    let obs_qos = topic_qos::profile(&cfg.qos_observation);
+    let obs_topic = create_topic(
+        &mut node,
+        &cfg.observation_topic,
+        obs_type,
+        &obs_qos,
+        "observation topic",
+    )?;
     // Bounded reception (issue 19 item 6, docs/rustdds-patch.md): RustDDS
     // drops observations larger than this before buffering them, and counts.
     let obs_rx_stats = {
@@ -495,20 +500,20 @@ pub fn configure(
             ReceptionLimits::with_max_sample_size(max_observation_bytes(cfg)),
         )
     };
-    let act_topic = node
-        .create_topic(
-            &topic_name(&cfg.action_topic)?,
-            msgs::float64_multi_array_type(),
-            &topic_qos::profile(&cfg.qos_action),
-        )
-        .map_err(err("action topic"))?;
-    let diag_topic = node
-        .create_topic(
-            &topic_name(&cfg.diagnostics_topic)?,
-            msgs::diagnostic_array_type(),
-            &topic_qos::profile(&cfg.qos_diagnostics),
-        )
-        .map_err(err("diagnostics topic"))?;
+    let act_topic = create_topic(
+        &mut node,
+        &cfg.action_topic,
+        msgs::float64_multi_array_type(),
+        &topic_qos::profile(&cfg.qos_action),
+        "action topic",
+    )?;
+    let diag_topic = create_topic(
+        &mut node,
+        &cfg.diagnostics_topic,
+        msgs::diagnostic_array_type(),
+        &topic_qos::profile(&cfg.qos_diagnostics),
+        "diagnostics topic",
+    )?;
     let act_pub = node
         .create_publisher::<Float64MultiArray>(&act_topic, None)
         .map_err(err("action publisher"))?;
@@ -832,19 +837,12 @@ impl Active {
             }
         });
         Ok(RunReport {
-            counts: r.counts,
+            control: r,
             observations_received: h.received.load(Ordering::Relaxed),
             actions_published: h.published.load(Ordering::Relaxed),
             actions_dropped: h.actions_dropped.load(Ordering::Relaxed),
             diagnostics_published: h.diagnostics.load(Ordering::Relaxed),
             qos_incompatible: h.qos_incompatible.load(Ordering::Relaxed),
-            elapsed_s: r.elapsed_s,
-            latency_p50_s: r.latency_p50_s,
-            latency_p99_s: r.latency_p99_s,
-            latency_max_s: r.latency_max_s,
-            jitter_p99_s: r.jitter_p99_s,
-            jitter_max_s: r.jitter_max_s,
-            stopped_by_fault: r.stopped_by_fault,
             realtime: self.rt,
             dds_oversized_dropped: self.rx.stats.oversized_samples(),
             dds_unmatched_fragments: self.rx.stats.unmatched_fragments(),

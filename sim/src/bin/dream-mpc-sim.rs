@@ -131,10 +131,13 @@ fn main() -> ExitCode {
             episodes,
             seed,
             &dream_mpc_sim::evaluate::Overrides {
-                candidates,
-                horizon,
-                iterations,
-                beta,
+                budget: dream_mpc::ros::config::Budget {
+                    candidates,
+                    horizon,
+                    iterations,
+                    beta: beta.map(f64::from),
+                    ..Default::default()
+                },
                 samples,
                 deadline: deadline_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1e3)),
             },

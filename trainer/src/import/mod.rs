@@ -100,11 +100,7 @@ impl std::fmt::Display for ImportError {
 
 impl std::error::Error for ImportError {}
 
-impl From<ExportError> for ImportError {
-    fn from(e: ExportError) -> Self {
-        ImportError::Export(e)
-    }
-}
+dream_mpc::error_from!(ImportError { Export(ExportError) });
 
 /// TD-MPC2's discount rule for an episode of `episode_length` agent
 /// steps: `frac = length / 5`, `g = clamp((frac - 1) / frac, 0.95,
