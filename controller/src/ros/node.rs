@@ -584,9 +584,7 @@ pub fn configure(
     if let Some(dir) = &cfg.record {
         let qos = topic_qos::profile(&cfg.qos_observation);
         if let Some(t) = &cfg.record_reward_topic {
-            let topic = node
-                .create_topic(&topic_name(t)?, msgs::float64_type(), &qos)
-                .map_err(err("reward topic"))?;
+            let topic = create_topic(&mut node, t, msgs::float64_type(), &qos, "reward topic")?;
             let mut s = node
                 .create_subscription::<Float64>(&topic, None)
                 .map_err(err("reward subscription"))?;
@@ -596,9 +594,7 @@ pub fn configure(
             record_in.reward = Some(s);
         }
         if let Some(t) = &cfg.record_episode_topic {
-            let topic = node
-                .create_topic(&topic_name(t)?, msgs::int64_type(), &qos)
-                .map_err(err("episode topic"))?;
+            let topic = create_topic(&mut node, t, msgs::int64_type(), &qos, "episode topic")?;
             let mut s = node
                 .create_subscription::<Int64>(&topic, None)
                 .map_err(err("episode subscription"))?;
