@@ -7,10 +7,11 @@
 //! and publishes the return (`std_msgs/msg/Float64`).
 //!
 //! Each step it also publishes the reward the applied action earned
-//! (`std_msgs/msg/Float64`, before the next observation), and before each
-//! episode's first observation the episode index (`std_msgs/msg/Int64`),
-//! repeated with the first observation while it waits for the controller
-//! (a receiver counts an episode start when the index changes).
+//! (`std_msgs/msg/Float64`, before the next observation), and before every
+//! observation the index of the episode it belongs to
+//! (`std_msgs/msg/Int64`; before the first one repeated while it waits for
+//! the controller), so a subscriber discovered late still learns the
+//! episode (a receiver counts an episode start when the index changes).
 //!
 //! Robustness knobs: Gaussian observation noise, and an action latency of a
 //! whole number of control steps.
@@ -116,8 +117,8 @@ pub struct ServeOptions {
     /// observation.
     #[arg(long, default_value = "reward")]
     pub reward_topic: String,
-    /// Episode index (`std_msgs/msg/Int64`), published before each
-    /// episode's first observation.
+    /// Episode index (`std_msgs/msg/Int64`), published before every
+    /// observation (a change of index starts an episode).
     #[arg(long, default_value = "episode")]
     pub episode_topic: String,
     /// Record every step into a new rosbag2/MCAP bag folder (docs/BAGS.md).
@@ -426,6 +427,9 @@ pub fn serve(
                 ret += r.reward;
                 done_steps += 1;
                 let _ = reward_pub.publish(Float64 { data: r.reward });
+                // the current index with every observation: a subscriber that
+                // matched late still learns which episode it is in
+                let _ = episode_pub.publish(Int64 { data: ep as i64 });
                 publish_obs(&obs, &mut published, &mut noise);
                 if r.done {
                     break;

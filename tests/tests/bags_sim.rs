@@ -7,7 +7,7 @@
 //! from 0 without gaps, and episodes start where the sim started them.
 //! The new DDS topics carry the same values: `reward`
 //! (std_msgs/msg/Float64) once per step, `episode` (std_msgs/msg/Int64)
-//! once per episode.
+//! with every observation (its changes are the episode starts).
 //!
 //! Skips like bags_python.rs when the Python packages are missing.
 
