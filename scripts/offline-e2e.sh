@@ -9,22 +9,25 @@
 #   bash scripts/offline-e2e.sh train       # offline from scratch (--updates, default 20000)
 #   bash scripts/offline-e2e.sh train-nobc  # the same without the behaviour-cloning term
 #   bash scripts/offline-e2e.sh finetune    # --init models/cartpole-swingup (--updates 5000)
+#   bash scripts/offline-e2e.sh finetune-slow  # the same at lr 3e-5 (--updates 2000)
 #   bash scripts/offline-e2e.sh eval        # six planners x --episodes on each model
 #
 # Options: --out DIR (runs/offline-e2e), --episodes N (20 per controller),
-# --updates N, --eval-episodes N (10). Uses the dev build (the workspace's
+# --updates N, --eval-episodes N (10), --sampling-episodes N (3, CEM and
+# MPPI). Uses the dev build (the workspace's
 # dev profile is optimized). Each stage writes its log under --out.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 stage="${1:-}"; shift || true
-out=runs/offline-e2e episodes=20 updates="" eval_episodes=10
+out=runs/offline-e2e episodes=20 updates="" eval_episodes=10 sampling_episodes=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --episodes) episodes="$2"; shift 2 ;;
     --updates) updates="$2"; shift 2 ;;
     --eval-episodes) eval_episodes="$2"; shift 2 ;;
+    --sampling-episodes) sampling_episodes="$2"; shift 2 ;;
     *) echo "offline-e2e.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -69,23 +72,33 @@ case "$stage" in
       --task $task --config "$config" --out "$out/$name" \
       --updates "${updates:-20000}" 2>&1 | tee "$out/$name.log"
     ;;
-  finetune)
+  finetune|finetune-slow)
     cargo build -q -p dream-mpc-trainer --features dream-mpc-sim/mujoco --bins
+    config=config/train-offline-cartpole.json name=finetune n=5000
+    if [ "$stage" = finetune-slow ]; then
+      config="$out/finetune-slow.json" name=finetune-lr3e-5 n=2000
+      sed 's/^{/{\n  "lr": 3e-5,/' config/train-offline-cartpole.json >"$config"
+    fi
     "$bin/dream-mpc-train" train --offline "$out/bags/shipped" "$out/bags/weak" \
-      --task $task --config config/train-offline-cartpole.json --init models/cartpole-swingup \
-      --out "$out/finetune" --updates "${updates:-5000}" --eval-every 1000 2>&1 | tee "$out/finetune.log"
+      --task $task --config "$config" --init models/cartpole-swingup \
+      --out "$out/$name" --updates "${updates:-$n}" --eval-every 1000 2>&1 | tee "$out/$name.log"
     ;;
   eval)
     cargo build -q -p dream-mpc-sim --features dream-mpc-sim/mujoco --bins
     mkdir -p "$out/eval"
     for m in shipped:models/cartpole-swingup scratch-bc:"$out/scratch-bc/bundle" \
-             scratch-nobc:"$out/scratch-nobc/bundle" finetune:"$out/finetune/bundle"; do
+             scratch-nobc:"$out/scratch-nobc/bundle" finetune:"$out/finetune/bundle" \
+             finetune-lr3e-5:"$out/finetune-lr3e-5/bundle"; do
       name=${m%%:*} dir=${m#*:}
       [ -f "$dir/manifest.json" ] || { echo "no bundle at $dir (run its stage first)"; continue; }
       echo "== $name ($dir)"
       "$bin/dream-mpc-sim" eval --bundle "$dir" --episodes "$eval_episodes" \
+        --planners policy,grad_mpc,policy_grad_mpc,dream_mpc \
         >"$out/eval/$name.md" 2>"$out/eval/$name.err"
-      cat "$out/eval/$name.md"
+      # CEM and MPPI cost ~100x a Dream-MPC tick: fewer seeds
+      "$bin/dream-mpc-sim" eval --bundle "$dir" --episodes "$sampling_episodes" \
+        --planners cem,mppi >"$out/eval/$name-sampling.md" 2>"$out/eval/$name-sampling.err"
+      cat "$out/eval/$name.md" "$out/eval/$name-sampling.md"
     done
     ;;
   *) echo "usage: bash scripts/offline-e2e.sh record|train|finetune|eval [options]" >&2; exit 2 ;;
