@@ -16,7 +16,7 @@ use dream_mpc::bag::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPI
 use dream_mpc_tests::bags::{data, dump, python, scratch};
 use dream_mpc_tests::{json_field, spawn_controller, spawn_sim, wait_bounded};
 use std::collections::HashSet;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn domain() -> u16 {
@@ -37,6 +37,23 @@ fn key(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Wait for the sim's episodes, then Ctrl-C the node (it queues its last
+/// records and the writer closes the bag within 5 s); the node's stdout
+/// and stderr.
+fn sim_then_stop(sim: Child, ctl: Child) -> (String, String) {
+    let (st, _, err, _) = wait_bounded(sim, Duration::from_secs(60));
+    assert!(st.success(), "sim failed: {err}");
+    Command::new("kill")
+        .args(["-INT", &ctl.id().to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    let (st, out, err, _) = wait_bounded(ctl, Duration::from_secs(10));
+    assert!(st.success(), "controller exit {st:?}: {err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{err}");
+    (out, err)
+}
+
 #[test]
 fn node_and_sim_record_the_same_run() {
     let Some(py) = python() else { return };
@@ -46,17 +63,7 @@ fn node_and_sim_record_the_same_run() {
     let ctl = spawn_controller(d, "config/plumbing.yaml", &["-p", &node_arg]);
     let sim_arg = sim_dir.to_str().unwrap().to_string();
     let sim = spawn_sim(d, "plumbing/point-mass", 3, 100, &["--record", &sim_arg]);
-    let (st, _, err, _) = wait_bounded(sim, Duration::from_secs(60));
-    assert!(st.success(), "sim failed: {err}");
-    // Ctrl-C: the node queues its last records, the writer closes the bag
-    Command::new("kill")
-        .args(["-INT", &ctl.id().to_string()])
-        .status()
-        .unwrap();
-    let t = Instant::now();
-    let (st, out, err, _) = wait_bounded(ctl, Duration::from_secs(10));
-    assert!(st.success(), "controller exit {st:?}: {err}");
-    assert!(t.elapsed() < Duration::from_secs(5));
+    let (out, err) = sim_then_stop(sim, ctl);
     assert!(err.contains("recording into"), "{err}");
     assert!(err.contains("recorded "), "{err}");
     let summary = out.lines().last().unwrap();
@@ -161,14 +168,7 @@ fn node_records_the_sims_rewards_and_episodes() {
         60,
         &["--episodes", "3", "--record", &sim_arg],
     );
-    let (st, _, err, _) = wait_bounded(sim, Duration::from_secs(60));
-    assert!(st.success(), "sim failed: {err}");
-    Command::new("kill")
-        .args(["-INT", &ctl.id().to_string()])
-        .status()
-        .unwrap();
-    let (st, _, err, _) = wait_bounded(ctl, Duration::from_secs(10));
-    assert!(st.success(), "controller exit {st:?}: {err}");
+    sim_then_stop(sim, ctl);
 
     let node = dump(&py, &node_dir);
     let sim = dump(&py, &sim_dir);

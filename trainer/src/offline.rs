@@ -506,12 +506,6 @@ pub fn train_offline(
     if let Some(b) = &bar {
         b.finish();
     }
-    Ok(RunSummary {
-        env_steps: state.env_step,
-        updates: agent.updates,
-        metrics: state.metrics,
-        losses: losses_all,
-        bundle,
-        wall_s: t0.elapsed().as_secs_f64(),
-    })
+    let wall_s = t0.elapsed().as_secs_f64();
+    Ok(RunSummary::of(state, &agent, losses_all, bundle, wall_s))
 }

@@ -91,13 +91,7 @@ pub fn learning_curve(
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    legend_and_present(&mut chart, &root)
 }
 
 /// The model losses of an offline run (rows with `episode` = 0 are the
@@ -150,6 +144,14 @@ pub fn loss_curve(path: &Path, task: &str, metrics: &[Metrics]) -> Result<(), St
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
+    legend_and_present(&mut chart, &root)
+}
+
+/// Draw the series labels of `chart` and write `root`'s image.
+fn legend_and_present<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

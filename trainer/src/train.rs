@@ -50,6 +50,27 @@ pub struct RunSummary {
     pub bundle: PathBuf,
     pub wall_s: f64,
 }
+
+impl RunSummary {
+    /// The summary of a run that ended in `state` with `agent`.
+    pub(crate) fn of(
+        state: State,
+        agent: &Agent,
+        losses: Vec<Losses>,
+        bundle: PathBuf,
+        wall_s: f64,
+    ) -> RunSummary {
+        RunSummary {
+            env_steps: state.env_step,
+            updates: agent.updates,
+            metrics: state.metrics,
+            losses,
+            bundle,
+            wall_s,
+        }
+    }
+}
+
 /// Check the output folder before anything runs: creatable, writable, and
 /// not holding a run unless resuming. Nothing is overwritten on error.
 pub(crate) fn prepare_output(opts: &RunOptions) -> Result<(), TrainError> {
@@ -332,12 +353,6 @@ pub fn train(
     if !bundle.join("manifest.json").exists() {
         bundle = export(&agent, &opts.out.join("bundle"), state.env_step, cfg)?;
     }
-    Ok(RunSummary {
-        env_steps: state.env_step,
-        updates: agent.updates,
-        metrics: state.metrics,
-        losses: losses_all,
-        bundle,
-        wall_s: state.wall_s,
-    })
+    let wall_s = state.wall_s;
+    Ok(RunSummary::of(state, &agent, losses_all, bundle, wall_s))
 }
