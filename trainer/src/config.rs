@@ -64,6 +64,12 @@ pub struct TrainConfig {
     /// where Q is wrong, and its spread, which Dream-MPC samples its
     /// candidates from, is never shaped); 0 (TD-MPC2) online. 0.
     pub bc_coef: f64,
+    /// With `bc_coef`: weight each logged action's term by
+    /// `min(20, exp(A / (temp x scale)))`, A = Q(z, a_logged) - Q(z, a ~ pi)
+    /// on the two heads of the policy loss (advantage-weighted regression),
+    /// so logs of mixed quality pull towards their better actions; `null`:
+    /// every logged action alike. Fused update path only. `null`.
+    pub bc_advantage_temp: Option<f64>,
     /// Gradient updates per agent step after the seed phase. 1.
     pub updates_per_step: usize,
     /// Evaluate (and export, and checkpoint) every this many environment
@@ -108,6 +114,7 @@ impl Default for TrainConfig {
             value_coef: 0.1,
             entropy_coef: 1e-4,
             bc_coef: 0.0,
+            bc_advantage_temp: None,
             discount: 0.99,
             updates_per_step: 1,
             eval_every: 10_000,
@@ -242,6 +249,11 @@ impl TrainConfig {
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} = {v} must be finite and >= 0"));
+            }
+        }
+        if let Some(t) = self.bc_advantage_temp {
+            if !(t.is_finite() && t > 0.0) {
+                return bad(format!("bc_advantage_temp = {t} must be > 0"));
             }
         }
         self.model

@@ -454,16 +454,31 @@ impl Agent {
         let qp = ((qp.get(0) + qp.get(1)) * 0.5).view([h + 1, b]);
         self.update_scale_sorted(&qp.get(0).detach(), c.tau);
         let ad = self.model.action_size as f64;
-        let per = log_prob.view([h + 1, b]) * (c.entropy_coef * ad) - qp / &self.q_scale;
+        let per = log_prob.view([h + 1, b]) * (c.entropy_coef * ad) - &qp / &self.q_scale;
         let mut pl = (per.mean_dim([1i64].as_slice(), false, Kind::Float) * &self.rho_w)
             .sum(Kind::Float)
             / (h as f64 + 1.0);
         if c.bc_coef > 0.0 {
             // offline: the policy stays on the logged actions
-            let nll = self
-                .logged_nll(&zd.narrow(0, 0, h * b), &act.reshape([h * b, a_sz]))
-                .view([h, b])
-                .mean_dim([1i64].as_slice(), false, Kind::Float);
+            let z_l = zd.narrow(0, 0, h * b);
+            let a_l = act.reshape([h * b, a_sz]);
+            let mut nll = self.logged_nll(&z_l, &a_l).view([h, b]);
+            if let Some(temp) = c.bc_advantage_temp {
+                // advantage-weighted: the logged actions the Q heads rate
+                // above the policy's own count more (AWR), weights <= 20
+                let wgt = tch::no_grad(|| {
+                    let ql = th.decode(&self.q_pair(
+                        &self.q_stack,
+                        &Tensor::cat(&[&z_l, &a_l], 1),
+                        &pi_heads,
+                    ));
+                    let ql = ((ql.get(0) + ql.get(1)) * 0.5).view([h, b]);
+                    let adv = (ql - qp.narrow(0, 0, h).detach()) / &self.q_scale;
+                    (adv / temp).exp().clamp_max(20.0)
+                });
+                nll = nll * wgt;
+            }
+            let nll = nll.mean_dim([1i64].as_slice(), false, Kind::Float);
             pl += (nll * &w).sum(Kind::Float) * (c.bc_coef / (h as f64 + 1.0));
         }
         let grads = Tensor::run_backward(&[&pl], &self.opt_pi.flat.leaves, false, false);
@@ -742,5 +757,55 @@ mod tests {
         }
         assert!(after[0] < 0.1, "with behaviour cloning: {}", after[0]);
         assert!(after[1] > 0.3, "without: {}", after[1]);
+    }
+
+    /// `bc_advantage_temp`: of logged actions +0.6 (reward 1) and -0.6
+    /// (reward 0), half each, plain behaviour cloning's policy mean sits
+    /// between them; advantage weighting moves it towards the rewarded one.
+    #[test]
+    fn advantage_weighting_prefers_the_better_logged_actions() {
+        tch::set_num_threads(1);
+        let mut means = Vec::new();
+        for temp in [None, Some(0.1)] {
+            let cfg = TrainConfig {
+                batch: 32,
+                bc_coef: 10.0,
+                bc_advantage_temp: temp,
+                lr: 3e-3,
+                model: ModelConfig::tiny(2),
+                ..Default::default()
+            };
+            let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
+            let len = a.replay.len;
+            let mut rng = Rng::new(5);
+            for _ in 0..16 {
+                let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+                let act: Vec<f32> = (0..len)
+                    .map(|_| if rng.below(2) == 0 { 0.6 } else { -0.6 })
+                    .collect();
+                let r: Vec<f32> = act.iter().map(|&x| f32::from(x > 0.0)).collect();
+                a.replay.push_episode(&o, &act, &r);
+            }
+            for _ in 0..600 {
+                a.update();
+            }
+            let mut rng = Rng::new(9);
+            let mean = (0..100)
+                .map(|k| {
+                    let o: Vec<f32> = (0..3).map(|_| rng.normal() as f32).collect();
+                    a.act(&o, true, k)[0]
+                })
+                .sum::<f32>()
+                / 100.0;
+            eprintln!("bc_advantage_temp {temp:?}: policy mean {mean}");
+            means.push(mean);
+        }
+        assert!(means[0].abs() < 0.3, "plain BC: {}", means[0]);
+        assert!(
+            means[1] > means[0] + 0.2,
+            "weighted {} vs plain {}",
+            means[1],
+            means[0]
+        );
     }
 }
