@@ -476,7 +476,7 @@ impl Agent {
                     let adv = (ql - qp.narrow(0, 0, h).detach()) / &self.q_scale;
                     (adv / temp).exp().clamp_max(20.0)
                 });
-                nll = nll * wgt;
+                nll *= wgt;
             }
             let nll = nll.mean_dim([1i64].as_slice(), false, Kind::Float);
             pl += (nll * &w).sum(Kind::Float) * (c.bc_coef / (h as f64 + 1.0));
