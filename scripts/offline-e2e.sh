@@ -8,6 +8,7 @@
 #   bash scripts/offline-e2e.sh record      # 2 x 20 HIL episodes, real time (~8 min)
 #   bash scripts/offline-e2e.sh train       # offline from scratch (--updates, default 20000)
 #   bash scripts/offline-e2e.sh train-nobc  # the same without the behaviour-cloning term
+#   bash scripts/offline-e2e.sh train-awr   # the same with advantage-weighted cloning
 #   bash scripts/offline-e2e.sh finetune    # --init models/cartpole-swingup (--updates 5000)
 #   bash scripts/offline-e2e.sh finetune-slow  # the same at lr 3e-5 (--updates 2000)
 #   bash scripts/offline-e2e.sh eval        # six planners x --episodes on each model
@@ -60,13 +61,16 @@ case "$stage" in
     # each action it sends, the noisy action applied and recorded
     record_one weak policy 0.5 200
     ;;
-  train|train-nobc)
+  train|train-nobc|train-awr)
     cargo build -q -p dream-mpc-trainer --features dream-mpc-sim/mujoco --bins
     config=config/train-offline-cartpole.json name=scratch-bc
     if [ "$stage" = train-nobc ]; then
       # TD-MPC2's losses alone: the offline config with bc_coef 0
       config="$out/train-nobc.json" name=scratch-nobc
       sed 's/"bc_coef": [0-9.]*/"bc_coef": 0.0/' config/train-offline-cartpole.json >"$config"
+    elif [ "$stage" = train-awr ]; then
+      config="$out/train-awr.json" name=scratch-awr
+      sed 's/^{/{\n  "bc_advantage_temp": 0.3,/' config/train-offline-cartpole.json >"$config"
     fi
     "$bin/dream-mpc-train" train --offline "$out/bags/shipped" "$out/bags/weak" \
       --task $task --config "$config" --out "$out/$name" \
@@ -87,7 +91,8 @@ case "$stage" in
     cargo build -q -p dream-mpc-sim --features dream-mpc-sim/mujoco --bins
     mkdir -p "$out/eval"
     for m in shipped:models/cartpole-swingup scratch-bc:"$out/scratch-bc/bundle" \
-             scratch-nobc:"$out/scratch-nobc/bundle" finetune:"$out/finetune/bundle" \
+             scratch-nobc:"$out/scratch-nobc/bundle" scratch-awr:"$out/scratch-awr/bundle" \
+             finetune:"$out/finetune/bundle" \
              finetune-lr3e-5:"$out/finetune-lr3e-5/bundle"; do
       name=${m%%:*} dir=${m#*:}
       [ -f "$dir/manifest.json" ] || { echo "no bundle at $dir (run its stage first)"; continue; }
