@@ -159,6 +159,54 @@ fn control_update_with_recording_allocates_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Recording with rewards and episode starts (`record_reward_topic`,
+/// `record_episode_topic`): the reception side's notes and the control
+/// update's late reward records allocate nothing either; with a queue of
+/// 8 records are dropped, and a reward is never queued for a step whose
+/// record was dropped (the writer would refuse it and end the bag with an
+/// error).
+#[test]
+fn control_update_recording_rewards_allocates_nothing() {
+    use dream_mpc::bag::recorder::Recorder;
+    use dream_mpc::bag::write::BagOptions;
+    use std::sync::Arc;
+    let cfg = config(&[("diagnostics_period_s", "0.05")]);
+    let dir = std::env::temp_dir().join(format!(
+        "dream-mpc-tick-alloc-rewards-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let epoch = Instant::now();
+    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
+    let rec = Arc::new(Recorder::new(8, cfg.observation_size, cfg.action_size));
+    let writer = rec
+        .spawn_writer(
+            dir.clone(),
+            BagOptions::new(cfg.observation_size, cfg.action_size),
+        )
+        .unwrap();
+    let h = Handoff::new(ctl.obs_capacity(), epoch).with_recorder(rec.clone());
+    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    for k in 0..3000u64 {
+        let ((), n) = allocations_in(|| {
+            rec.note_reward(0.5);
+            rec.note_reward(0.25);
+            if k % 1000 == 0 {
+                rec.note_episode((k / 1000) as i64);
+            }
+            h.observation.write(&[0.1, 0.2], Instant::now());
+            lp.update(Instant::now(), &h);
+        });
+        assert_eq!(n, 0, "the update recording rewards allocated (period {k})");
+        while h.actions.pop().is_some() {}
+    }
+    let (_, n) = allocations_in(|| lp.deactivate(&h));
+    assert_eq!(n, 0);
+    let summary = writer.join().unwrap().unwrap();
+    assert!(summary.steps > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Run-time tunables from the parameter services (issue 13 item 3) reach
 /// the control thread through the handoff's bounded queue and are applied
 /// between ticks without allocating: the shipped pendulum planner, K and

@@ -129,19 +129,19 @@ impl Recorder {
     /// operations; never allocates, never blocks.
     pub fn push(&self, index: u64, time_ns: u64, observation: &[f64], action: &[f64]) -> bool {
         // the rewards received since the previous recorded tick are its own
-        // when it was the tick just before (else its transition has a gap)
+        // when it was the tick just before and its record was queued (else
+        // its transition has a gap, or its step is not in the bag)
         let (mut sum, mut n) = (0.0, 0u32);
         while let Some(r) = self.rewards.pop() {
             sum += r;
             n += 1;
         }
-        let prev = self.last_index.swap(index + 1, Ordering::Relaxed);
-        let prev_time = self.last_time_ns.swap(time_ns, Ordering::Relaxed);
-        if n > 0 && prev == index && index > 0 {
+        // `last_index` is the last queued tick + 1 (0: none)
+        if n > 0 && index > 0 && self.last_index.load(Ordering::Relaxed) == index {
             match self.free.pop() {
                 Some(mut r) => {
                     r.index = index - 1;
-                    r.time_ns = prev_time;
+                    r.time_ns = self.last_time_ns.load(Ordering::Relaxed);
                     r.late_reward = Some(sum);
                     r.episode_start = None;
                     self.queue(r);
@@ -151,6 +151,7 @@ impl Recorder {
                 }
             }
         }
+        self.last_index.store(0, Ordering::Relaxed);
         let noted = self.episodes_noted.load(Ordering::Acquire);
         let episode_start = (noted != self.episodes_seen.swap(noted, Ordering::Relaxed))
             .then(|| self.episode.load(Ordering::Acquire));
@@ -168,7 +169,12 @@ impl Recorder {
         r.action.copy_from_slice(action);
         r.episode_start = episode_start;
         r.late_reward = None;
-        self.queue(r)
+        let queued = self.queue(r);
+        if queued {
+            self.last_index.store(index + 1, Ordering::Relaxed);
+            self.last_time_ns.store(time_ns, Ordering::Relaxed);
+        }
+        queued
     }
 
     /// Records dropped so far.
