@@ -23,13 +23,26 @@ fn domain() -> u16 {
     80 + (std::process::id() % 20) as u16
 }
 
-fn vectors(d: &serde_json::Value, topic: &str) -> Vec<Vec<f64>> {
+/// The messages on `topic` of a `bag_dump.py` dump (MCAP side), in order.
+fn messages<'a>(
+    d: &'a serde_json::Value,
+    topic: &'a str,
+) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
     d["mcap"]["messages"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["topic"] == topic)
-        .map(|m| data(&m["value"]))
+        .filter(move |m| m["topic"] == topic)
+}
+
+fn vectors(d: &serde_json::Value, topic: &str) -> Vec<Vec<f64>> {
+    messages(d, topic).map(|m| data(&m["value"])).collect()
+}
+
+/// The `sequence` of each message on `topic`.
+fn sequences(d: &serde_json::Value, topic: &str) -> Vec<u64> {
+    messages(d, topic)
+        .map(|m| m["sequence"].as_u64().unwrap())
         .collect()
 }
 
@@ -88,13 +101,7 @@ fn node_and_sim_record_the_same_run() {
     assert_eq!(n_act.len(), n_obs.len());
     assert!(n_obs.iter().all(|o| o.len() == 2) && n_act.iter().all(|a| a.len() == 1));
     // sequences are tick indices: increasing, one per record
-    let seqs: Vec<u64> = node["mcap"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["topic"] == OBSERVATION_TOPIC)
-        .map(|m| m["sequence"].as_u64().unwrap())
-        .collect();
+    let seqs = sequences(&node, OBSERVATION_TOPIC);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert_eq!(
         node["mcap"]["metadata"]["dream_mpc"]["records_dropped"],
@@ -173,11 +180,7 @@ fn node_records_the_sims_rewards_and_episodes() {
     let node = dump(&py, &node_dir);
     let sim = dump(&py, &sim_dir);
     let msgs = |d: &serde_json::Value, topic: &str| -> Vec<(u64, f64)> {
-        d["mcap"]["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["topic"] == topic)
+        messages(d, topic)
             .map(|m| {
                 (
                     m["sequence"].as_u64().unwrap(),
@@ -188,13 +191,7 @@ fn node_records_the_sims_rewards_and_episodes() {
     };
     let episodes: Vec<f64> = msgs(&node, EPISODE_TOPIC).iter().map(|m| m.1).collect();
     assert_eq!(episodes, vec![0.0, 1.0, 2.0], "episode starts recorded");
-    let obs_seqs: HashSet<u64> = node["mcap"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["topic"] == OBSERVATION_TOPIC)
-        .map(|m| m["sequence"].as_u64().unwrap())
-        .collect();
+    let obs_seqs: HashSet<u64> = sequences(&node, OBSERVATION_TOPIC).into_iter().collect();
     for (seq, _) in msgs(&node, EPISODE_TOPIC) {
         assert!(
             obs_seqs.contains(&seq),
