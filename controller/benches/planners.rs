@@ -1,8 +1,11 @@
 //! Latency of every planner at its default budget, single core.
 //!
 //! ```text
-//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...] [--kinds dream_mpc,...] [--presets authors,sketch]
+//! taskset -c 0 cargo bench -p dream-mpc --bench planners -- [--ticks N] [--sampling-ticks N] [--models lq,...] [--kinds dream_mpc,...] [--presets authors,sketch] [--weights f32,bf16]
 //! ```
+//!
+//! `--weights`: the bundle models are loaded once per weight storage
+//! (`f32` default, `bf16`: half the bytes; rows named `5m/bf16`).
 //!
 //! Presets: `authors` (the default `dream_mpc`: N = 5, H = 3, K = 1 SGD
 //! step, the authors' options) and `sketch` (N = 8 + 1, H = 3, K = 5 Adam
@@ -27,6 +30,7 @@
 //! so it is not part of these timings.
 
 use dream_mpc::bundle::manifest::PlannerDefaults;
+use dream_mpc::kernels::Weights;
 use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc::rng::Rng;
 use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
@@ -40,6 +44,7 @@ struct Args {
     models: Vec<String>,
     kinds: Vec<String>,
     presets: Vec<String>,
+    weights: Vec<Weights>,
 }
 
 fn args() -> Args {
@@ -52,6 +57,7 @@ fn args() -> Args {
             .map(|k| k.name().to_string())
             .collect(),
         presets: vec!["authors".into(), "sketch".into()],
+        weights: vec![Weights::F32],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +68,12 @@ fn args() -> Args {
             "--models" => a.models = value().split(',').map(String::from).collect(),
             "--kinds" => a.kinds = value().split(',').map(String::from).collect(),
             "--presets" => a.presets = value().split(',').map(String::from).collect(),
+            "--weights" => {
+                a.weights = value()
+                    .split(',')
+                    .map(|w| Weights::parse(w).unwrap())
+                    .collect()
+            }
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -209,8 +221,15 @@ fn main() {
             &dir, 24, 6, latent, hidden, heads, 1,
         )
         .unwrap();
-        let bundle = dream_mpc::load::Bundle::load(&dir).unwrap();
-        let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
-        bench(&name, &model, &a);
+        for &w in &a.weights {
+            let limits = dream_mpc::bundle::Limits::default();
+            let bundle = dream_mpc::load::Bundle::load_as(&dir, limits, w).unwrap();
+            let model = dream_mpc::planner::bundle_model::BundleModel::new(&bundle).unwrap();
+            let label = match w {
+                Weights::F32 => name.clone(),
+                _ => format!("{name}/{}", w.name()),
+            };
+            bench(&label, &model, &a);
+        }
     }
 }

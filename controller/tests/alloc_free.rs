@@ -1,9 +1,10 @@
 //! Forward and backward passes allocate nothing once the tapes exist:
 //! a counting global allocator (per thread, so the test harness's own
 //! threads do not interfere) around H forward steps and H backward steps of
-//! every module of a TD-MPC2-style bundle.
+//! every module of a TD-MPC2-style bundle, with float32 and bfloat16
+//! weights.
 
-use dream_mpc::kernels::Program;
+use dream_mpc::kernels::{Program, Weights};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
 use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 
@@ -12,6 +13,17 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn forward_backward_allocate_nothing() {
+    passes_allocate_nothing(Weights::F32);
+}
+
+/// Bfloat16 weights too: the `vdpbf16ps` kernel converts the activations
+/// into a stack buffer, never the heap.
+#[test]
+fn forward_backward_allocate_nothing_with_bf16_weights() {
+    passes_allocate_nothing(Weights::Bf16);
+}
+
+fn passes_allocate_nothing(weights: Weights) {
     // Big enough that matrixmultiply takes its packing path (it packs into
     // a stack/thread-local buffer or the heap depending on size).
     let spec = TdmpcSpec::new(11, 3, 64, 128, 5, 3);
@@ -28,7 +40,7 @@ fn forward_backward_allocate_nothing() {
         .modules()
         .into_iter()
         .map(|m| {
-            let p = Program::compile(&m.name, &m.model.to_bytes(), &m.spec).unwrap();
+            let p = Program::compile_with(&m.name, &m.model.to_bytes(), &m.spec, weights).unwrap();
             let tape = p.tape(batch, slots);
             let xs = p
                 .inputs()

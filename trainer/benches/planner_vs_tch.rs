@@ -21,8 +21,12 @@
 //! those.
 //!
 //! ```text
-//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench planner_vs_tch -- [--ticks N] [--quick] [--models small,1m,5m]
+//! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench planner_vs_tch -- [--ticks N] [--quick] [--models small,1m,5m] [--bf16]
 //! ```
+//!
+//! `--bf16` adds a row for the controller on the same bundle loaded with
+//! bfloat16 weights, and the largest gap between its actions and the
+//! float32 controller's over the same ticks (same seeds, same z0).
 //!
 //! Prints p50/p99/max per tick for each implementation, the ratio of the
 //! medians and the controller's GFLOP/s (2 flops per multiply-add of the
@@ -33,6 +37,9 @@ mod common;
 
 use common::{exported_model, percentiles};
 use dream_mpc::bundle::manifest::PlannerDefaults;
+use dream_mpc::bundle::Limits;
+use dream_mpc::kernels::Weights;
+use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{Planner, PlannerConfig, PlannerKind, Preset};
 use dream_mpc_trainer::export::ExportMeta;
@@ -120,6 +127,32 @@ fn tick_tch(m: &WorldModel, z0: &Tensor, prev: &Option<Tensor>, b: &Budget) -> (
     })
 }
 
+/// `ticks` timed controller ticks (after 10 warm-up ticks) on the same
+/// `z0`: per-tick milliseconds, multiply-adds of a tick and every action.
+fn time_controller(
+    model: &BundleModel,
+    planner: &mut Planner<BundleModel>,
+    z0: &[f32],
+    ticks: usize,
+) -> (Vec<f64>, u64, Vec<f32>) {
+    let mut t = Vec::with_capacity(ticks);
+    let mut acts = vec![];
+    let mut flops = 0u64;
+    for i in 0..ticks + 10 {
+        let t0 = Instant::now();
+        let r = planner
+            .plan(model, z0, Instant::now() + Duration::from_secs(10))
+            .expect("plan");
+        std::hint::black_box(r.action.as_slice()[0]);
+        flops = r.evals.flops;
+        if i >= 10 {
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        acts.extend_from_slice(r.action.as_slice());
+    }
+    (t, flops, acts)
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let quick = argv.iter().any(|a| a == "--quick");
@@ -132,6 +165,7 @@ fn main() {
         .iter()
         .position(|a| a == "--models")
         .map(|i| argv[i + 1].split(',').map(String::from).collect());
+    let bf16 = argv.iter().any(|a| a == "--bf16");
     tch::set_num_threads(1);
     tch::manual_seed(0);
     let (obs, act) = (24usize, 6usize);
@@ -181,7 +215,7 @@ fn main() {
                 d.beta = sketch.beta as f32;
             }
             let pc = PlannerConfig::for_kind(PlannerKind::DreamMpc, &d, gamma as f32);
-            let mut planner = Planner::new(&model, pc).expect("planner");
+            let mut planner = Planner::new(&model, pc.clone()).expect("planner");
             // tch: closed loop on the same z0 with the plan reused
             let mut authors = AuthorsPlanner::new(
                 AuthorsBudget {
@@ -206,23 +240,9 @@ fn main() {
                     t_tch.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            // controller
-            let mut t_ctl = Vec::with_capacity(ticks);
-            let mut flops = 0u64;
-            for i in 0..ticks + 10 {
-                let t0 = Instant::now();
-                let r = planner
-                    .plan(&model, &z0v, Instant::now() + Duration::from_secs(10))
-                    .expect("plan");
-                std::hint::black_box(r.action.as_slice()[0]);
-                flops = r.evals.flops;
-                if i >= 10 {
-                    t_ctl.push(t0.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            let (c50, c99, cmax) = percentiles(t_ctl);
+            // controller: float32, then (--bf16) the same bundle in bf16
+            let (t_ctl, flops, acts) = time_controller(&model, &mut planner, &z0v, ticks);
             let (t50, t99, tmax) = percentiles(t_tch);
-            let gf = 2.0 * flops as f64 / (c50 / 1e3) / 1e9;
             println!(
                 "{:<10} {:<8} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>9} {:>8}",
                 label,
@@ -235,18 +255,38 @@ fn main() {
                 "",
                 ""
             );
-            println!(
-                "{:<10} {:<8} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>7.1}x {:>9.1} {:>7.1}%",
-                label,
-                preset.name(),
-                "controller",
-                c50,
-                c99,
-                cmax,
-                t50 / c50,
-                gf,
-                100.0 * gf / PEAK_GFLOPS
-            );
+            let row = |name: &str, t: Vec<f64>| {
+                let (c50, c99, cmax) = percentiles(t);
+                let gf = 2.0 * flops as f64 / (c50 / 1e3) / 1e9;
+                println!(
+                    "{:<10} {:<8} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>7.1}x {:>9.1} {:>7.1}%",
+                    label,
+                    preset.name(),
+                    name,
+                    c50,
+                    c99,
+                    cmax,
+                    t50 / c50,
+                    gf,
+                    100.0 * gf / PEAK_GFLOPS
+                );
+            };
+            row("controller", t_ctl);
+            if bf16 {
+                let b16 = Bundle::load_as(&dir, Limits::default(), Weights::Bf16).expect("bf16");
+                let model16 = BundleModel::new(&b16).expect("model");
+                let mut p16 = Planner::new(&model16, pc.clone()).expect("planner");
+                let (t16, _, acts16) = time_controller(&model16, &mut p16, &z0v, ticks);
+                row("ctl-bf16", t16);
+                let gap = acts
+                    .iter()
+                    .zip(&acts16)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                println!(
+                    "{label:<10} {:<8} bf16 vs f32: largest action gap {gap:.2e}",
+                    preset.name()
+                );
+            }
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -17,7 +17,7 @@
 //! start a node) is `dream-mpc run --ros-args ...`.
 
 use clap::{Parser, Subcommand};
-use dream_mpc::load::{Bundle, REFERENCE_TOLERANCE};
+use dream_mpc::load::Bundle;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +46,10 @@ enum Cmd {
         #[arg(long, default_value_t = dream_mpc::bundle::confine::DEFAULT_MAX_FILE_BYTES >> 20,
               value_parser = clap::value_parser!(u64).range(1..=65_536))]
         max_file_mib: u64,
+        /// Weight storage to check: `f32` (as trained) or `bf16` (half the
+        /// bytes; checked against a looser tolerance, see the README).
+        #[arg(long, default_value = "f32", value_parser = dream_mpc::kernels::Weights::parse)]
+        weights: dream_mpc::kernels::Weights,
     },
     /// Run the ROS 2 controller node (see config/controller.yaml).
     Run(dream_mpc::ros::cli::RunArgs),
@@ -74,9 +78,16 @@ fn params(update: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-fn check(dir: &std::path::Path, rows: usize, seed: u64, max_file_mib: u64) -> Result<bool, String> {
+fn check(
+    dir: &std::path::Path,
+    rows: usize,
+    seed: u64,
+    max_file_mib: u64,
+    weights: dream_mpc::kernels::Weights,
+) -> Result<bool, String> {
     let limits = dream_mpc::bundle::Limits::with_file_mib(max_file_mib);
-    let b = Bundle::load_with(dir, limits).map_err(|e| e.to_string())?;
+    let b = Bundle::load_as(dir, limits, weights).map_err(|e| e.to_string())?;
+    let tolerance = b.tolerance();
     let m = &b.manifest;
     println!(
         "bundle {}: task `{}`, format {} v{}",
@@ -98,6 +109,11 @@ fn check(dir: &std::path::Path, rows: usize, seed: u64, max_file_mib: u64) -> Re
         "  producer `{}`, {} training steps, seed {}",
         m.provenance.producer, m.provenance.training_steps, m.provenance.seed
     );
+    println!(
+        "  weights {} ({} bytes each), tolerance {tolerance:.0e}",
+        weights.name(),
+        weights.bytes()
+    );
     let tract = b
         .tract_agreement(rows.max(1), seed)
         .map_err(|e| e.to_string())?;
@@ -115,7 +131,7 @@ fn check(dir: &std::path::Path, rows: usize, seed: u64, max_file_mib: u64) -> Re
                 .join(",")
         };
         let err = tract[name];
-        ok &= err <= REFERENCE_TOLERANCE;
+        ok &= err <= tolerance;
         println!(
             "{:<10} {:<22} {:<22} {:>9} {:>7} {:>10} {:>10} {:>10.2e}{}",
             name,
@@ -126,11 +142,7 @@ fn check(dir: &std::path::Path, rows: usize, seed: u64, max_file_mib: u64) -> Re
             p.flops(1).0,
             p.frame_width(),
             err,
-            if err <= REFERENCE_TOLERANCE {
-                ""
-            } else {
-                "  FAIL"
-            }
+            if err <= tolerance { "" } else { "  FAIL" }
         );
     }
     println!();
@@ -205,13 +217,14 @@ fn main() -> ExitCode {
             rows,
             seed,
             max_file_mib,
-        } => match check(&bundle, rows as usize, seed, max_file_mib) {
+            weights,
+        } => match check(&bundle, rows as usize, seed, max_file_mib, weights) {
             Ok(true) => {
                 println!("OK");
                 ExitCode::SUCCESS
             }
             Ok(false) => {
-                eprintln!("dream-mpc check: FAILED (an error above exceeds the tolerance {REFERENCE_TOLERANCE:.0e})");
+                eprintln!("dream-mpc check: FAILED (an error above exceeds its tolerance)");
                 ExitCode::from(1)
             }
             Err(e) => {

@@ -199,6 +199,8 @@ pub(crate) struct Lowering {
     values: HashMap<String, Value>,
     kernels: Vec<Box<dyn Kernel>>,
     stride: usize,
+    /// How weight matrices are stored ([`crate::kernels::gemm::Weights`]).
+    pub weights: super::gemm::Weights,
 }
 
 impl Lowering {
@@ -489,6 +491,7 @@ pub(crate) fn compile(
     module: &str,
     bytes: &[u8],
     spec: &ModuleSpec,
+    weights: super::gemm::Weights,
 ) -> Result<Program, CompileError> {
     let proto = decode(module, bytes)?;
     let graph = proto
@@ -526,6 +529,7 @@ pub(crate) fn compile(
         values: HashMap::new(),
         kernels: vec![],
         stride: 0,
+        weights,
     };
     for (name, k) in consts {
         lw.define(&name, Value::Const(k));

@@ -92,8 +92,8 @@ fn linear(
         d_out,
         // Column-major [out, in] storage is row-major [in, out], and the
         // transpose's is row-major [out, in].
-        wt: PackedB::new(d_out, d_in, w.transpose().as_slice()),
-        w: PackedB::new(d_in, d_out, w.as_slice()),
+        wt: PackedB::with_weights(d_out, d_in, w.transpose().as_slice(), lw.weights),
+        w: PackedB::with_weights(d_in, d_out, w.as_slice(), lw.weights),
         bias,
         op,
     }));

@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use error::CompileError;
+pub use gemm::Weights;
 
 /// Where one value lives inside a frame: the value occupies
 /// `[batch * off, batch * (off + width))` of the frame, row-major
@@ -225,7 +226,18 @@ impl Program {
         onnx_bytes: &[u8],
         spec: &ModuleSpec,
     ) -> Result<Program, CompileError> {
-        lower::compile(name, onnx_bytes, spec)
+        lower::compile(name, onnx_bytes, spec, Weights::F32)
+    }
+
+    /// [`Program::compile`] with the weight matrices stored as `weights`
+    /// (bfloat16 halves the bytes each product streams; see [`Weights`]).
+    pub fn compile_with(
+        name: &str,
+        onnx_bytes: &[u8],
+        spec: &ModuleSpec,
+        weights: Weights,
+    ) -> Result<Program, CompileError> {
+        lower::compile(name, onnx_bytes, spec, weights)
     }
 
     /// Module name.

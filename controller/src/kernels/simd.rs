@@ -118,26 +118,96 @@ fn sum16(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail.iter().map(|v| f(*v)).sum::<f32>()
 }
 
-/// Two sums in 16 lanes each over zipped slices.
+/// Two sums in 16 lanes each of `f(a_i, b_i, c_i)` over three zipped
+/// slices (whole 16-lane chunks, so the compiler keeps them in vectors).
 #[inline(always)]
-fn sum16x2(a: &[f32], b: &[f32], f: impl Fn(f32, f32, usize) -> (f32, f32)) -> (f32, f32) {
+fn sum16x2(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> (f32, f32) {
     let (mut s0, mut s1) = ([0.0f32; 16], [0.0f32; 16]);
-    let n = a.len().min(b.len());
-    let full = n / 16 * 16;
-    for base in (0..full).step_by(16) {
+    let (ca, cb, cc) = (a.chunks_exact(16), b.chunks_exact(16), c.chunks_exact(16));
+    let (ta, tb, tc) = (ca.remainder(), cb.remainder(), cc.remainder());
+    for ((xa, xb), xc) in ca.zip(cb).zip(cc) {
         for l in 0..16 {
-            let (u, v) = f(a[base + l], b[base + l], base + l);
+            let (u, v) = f(xa[l], xb[l], xc[l]);
             s0[l] += u;
             s1[l] += v;
         }
     }
     let (mut t0, mut t1) = (s0.iter().sum::<f32>(), s1.iter().sum::<f32>());
-    for i in full..n {
-        let (u, v) = f(a[i], b[i], i);
+    for ((x, y), z) in ta.iter().zip(tb).zip(tc) {
+        let (u, v) = f(*x, *y, *z);
         t0 += u;
         t1 += v;
     }
     (t0, t1)
+}
+
+/// Largest value, in 16 lanes (`f32::max` ignores NaN like the fold it
+/// replaces).
+#[inline(always)]
+fn max16(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.max(*v);
+        }
+    }
+    acc.iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v))
+}
+
+/// Two-hot moments of `logits` with bin centres `vmin + k step`: into
+/// `out`, `[top, z, s]` with `top = max_k l_k`, `e_k = exp(l_k - top)`,
+/// `z = sum_k e_k`, `s = sum_k e_k c_k`; the `e_k` into `e` unless `e` is
+/// empty.
+#[inline(always)]
+fn two_hot_sums<const FMA: bool>(
+    logits: &[f32],
+    vmin: f32,
+    step: f32,
+    e: &mut [f32],
+    out: &mut [f32],
+) {
+    let top = max16(logits);
+    let keep = !e.is_empty();
+    let (mut z, mut sm) = ([0.0f32; 16], [0.0f32; 16]);
+    let n = logits.len();
+    let mut base = 0;
+    while base < n {
+        let w = 16.min(n - base);
+        let mut v = [0.0f32; 16];
+        if w == 16 {
+            for (v, l) in v.iter_mut().zip(&logits[base..base + 16]) {
+                *v = exp_poly::<FMA>(l - top);
+            }
+        } else {
+            for (v, l) in v.iter_mut().zip(&logits[base..]) {
+                *v = exp_poly::<FMA>(l - top);
+            }
+        }
+        for l in 0..16 {
+            z[l] += v[l];
+            sm[l] = fma::<FMA>(v[l], fma::<FMA>((base + l) as f32, step, vmin), sm[l]);
+        }
+        if keep {
+            e[base..base + w].copy_from_slice(&v[..w]);
+        }
+        base += 16;
+    }
+    let (z, s) = (z.iter().sum::<f32>(), sm.iter().sum::<f32>());
+    out[0] = top;
+    out[1] = z;
+    out[2] = s;
+}
+
+/// `d_k *= scale (vmin + k step - s)`: the last pass of the two-hot VJP.
+#[inline(always)]
+fn two_hot_finish<const FMA: bool>(d: &mut [f32], vmin: f32, step: f32, s: f32, scale: f32) {
+    for (k, d) in d.iter_mut().enumerate() {
+        *d *= scale * (fma::<FMA>(k as f32, step, vmin) - s);
+    }
 }
 
 #[inline(always)]
@@ -189,8 +259,8 @@ fn ln_bwd<const FMA: bool>(
         }
         let (mean, rstd) = (s[0], s[1]);
         // g = dy * gamma; dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
-        let (sg, sgx) = sum16x2(xg, dyg, |x, dy, i| {
-            let g = dy * gamma[i];
+        let (sg, sgx) = sum16x2(xg, dyg, gamma, |x, dy, gm| {
+            let g = dy * gm;
             (g, g * (x - mean) * rstd)
         });
         let (mg, mgx) = (sg * inv_d, sgx * inv_d);
@@ -270,6 +340,16 @@ multiversion!(
         dy: &[f32],
         dx: &mut [f32],
     )
+);
+
+multiversion!(
+    /// Two-hot moments `[top, z, s]` into `out` (3 floats), exponentials
+    /// into `e` unless empty (see `planner::decode`).
+    two_hot_moments => two_hot_sums(logits: &[f32], vmin: f32, step: f32, e: &mut [f32], out: &mut [f32])
+);
+multiversion!(
+    /// `d_k *= scale (vmin + k step - s)`.
+    two_hot_vjp_finish => two_hot_finish(d: &mut [f32], vmin: f32, step: f32, s: f32, scale: f32)
 );
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! libtorch reference vectors (forward and VJP) and against tract, the
 //! reference ONNX executor. Allocates freely: start-up and tests only.
 
-use super::{Bundle, LoadError, REFERENCE_TOLERANCE};
+use super::{Bundle, LoadError};
 use crate::bundle::files::read_references;
 use crate::bundle::manifest::{ModuleSpec, References, TensorSpec};
 use crate::bundle::BundleError;
@@ -16,7 +16,7 @@ use tract_onnx::prelude::*;
 /// `dream-mpc check --rows` has the same bound).
 pub const MAX_REFERENCE_BATCH: usize = 4096;
 
-/// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`]).
+/// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE)).
 /// A reference that is not finite (e.g. 1e39 read as f32 = inf) cannot
 /// vouch for anything: the error is infinite, never NaN (which a max would
 /// drop) or 0.
@@ -86,7 +86,8 @@ impl Bundle {
     /// The start-up verification shared by `dream-mpc check` and `dream-mpc
     /// run`: the bundle must carry libtorch references for every module of
     /// its manifest (at least one case each, forward and VJP), and the
-    /// compiled kernels must reproduce them within [`REFERENCE_TOLERANCE`]
+    /// compiled kernels must reproduce them within [`Bundle::tolerance`]
+    /// ([`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE) for float32 weights)
     /// (non-finite references or errors fail). Returns the report; any
     /// failure is an error naming the module. Cost: one forward and one
     /// VJP per reference case, at start-up only (allocates).
@@ -126,7 +127,7 @@ impl Bundle {
 
     /// Run every reference case of `references.json` through the compiled
     /// modules, forward and VJP, and report the worst scaled error per
-    /// module and output/input (see [`REFERENCE_TOLERANCE`]). Errors if the
+    /// module and output/input (see [`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE)). Errors if the
     /// bundle has no references or they do not match the manifest; a
     /// disagreement is reported in the result ([`ReferenceReport::passed`]).
     pub fn verify_references(&self) -> Result<ReferenceReport, BundleError> {
@@ -208,14 +209,14 @@ impl Bundle {
             out.push(ag);
         }
         Ok(ReferenceReport {
-            tolerance: REFERENCE_TOLERANCE,
+            tolerance: self.tolerance(),
             modules: out,
         })
     }
 
     /// Run every module on `rows` random rows (standard normal, seeded)
     /// with both the compiled kernels and tract; the worst scaled error per
-    /// module (see [`REFERENCE_TOLERANCE`]).
+    /// module (see [`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE)).
     pub fn tract_agreement(
         &self,
         rows: usize,

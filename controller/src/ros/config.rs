@@ -249,6 +249,8 @@ pub struct Config {
     pub bundle: Option<PathBuf>,
     /// Size cap of each bundle module and references file, in MiB.
     pub bundle_max_file_mib: u64,
+    /// Weight storage of the compiled bundle.
+    pub bundle_weights: crate::kernels::Weights,
     pub planner: String,
     pub budget: Budget,
     /// `options.*`: the gradient planners' named options.
@@ -490,6 +492,8 @@ pub const PARAMS: &[Param] = &[
       "model bundle folder (holding manifest.json)", false),
     p("bundle_max_file_mib", Ty::Int, Dv("512"), Range(1.0, 65_536.0),
       "size cap of each bundle module and references file (MiB); larger files are refused unread", false),
+    p("bundle_weights", Ty::Str, Dv("f32"), OneOf(&["f32", "bf16"]),
+      "weight storage of the compiled bundle: f32 (as trained) | bf16 (half the bytes per tick, looser reference check)", false),
     p("planner", Ty::Str, Dv("dream-mpc"), Any,
       "planner kind of the planner table (dream-mpc, grad-mpc, cem, mppi, ...)", false),
     p("budget.candidates", Ty::Int, Absent("the bundle's planner.candidates"), Range(1.0, 4096.0),
@@ -1367,6 +1371,10 @@ impl Config {
             action_source,
             bundle,
             bundle_max_file_mib: c.int("bundle_max_file_mib").expect("table default") as u64,
+            bundle_weights: crate::kernels::Weights::parse(
+                c.str("bundle_weights").unwrap_or("f32"),
+            )
+            .expect("checked by the table's OneOf rule"),
             planner: c.str("planner").unwrap_or_default().to_string(),
             budget,
             options,

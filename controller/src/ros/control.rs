@@ -255,14 +255,16 @@ impl PlannerSource {
             .ok_or_else(|| SourceError("action_source 'dream_mpc' needs `bundle`".into()))?;
         let err = |e: &dyn std::fmt::Display| SourceError(format!("bundle {}: {e}", dir.display()));
         let limits = crate::bundle::Limits::with_file_mib(cfg.bundle_max_file_mib);
-        let bundle = Arc::new(Bundle::load_with(dir, limits).map_err(|e| err(&e))?);
+        let weights = cfg.bundle_weights;
+        let bundle = Arc::new(Bundle::load_as(dir, limits, weights).map_err(|e| err(&e))?);
         // What `dream-mpc check` verifies, before any actuator is driven:
         // the kernels reproduce the libtorch references of every module.
         let t0 = Instant::now();
         let report = bundle.verify().map_err(|e| err(&e))?;
         eprintln!(
-            "dream-mpc run: bundle {}: {} modules match their libtorch references (worst {:.1e}, tolerance {:.0e}), verified in {:.0} ms",
+            "dream-mpc run: bundle {} ({} weights): {} modules match their libtorch references (worst {:.1e}, tolerance {:.0e}), verified in {:.0} ms",
             dir.display(),
+            weights.name(),
             report.modules.len(),
             report.modules.iter().map(|m| m.worst()).fold(0.0f32, f32::max),
             report.tolerance,

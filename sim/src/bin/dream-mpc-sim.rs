@@ -95,6 +95,10 @@ enum Command {
         /// Per-tick deadline in milliseconds (default: none).
         #[arg(long)]
         deadline_ms: Option<f64>,
+        /// Weight storage of the compiled bundle: f32 (as trained) or bf16
+        /// (half the bytes; see the controller README).
+        #[arg(long, default_value = "f32", value_parser = dream_mpc::kernels::Weights::parse)]
+        weights: dream_mpc::kernels::Weights,
     },
     /// Serve a task as a ROS 2 robot node (observation out, action in,
     /// episode return out).
@@ -124,8 +128,10 @@ fn main() -> ExitCode {
             beta,
             samples,
             deadline_ms,
+            weights,
         } => eval(
             &bundle,
+            weights,
             task.as_deref(),
             &planners,
             episodes,
@@ -266,6 +272,7 @@ fn bench(steps: u64, reps: usize, only: Option<&str>) -> Result<(), AnyError> {
 
 fn eval(
     dir: &std::path::Path,
+    weights: dream_mpc::kernels::Weights,
     task: Option<&str>,
     planners: &str,
     episodes: usize,
@@ -276,7 +283,8 @@ fn eval(
     if episodes == 0 {
         return Err("--episodes must be at least 1".into());
     }
-    let bundle = dream_mpc::load::Bundle::load(dir)?;
+    let limits = dream_mpc::bundle::Limits::default();
+    let bundle = dream_mpc::load::Bundle::load_as(dir, limits, weights)?;
     let task_name = task.unwrap_or(&bundle.manifest.task).to_string();
     let kinds: Vec<PlannerKind> = if planners == "all" {
         PlannerKind::ALL.to_vec()
