@@ -16,7 +16,9 @@
 //! sees realistic consecutive ticks), 100 warm-up ticks, then `ticks` timed
 //! ticks; reports p50/p99/max latency, model evaluations (rows forward and
 //! backward) per tick, multiply-adds per tick and GFLOP/s (2 flops per
-//! multiply-add) against the 256 GFLOP/s per-core peak (docs/RESULTS.md).
+//! multiply-add) against this core's peak, measured at start
+//! (`dream_mpc_testkit::peak`: float32 FMA, or `vdpbf16ps` for bf16 rows
+//! where the kernels use it).
 //! CEM and MPPI (512 samples x 6 iterations) run `--sampling-ticks`
 //! (default 1,000) because a tick costs ~100x a Dream-MPC tick.
 //!
@@ -36,8 +38,6 @@ use dream_mpc::rng::Rng;
 use dream_mpc_testkit::lq::{Disagreement, LinearQuadratic};
 use std::time::{Duration, Instant};
 
-const PEAK_GFLOPS: f64 = 256.0;
-
 struct Args {
     ticks: usize,
     sampling_ticks: usize,
@@ -45,6 +45,7 @@ struct Args {
     kinds: Vec<String>,
     presets: Vec<String>,
     weights: Vec<Weights>,
+    peak: dream_mpc_testkit::peak::Peak,
 }
 
 fn args() -> Args {
@@ -58,6 +59,7 @@ fn args() -> Args {
             .collect(),
         presets: vec!["authors".into(), "sketch".into()],
         weights: vec![Weights::F32],
+        peak: dream_mpc_testkit::peak::measure(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -119,9 +121,24 @@ fn defaults(preset: &str) -> PlannerDefaults {
     }
 }
 
-fn bench<M: LatentModel>(name: &str, model: &M, a: &Args) {
+/// The peak a row is measured against, and its name.
+fn peak_of(a: &Args, weights: Weights) -> (f64, &'static str) {
+    match (weights, a.peak.bf16_dot) {
+        (Weights::Bf16, Some(p)) if dream_mpc::kernels::gemm::bf16_dot() => (p, "bf16 peak"),
+        _ => (a.peak.f32_fma, "f32 peak"),
+    }
+}
+
+fn bench<M: LatentModel>(name: &str, model: &M, a: &Args, weights: Weights) {
     for preset in &a.presets {
-        bench_preset(name, model, preset, &defaults(preset), a);
+        bench_preset(
+            name,
+            model,
+            preset,
+            &defaults(preset),
+            a,
+            peak_of(a, weights),
+        );
     }
 }
 
@@ -131,6 +148,7 @@ fn bench_preset<M: LatentModel>(
     preset: &str,
     defaults: &PlannerDefaults,
     a: &Args,
+    (peak, peak_name): (f64, &str),
 ) {
     let l = model.dims().latent;
     for kind in PlannerKind::ALL {
@@ -182,7 +200,7 @@ fn bench_preset<M: LatentModel>(
         let n = ticks as f64;
         let gflops = 2.0 * flops as f64 / total.as_secs_f64() / 1e9;
         println!(
-            "{name:>10} {preset:>7} {:>16} N={:<3} H={} K={:<2} ticks={ticks:<6} p50={:>9.1?} p99={:>9.1?} max={:>9.1?} fwd_rows/tick={:>7.0} bwd_rows/tick={:>6.0} MMAC/tick={:>8.3} GFLOP/s={:>6.1} ({:.1}% of {PEAK_GFLOPS}) not_finished={unfinished}",
+            "{name:>10} {preset:>7} {:>16} N={:<3} H={} K={:<2} ticks={ticks:<6} p50={:>9.1?} p99={:>9.1?} max={:>9.1?} fwd_rows/tick={:>7.0} bwd_rows/tick={:>6.0} MMAC/tick={:>8.3} GFLOP/s={:>6.1} ({:.1}% of {peak_name} {peak:.0}) not_finished={unfinished}",
             kind.name(),
             if kind.is_sampling() { cfg.cem_samples } else { cfg.candidates },
             cfg.horizon,
@@ -194,18 +212,19 @@ fn bench_preset<M: LatentModel>(
             bwd as f64 / n,
             flops as f64 / n / 1e6,
             gflops,
-            100.0 * gflops / PEAK_GFLOPS,
+            100.0 * gflops / peak,
         );
     }
 }
 
 fn main() {
     let a = args();
+    println!("{}", a.peak.describe());
     for name in a.models.clone() {
         // (latent, MLP, Q heads) of the random TD-MPC2-shaped bundles.
         let shape = match name.as_str() {
             "lq" => {
-                bench("lq", &lq_model(64, 6), &a);
+                bench("lq", &lq_model(64, 6), &a, Weights::F32);
                 continue;
             }
             "small" => (64, 256, 5),
@@ -229,7 +248,7 @@ fn main() {
                 Weights::F32 => name.clone(),
                 _ => format!("{name}/{}", w.name()),
             };
-            bench(&label, &model, &a);
+            bench(&label, &model, &a, w);
         }
     }
 }

@@ -8,10 +8,13 @@
 //! - [`lq`]: a linear-quadratic latent model written directly in Rust with
 //!   a known optimum, for planner tests and benchmarks without a bundle;
 //! - [`alloc`]: the one counting global allocator every "allocates
-//!   nothing" test installs.
+//!   nothing" test installs;
+//! - [`peak`]: the measured per-core arithmetic peak the benchmarks state
+//!   their efficiency against.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
 pub mod bags;
 pub mod bundles;
 pub mod lq;
+pub mod peak;

@@ -31,7 +31,8 @@
 //! Prints p50/p99/max per tick for each implementation, the ratio of the
 //! medians and the controller's GFLOP/s (2 flops per multiply-add of the
 //! forward and backward passes, counted by the planner) against the
-//! 256 GFLOP/s single-core fp32 peak (docs/RESULTS.md).
+//! single-core peak measured at start (`dream_mpc_testkit::peak`: float32
+//! FMA, or `vdpbf16ps` for the bf16 row where the kernels use it).
 
 mod common;
 
@@ -47,8 +48,6 @@ use dream_mpc_trainer::model::{to_vec, ModelConfig, WorldModel};
 use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner, TchLatentModel};
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
-
-const PEAK_GFLOPS: f64 = 256.0;
 
 struct Budget {
     n: usize,
@@ -168,6 +167,8 @@ fn main() {
     let bf16 = argv.iter().any(|a| a == "--bf16");
     tch::set_num_threads(1);
     tch::manual_seed(0);
+    let peak = dream_mpc_testkit::peak::measure();
+    println!("{}", peak.describe());
     let (obs, act) = (24usize, 6usize);
     let gamma = 0.99;
     let sketch = Budget {
@@ -255,7 +256,7 @@ fn main() {
                 "",
                 ""
             );
-            let row = |name: &str, t: Vec<f64>| {
+            let row = |name: &str, t: Vec<f64>, peak_gflops: f64| {
                 let (c50, c99, cmax) = percentiles(t);
                 let gf = 2.0 * flops as f64 / (c50 / 1e3) / 1e9;
                 println!(
@@ -268,16 +269,20 @@ fn main() {
                     cmax,
                     t50 / c50,
                     gf,
-                    100.0 * gf / PEAK_GFLOPS
+                    100.0 * gf / peak_gflops
                 );
             };
-            row("controller", t_ctl);
+            row("controller", t_ctl, peak.f32_fma);
             if bf16 {
                 let b16 = Bundle::load_as(&dir, Limits::default(), Weights::Bf16).expect("bf16");
                 let model16 = BundleModel::new(&b16).expect("model");
                 let mut p16 = Planner::new(&model16, pc.clone()).expect("planner");
                 let (t16, _, acts16) = time_controller(&model16, &mut p16, &z0v, ticks);
-                row("ctl-bf16", t16);
+                let p16 = match peak.bf16_dot {
+                    Some(p) if dream_mpc::kernels::gemm::bf16_dot() => p,
+                    _ => peak.f32_fma,
+                };
+                row("ctl-bf16", t16, p16);
                 let gap = acts
                     .iter()
                     .zip(&acts16)
