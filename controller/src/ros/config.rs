@@ -1729,6 +1729,21 @@ robot2:
     }
 
     #[test]
+    fn bundle_weights_default_to_f32_and_take_bf16_only_by_name() {
+        use crate::kernels::Weights;
+        assert_eq!(parse(GOOD).unwrap().bundle_weights, Weights::F32);
+        let with = |v: &str| {
+            parse(&GOOD.replace(
+                "control_rate_hz: 100.0",
+                &format!("control_rate_hz: 100.0\n    bundle_weights: {v}"),
+            ))
+        };
+        assert_eq!(with("bf16").unwrap().bundle_weights, Weights::Bf16);
+        let e = with("fp16").unwrap_err().to_string();
+        assert!(e.contains("'bundle_weights'") && e.contains("bf16"), "{e}");
+    }
+
+    #[test]
     fn joint_state_mapping_must_cover_the_vector() {
         let text = GOOD.replace(
             "observation: { size: 2 }",
