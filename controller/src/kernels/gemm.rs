@@ -468,7 +468,7 @@ impl PanelElem for u32 {
     #[inline(always)]
     fn row(panel: &[u32], p: usize) -> [f32; PW] {
         let words = &panel[p / 2 * PW..p / 2 * PW + PW];
-        let shift = if p % 2 == 0 { 16 } else { 0 };
+        let shift = if p & 1 == 0 { 16 } else { 0 };
         let mut out = [0.0f32; PW];
         for (o, &v) in out.iter_mut().zip(words) {
             *o = f32::from_bits((v << shift) & 0xffff_0000);
@@ -670,7 +670,7 @@ macro_rules! packed_kernel {
                     // are one contiguous stream): out-of-order execution
                     // alone keeps too few cache misses in flight to stream
                     // a model larger than the caches.
-                    let ahead = bp.wrapping_add((p * ROW + PREFETCH_ELEMS)) as *const i8;
+                    let ahead = bp.wrapping_add(p * ROW + PREFETCH_ELEMS) as *const i8;
                     for line in 0..(ROW * std::mem::size_of::<$elem>()).div_ceil(64) {
                         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
                     }
@@ -841,8 +841,11 @@ unsafe fn rows_to_bf16(a: &[f32], k: usize, rows: std::ops::Range<usize>, out: &
                     std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(src.as_ptr().add(p))));
                 _mm256_storeu_si256(dst.add(p).cast(), h);
             }
-            for p in full..2 * kp {
-                *dst.add(p) = if p < k { bf16_bits(src[p]) } else { 0 };
+            for (p, x) in src.iter().enumerate().skip(full) {
+                *dst.add(p) = bf16_bits(*x);
+            }
+            if k % 2 == 1 {
+                *dst.add(k) = 0;
             }
         }
     }
