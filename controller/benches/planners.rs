@@ -219,7 +219,16 @@ fn bench_preset<M: LatentModel>(
 
 fn main() {
     let a = args();
-    println!("{}", a.peak.describe());
+    println!(
+        "{}; kernel path {} (DREAM_MPC_KERNELS), bf16 vdpbf16ps {}",
+        a.peak.describe(),
+        dream_mpc::kernels::gemm::kernel_path().name(),
+        if dream_mpc::kernels::gemm::bf16_dot() {
+            "on"
+        } else {
+            "off"
+        }
+    );
     for name in a.models.clone() {
         // (latent, MLP, Q heads) of the random TD-MPC2-shaped bundles.
         let shape = match name.as_str() {
