@@ -199,6 +199,8 @@ pub(crate) struct Lowering {
     values: HashMap<String, Value>,
     kernels: Vec<Box<dyn Kernel>>,
     stride: usize,
+    /// Every location allocated, in frame order.
+    locs: Vec<Loc>,
     /// How weight matrices are stored ([`crate::kernels::gemm::Weights`]).
     pub weights: super::gemm::Weights,
 }
@@ -211,6 +213,7 @@ impl Lowering {
             width,
         };
         self.stride += width;
+        self.locs.push(l);
         l
     }
     pub fn value(&self, ctx: &NodeCtx, k: usize) -> Result<&Value, CompileError> {
@@ -529,6 +532,7 @@ pub(crate) fn compile(
         values: HashMap::new(),
         kernels: vec![],
         stride: 0,
+        locs: vec![],
         weights,
     };
     for (name, k) in consts {
@@ -657,6 +661,7 @@ pub(crate) fn compile(
         output_locs,
         kernels: lw.kernels,
         stride: lw.stride,
+        locs: lw.locs,
         params,
         onnx_ops,
     })

@@ -184,6 +184,8 @@ pub struct Program {
     kernels: Vec<Box<dyn Kernel>>,
     /// Floats per row of one frame.
     stride: usize,
+    /// The frame's locations in order (their blocks tile a frame).
+    locs: Vec<Loc>,
     params: usize,
     onnx_ops: BTreeMap<String, usize>,
 }
@@ -383,7 +385,7 @@ impl Program {
     /// Vector-Jacobian product of the last forward at `slot`: given
     /// `d_outputs` (dL/d output, row-major like the outputs), overwrite
     /// `d_inputs` with dL/d input. Cost about `flops(rows).1` multiply-adds
-    /// plus zeroing one gradient frame; no allocation. Panics if `slot` was
+    /// plus zeroing the gradient rows it uses; no allocation. Panics if `slot` was
     /// never run forward or the buffer sizes disagree with that forward.
     pub fn backward(
         &self,
@@ -407,7 +409,15 @@ impl Program {
         );
         let fl = tape.batch * self.stride;
         let acts = &tape.acts[slot * fl..(slot + 1) * fl];
-        tape.grads.iter_mut().for_each(|g| *g = 0.0);
+        // Zero the rows this pass uses (a wide tape of 64 rows run on 15
+        // would otherwise clear 4x the floats it touches).
+        if rows == tape.batch {
+            tape.grads.fill(0.0);
+        } else {
+            for l in &self.locs {
+                tape.grads[range(*l, tape.batch, rows)].fill(0.0);
+            }
+        }
         let mut b = Bwd {
             acts,
             grads: &mut tape.grads,
