@@ -156,6 +156,28 @@ pub fn create_topic(
     node.create_topic(&name, ty, qos).map_err(err(what))
 }
 
+/// A subscription to the topic `name` (message type `ty`) registered with
+/// `poll` as readable under `Token(token)`; an error names `what`.
+/// Start-up only.
+fn polled_subscription<M: serde::de::DeserializeOwned + 'static>(
+    node: &mut Node,
+    poll: &Poll,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    token: usize,
+    what: &'static str,
+) -> Result<Subscription<M>, NodeError> {
+    let topic = create_topic(node, name, ty, qos, what)?;
+    let mut s = node
+        .create_subscription::<M>(&topic, None)
+        .map_err(|e| NodeError(format!("{what} subscription: {e:?}")))?;
+    poll.registry()
+        .register(&mut s, Token(token), Interest::READABLE)
+        .map_err(err("poll register"))?;
+    Ok(s)
+}
+
 // ---------------------------------------------------------------------------
 // Handoffs and the update step
 // ---------------------------------------------------------------------------
@@ -584,23 +606,13 @@ pub fn configure(
     if let Some(dir) = &cfg.record {
         let qos = topic_qos::profile(&cfg.qos_observation);
         if let Some(t) = &cfg.record_reward_topic {
-            let topic = create_topic(&mut node, t, msgs::float64_type(), &qos, "reward topic")?;
-            let mut s = node
-                .create_subscription::<Float64>(&topic, None)
-                .map_err(err("reward subscription"))?;
-            poll.registry()
-                .register(&mut s, Token(2), Interest::READABLE)
-                .map_err(err("poll register"))?;
+            let ty = msgs::float64_type();
+            let s = polled_subscription(&mut node, &poll, t, ty, &qos, 2, "reward topic")?;
             record_in.reward = Some(s);
         }
         if let Some(t) = &cfg.record_episode_topic {
-            let topic = create_topic(&mut node, t, msgs::int64_type(), &qos, "episode topic")?;
-            let mut s = node
-                .create_subscription::<Int64>(&topic, None)
-                .map_err(err("episode subscription"))?;
-            poll.registry()
-                .register(&mut s, Token(3), Interest::READABLE)
-                .map_err(err("poll register"))?;
+            let ty = msgs::int64_type();
+            let s = polled_subscription(&mut node, &poll, t, ty, &qos, 3, "episode topic")?;
             record_in.episode = Some(s);
         }
         let rec = Arc::new(Recorder::new(
