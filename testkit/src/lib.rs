@@ -8,10 +8,12 @@
 //! - [`lq`]: a linear-quadratic latent model written directly in Rust with
 //!   a known optimum, for planner tests and benchmarks without a bundle;
 //! - [`alloc`]: the one counting global allocator every "allocates
-//!   nothing" test installs.
+//!   nothing" test installs;
+//! - [`vjp`]: the buffers of the kernel benchmarks' forward + VJP passes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
 pub mod bags;
 pub mod bundles;
 pub mod lq;
+pub mod vjp;
