@@ -150,32 +150,51 @@ pub fn create_topic(
     name: &str,
     ty: MessageTypeName,
     qos: &QosProfile,
-    what: &'static str,
+    what: &str,
 ) -> Result<Topic, NodeError> {
     let name = Name::parse(name).map_err(err("topic name"))?;
     node.create_topic(&name, ty, qos).map_err(err(what))
 }
 
-/// A subscription to the topic `name` (message type `ty`) registered with
-/// `poll` as readable under `Token(token)`; an error names `what`.
-/// Start-up only.
-fn polled_subscription<M: serde::de::DeserializeOwned + 'static>(
+/// A publisher of `M` on a new topic `name` of type `ty` with `qos`; an
+/// error names the `what` topic or publisher. Start-up only.
+pub fn create_publisher<M: serde::Serialize>(
     node: &mut Node,
-    poll: &Poll,
     name: &str,
     ty: MessageTypeName,
     qos: &QosProfile,
+    what: &str,
+) -> Result<Publisher<M>, NodeError> {
+    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
+    node.create_publisher::<M>(&topic, None)
+        .map_err(err(&format!("{what} publisher")))
+}
+
+/// `s`, registered with `poll` as readable under `Token(token)`.
+/// Start-up only.
+fn polled<M: serde::de::DeserializeOwned>(
+    mut s: Subscription<M>,
+    poll: &Poll,
     token: usize,
-    what: &'static str,
 ) -> Result<Subscription<M>, NodeError> {
-    let topic = create_topic(node, name, ty, qos, what)?;
-    let mut s = node
-        .create_subscription::<M>(&topic, None)
-        .map_err(|e| NodeError(format!("{what} subscription: {e:?}")))?;
     poll.registry()
         .register(&mut s, Token(token), Interest::READABLE)
         .map_err(err("poll register"))?;
     Ok(s)
+}
+
+/// A subscription to `M` on a new topic `name` of type `ty` with `qos`;
+/// an error names the `what` topic or subscription. Start-up only.
+pub fn create_subscription<M: 'static>(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &str,
+) -> Result<Subscription<M>, NodeError> {
+    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
+    node.create_subscription::<M>(&topic, None)
+        .map_err(err(&format!("{what} subscription")))
 }
 
 // ---------------------------------------------------------------------------
@@ -522,26 +541,20 @@ pub fn configure(
             ReceptionLimits::with_max_sample_size(max_observation_bytes(cfg)),
         )
     };
-    let act_topic = create_topic(
+    let act_pub = create_publisher::<Float64MultiArray>(
         &mut node,
         &cfg.action_topic,
         msgs::float64_multi_array_type(),
         &topic_qos::profile(&cfg.qos_action),
-        "action topic",
+        "action",
     )?;
-    let diag_topic = create_topic(
+    let diag_pub = create_publisher::<DiagnosticArray>(
         &mut node,
         &cfg.diagnostics_topic,
         msgs::diagnostic_array_type(),
         &topic_qos::profile(&cfg.qos_diagnostics),
-        "diagnostics topic",
+        "diagnostics",
     )?;
-    let act_pub = node
-        .create_publisher::<Float64MultiArray>(&act_topic, None)
-        .map_err(err("action publisher"))?;
-    let diag_pub = node
-        .create_publisher::<DiagnosticArray>(&diag_topic, None)
-        .map_err(err("diagnostics publisher"))?;
     let mut sub = match cfg.observation_type {
         ObsKind::Float64MultiArray => ObsSubscription::Array(
             node.create_subscription::<Float64MultiArray>(&obs_topic, None)
@@ -606,14 +619,12 @@ pub fn configure(
     if let Some(dir) = &cfg.record {
         let qos = topic_qos::profile(&cfg.qos_observation);
         if let Some(t) = &cfg.record_reward_topic {
-            let ty = msgs::float64_type();
-            let s = polled_subscription(&mut node, &poll, t, ty, &qos, 2, "reward topic")?;
-            record_in.reward = Some(s);
+            let s = create_subscription(&mut node, t, msgs::float64_type(), &qos, "reward")?;
+            record_in.reward = Some(polled(s, &poll, 2)?);
         }
         if let Some(t) = &cfg.record_episode_topic {
-            let ty = msgs::int64_type();
-            let s = polled_subscription(&mut node, &poll, t, ty, &qos, 3, "episode topic")?;
-            record_in.episode = Some(s);
+            let s = create_subscription(&mut node, t, msgs::int64_type(), &qos, "episode")?;
+            record_in.episode = Some(polled(s, &poll, 3)?);
         }
         let rec = Arc::new(Recorder::new(
             cfg.record_queue,
