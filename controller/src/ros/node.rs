@@ -78,17 +78,11 @@ impl StopHandle {
     }
 }
 
-/// Why the node could not run.
-#[derive(Debug)]
-pub struct NodeError(pub String);
-
-impl std::fmt::Display for NodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NodeError {}
+message_error!(
+    /// Why the node could not run.
+    #[derive(Debug)]
+    NodeError
+);
 
 fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> NodeError + '_ {
     move |e| NodeError(format!("{what}: {e:?}"))
