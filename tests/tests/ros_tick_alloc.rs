@@ -11,6 +11,7 @@ use dream_mpc::ros::control::{self, ActionSource, SourceFault, TickStatus};
 use dream_mpc::ros::node::{ControlLoop, Handoff};
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
 use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
+use dream_mpc_testkit::bundles::scratch_dir;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -122,11 +123,7 @@ struct Recording {
 
 fn recording(name: &str) -> Recording {
     let cfg = &config(&[("diagnostics_period_s", "0.05")]);
-    let dir = std::env::temp_dir().join(format!(
-        "dream-mpc-tick-alloc-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch_dir(&format!("tick-alloc-{name}"));
     let epoch = Instant::now();
     let ctl = Controller::new(cfg, control::make_source(cfg).unwrap());
     let rec = Arc::new(Recorder::new(8, cfg.observation_size, cfg.action_size));
