@@ -163,7 +163,9 @@ fn opts_in(
 ) -> ImportOptions {
     let dims = Dims::named(named).unwrap();
     let (ckpt, out) = (dir.join("checkpoint.pt"), dir.join("bundle"));
-    ImportOptions::new(&ckpt, &out, task, sizes.0, sizes.1, dims, episode.0, episode.1)
+    ImportOptions::new(
+        &ckpt, &out, task, sizes.0, sizes.1, dims, episode.0, episode.1,
+    )
 }
 
 /// The 5M size (TD-MPC2's released single-task size) in the current
