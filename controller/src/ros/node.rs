@@ -164,19 +164,6 @@ pub fn create_publisher<M: serde::Serialize>(
         .map_err(err(&format!("{what} publisher")))
 }
 
-/// `s`, registered with `poll` as readable under `Token(token)`.
-/// Start-up only.
-fn polled<M: serde::de::DeserializeOwned>(
-    mut s: Subscription<M>,
-    poll: &Poll,
-    token: usize,
-) -> Result<Subscription<M>, NodeError> {
-    poll.registry()
-        .register(&mut s, Token(token), Interest::READABLE)
-        .map_err(err("poll register"))?;
-    Ok(s)
-}
-
 /// A subscription to `M` on a new topic `name` of type `ty` with `qos`;
 /// an error names the `what` topic or subscription. Start-up only.
 pub fn create_subscription<M: 'static>(
@@ -189,6 +176,19 @@ pub fn create_subscription<M: 'static>(
     let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
     node.create_subscription::<M>(&topic, None)
         .map_err(err(&format!("{what} subscription")))
+}
+
+/// `s`, registered with `poll` as readable under `Token(token)`.
+/// Start-up only.
+fn polled<M: serde::de::DeserializeOwned>(
+    mut s: Subscription<M>,
+    poll: &Poll,
+    token: usize,
+) -> Result<Subscription<M>, NodeError> {
+    poll.registry()
+        .register(&mut s, Token(token), Interest::READABLE)
+        .map_err(err("poll register"))?;
+    Ok(s)
 }
 
 // ---------------------------------------------------------------------------
