@@ -44,14 +44,6 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 
 
-# The service request/reply types. ROS 2 over Cyclone DDS
-# (rmw_cyclonedds, `parameter_services: cyclone`) puts a 16-byte header in
-# front of every request and reply: the client's GUID (last 8 bytes) and a
-# sequence number; rmw_fastrtps (`enhanced`, the default) puts none.
-CYCLONE_MAPPING = len(sys.argv) > 2 and sys.argv[2] == "params_cyclone"
-HEADER = [("client_guid", uint64), ("seq", int64)] if CYCLONE_MAPPING else []
-
-
 def struct(name, typename, fields):
     """A final IDL struct `name` with the DDS type name `typename` and the
     (field, type) pairs `fields`, in order (the constructor's order)."""
@@ -65,6 +57,8 @@ def msg(package, name, *fields):
     return struct(name, f"{package}::msg::dds_::{name}_", fields)
 
 
+# The messages the peer reads and writes (ROS 2 wire names
+# <package>::msg::dds_::<Name>_; field order is the constructor's).
 MultiArrayDimension = msg("std_msgs", "MultiArrayDimension", ("label", str), ("size", uint32), ("stride", uint32))
 MultiArrayLayout = msg("std_msgs", "MultiArrayLayout",
                        ("dim", sequence[MultiArrayDimension]), ("data_offset", uint32))
@@ -96,6 +90,14 @@ ListParametersResult = msg("rcl_interfaces", "ListParametersResult",
 ParameterEvent = msg("rcl_interfaces", "ParameterEvent", ("stamp", Time), ("node", str),
                      ("new_parameters", sequence[Parameter]), ("changed_parameters", sequence[Parameter]),
                      ("deleted_parameters", sequence[Parameter]))
+
+
+# The service request/reply types. ROS 2 over Cyclone DDS
+# (rmw_cyclonedds, `parameter_services: cyclone`) puts a 16-byte header in
+# front of every request and reply: the client's GUID (last 8 bytes) and a
+# sequence number; rmw_fastrtps (`enhanced`, the default) puts none.
+CYCLONE_MAPPING = len(sys.argv) > 2 and sys.argv[2] == "params_cyclone"
+HEADER = [("client_guid", uint64), ("seq", int64)] if CYCLONE_MAPPING else []
 
 
 def srv(name, req, resp):
