@@ -30,6 +30,7 @@
 use dream_mpc::kernels::{Program, Tape};
 use dream_mpc::rng::Rng;
 use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
+use dream_mpc_testkit::vjp::VjpBuffers;
 use std::time::Instant;
 
 const PEAK_GFLOPS: f64 = 256.0;
@@ -43,13 +44,8 @@ struct Rollout {
     batch: usize,
     z: Vec<Vec<f32>>,
     a: Vec<Vec<f32>>,
-    r: Vec<f32>,
-    qv: Vec<f32>,
-    ct_r: Vec<f32>,
-    ct_q: Vec<f32>,
+    buf: VjpBuffers,
     dz_next: Vec<f32>,
-    dz: [Vec<f32>; 3],
-    da: [Vec<f32>; 3],
     grad_a: Vec<Vec<f32>>,
 }
 
@@ -83,24 +79,16 @@ impl Rollout {
         let (l, na) = (spec.latent, spec.act);
         let nr = reward.outputs()[0].size;
         let nq = q.outputs()[0].size;
+        let z = (0..=h).map(|_| rnd(&mut rng, batch * l)).collect();
+        let a = (0..h).map(|_| rnd(&mut rng, batch * na)).collect();
+        let mut buf = VjpBuffers::new(batch, l, na, nr, nq);
+        buf.ct_r = rnd(&mut rng, batch * nr);
+        buf.ct_q = rnd(&mut rng, batch * nq);
         Rollout {
-            z: (0..=h).map(|_| rnd(&mut rng, batch * l)).collect(),
-            a: (0..h).map(|_| rnd(&mut rng, batch * na)).collect(),
-            r: vec![0.0; batch * nr],
-            qv: vec![0.0; batch * nq],
-            ct_r: rnd(&mut rng, batch * nr),
-            ct_q: rnd(&mut rng, batch * nq),
+            z,
+            a,
+            buf,
             dz_next: vec![0.0; batch * l],
-            dz: [
-                vec![0.0; batch * l],
-                vec![0.0; batch * l],
-                vec![0.0; batch * l],
-            ],
-            da: [
-                vec![0.0; batch * na],
-                vec![0.0; batch * na],
-                vec![0.0; batch * na],
-            ],
             grad_a: (0..h).map(|_| vec![0.0; batch * na]).collect(),
             dynamics,
             reward,
@@ -118,8 +106,9 @@ impl Rollout {
             let (zt, at) = (&zt[t], &self.a[t]);
             self.dynamics
                 .forward(td, t, &[zt, at], &mut [&mut znext[0]]);
-            self.reward.forward(tr, t, &[zt, at], &mut [&mut self.r]);
-            self.q.forward(tq, t, &[zt, at], &mut [&mut self.qv]);
+            let b = &mut self.buf;
+            self.reward.forward(tr, t, &[zt, at], &mut [&mut b.r]);
+            self.q.forward(tq, t, &[zt, at], &mut [&mut b.q]);
         }
     }
 
@@ -127,12 +116,13 @@ impl Rollout {
         let [td, tr, tq] = &mut self.tapes;
         self.dz_next.iter_mut().for_each(|v| *v = 0.0);
         for t in (0..self.h).rev() {
-            let [dz0, dz1, dz2] = &mut self.dz;
-            let [da0, da1, da2] = &mut self.da;
+            let b = &mut self.buf;
+            let [dz0, dz1, dz2] = &mut b.dz;
+            let [da0, da1, da2] = &mut b.da;
             self.dynamics
                 .backward(td, t, &[&self.dz_next], &mut [dz0, da0]);
-            self.reward.backward(tr, t, &[&self.ct_r], &mut [dz1, da1]);
-            self.q.backward(tq, t, &[&self.ct_q], &mut [dz2, da2]);
+            self.reward.backward(tr, t, &[&b.ct_r], &mut [dz1, da1]);
+            self.q.backward(tq, t, &[&b.ct_q], &mut [dz2, da2]);
             for (i, v) in self.dz_next.iter_mut().enumerate() {
                 *v = dz0[i] + dz1[i] + dz2[i];
             }

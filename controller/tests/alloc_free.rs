@@ -4,12 +4,38 @@
 //! every module of a TD-MPC2-style bundle, with float32 and bfloat16
 //! weights.
 
+use dream_mpc::bundle::manifest::TensorSpec;
 use dream_mpc::kernels::{Program, Weights};
 use dream_mpc_testkit::alloc::{allocations, CountingAlloc};
 use dream_mpc_testkit::bundles::{TdmpcModel, TdmpcSpec};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// One buffer per tensor of `specs`, `rows` rows of `v`.
+fn buffers(specs: &[TensorSpec], rows: usize, v: f32) -> Vec<Vec<f32>> {
+    specs.iter().map(|s| vec![v; rows * s.size]).collect()
+}
+
+/// The first `rows` rows of each buffer of `specs`.
+fn rows_of<'a>(bufs: &'a [Vec<f32>], specs: &[TensorSpec], rows: usize) -> Vec<&'a [f32]> {
+    bufs.iter()
+        .zip(specs)
+        .map(|(v, s)| &v[..rows * s.size])
+        .collect()
+}
+
+/// [`rows_of`], writable.
+fn rows_of_mut<'a>(
+    bufs: &'a mut [Vec<f32>],
+    specs: &[TensorSpec],
+    rows: usize,
+) -> Vec<&'a mut [f32]> {
+    bufs.iter_mut()
+        .zip(specs)
+        .map(|(v, s)| &mut v[..rows * s.size])
+        .collect()
+}
 
 #[test]
 fn forward_backward_allocate_nothing() {
@@ -42,21 +68,9 @@ fn passes_allocate_nothing(weights: Weights) {
         .map(|m| {
             let p = Program::compile_with(&m.name, &m.model.to_bytes(), &m.spec, weights).unwrap();
             let tape = p.tape(batch, slots);
-            let xs = p
-                .inputs()
-                .iter()
-                .map(|s| vec![0.3; batch * s.size])
-                .collect();
-            let ys = p
-                .outputs()
-                .iter()
-                .map(|s| vec![0.0; batch * s.size])
-                .collect();
-            let dxs = p
-                .inputs()
-                .iter()
-                .map(|s| vec![0.0; batch * s.size])
-                .collect();
+            let xs = buffers(p.inputs(), batch, 0.3);
+            let ys = buffers(p.outputs(), batch, 0.0);
+            let dxs = buffers(p.inputs(), batch, 0.0);
             M {
                 p,
                 tape,
@@ -69,32 +83,15 @@ fn passes_allocate_nothing(weights: Weights) {
     let run = |ms: &mut Vec<M>, rows: usize| {
         for m in ms.iter_mut() {
             for t in 0..slots {
-                let xr: Vec<&[f32]> =
-                    m.xs.iter()
-                        .zip(m.p.inputs())
-                        .map(|(v, s)| &v[..rows * s.size])
-                        .collect();
-                let mut yr: Vec<&mut [f32]> =
-                    m.ys.iter_mut()
-                        .zip(m.p.outputs())
-                        .map(|(v, s)| &mut v[..rows * s.size])
-                        .collect();
+                let xr = rows_of(&m.xs, m.p.inputs(), rows);
+                let mut yr = rows_of_mut(&mut m.ys, m.p.outputs(), rows);
                 let before = allocations();
                 m.p.forward(&mut m.tape, t, &xr, &mut yr);
                 assert_eq!(allocations(), before, "{}: forward allocated", m.p.name());
             }
             for t in (0..slots).rev() {
-                let dy: Vec<&[f32]> =
-                    m.ys.iter()
-                        .zip(m.p.outputs())
-                        .map(|(v, s)| &v[..rows * s.size])
-                        .collect();
-                let mut dx: Vec<&mut [f32]> = m
-                    .dxs
-                    .iter_mut()
-                    .zip(m.p.inputs())
-                    .map(|(v, s)| &mut v[..rows * s.size])
-                    .collect();
+                let dy = rows_of(&m.ys, m.p.outputs(), rows);
+                let mut dx = rows_of_mut(&mut m.dxs, m.p.inputs(), rows);
                 let before = allocations();
                 m.p.backward(&mut m.tape, t, &dy, &mut dx);
                 assert_eq!(allocations(), before, "{}: backward allocated", m.p.name());

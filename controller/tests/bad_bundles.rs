@@ -49,6 +49,14 @@ fn load_err(dir: &Path) -> LoadError {
     e
 }
 
+/// A good bundle (`tag`) with `file` replaced by `bytes` (see
+/// [`replace_file`]) must be refused: the error.
+fn refused_with_file(tag: &str, file: &str, bytes: &[u8]) -> LoadError {
+    let (d, mut m) = good(tag);
+    replace_file(&d, &mut m, file, bytes);
+    load_err(&d)
+}
+
 /// A small TD-MPC2-style bundle loads, and every module's forward pass
 /// matches tract's on random rows.
 #[test]
@@ -151,14 +159,12 @@ fn manifest_onnx_shape_disagreement() {
     assert!(is_interface_error(&e, "reward"), "{e}");
     // The graph declares the manifest's size, but its weights disagree:
     // the compiler's shape propagation (or tract's type check) catches it.
-    let (d, mut m) = good("iface3");
     let mut g = GraphBuilder::new("reward");
     let z = g.input("z", 16);
     let _a = g.input("a", 2);
     let r = g.linear(&z, &[0.5; 15 * 5], None, 15, 5);
     g.output(&r, "r", 5);
-    replace_file(&d, &mut m, "reward.onnx", &g.finish().to_bytes());
-    let e = load_err(&d);
+    let e = refused_with_file("iface3", "reward.onnx", &g.finish().to_bytes());
     assert!(
         matches!(
             compile_error(&e, "reward"),
@@ -172,7 +178,6 @@ fn manifest_onnx_shape_disagreement() {
 #[test]
 fn nan_or_inf_weights() {
     for (tag, bad) in [("nan", f32::NAN), ("inf", f32::INFINITY)] {
-        let (d, mut m) = good(tag);
         let mut g = GraphBuilder::new("policy");
         let z = g.input("z", 16);
         let mut w = vec![0.1; 16 * 2];
@@ -181,8 +186,7 @@ fn nan_or_inf_weights() {
         let ls = g.linear(&z, &[0.2; 32], None, 16, 2);
         g.output(&mu, "mu", 2);
         g.output(&ls, "log_std", 2);
-        replace_file(&d, &mut m, "policy.onnx", &g.finish().to_bytes());
-        let e = load_err(&d);
+        let e = refused_with_file(tag, "policy.onnx", &g.finish().to_bytes());
         assert!(
             matches!(&e, LoadError::Compile(CompileError::NonFinite { module, index: 7, .. }) if module == "policy"),
             "{e}"
@@ -192,14 +196,12 @@ fn nan_or_inf_weights() {
 
 #[test]
 fn unsupported_op_is_named() {
-    let (d, mut m) = good("op");
     let mut g = GraphBuilder::new("encoder");
     let x = g.input("obs", 4);
     let h = g.linear(&x, &[0.1; 64], None, 4, 16);
     let y = g.node("Cos", &[&h], vec![]);
     g.output(&y, "z", 16);
-    replace_file(&d, &mut m, "encoder.onnx", &g.finish().to_bytes());
-    let e = load_err(&d);
+    let e = refused_with_file("op", "encoder.onnx", &g.finish().to_bytes());
     assert!(
         matches!(&e, LoadError::Compile(CompileError::UnsupportedOp { module, op, .. }) if module == "encoder" && op == "Cos"),
         "{e}"
@@ -215,9 +217,7 @@ fn truncated_and_random_onnx() {
     let mut rng = dream_mpc::rng::Rng::new(5);
     let junk: Vec<u8> = (0..500).map(|_| rng.below(256) as u8).collect();
     for (tag, bad) in [("trunc", &bytes[..bytes.len() / 2]), ("random", &junk[..])] {
-        let (d, mut m) = good(tag);
-        replace_file(&d, &mut m, "dynamics.onnx", bad);
-        let e = load_err(&d);
+        let e = refused_with_file(tag, "dynamics.onnx", bad);
         assert!(
             matches!(
                 compile_error(&e, "dynamics"),

@@ -51,6 +51,14 @@ fn dir(tag: &str) -> PathBuf {
     d
 }
 
+/// `m` with the reference vectors `refs` written as a bundle into a fresh
+/// [`dir`]`(tag)`; returns the folder.
+fn written(tag: &str, m: &TdmpcModel, refs: Option<&References>) -> PathBuf {
+    let d = dir(tag);
+    write_bundle(&d, m.manifest(), &m.modules(), refs).unwrap();
+    d
+}
+
 /// Run `dream-mpc <args>`: (success, stdout + stderr).
 fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
@@ -71,21 +79,18 @@ fn check_cmd(d: &Path) -> (bool, String) {
 /// recomputed.
 fn bundle_with_bad_dynamics_vjp(tag: &str) -> PathBuf {
     let m = model();
-    let d = dir(tag);
     let mut refs = references(&m, 2);
     refs.modules.get_mut("dynamics").unwrap()[0]
         .vjp
         .get_mut("a")
         .unwrap()[1] += 0.5;
-    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
-    d
+    written(tag, &m, Some(&refs))
 }
 
 #[test]
 fn references_agree_and_check_passes() {
     let m = model();
-    let d = dir("good");
-    write_bundle(&d, m.manifest(), &m.modules(), Some(&references(&m, 3))).unwrap();
+    let d = written("good", &m, Some(&references(&m, 3)));
     let b = Bundle::load(&d).unwrap();
     let r = b.verify_references().unwrap();
     assert_eq!(r.modules.len(), 5);
@@ -186,8 +191,7 @@ fn run_refuses_a_bundle_that_fails_its_references() {
 #[test]
 fn an_infinite_reference_fails() {
     let m = model();
-    let d = dir("infref");
-    write_bundle(&d, m.manifest(), &m.modules(), Some(&references(&m, 2))).unwrap();
+    let d = written("infref", &m, Some(&references(&m, 2)));
     let path = d.join("references.json");
     let mut refs: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -232,18 +236,16 @@ fn an_infinite_reference_fails() {
 #[test]
 fn missing_references_fail() {
     let m = model();
-    let d = dir("noref");
-    write_bundle(&d, m.manifest(), &m.modules(), None).unwrap();
+    let d = written("noref", &m, None);
     let e = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
     assert!(e.contains("no reference vectors"), "{e}");
     let (ok, _) = check_cmd(&d);
     assert!(!ok);
     std::fs::remove_dir_all(&d).ok();
 
-    let d = dir("partref");
     let mut refs = references(&m, 1);
     refs.modules.get_mut("q").unwrap().clear();
-    write_bundle(&d, m.manifest(), &m.modules(), Some(&refs)).unwrap();
+    let d = written("partref", &m, Some(&refs));
     let e = Bundle::load(&d).unwrap().verify().unwrap_err().to_string();
     assert!(e.contains("`q`"), "{e}");
     std::fs::remove_dir_all(&d).ok();

@@ -14,13 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn fresh(tag: &str) -> PathBuf {
+/// A fresh scratch folder (`tag` in its name) holding a tiny bundle in
+/// its `b` subfolder: (folder, bundle folder).
+fn fresh(tag: &str) -> (PathBuf, PathBuf) {
     let root = std::env::temp_dir().join(format!("dmpc-confine-{tag}-{}", std::process::id()));
     std::fs::remove_dir_all(&root).ok();
     std::fs::create_dir_all(&root).unwrap();
     let s = TdmpcSpec::tiny(3, 1, 5);
-    TdmpcModel::random(&s).write(&root.join("b")).unwrap();
-    root
+    let b = root.join("b");
+    TdmpcModel::random(&s).write(&b).unwrap();
+    (root, b)
 }
 
 fn edit_manifest(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
@@ -28,6 +31,12 @@ fn edit_manifest(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     f(&mut v);
     std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// Copy the encoder of the bundle in `dir` to `to`; returns its checksum.
+fn copy_encoder(dir: &Path, to: &Path) -> String {
+    std::fs::copy(dir.join("encoder.onnx"), to).unwrap();
+    sha256_hex(&std::fs::read(to).unwrap())
 }
 
 /// Point module `encoder` at `file`, with `sha` as its checksum.
@@ -92,56 +101,49 @@ fn unsafe_path(e: &BundleError) -> bool {
     matches!(e, BundleError::UnsafePath { .. })
 }
 
+/// [`refused`] at the default limits as an unsafe path.
+fn refused_unsafe(dir: &Path, says: &str) {
+    refused(dir, Limits::default(), unsafe_path, says)
+}
+
 #[test]
 fn absolute_module_path_is_refused() {
-    let root = fresh("abs");
-    let b = root.join("b");
+    let (root, b) = fresh("abs");
     // An absolute path to a file that exists, with its true checksum.
     let outside = root.join("outside.onnx");
-    std::fs::copy(b.join("encoder.onnx"), &outside).unwrap();
-    let sha = sha256_hex(&std::fs::read(&outside).unwrap());
+    let sha = copy_encoder(&b, &outside);
     rename_encoder(&b, outside.to_str().unwrap(), &sha);
-    refused(&b, Limits::default(), unsafe_path, "absolute path");
+    refused_unsafe(&b, "absolute path");
     // /etc/passwd: refused before it is read, so its hash is never printed.
-    let root2 = fresh("passwd");
-    let b2 = root2.join("b");
+    let (root2, b2) = fresh("passwd");
     rename_encoder(&b2, "/etc/passwd", &"0".repeat(64));
-    refused(&b2, Limits::default(), unsafe_path, "absolute path");
+    refused_unsafe(&b2, "absolute path");
     std::fs::remove_dir_all(&root).ok();
     std::fs::remove_dir_all(&root2).ok();
 }
 
 #[test]
 fn parent_dir_in_module_path_is_refused() {
-    let root = fresh("dotdot");
-    let b = root.join("b");
+    let (root, b) = fresh("dotdot");
     std::fs::create_dir_all(root.join("outside")).unwrap();
-    std::fs::copy(b.join("encoder.onnx"), root.join("outside/x.onnx")).unwrap();
-    let sha = sha256_hex(&std::fs::read(root.join("outside/x.onnx")).unwrap());
+    let sha = copy_encoder(&b, &root.join("outside/x.onnx"));
     rename_encoder(&b, "../outside/x.onnx", &sha);
-    refused(&b, Limits::default(), unsafe_path, "`..`");
+    refused_unsafe(&b, "`..`");
     // The references file too.
-    let root2 = fresh("dotdot-refs");
-    let b2 = root2.join("b");
+    let (root2, b2) = fresh("dotdot-refs");
     edit_manifest(&b2, |v| v["references"] = "../refs.json".into());
-    refused(&b2, Limits::default(), unsafe_path, "`..`");
+    refused_unsafe(&b2, "`..`");
     std::fs::remove_dir_all(&root).ok();
     std::fs::remove_dir_all(&root2).ok();
 }
 
 #[test]
 fn symlink_leaving_the_folder_is_refused_and_one_inside_is_read() {
-    let root = fresh("symlink");
-    let b = root.join("b");
+    let (root, b) = fresh("symlink");
     // Escaping: encoder.onnx -> ../outside.onnx (same bytes, checksum ok).
     std::fs::rename(b.join("encoder.onnx"), root.join("outside.onnx")).unwrap();
     std::os::unix::fs::symlink(root.join("outside.onnx"), b.join("encoder.onnx")).unwrap();
-    refused(
-        &b,
-        Limits::default(),
-        unsafe_path,
-        "outside the bundle folder",
-    );
+    refused_unsafe(&b, "outside the bundle folder");
     // Inside: encoder.onnx -> real/encoder.onnx is accepted.
     std::fs::remove_file(b.join("encoder.onnx")).unwrap();
     std::fs::create_dir_all(b.join("real")).unwrap();
@@ -153,47 +155,33 @@ fn symlink_leaving_the_folder_is_refused_and_one_inside_is_read() {
 
 #[test]
 fn fifo_is_refused_without_hanging() {
-    let root = fresh("fifo");
-    let b = root.join("b");
+    let (root, b) = fresh("fifo");
     std::fs::remove_file(b.join("encoder.onnx")).unwrap();
     let c = std::ffi::CString::new(b.join("encoder.onnx").to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    refused(&b, Limits::default(), unsafe_path, "a FIFO");
+    refused_unsafe(&b, "a FIFO");
     std::fs::remove_dir_all(&root).ok();
 }
 
 #[test]
 fn dev_zero_through_a_symlink_is_refused_without_growing() {
-    let root = fresh("zero");
-    let b = root.join("b");
+    let (root, b) = fresh("zero");
     std::fs::remove_file(b.join("encoder.onnx")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", b.join("encoder.onnx")).unwrap();
-    refused(
-        &b,
-        Limits::default(),
-        unsafe_path,
-        "outside the bundle folder",
-    );
+    refused_unsafe(&b, "outside the bundle folder");
     // manifest.json itself.
-    let root2 = fresh("zero-manifest");
-    let b2 = root2.join("b");
+    let (root2, b2) = fresh("zero-manifest");
     std::fs::remove_file(b2.join("manifest.json")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", b2.join("manifest.json")).unwrap();
-    refused(
-        &b2,
-        Limits::default(),
-        unsafe_path,
-        "outside the bundle folder",
-    );
+    refused_unsafe(&b2, "outside the bundle folder");
     std::fs::remove_dir_all(&root).ok();
     std::fs::remove_dir_all(&root2).ok();
 }
 
 #[test]
 fn file_over_the_cap_is_refused_and_the_cap_is_overridable() {
-    let root = fresh("big");
-    let b = root.join("b");
+    let (root, b) = fresh("big");
     // A 1 MiB + 1 byte file listed in the checksums (every listed file is
     // read): sparse, so the test costs no disk.
     let big = std::fs::File::create(b.join("big.bin")).unwrap();

@@ -11,6 +11,7 @@ use dream_mpc::bundle::{write_bundle, BuiltModule};
 use dream_mpc::load::Bundle;
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
+use dream_mpc_testkit::bundles::scratch_dir;
 use dream_mpc_testkit::lq::LinearQuadratic;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,18 +143,18 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
     dir.to_path_buf()
 }
 
-fn bundle_dir(tag: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("dream-mpc-planner-lq-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// `m` written as a bundle into a fresh scratch folder (`tag` in its name)
+/// and loaded: the folder, for the caller to remove, and the bundle.
+fn lq_bundle(tag: &str, m: &LinearQuadratic) -> (PathBuf, Bundle) {
+    let dir = write_lq_bundle(&scratch_dir(&format!("planner-lq-{tag}")), m);
+    let bundle = Bundle::load(&dir).unwrap();
+    (dir, bundle)
 }
 
 #[test]
 fn bundle_model_agrees_with_the_native_twin() {
     let m = native();
-    let dir = write_lq_bundle(&bundle_dir("twin"), &m);
-    let bundle = Bundle::load(&dir).unwrap();
+    let (dir, bundle) = lq_bundle("twin", &m);
     let bm = BundleModel::new(&bundle).unwrap();
     assert_eq!(bm.dims(), m.dims());
     let (mut tb, mut tn) = (bm.tape(3, 2), m.tape(3, 2));
@@ -203,8 +204,7 @@ fn bundle_model_agrees_with_the_native_twin() {
 #[test]
 fn grad_mpc_on_the_lq_bundle_reaches_the_analytic_optimum() {
     let m = native();
-    let dir = write_lq_bundle(&bundle_dir("opt"), &m);
-    let bundle = Bundle::load(&dir).unwrap();
+    let (dir, bundle) = lq_bundle("opt", &m);
     let bm = BundleModel::new(&bundle).unwrap();
     let man = &bundle.manifest;
     // Budget and discount from the bundle's defaults.

@@ -288,23 +288,17 @@ impl Native for Cartpole {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Task;
+    use crate::task::{energy_drift, Task};
 
     #[test]
     fn energy_is_conserved_without_damping_or_actuation() {
         let mut c = Cartpole::new(Variant::SwingUp).with_damping(0.0, 0.0);
-        let mut obs = [0.0; 5];
-        c.reset(0, &mut obs).unwrap();
         // Pole starts 1 rad from upright, cart at rest: it swings and the
         // cart oscillates, staying well inside the rails.
-        c.set_state(&[0.0, 1.0], &[0.0, 0.0], &mut obs).unwrap();
-        let e0 = c.energy();
-        let mut worst: f64 = 0.0;
-        for _ in 0..1000 {
-            c.step(&[0.0], &mut obs).unwrap();
-            worst = worst.max((c.energy() - e0).abs());
-            assert!(obs[0].abs() < SLIDER_RANGE);
-        }
+        let start = (&[0.0, 1.0][..], &[0.0, 0.0][..]);
+        let (e0, worst) = energy_drift(&mut c, Cartpole::energy, start, 1000, |obs| {
+            assert!(obs[0].abs() < SLIDER_RANGE)
+        });
         // RK4 at h = 0.01 on this system: drift far below 1e-6 J.
         assert!(worst < 1e-6, "energy drift {worst} J of {e0} J");
     }

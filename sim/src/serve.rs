@@ -32,8 +32,8 @@ use dream_mpc::bag::write::{now_ns, BagOptions, BagWriter, Step};
 use dream_mpc::rng::Rng;
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64, Float64MultiArray, Int64};
-use dream_mpc::ros::node::{create_topic, qos, StopHandle};
-use ros2_client::{Context, ContextOptions, NodeName, NodeOptions};
+use dream_mpc::ros::node::{create_publisher, create_subscription, qos, NodeError, StopHandle};
+use ros2_client::{Context, ContextOptions, NodeName, NodeOptions, Publisher, Subscription};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -197,6 +197,12 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
+impl From<NodeError> for ServeError {
+    fn from(e: NodeError) -> Self {
+        ServeError::Dds(e.0)
+    }
+}
+
 fn dds<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> ServeError {
     move |e| ServeError::Dds(format!("{what}: {e:?}"))
 }
@@ -244,51 +250,18 @@ pub fn serve(
         qos(Reliability::Reliable, 1),
         qos(Reliability::Reliable, 10),
     );
-    let mut topic = |t: &str, ty, q, what| {
-        create_topic(&mut node, t, ty, q, what).map_err(|e| ServeError::Dds(e.0))
-    };
-    let array = msgs::float64_multi_array_type();
-    let obs_topic = topic(
-        &opts.observation_topic,
-        array.clone(),
-        &q,
-        "observation topic",
-    )?;
-    let act_topic = topic(&opts.action_topic, array, &q, "action topic")?;
-    let ret_topic = topic(
-        &opts.return_topic,
-        msgs::float64_type(),
-        &q10,
-        "return topic",
-    )?;
-    let reward_topic = topic(
-        &opts.reward_topic,
-        msgs::float64_type(),
-        &q10,
-        "reward topic",
-    )?;
-    let episode_topic = topic(
-        &opts.episode_topic,
-        msgs::int64_type(),
-        &q10,
-        "episode topic",
-    )?;
-    let obs_pub = node
-        .create_publisher::<Float64MultiArray>(&obs_topic, None)
-        .map_err(dds("observation publisher"))?;
-    let ret_pub = node
-        .create_publisher::<Float64>(&ret_topic, None)
-        .map_err(dds("return publisher"))?;
-    let act_sub = node
-        .create_subscription::<Float64MultiArray>(&act_topic, None)
-        .map_err(dds("action subscription"))?;
-
-    let reward_pub = node
-        .create_publisher::<Float64>(&reward_topic, None)
-        .map_err(dds("reward publisher"))?;
-    let episode_pub = node
-        .create_publisher::<Int64>(&episode_topic, None)
-        .map_err(dds("episode publisher"))?;
+    let n = &mut node;
+    let (array, float64) = (msgs::float64_multi_array_type(), msgs::float64_type());
+    let obs_pub: Publisher<Float64MultiArray> =
+        create_publisher(n, &opts.observation_topic, array.clone(), &q, "observation")?;
+    let act_sub: Subscription<Float64MultiArray> =
+        create_subscription(n, &opts.action_topic, array, &q, "action")?;
+    let ret_pub: Publisher<Float64> =
+        create_publisher(n, &opts.return_topic, float64.clone(), &q10, "return")?;
+    let reward_pub: Publisher<Float64> =
+        create_publisher(n, &opts.reward_topic, float64, &q10, "reward")?;
+    let episode_pub: Publisher<Int64> =
+        create_publisher(n, &opts.episode_topic, msgs::int64_type(), &q10, "episode")?;
     let mut bag = match &opts.record {
         Some(dir) => {
             let mut o = BagOptions::new(spec.obs_size, spec.action_size);

@@ -284,3 +284,29 @@ impl<T: Native> Task for T {
         self.observed_reward(action, next_obs)
     }
 }
+
+/// Test support for the tasks with their own physics: from the state
+/// `(q, v)` (after a reset with seed 0), `steps` steps with zero action,
+/// `each` seeing every observation. Returns the starting energy and the
+/// largest departure of `energy` from it.
+#[cfg(test)]
+pub(crate) fn energy_drift<T: Task>(
+    task: &mut T,
+    energy: fn(&T) -> f64,
+    (q, v): (&[f64], &[f64]),
+    steps: usize,
+    mut each: impl FnMut(&[f64]),
+) -> (f64, f64) {
+    let mut obs = vec![0.0; task.spec().obs_size];
+    let zero = vec![0.0; task.spec().action_size];
+    task.reset(0, &mut obs).unwrap();
+    task.set_state(q, v, &mut obs).unwrap();
+    let e0 = energy(task);
+    let mut worst: f64 = 0.0;
+    for _ in 0..steps {
+        task.step(&zero, &mut obs).unwrap();
+        worst = worst.max((energy(task) - e0).abs());
+        each(&obs);
+    }
+    (e0, worst)
+}

@@ -10,7 +10,8 @@
 //! - [`alloc`]: the one counting global allocator every "allocates
 //!   nothing" test installs;
 //! - [`peak`]: the measured per-core arithmetic peak the benchmarks state
-//!   their efficiency against.
+//!   their efficiency against;
+//! - [`vjp`]: the buffers of the kernel benchmarks' forward + VJP passes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
@@ -18,3 +19,4 @@ pub mod bags;
 pub mod bundles;
 pub mod lq;
 pub mod peak;
+pub mod vjp;

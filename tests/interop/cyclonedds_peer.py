@@ -44,149 +44,52 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 
 
-@dataclass
-@annotate.final
-class MultiArrayDimension(IdlStruct, typename="std_msgs::msg::dds_::MultiArrayDimension_"):
-    label: str
-    size: uint32
-    stride: uint32
+def struct(name, typename, fields):
+    """A final IDL struct `name` with the DDS type name `typename` and the
+    (field, type) pairs `fields`, in order (the constructor's order)."""
+    def body(ns):
+        ns["__annotations__"] = dict(fields)
+    return dataclass(annotate.final(types.new_class(name, (IdlStruct,), {"typename": typename}, body)))
 
 
-@dataclass
-@annotate.final
-class MultiArrayLayout(IdlStruct, typename="std_msgs::msg::dds_::MultiArrayLayout_"):
-    dim: sequence[MultiArrayDimension]
-    data_offset: uint32
+def msg(package, name, *fields):
+    """The ROS 2 message `package/msg/name` under its DDS wire name."""
+    return struct(name, f"{package}::msg::dds_::{name}_", fields)
 
 
-@dataclass
-@annotate.final
-class Float64MultiArray(IdlStruct, typename="std_msgs::msg::dds_::Float64MultiArray_"):
-    layout: MultiArrayLayout
-    data: sequence[float64]
-
-
-@dataclass
-@annotate.final
-class Time(IdlStruct, typename="builtin_interfaces::msg::dds_::Time_"):
-    sec: int32
-    nanosec: uint32
-
-
-@dataclass
-@annotate.final
-class Header(IdlStruct, typename="std_msgs::msg::dds_::Header_"):
-    stamp: Time
-    frame_id: str
-
-
-@dataclass
-@annotate.final
-class JointState(IdlStruct, typename="sensor_msgs::msg::dds_::JointState_"):
-    header: Header
-    name: sequence[str]
-    position: sequence[float64]
-    velocity: sequence[float64]
-    effort: sequence[float64]
-
-
-@dataclass
-@annotate.final
-class KeyValue(IdlStruct, typename="diagnostic_msgs::msg::dds_::KeyValue_"):
-    key: str
-    value: str
-
-
-@dataclass
-@annotate.final
-class DiagnosticStatus(IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticStatus_"):
-    level: uint8
-    name: str
-    message: str
-    hardware_id: str
-    values: sequence[KeyValue]
-
-
-@dataclass
-@annotate.final
-class DiagnosticArray(IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticArray_"):
-    header: Header
-    status: sequence[DiagnosticStatus]
-
-
-@dataclass
-@annotate.final
-class ParameterValue(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterValue_"):
-    type: uint8
-    bool_value: bool
-    integer_value: int64
-    double_value: float64
-    string_value: str
-    byte_array_value: sequence[uint8]
-    bool_array_value: sequence[bool]
-    integer_array_value: sequence[int64]
-    double_array_value: sequence[float64]
-    string_array_value: sequence[str]
-
-
-@dataclass
-@annotate.final
-class Parameter(IdlStruct, typename="rcl_interfaces::msg::dds_::Parameter_"):
-    name: str
-    value: ParameterValue
-
-
-@dataclass
-@annotate.final
-class SetParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::SetParametersResult_"):
-    successful: bool
-    reason: str
-
-
-@dataclass
-@annotate.final
-class FloatingPointRange(IdlStruct, typename="rcl_interfaces::msg::dds_::FloatingPointRange_"):
-    from_value: float64
-    to_value: float64
-    step: float64
-
-
-@dataclass
-@annotate.final
-class IntegerRange(IdlStruct, typename="rcl_interfaces::msg::dds_::IntegerRange_"):
-    from_value: int64
-    to_value: int64
-    step: uint64
-
-
-@dataclass
-@annotate.final
-class ParameterDescriptor(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterDescriptor_"):
-    name: str
-    type: uint8
-    description: str
-    additional_constraints: str
-    read_only: bool
-    dynamic_typing: bool
-    floating_point_range: sequence[FloatingPointRange]
-    integer_range: sequence[IntegerRange]
-
-
-@dataclass
-@annotate.final
-class ListParametersResult(IdlStruct, typename="rcl_interfaces::msg::dds_::ListParametersResult_"):
-    names: sequence[str]
-    prefixes: sequence[str]
-
-
-@dataclass
-@annotate.final
-class ParameterEvent(IdlStruct, typename="rcl_interfaces::msg::dds_::ParameterEvent_"):
-    stamp: Time
-    node: str
-    new_parameters: sequence[Parameter]
-    changed_parameters: sequence[Parameter]
-    deleted_parameters: sequence[Parameter]
+# The messages the peer reads and writes (ROS 2 wire names
+# <package>::msg::dds_::<Name>_; field order is the constructor's).
+MultiArrayDimension = msg("std_msgs", "MultiArrayDimension", ("label", str), ("size", uint32), ("stride", uint32))
+MultiArrayLayout = msg("std_msgs", "MultiArrayLayout",
+                       ("dim", sequence[MultiArrayDimension]), ("data_offset", uint32))
+Float64MultiArray = msg("std_msgs", "Float64MultiArray", ("layout", MultiArrayLayout), ("data", sequence[float64]))
+Time = msg("builtin_interfaces", "Time", ("sec", int32), ("nanosec", uint32))
+Header = msg("std_msgs", "Header", ("stamp", Time), ("frame_id", str))
+JointState = msg("sensor_msgs", "JointState", ("header", Header), ("name", sequence[str]),
+                 ("position", sequence[float64]), ("velocity", sequence[float64]), ("effort", sequence[float64]))
+KeyValue = msg("diagnostic_msgs", "KeyValue", ("key", str), ("value", str))
+DiagnosticStatus = msg("diagnostic_msgs", "DiagnosticStatus", ("level", uint8), ("name", str), ("message", str),
+                       ("hardware_id", str), ("values", sequence[KeyValue]))
+DiagnosticArray = msg("diagnostic_msgs", "DiagnosticArray", ("header", Header), ("status", sequence[DiagnosticStatus]))
+ParameterValue = msg("rcl_interfaces", "ParameterValue", ("type", uint8), ("bool_value", bool),
+                     ("integer_value", int64), ("double_value", float64), ("string_value", str),
+                     ("byte_array_value", sequence[uint8]), ("bool_array_value", sequence[bool]),
+                     ("integer_array_value", sequence[int64]), ("double_array_value", sequence[float64]),
+                     ("string_array_value", sequence[str]))
+Parameter = msg("rcl_interfaces", "Parameter", ("name", str), ("value", ParameterValue))
+SetParametersResult = msg("rcl_interfaces", "SetParametersResult", ("successful", bool), ("reason", str))
+FloatingPointRange = msg("rcl_interfaces", "FloatingPointRange",
+                         ("from_value", float64), ("to_value", float64), ("step", float64))
+IntegerRange = msg("rcl_interfaces", "IntegerRange", ("from_value", int64), ("to_value", int64), ("step", uint64))
+ParameterDescriptor = msg("rcl_interfaces", "ParameterDescriptor", ("name", str), ("type", uint8),
+                          ("description", str), ("additional_constraints", str), ("read_only", bool),
+                          ("dynamic_typing", bool), ("floating_point_range", sequence[FloatingPointRange]),
+                          ("integer_range", sequence[IntegerRange]))
+ListParametersResult = msg("rcl_interfaces", "ListParametersResult",
+                           ("names", sequence[str]), ("prefixes", sequence[str]))
+ParameterEvent = msg("rcl_interfaces", "ParameterEvent", ("stamp", Time), ("node", str),
+                     ("new_parameters", sequence[Parameter]), ("changed_parameters", sequence[Parameter]),
+                     ("deleted_parameters", sequence[Parameter]))
 
 
 # The service request/reply types. ROS 2 over Cyclone DDS
@@ -197,15 +100,12 @@ CYCLONE_MAPPING = len(sys.argv) > 2 and sys.argv[2] == "params_cyclone"
 HEADER = [("client_guid", uint64), ("seq", int64)] if CYCLONE_MAPPING else []
 
 
-def struct(name, typename, fields):
-    def body(ns):
-        ns["__annotations__"] = dict(HEADER + fields)
-    return dataclass(annotate.final(types.new_class(name, (IdlStruct,), {"typename": typename}, body)))
-
-
 def srv(name, req, resp):
+    """The request and reply types of the service `rcl_interfaces/srv/name`
+    (with the Cyclone header when that mapping is in use)."""
     base = f"rcl_interfaces::srv::dds_::{name}"
-    return struct(name + "_Request", base + "_Request_", req), struct(name + "_Response", base + "_Response_", resp)
+    return (struct(name + "_Request", base + "_Request_", HEADER + req),
+            struct(name + "_Response", base + "_Response_", HEADER + resp))
 
 
 ListParameters_Request, ListParameters_Response = srv(

@@ -81,6 +81,18 @@ fn same(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| bits(*x) == bits(*y))
 }
 
+/// The decoded record `m` of step `step` is a Float64MultiArray holding
+/// `want` bit for bit, in one dimension labelled `label` of `size`.
+fn assert_array(m: &Value, label: &str, size: usize, want: &[f64], step: u64) {
+    assert_eq!(m["schema"], "std_msgs/msg/Float64MultiArray");
+    let v = &m["value"];
+    assert!(same(&data(v), want), "step {step}: {v}");
+    assert_eq!(v["labels"], serde_json::json!([label]));
+    assert_eq!(v["sizes"], serde_json::json!([size]));
+    assert_eq!(v["strides"], serde_json::json!([size]));
+    assert_eq!(v["data_offset"], 0);
+}
+
 #[test]
 fn python_mcap_and_rosbags_read_every_value_back() {
     let Some(py) = python() else { return };
@@ -180,26 +192,9 @@ fn python_mcap_and_rosbags_read_every_value_back() {
             assert_eq!(r["log_time"], e.time_ns, "step {}", e.index);
         }
         let o = find(OBSERVATION_TOPIC).expect("observation");
-        assert_eq!(o["schema"], "std_msgs/msg/Float64MultiArray");
-        assert!(
-            same(&data(&o["value"]), &e.obs),
-            "step {}: {}",
-            e.index,
-            o["value"]
-        );
-        assert_eq!(o["value"]["labels"], serde_json::json!(["observation"]));
-        assert_eq!(o["value"]["sizes"], serde_json::json!([OBS]));
-        assert_eq!(o["value"]["strides"], serde_json::json!([OBS]));
-        assert_eq!(o["value"]["data_offset"], 0);
+        assert_array(o, "observation", OBS, &e.obs, e.index);
         let a = find(ACTION_TOPIC).expect("action");
-        assert!(
-            same(&data(&a["value"]), &e.act),
-            "step {}: {}",
-            e.index,
-            a["value"]
-        );
-        assert_eq!(a["value"]["labels"], serde_json::json!(["action"]));
-        assert_eq!(a["value"]["sizes"], serde_json::json!([ACT]));
+        assert_array(a, "action", ACT, &e.act, e.index);
         match (e.reward, find(REWARD_TOPIC)) {
             (Some(r), Some(v)) => {
                 assert_eq!(v["schema"], "std_msgs/msg/Float64");

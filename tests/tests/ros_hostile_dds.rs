@@ -15,7 +15,7 @@
 use dream_mpc_tests::hostile::{self, run_with_attack, Run};
 use dream_mpc_tests::{bins, json_field};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -27,9 +27,11 @@ const MAX_GAP_S: f64 = 0.5;
 /// node's, not the neighbour test's.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Domain ids 230..=232 are left free by the other e2e tests.
-fn domain(k: u16) -> u16 {
-    230 + k
+/// Domain id `230 + k` (230..=232 are left free by the other e2e tests),
+/// held with [`SERIAL`]: the other tests of this file wait while the
+/// returned guard lives.
+fn exclusive_domain(k: u16) -> (MutexGuard<'static, ()>, u16) {
+    (SERIAL.lock().unwrap_or_else(|e| e.into_inner()), 230 + k)
 }
 
 fn controller_bin() -> std::path::PathBuf {
@@ -79,8 +81,7 @@ fn attack_reader(d: u16, after: Duration, attack: impl FnOnce(&hostile::ReaderTa
 /// prefix that was never discovered, to the node's observation reader.
 #[test]
 fn forged_data_frags_from_undiscovered_writer_are_dropped() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = domain(0);
+    let (_one, d) = exclusive_domain(0);
     let sent = Arc::new(Mutex::new(0usize));
     let sent2 = sent.clone();
     let run = attack_reader(d, Duration::from_secs(4), move |target| {
@@ -116,8 +117,7 @@ fn forged_data_frags_from_undiscovered_writer_are_dropped() {
 /// to come from an SPDP writer, so only the size bound stops them.
 #[test]
 fn forged_data_frags_to_the_discovery_reader_are_dropped() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = domain(2);
+    let (_one, d) = exclusive_domain(2);
     let run = attack_reader(d, Duration::from_secs(4), |user| {
         let target = hostile::spdp_reader_of(user);
         let n = hostile::send_forged(
@@ -144,8 +144,7 @@ fn forged_data_frags_to_the_discovery_reader_are_dropped() {
 /// memory bounded (unpatched: 600 x 256 KiB are allocated).
 #[test]
 fn forged_data_frags_from_many_prefixes_to_the_discovery_reader_are_bounded() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = domain(2);
+    let (_one, d) = exclusive_domain(2);
     let run = attack_reader(d, Duration::from_secs(3), |user| {
         let target = hostile::spdp_reader_of(user);
         let mut n = 0;
@@ -165,8 +164,7 @@ fn forged_data_frags_from_many_prefixes_to_the_discovery_reader_are_bounded() {
 /// are dropped before buffering.
 #[test]
 fn huge_observations_from_a_matched_peer_are_dropped() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = domain(1);
+    let (_one, d) = exclusive_domain(1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut flood = None;
     let run = run_with_attack(

@@ -8,8 +8,9 @@
 
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
+use dream_mpc::ros::node::{create_publisher, create_subscription};
 use dream_mpc::ros::qos::profile;
-use dream_mpc_tests::peer::{diagnostics, topic};
+use dream_mpc_tests::peer::diagnostics;
 use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};
 use ros2_client::{Context, Node, Publisher, Subscription};
 use std::process::Child;
@@ -48,23 +49,13 @@ fn q(reliability: Reliability, durability: Durability, depth: usize) -> TopicQos
 }
 
 fn obs_publisher(n: &mut Node, qos: TopicQos) -> Publisher<Float64MultiArray> {
-    let t = topic(
-        n,
-        "/observation",
-        msgs::float64_multi_array_type(),
-        &profile(&qos),
-    );
-    n.create_publisher(&t, None).unwrap()
+    let ty = msgs::float64_multi_array_type();
+    create_publisher(n, "/observation", ty, &profile(&qos), "observation").unwrap()
 }
 
 fn action_sub(n: &mut Node, qos: TopicQos) -> Subscription<Float64MultiArray> {
-    let t = topic(
-        n,
-        "/action",
-        msgs::float64_multi_array_type(),
-        &profile(&qos),
-    );
-    n.create_subscription(&t, None).unwrap()
+    let ty = msgs::float64_multi_array_type();
+    create_subscription(n, "/action", ty, &profile(&qos), "action").unwrap()
 }
 
 /// Publish [0.1, 0] every 5 ms until the controller exits (at most 15 s);

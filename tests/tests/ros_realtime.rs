@@ -35,9 +35,10 @@ fn domain(k: u16) -> u16 {
     70 + (std::process::id() % 10) as u16 * 3 + k
 }
 
-/// `dream-mpc run` on the plumbing config with `extra` ROS args; under
-/// `prlimit ... setpriv ...` when `drop` is set.
-fn spawn(domain: u16, drop: bool, extra: &[&str]) -> Child {
+/// `dream-mpc run` on the plumbing config with the parameters `params`
+/// (`key:=value`, each passed as `-p key:=value`); under `prlimit ...
+/// setpriv ...` when `drop` is set.
+fn spawn(domain: u16, drop: bool, params: &[&str]) -> Child {
     let bin = bins().0.clone();
     let mut cmd = if drop {
         let mut c = Command::new("prlimit");
@@ -49,11 +50,23 @@ fn spawn(domain: u16, drop: bool, extra: &[&str]) -> Child {
     cmd.current_dir(root())
         .env("ROS_DOMAIN_ID", domain.to_string())
         .args(["run", "--json", "--params-file", CONFIG, "--ros-args"])
-        .args(extra)
+        .args(params.iter().flat_map(|p| ["-p", p]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start dream-mpc run (prlimit and setpriv are in util-linux)")
+}
+
+/// The test's participant listening to `/action` on `domain(k)`, then
+/// `dream-mpc run` there with `params` and the permissions dropped.
+fn listen_and_spawn_dropped(
+    k: u16,
+    params: &[&str],
+) -> (Peer, Subscription<Float64MultiArray>, Child) {
+    let d = domain(k);
+    let mut peer = Peer::new(d, "ros_realtime_test");
+    let actions = peer.actions();
+    (peer, actions, spawn(d, true, params))
 }
 
 fn wait_first_action(sub: &Subscription<Float64MultiArray>) -> bool {
@@ -135,15 +148,10 @@ fn granted_settings_are_in_force_on_the_control_thread_only_and_reported() {
         d,
         false,
         &[
-            "-p",
             "realtime.priority:=10",
-            "-p",
             &cpu_arg,
-            "-p",
             "realtime.lock_memory:=true",
-            "-p",
             "realtime.prefault_stack_kib:=512",
-            "-p",
             "diagnostics_period_s:=0.2",
         ],
     );
@@ -206,18 +214,11 @@ fn granted_settings_are_in_force_on_the_control_thread_only_and_reported() {
 
 #[test]
 fn refused_settings_are_warned_by_name_and_the_node_runs_without_them() {
-    let d = domain(1);
-    let mut peer = Peer::new(d, "ros_realtime_test");
-    let actions = peer.actions();
-    let ctl = spawn(
-        d,
-        true,
+    let (_peer, actions, ctl) = listen_and_spawn_dropped(
+        1,
         &[
-            "-p",
             "realtime.priority:=10",
-            "-p",
             "realtime.cpu:=1023",
-            "-p",
             "realtime.lock_memory:=true",
         ],
     );
@@ -255,19 +256,8 @@ fn refused_settings_are_warned_by_name_and_the_node_runs_without_them() {
 
 #[test]
 fn a_refusal_with_required_exits_before_the_first_tick() {
-    let d = domain(2);
-    let mut peer = Peer::new(d, "ros_realtime_test");
-    let actions = peer.actions();
-    let ctl = spawn(
-        d,
-        true,
-        &[
-            "-p",
-            "realtime.priority:=10",
-            "-p",
-            "realtime.required:=true",
-        ],
-    );
+    let (_peer, actions, ctl) =
+        listen_and_spawn_dropped(2, &["realtime.priority:=10", "realtime.required:=true"]);
     let (st, out, err, _) = wait_bounded(ctl, Duration::from_secs(10));
     assert_eq!(st.code(), Some(2), "{err}");
     assert!(

@@ -5,11 +5,15 @@
 //! diagnostics summary), and its deactivation, run under a counting global
 //! allocator that must stay at zero.
 
+use dream_mpc::bag::recorder::Recorder;
+use dream_mpc::bag::write::{BagError, BagOptions, BagSummary};
 use dream_mpc::ros::control::{self, ActionSource, SourceFault, TickStatus};
 use dream_mpc::ros::node::{ControlLoop, Handoff};
 use dream_mpc::ros::{Config, Controller, Params, TickKind};
 use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
+use dream_mpc_testkit::bundles::scratch_dir;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[global_allocator]
@@ -106,6 +110,53 @@ fn control_update_allocates_nothing() {
     assert!(n > 0);
 }
 
+/// A control loop on the plumbing config with diagnostics every 5 ticks,
+/// recording through a recorder with a queue of 8 into a fresh scratch bag
+/// folder (`name` in its name), its bag writer thread running.
+struct Recording {
+    dir: std::path::PathBuf,
+    rec: Arc<Recorder>,
+    writer: std::thread::JoinHandle<Result<BagSummary, BagError>>,
+    h: Handoff,
+    lp: ControlLoop,
+}
+
+fn recording(name: &str) -> Recording {
+    let cfg = &config(&[("diagnostics_period_s", "0.05")]);
+    let dir = scratch_dir(&format!("tick-alloc-{name}"));
+    let epoch = Instant::now();
+    let ctl = Controller::new(cfg, control::make_source(cfg).unwrap());
+    let rec = Arc::new(Recorder::new(8, cfg.observation_size, cfg.action_size));
+    let writer = rec
+        .spawn_writer(
+            dir.clone(),
+            BagOptions::new(cfg.observation_size, cfg.action_size),
+        )
+        .unwrap();
+    let h = Handoff::new(ctl.obs_capacity(), epoch).with_recorder(rec.clone());
+    let lp = ControlLoop::new(cfg, ctl, epoch);
+    Recording {
+        dir,
+        rec,
+        writer,
+        h,
+        lp,
+    }
+}
+
+impl Recording {
+    /// Deactivates the loop (which must allocate nothing), joins the bag
+    /// writer and removes the bag: the writer's summary and the records
+    /// the recorder dropped.
+    fn finish(self) -> (BagSummary, u64) {
+        let (_, n) = allocations_in(|| self.lp.deactivate(&self.h));
+        assert_eq!(n, 0, "deactivate with recording allocated");
+        let summary = self.writer.join().unwrap().unwrap();
+        std::fs::remove_dir_all(&self.dir).unwrap();
+        (summary, self.rec.dropped())
+    }
+}
+
 /// With recording on (`record`, issue 14): the same update, plus each
 /// tick's record copied into the preallocated recorder and taken by the
 /// bag writer thread running alongside (its allocations are its own
@@ -115,48 +166,29 @@ fn control_update_allocates_nothing() {
 /// the bag holds every planned tick that was not counted as dropped.
 #[test]
 fn control_update_with_recording_allocates_nothing() {
-    use dream_mpc::bag::recorder::Recorder;
-    use dream_mpc::bag::write::BagOptions;
-    use std::sync::Arc;
-    let cfg = config(&[("diagnostics_period_s", "0.05")]);
-    let dir = std::env::temp_dir().join(format!("dream-mpc-tick-alloc-bag-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let epoch = Instant::now();
-    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
-    let rec = Arc::new(Recorder::new(8, cfg.observation_size, cfg.action_size));
-    let writer = rec
-        .spawn_writer(
-            dir.clone(),
-            BagOptions::new(cfg.observation_size, cfg.action_size),
-        )
-        .unwrap();
-    let h = Handoff::new(ctl.obs_capacity(), epoch).with_recorder(rec.clone());
-    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    let mut r = recording("bag");
     let inputs: [&[f64]; 3] = [&[0.1, 0.2], &[f64::NAN, 0.0], &[0.3, -0.2]];
     let mut planned = 0u64;
     for k in 0..3000u64 {
         let ((), n) = allocations_in(|| {
-            h.observation
+            r.h.observation
                 .write(inputs[(k % 3) as usize], Instant::now());
-            if lp.update(Instant::now(), &h) == TickKind::Planned {
+            if r.lp.update(Instant::now(), &r.h) == TickKind::Planned {
                 planned += 1;
             }
         });
         assert_eq!(n, 0, "the update with recording allocated (period {k})");
-        while h.actions.pop().is_some() {}
+        while r.h.actions.pop().is_some() {}
     }
-    let (_, n) = allocations_in(|| lp.deactivate(&h));
-    assert_eq!(n, 0, "deactivate with recording allocated");
-    let summary = writer.join().unwrap().unwrap();
+    let (summary, dropped) = r.finish();
     assert_eq!(planned, 2000);
     assert_eq!(
-        summary.steps + rec.dropped(),
+        summary.steps + dropped,
         planned,
         "every planned tick is written or counted"
     );
     assert!(summary.steps > 0);
-    assert_eq!(summary.records_dropped, rec.dropped());
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(summary.records_dropped, dropped);
 }
 
 /// Recording with rewards and episode starts (`record_reward_topic`,
@@ -167,44 +199,22 @@ fn control_update_with_recording_allocates_nothing() {
 /// error).
 #[test]
 fn control_update_recording_rewards_allocates_nothing() {
-    use dream_mpc::bag::recorder::Recorder;
-    use dream_mpc::bag::write::BagOptions;
-    use std::sync::Arc;
-    let cfg = config(&[("diagnostics_period_s", "0.05")]);
-    let dir = std::env::temp_dir().join(format!(
-        "dream-mpc-tick-alloc-rewards-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let epoch = Instant::now();
-    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
-    let rec = Arc::new(Recorder::new(8, cfg.observation_size, cfg.action_size));
-    let writer = rec
-        .spawn_writer(
-            dir.clone(),
-            BagOptions::new(cfg.observation_size, cfg.action_size),
-        )
-        .unwrap();
-    let h = Handoff::new(ctl.obs_capacity(), epoch).with_recorder(rec.clone());
-    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    let mut r = recording("rewards");
     for k in 0..3000u64 {
         let ((), n) = allocations_in(|| {
-            rec.note_reward(0.5);
-            rec.note_reward(0.25);
+            r.rec.note_reward(0.5);
+            r.rec.note_reward(0.25);
             if k % 1000 == 0 {
-                rec.note_episode((k / 1000) as i64);
+                r.rec.note_episode((k / 1000) as i64);
             }
-            h.observation.write(&[0.1, 0.2], Instant::now());
-            lp.update(Instant::now(), &h);
+            r.h.observation.write(&[0.1, 0.2], Instant::now());
+            r.lp.update(Instant::now(), &r.h);
         });
         assert_eq!(n, 0, "the update recording rewards allocated (period {k})");
-        while h.actions.pop().is_some() {}
+        while r.h.actions.pop().is_some() {}
     }
-    let (_, n) = allocations_in(|| lp.deactivate(&h));
-    assert_eq!(n, 0);
-    let summary = writer.join().unwrap().unwrap();
+    let (summary, _) = r.finish();
     assert!(summary.steps > 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Run-time tunables from the parameter services (issue 13 item 3) reach

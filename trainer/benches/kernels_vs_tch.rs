@@ -22,6 +22,7 @@ mod common;
 use common::exported_model;
 use dream_mpc::kernels::{Program, Tape};
 use dream_mpc::load::Bundle;
+use dream_mpc_testkit::vjp::VjpBuffers;
 use dream_mpc_trainer::export::ExportMeta;
 use dream_mpc_trainer::model::{to_vec, Mlp, ModelConfig, WorldModel};
 use std::time::Instant;
@@ -56,12 +57,7 @@ struct Controller<'b> {
     tapes: [Tape; 3],
     z: Vec<Vec<f32>>,
     a: Vec<Vec<f32>>,
-    rv: Vec<f32>,
-    qv: Vec<f32>,
-    ct_r: Vec<f32>,
-    ct_q: Vec<f32>,
-    dz: [Vec<f32>; 3],
-    da: [Vec<f32>; 3],
+    buf: VjpBuffers,
     grad: Vec<Vec<f32>>,
     gamma: f32,
 }
@@ -79,6 +75,8 @@ impl<'b> Controller<'b> {
         let nq = q.outputs()[0].size;
         let mut z = vec![vec![0.0; batch * l]; h + 1];
         z[0] = z0;
+        let mut buf = VjpBuffers::new(batch, l, na, 1, nq);
+        buf.ct_q.fill(gamma.powi(h as i32) / nq as f32);
         Controller {
             tapes: [d.tape(batch, h + 1), r.tape(batch, h + 1), q.tape(batch, 1)],
             d,
@@ -87,20 +85,7 @@ impl<'b> Controller<'b> {
             z,
             grad: vec![vec![0.0; batch * na]; h + 1],
             a,
-            rv: vec![0.0; batch],
-            qv: vec![0.0; batch * nq],
-            ct_r: vec![0.0; batch],
-            ct_q: vec![gamma.powi(h as i32) / nq as f32; batch * nq],
-            dz: [
-                vec![0.0; batch * l],
-                vec![0.0; batch * l],
-                vec![0.0; batch * l],
-            ],
-            da: [
-                vec![0.0; batch * na],
-                vec![0.0; batch * na],
-                vec![0.0; batch * na],
-            ],
+            buf,
             gamma,
         }
     }
@@ -108,25 +93,26 @@ impl<'b> Controller<'b> {
     fn run(&mut self) -> f32 {
         let h = self.a.len() - 1;
         let [td, tr, tq] = &mut self.tapes;
+        let b = &mut self.buf;
         let mut j = 0.0;
         for t in 0..h {
             let (zt, znext) = self.z.split_at_mut(t + 1);
             self.r
-                .forward(tr, t, &[&zt[t], &self.a[t]], &mut [&mut self.rv]);
-            j += self.gamma.powi(t as i32) * self.rv.iter().sum::<f32>();
+                .forward(tr, t, &[&zt[t], &self.a[t]], &mut [&mut b.r]);
+            j += self.gamma.powi(t as i32) * b.r.iter().sum::<f32>();
             self.d
                 .forward(td, t, &[&zt[t], &self.a[t]], &mut [&mut znext[0]]);
         }
         self.q
-            .forward(tq, 0, &[&self.z[h], &self.a[h]], &mut [&mut self.qv]);
-        let [dz0, dz1, _] = &mut self.dz;
-        let [da0, da1, _] = &mut self.da;
+            .forward(tq, 0, &[&self.z[h], &self.a[h]], &mut [&mut b.q]);
+        let [dz0, dz1, _] = &mut b.dz;
+        let [da0, da1, _] = &mut b.da;
         self.q
-            .backward(tq, 0, &[&self.ct_q], &mut [dz0, &mut self.grad[h]]);
+            .backward(tq, 0, &[&b.ct_q], &mut [dz0, &mut self.grad[h]]);
         for t in (0..h).rev() {
             self.d.backward(td, t, &[dz0], &mut [dz1, da0]);
-            self.ct_r.fill(self.gamma.powi(t as i32));
-            self.r.backward(tr, t, &[&self.ct_r], &mut [dz0, da1]);
+            b.ct_r.fill(self.gamma.powi(t as i32));
+            self.r.backward(tr, t, &[&b.ct_r], &mut [dz0, da1]);
             for (i, g) in self.grad[t].iter_mut().enumerate() {
                 *g = da0[i] + da1[i];
             }

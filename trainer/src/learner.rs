@@ -658,6 +658,38 @@ mod tests {
     use super::*;
     use crate::model::ModelConfig;
 
+    /// `episodes` episodes of standard-normal observations (3 per step,
+    /// drawn from `Rng::new(seed)`) into the replay buffer, each episode's
+    /// actions and rewards from `actions_rewards(rng, len)` (drawn after
+    /// its observations).
+    fn push_random_episodes(
+        a: &mut Agent,
+        seed: u64,
+        episodes: usize,
+        mut actions_rewards: impl FnMut(&mut Rng, usize) -> (Vec<f32>, Vec<f32>),
+    ) {
+        let len = a.replay.len;
+        let mut rng = Rng::new(seed);
+        for _ in 0..episodes {
+            let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+            let (act, r) = actions_rewards(&mut rng, len);
+            a.replay.push_episode(&o, &act, &r);
+        }
+    }
+
+    /// The mean of `f(first action of the policy mean)` over 100
+    /// standard-normal observations (`Rng::new(9)`).
+    fn mean_over_policy(a: &Agent, f: impl Fn(f32) -> f32) -> f32 {
+        let mut rng = Rng::new(9);
+        (0..100)
+            .map(|k| {
+                let o: Vec<f32> = (0..3).map(|_| rng.normal() as f32).collect();
+                f(a.act(&o, true, k)[0])
+            })
+            .sum::<f32>()
+            / 100.0
+    }
+
     /// Replacing a variable's data (instead of copying into it) would
     /// leave the fused update training a buffer nobody reads: refused.
     #[test]
@@ -690,14 +722,11 @@ mod tests {
         };
         let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
         a.path = UpdatePath::Fused;
-        let len = a.replay.len;
-        let mut rng = Rng::new(2);
-        for _ in 0..2 {
-            let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+        push_random_episodes(&mut a, 2, 2, |rng, len| {
             let act: Vec<f32> = (0..len).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
             let r: Vec<f32> = (0..len).map(|_| rng.uniform() as f32).collect();
-            a.replay.push_episode(&o, &act, &r);
-        }
+            (act, r)
+        });
         for _ in 0..4 {
             a.update();
         }
@@ -735,23 +764,11 @@ mod tests {
             };
             let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
             a.path = UpdatePath::Fused;
-            let len = a.replay.len;
-            let mut rng = Rng::new(5);
-            for _ in 0..8 {
-                let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
-                a.replay.push_episode(&o, &vec![0.6; len], &vec![0.0; len]);
-            }
+            push_random_episodes(&mut a, 5, 8, |_, len| (vec![0.6; len], vec![0.0; len]));
             for _ in 0..300 {
                 a.update();
             }
-            let mut rng = Rng::new(9);
-            let err = (0..100)
-                .map(|k| {
-                    let o: Vec<f32> = (0..3).map(|_| rng.normal() as f32).collect();
-                    (a.act(&o, true, k)[0] - 0.6).abs()
-                })
-                .sum::<f32>()
-                / 100.0;
+            let err = mean_over_policy(&a, |x| (x - 0.6).abs());
             eprintln!("bc_coef {bc_coef}: mean |policy mean - logged| {err}");
             after.push(err);
         }
@@ -776,27 +793,17 @@ mod tests {
                 ..Default::default()
             };
             let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
-            let len = a.replay.len;
-            let mut rng = Rng::new(5);
-            for _ in 0..16 {
-                let o: Vec<f32> = (0..(len + 1) * 3).map(|_| rng.normal() as f32).collect();
+            push_random_episodes(&mut a, 5, 16, |rng, len| {
                 let act: Vec<f32> = (0..len)
                     .map(|_| if rng.below(2) == 0 { 0.6 } else { -0.6 })
                     .collect();
                 let r: Vec<f32> = act.iter().map(|&x| f32::from(x > 0.0)).collect();
-                a.replay.push_episode(&o, &act, &r);
-            }
+                (act, r)
+            });
             for _ in 0..600 {
                 a.update();
             }
-            let mut rng = Rng::new(9);
-            let mean = (0..100)
-                .map(|k| {
-                    let o: Vec<f32> = (0..3).map(|_| rng.normal() as f32).collect();
-                    a.act(&o, true, k)[0]
-                })
-                .sum::<f32>()
-                / 100.0;
+            let mean = mean_over_policy(&a, |x| x);
             eprintln!("bc_advantage_temp {temp:?}: policy mean {mean}");
             means.push(mean);
         }

@@ -151,6 +151,23 @@ fn cli_import(ckpt: &Path, out: &Path, args: &[&str]) -> std::process::Output {
         .expect("run dream-mpc-train")
 }
 
+/// Import `dir/checkpoint.pt` into `dir/bundle` for `task` with
+/// (observation, action) sizes `sizes`, the TD-MPC2 size `named` and
+/// (episode length, action repeat) `episode`.
+fn opts_in(
+    dir: &Path,
+    task: &str,
+    sizes: (usize, usize),
+    named: &str,
+    episode: (usize, usize),
+) -> ImportOptions {
+    let dims = Dims::named(named).unwrap();
+    let (ckpt, out) = (dir.join("checkpoint.pt"), dir.join("bundle"));
+    ImportOptions::new(
+        &ckpt, &out, task, sizes.0, sizes.1, dims, episode.0, episode.1,
+    )
+}
+
 /// The 5M size (TD-MPC2's released single-task size) in the current
 /// stacked layout with every known extra.
 #[test]
@@ -158,17 +175,7 @@ fn five_m_checkpoint_imports_matches_pytorch_and_plans_like_the_reference() {
     let dir = tmpdir("5m");
     fixture(&dir, &["--obs", "24", "--act", "6", "--layout", "stacked"]);
     let out = dir.join("bundle");
-    let dims = Dims::named("5M").unwrap();
-    let opts = ImportOptions::new(
-        &dir.join("checkpoint.pt"),
-        &out,
-        "walker-run",
-        24,
-        6,
-        dims,
-        500,
-        2,
-    );
+    let opts = opts_in(&dir, "walker-run", (24, 6), "5M", (500, 2));
     let weights = read_weights(&opts).expect("weights");
     let (_, tm) = import_weights(&opts, weights).expect("import");
 
@@ -215,17 +222,7 @@ fn one_m_per_head_and_flat_layouts_import_and_plan() {
         ],
     );
     let out = dir.join("bundle");
-    let dims = Dims::named("1M").unwrap();
-    let opts = ImportOptions::new(
-        &dir.join("checkpoint.pt"),
-        &out,
-        "cartpole-swingup",
-        5,
-        1,
-        dims,
-        1000,
-        1,
-    );
+    let opts = opts_in(&dir, "cartpole-swingup", (5, 1), "1M", (1000, 1));
     let (m, tm) = import_weights(&opts, read_weights(&opts).expect("weights")).expect("import");
     assert_eq!(m.q_ensemble, 2);
     assert!((m.discount - 0.995).abs() < 1e-6);

@@ -15,7 +15,7 @@ use dream_mpc_trainer::learner::Agent;
 use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::offline::{load_logs, train_offline, LogOptions, OfflineOptions};
 use dream_mpc_trainer::tasks;
-use dream_mpc_trainer::train::{RunOptions, TrainConfig};
+use dream_mpc_trainer::train::{RunOptions, RunSummary, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -209,6 +209,30 @@ fn offline(paths: &[&Path], init: Option<PathBuf>, updates: u64) -> OfflineOptio
     }
 }
 
+/// `episodes` episodes of 1000 steps with rewards recorded by the sim into
+/// a bag in `tmpdir("offline", tag)`, then offline training on it alone
+/// (from `init`, for `updates` updates) into its `run` folder: the scratch
+/// folder (for the caller to remove), the run folder and the summary.
+fn train_on_a_recorded_bag(
+    tag: &str,
+    episodes: usize,
+    init: Option<PathBuf>,
+    updates: u64,
+) -> (PathBuf, PathBuf, RunSummary) {
+    let dir = tmpdir("offline", tag);
+    let bag = dir.join("bag");
+    record(&bag, episodes, 1000, true, 15);
+    let out = dir.join("run");
+    let s = train_offline(
+        &cfg(),
+        Some(tasks::make(TASK).unwrap()),
+        &run_opts(&out),
+        &offline(&[&bag], init, updates),
+    )
+    .unwrap();
+    (dir, out, s)
+}
+
 /// Training from a bag alone: the losses fall, a bundle the controller
 /// loads is exported, the policy and the planner are evaluated on the
 /// simulator at the start, halfway and at the end, and metrics.csv, the
@@ -216,17 +240,7 @@ fn offline(paths: &[&Path], init: Option<PathBuf>, updates: u64) -> OfflineOptio
 /// run's checkpoint and from its bundle start from its weights.
 #[test]
 fn trains_from_a_bag_and_fine_tunes_from_its_result() {
-    let dir = tmpdir("offline", "train");
-    let bag = dir.join("bag");
-    record(&bag, 2, 1000, true, 15);
-    let out = dir.join("run");
-    let s = train_offline(
-        &cfg(),
-        Some(tasks::make(TASK).unwrap()),
-        &run_opts(&out),
-        &offline(&[&bag], None, 400),
-    )
-    .unwrap();
+    let (dir, out, s) = train_on_a_recorded_bag("train", 2, None, 400);
     assert_eq!(s.updates, 400);
     let (first, last) = (s.losses[..50].iter(), s.losses[350..].iter());
     let mean = |it: std::slice::Iter<'_, dream_mpc_trainer::metrics::Losses>| {
@@ -298,17 +312,7 @@ fn fine_tunes_the_shipped_bundle() {
         .to_string();
     assert!(e.contains("do not reproduce"), "{e}");
 
-    let dir = tmpdir("offline", "finetune");
-    let bag = dir.join("bag");
-    record(&bag, 1, 1000, true, 15);
-    let out = dir.join("run");
-    let s = train_offline(
-        &cfg(),
-        Some(tasks::make(TASK).unwrap()),
-        &run_opts(&out),
-        &offline(&[&bag], Some(shipped.clone()), 40),
-    )
-    .unwrap();
+    let (dir, _, s) = train_on_a_recorded_bag("finetune", 1, Some(shipped.clone()), 40);
     // the first evaluation is the shipped model itself: it swings up
     let start = s.metrics.iter().find_map(|m| m.eval_return).unwrap();
     assert!(start > 500.0, "shipped policy scored {start}");

@@ -171,6 +171,56 @@ fn rows_per_step(len: usize, per_row: usize, steps: usize) -> usize {
     len / (steps * per_row)
 }
 
+/// A step-block call `call(tape, t, z_t, a_t, out_t)` made once per step
+/// `t` on that step's rows; `out` holds `per_row` values per row.
+#[allow(clippy::too_many_arguments)]
+fn forward_by_step<M: LatentModel + ?Sized>(
+    m: &M,
+    tape: &mut M::Tape,
+    steps: usize,
+    per_row: usize,
+    z: &[f32],
+    a: &[f32],
+    out: &mut [f32],
+    call: impl Fn(&M, &mut M::Tape, usize, &[f32], &[f32], &mut [f32]),
+) {
+    let d = m.dims();
+    let rows = rows_per_step(out.len(), per_row, steps);
+    let (nz, na, no) = (rows * d.latent, rows * d.action, rows * per_row);
+    for t in 0..steps {
+        let (zt, at) = (&z[t * nz..(t + 1) * nz], &a[t * na..(t + 1) * na]);
+        call(m, tape, t, zt, at, &mut out[t * no..(t + 1) * no]);
+    }
+}
+
+/// The VJP of a step-block call, `call(tape, t, dout_t, dz_t, da_t)` once
+/// per step `t`; `dout` holds `per_row` values per row.
+#[allow(clippy::too_many_arguments)]
+fn vjp_by_step<M: LatentModel + ?Sized>(
+    m: &M,
+    tape: &mut M::Tape,
+    steps: usize,
+    per_row: usize,
+    dout: &[f32],
+    dz: &mut [f32],
+    da: &mut [f32],
+    call: impl Fn(&M, &mut M::Tape, usize, &[f32], &mut [f32], &mut [f32]),
+) {
+    let d = m.dims();
+    let rows = rows_per_step(dout.len(), per_row, steps);
+    let (nz, na, no) = (rows * d.latent, rows * d.action, rows * per_row);
+    for t in 0..steps {
+        call(
+            m,
+            tape,
+            t,
+            &dout[t * no..(t + 1) * no],
+            &mut dz[t * nz..(t + 1) * nz],
+            &mut da[t * na..(t + 1) * na],
+        );
+    }
+}
+
 /// [`LatentModel::reward_steps`] as one [`LatentModel::reward`] per step.
 pub fn reward_by_step<M: LatentModel + ?Sized>(
     m: &M,
@@ -180,14 +230,7 @@ pub fn reward_by_step<M: LatentModel + ?Sized>(
     a: &[f32],
     r: &mut [f32],
 ) {
-    let d = m.dims();
-    let rows = rows_per_step(r.len(), 1, steps);
-    for t in 0..steps {
-        let (zs, as_) = (t * rows * d.latent, t * rows * d.action);
-        let zt = &z[zs..zs + rows * d.latent];
-        let at = &a[as_..as_ + rows * d.action];
-        m.reward(tape, t, zt, at, &mut r[t * rows..(t + 1) * rows]);
-    }
+    forward_by_step(m, tape, steps, 1, z, a, r, M::reward)
 }
 
 /// [`LatentModel::reward_steps_vjp`] as one [`LatentModel::reward_vjp`] per step.
@@ -199,18 +242,7 @@ pub fn reward_vjp_by_step<M: LatentModel + ?Sized>(
     dz: &mut [f32],
     da: &mut [f32],
 ) {
-    let d = m.dims();
-    let rows = rows_per_step(dr.len(), 1, steps);
-    for t in 0..steps {
-        let (zs, as_) = (t * rows * d.latent, t * rows * d.action);
-        m.reward_vjp(
-            tape,
-            t,
-            &dr[t * rows..(t + 1) * rows],
-            &mut dz[zs..zs + rows * d.latent],
-            &mut da[as_..as_ + rows * d.action],
-        );
-    }
+    vjp_by_step(m, tape, steps, 1, dr, dz, da, M::reward_vjp)
 }
 
 /// [`LatentModel::q_steps`] as one [`LatentModel::q`] per step.
@@ -222,22 +254,7 @@ pub fn q_by_step<M: LatentModel + ?Sized>(
     a: &[f32],
     q: &mut [f32],
 ) {
-    let d = m.dims();
-    let rows = rows_per_step(q.len(), d.q_heads, steps);
-    for t in 0..steps {
-        let (zs, as_, qs) = (
-            t * rows * d.latent,
-            t * rows * d.action,
-            t * rows * d.q_heads,
-        );
-        m.q(
-            tape,
-            t,
-            &z[zs..zs + rows * d.latent],
-            &a[as_..as_ + rows * d.action],
-            &mut q[qs..qs + rows * d.q_heads],
-        );
-    }
+    forward_by_step(m, tape, steps, m.dims().q_heads, z, a, q, M::q)
 }
 
 /// [`LatentModel::q_steps_vjp`] as one [`LatentModel::q_vjp`] per step.
@@ -249,20 +266,5 @@ pub fn q_vjp_by_step<M: LatentModel + ?Sized>(
     dz: &mut [f32],
     da: &mut [f32],
 ) {
-    let d = m.dims();
-    let rows = rows_per_step(dq.len(), d.q_heads, steps);
-    for t in 0..steps {
-        let (zs, as_, qs) = (
-            t * rows * d.latent,
-            t * rows * d.action,
-            t * rows * d.q_heads,
-        );
-        m.q_vjp(
-            tape,
-            t,
-            &dq[qs..qs + rows * d.q_heads],
-            &mut dz[zs..zs + rows * d.latent],
-            &mut da[as_..as_ + rows * d.action],
-        );
-    }
+    vjp_by_step(m, tape, steps, m.dims().q_heads, dq, dz, da, M::q_vjp)
 }

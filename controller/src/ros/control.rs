@@ -163,17 +163,11 @@ impl ActionSource for ZeroAction {
     }
 }
 
-/// Why an action source cannot be built.
-#[derive(Debug)]
-pub struct SourceError(pub String);
-
-impl std::fmt::Display for SourceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SourceError {}
+message_error!(
+    /// Why an action source cannot be built.
+    #[derive(Debug)]
+    SourceError
+);
 
 /// The planner settings in effect: the bundle's defaults with the node's
 /// `options.*` (preset first) and `budget.*` overrides applied (printed by

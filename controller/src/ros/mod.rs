@@ -2,6 +2,23 @@
 //! the node (`dream-mpc run`). Native DDS through ros2-client; no ROS
 //! installation needed.
 
+/// An error that is its message: `pub struct $name(pub String)`, shown as
+/// the message, with `std::error::Error`.
+macro_rules! message_error {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        pub struct $name(pub String);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::error::Error for $name {}
+    };
+}
+
 pub mod cli;
 pub mod config;
 pub mod control;

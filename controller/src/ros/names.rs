@@ -21,23 +21,16 @@
 //! Everything here runs once at start-up (it allocates); nothing of it is
 //! on the control path.
 
-use std::fmt;
 use std::path::PathBuf;
 
 /// Name of the controller node when no `-r __node:=` is given.
 pub const DEFAULT_NODE: &str = "dream_mpc";
 
-/// Why a name or a `--ros-args` argument was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NameError(pub String);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
+message_error!(
+    /// Why a name or a `--ros-args` argument was refused.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    NameError
+);
 
 fn bad(msg: String) -> NameError {
     NameError(msg)

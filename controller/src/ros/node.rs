@@ -78,17 +78,11 @@ impl StopHandle {
     }
 }
 
-/// Why the node could not run.
-#[derive(Debug)]
-pub struct NodeError(pub String);
-
-impl std::fmt::Display for NodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NodeError {}
+message_error!(
+    /// Why the node could not run.
+    #[derive(Debug)]
+    NodeError
+);
 
 fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> NodeError + '_ {
     move |e| NodeError(format!("{what}: {e:?}"))
@@ -150,10 +144,51 @@ pub fn create_topic(
     name: &str,
     ty: MessageTypeName,
     qos: &QosProfile,
-    what: &'static str,
+    what: &str,
 ) -> Result<Topic, NodeError> {
     let name = Name::parse(name).map_err(err("topic name"))?;
     node.create_topic(&name, ty, qos).map_err(err(what))
+}
+
+/// A publisher of `M` on a new topic `name` of type `ty` with `qos`; an
+/// error names the `what` topic or publisher. Start-up only.
+pub fn create_publisher<M: serde::Serialize>(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &str,
+) -> Result<Publisher<M>, NodeError> {
+    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
+    node.create_publisher::<M>(&topic, None)
+        .map_err(err(&format!("{what} publisher")))
+}
+
+/// A subscription to `M` on a new topic `name` of type `ty` with `qos`;
+/// an error names the `what` topic or subscription. Start-up only.
+pub fn create_subscription<M: 'static>(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &str,
+) -> Result<Subscription<M>, NodeError> {
+    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
+    node.create_subscription::<M>(&topic, None)
+        .map_err(err(&format!("{what} subscription")))
+}
+
+/// `s`, registered with `poll` as readable under `Token(token)`.
+/// Start-up only.
+fn polled<M: serde::de::DeserializeOwned>(
+    mut s: Subscription<M>,
+    poll: &Poll,
+    token: usize,
+) -> Result<Subscription<M>, NodeError> {
+    poll.registry()
+        .register(&mut s, Token(token), Interest::READABLE)
+        .map_err(err("poll register"))?;
+    Ok(s)
 }
 
 // ---------------------------------------------------------------------------
@@ -500,26 +535,20 @@ pub fn configure(
             ReceptionLimits::with_max_sample_size(max_observation_bytes(cfg)),
         )
     };
-    let act_topic = create_topic(
+    let act_pub = create_publisher::<Float64MultiArray>(
         &mut node,
         &cfg.action_topic,
         msgs::float64_multi_array_type(),
         &topic_qos::profile(&cfg.qos_action),
-        "action topic",
+        "action",
     )?;
-    let diag_topic = create_topic(
+    let diag_pub = create_publisher::<DiagnosticArray>(
         &mut node,
         &cfg.diagnostics_topic,
         msgs::diagnostic_array_type(),
         &topic_qos::profile(&cfg.qos_diagnostics),
-        "diagnostics topic",
+        "diagnostics",
     )?;
-    let act_pub = node
-        .create_publisher::<Float64MultiArray>(&act_topic, None)
-        .map_err(err("action publisher"))?;
-    let diag_pub = node
-        .create_publisher::<DiagnosticArray>(&diag_topic, None)
-        .map_err(err("diagnostics publisher"))?;
     let mut sub = match cfg.observation_type {
         ObsKind::Float64MultiArray => ObsSubscription::Array(
             node.create_subscription::<Float64MultiArray>(&obs_topic, None)
@@ -584,24 +613,12 @@ pub fn configure(
     if let Some(dir) = &cfg.record {
         let qos = topic_qos::profile(&cfg.qos_observation);
         if let Some(t) = &cfg.record_reward_topic {
-            let topic = create_topic(&mut node, t, msgs::float64_type(), &qos, "reward topic")?;
-            let mut s = node
-                .create_subscription::<Float64>(&topic, None)
-                .map_err(err("reward subscription"))?;
-            poll.registry()
-                .register(&mut s, Token(2), Interest::READABLE)
-                .map_err(err("poll register"))?;
-            record_in.reward = Some(s);
+            let s = create_subscription(&mut node, t, msgs::float64_type(), &qos, "reward")?;
+            record_in.reward = Some(polled(s, &poll, 2)?);
         }
         if let Some(t) = &cfg.record_episode_topic {
-            let topic = create_topic(&mut node, t, msgs::int64_type(), &qos, "episode topic")?;
-            let mut s = node
-                .create_subscription::<Int64>(&topic, None)
-                .map_err(err("episode subscription"))?;
-            poll.registry()
-                .register(&mut s, Token(3), Interest::READABLE)
-                .map_err(err("poll register"))?;
-            record_in.episode = Some(s);
+            let s = create_subscription(&mut node, t, msgs::int64_type(), &qos, "episode")?;
+            record_in.episode = Some(polled(s, &poll, 3)?);
         }
         let rec = Arc::new(Recorder::new(
             cfg.record_queue,

@@ -28,7 +28,7 @@ use ros2_client::parameters::raw::{
 };
 use ros2_client::rcl_interfaces::*;
 use ros2_client::{
-    builtin_interfaces, MessageTypeName, Name, Node, Publisher, Server, ServiceMapping,
+    builtin_interfaces, Message, MessageTypeName, Name, Node, Publisher, Server, ServiceMapping,
     ServiceTypeName,
 };
 use serde_yaml::Value;
@@ -396,37 +396,21 @@ impl ParamServer {
     /// to the control thread (`force_push`: the newest always gets there).
     /// Returns the number of requests answered.
     pub fn serve(&mut self, queue: &ArrayQueue<Tunables>) -> usize {
-        let mut n = 0;
         let s = &mut self.store;
-        while let Ok(Some((id, r))) = self.list.receive_request() {
-            let _ = self.list.send_response(
-                id,
-                ListParametersResponse {
-                    result: s.list(&r.prefixes),
-                },
-            );
-            n += 1;
-        }
-        while let Ok(Some((id, r))) = self.get.receive_request() {
-            let values = r.names.iter().map(|k| s.get(k)).collect();
-            let _ = self.get.send_response(id, GetParametersResponse { values });
-            n += 1;
-        }
-        while let Ok(Some((id, r))) = self.types.receive_request() {
-            let values = r.names.iter().map(|k| s.get(k).ptype).collect();
-            let _ = self
-                .types
-                .send_response(id, GetParameterTypesResponse { values });
-            n += 1;
-        }
-        while let Ok(Some((id, r))) = self.describe.receive_request() {
-            let values = r.names.iter().map(|k| s.describe(k)).collect();
-            let _ = self
-                .describe
-                .send_response(id, DescribeParametersResponse { values });
-            n += 1;
-        }
-        while let Ok(Some((id, r))) = self.set.receive_request() {
+        let (events, node) = (&self.events, self.node_name.as_str());
+        let mut n = answer_all(&self.list, |r| ListParametersResponse {
+            result: s.list(&r.prefixes),
+        });
+        n += answer_all(&self.get, |r| GetParametersResponse {
+            values: r.names.iter().map(|k| s.get(k)).collect(),
+        });
+        n += answer_all(&self.types, |r| GetParameterTypesResponse {
+            values: r.names.iter().map(|k| s.get(k).ptype).collect(),
+        });
+        n += answer_all(&self.describe, |r| DescribeParametersResponse {
+            values: r.names.iter().map(|k| s.describe(k)).collect(),
+        });
+        n += answer_all(&self.set, |r| {
             let (results, changed) = s.set_each(&r.parameter);
             log_sets(&r.parameter, &results);
             if changed {
@@ -439,28 +423,37 @@ impl ParamServer {
                 .filter(|(_, ok)| ok.successful)
                 .map(|(p, _)| p.clone())
                 .collect();
-            event(&self.events, &self.node_name, accepted);
-            let _ = self
-                .set
-                .send_response(id, SetParametersResponse { results });
-            n += 1;
-        }
-        while let Ok(Some((id, r))) = self.set_atomic.receive_request() {
+            event(events, node, accepted);
+            SetParametersResponse { results }
+        });
+        n += answer_all(&self.set_atomic, |r| {
             let (result, changed) = s.set_all(&r.parameter);
             log_sets(&r.parameter, std::slice::from_ref(&result));
             if changed {
                 queue.force_push(s.values);
             }
             if result.successful {
-                event(&self.events, &self.node_name, r.parameter.clone());
+                event(events, node, r.parameter);
             }
-            let _ = self
-                .set_atomic
-                .send_response(id, SetParametersAtomicallyResponse { result });
-            n += 1;
-        }
+            SetParametersAtomicallyResponse { result }
+        });
         n
     }
+}
+
+/// Answer every pending request of `server` with `answer(request)`; the
+/// number answered (a reply that fails to send is dropped: the client
+/// asks again).
+fn answer_all<Req: Message + 'static, Resp: Message + 'static>(
+    server: &Server<Req, Resp>,
+    mut answer: impl FnMut(Req) -> Resp,
+) -> usize {
+    let mut n = 0;
+    while let Ok(Some((id, r))) = server.receive_request() {
+        let _ = server.send_response(id, answer(r));
+        n += 1;
+    }
+    n
 }
 
 /// Publish `changed` on `/parameter_events` (nothing when empty).

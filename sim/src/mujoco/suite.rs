@@ -339,6 +339,17 @@ const HOPPER_HOP_SPEED: f64 = 2.0;
 pub fn reward(task: SuiteTask, ids: &Ids, p: &Physics) -> f64 {
     let d = &p.data;
     let sd = d.sensordata();
+    // Walker and hopper: the horizontal speed sensor (sensor 0) at or
+    // above `speed`, ramping linearly to 0.5 at half of it.
+    let moving = |speed: f64| {
+        tolerance(
+            sd[ids.sensor[0]],
+            (speed, f64::INFINITY),
+            speed / 2.0,
+            Sigmoid::Linear,
+            0.5,
+        )
+    };
     let walker = |move_speed: f64| {
         let standing = tolerance(
             d.xpos()[ids.body[0]][2],
@@ -349,14 +360,7 @@ pub fn reward(task: SuiteTask, ids: &Ids, p: &Physics) -> f64 {
         );
         let upright = (1.0 + d.xmat()[ids.body[0]][8]) / 2.0;
         let stand = (3.0 * standing + upright) / 4.0;
-        let moving = tolerance(
-            sd[ids.sensor[0]],
-            (move_speed, f64::INFINITY),
-            move_speed / 2.0,
-            Sigmoid::Linear,
-            0.5,
-        );
-        stand * (5.0 * moving + 1.0) / 6.0
+        stand * (5.0 * moving(move_speed) + 1.0) / 6.0
     };
     let hopper_standing = || {
         let h = d.xipos()[ids.body[0]][2] - d.xipos()[ids.body[1]][2];
@@ -372,16 +376,7 @@ pub fn reward(task: SuiteTask, ids: &Ids, p: &Physics) -> f64 {
         ),
         WalkerRun => walker(8.0),
         WalkerWalk => walker(1.0),
-        HopperHop => {
-            let hopping = tolerance(
-                sd[ids.sensor[0]],
-                (HOPPER_HOP_SPEED, f64::INFINITY),
-                HOPPER_HOP_SPEED / 2.0,
-                Sigmoid::Linear,
-                0.5,
-            );
-            hopper_standing() * hopping
-        }
+        HopperHop => hopper_standing() * moving(HOPPER_HOP_SPEED),
         HopperStand => {
             let ctrl = d.ctrl();
             let small: f64 = ctrl
