@@ -10,8 +10,8 @@
 //! source scripts/env.sh && cargo bench -p dream-mpc-trainer --bench kernels_vs_tch
 //! ```
 //!
-//! Prints median and p90 per call and GFLOP/s against the 256 GFLOP/s
-//! single-core fp32 peak (docs/RESULTS.md), counting 2 flops per multiply-add and
+//! Prints median and p90 per call and GFLOP/s against the single-core f32
+//! FMA peak measured at start (`dream_mpc_testkit::peak`), counting 2 flops per multiply-add and
 //! the backward as the forward's multiply-adds again (input gradients only).
 //! The controller's compiled kernels run the same computation on the same
 //! model, exported as a bundle and loaded by `dream_mpc::load::Bundle`,
@@ -27,8 +27,6 @@ use dream_mpc_trainer::export::ExportMeta;
 use dream_mpc_trainer::model::{to_vec, Mlp, ModelConfig, WorldModel};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-const PEAK_GFLOPS: f64 = 256.0;
 
 fn mlp_macs(m: &Mlp) -> u64 {
     m.layers.iter().map(|l| (l.d_in * l.d_out) as u64).sum()
@@ -72,10 +70,12 @@ impl<'b> Controller<'b> {
         );
         let l = z0.len() / batch;
         let na = a[0].len() / batch;
-        let nq = q.outputs()[0].size;
+        // Outputs per row: 101 two-hot logits for the reward, heads x 101
+        // for Q (the trainer's heads); the cotangents fall on the logits.
+        let (nr, nq) = (r.outputs()[0].size, q.outputs()[0].size);
         let mut z = vec![vec![0.0; batch * l]; h + 1];
         z[0] = z0;
-        let mut buf = VjpBuffers::new(batch, l, na, 1, nq);
+        let mut buf = VjpBuffers::new(batch, l, na, nr, nq);
         buf.ct_q.fill(gamma.powi(h as i32) / nq as f32);
         Controller {
             tapes: [d.tape(batch, h + 1), r.tape(batch, h + 1), q.tape(batch, 1)],
@@ -132,6 +132,9 @@ fn stats(mut v: Vec<f64>) -> (f64, f64) {
 fn main() {
     tch::set_num_threads(1);
     tch::manual_seed(0);
+    let measured = dream_mpc_testkit::peak::measure();
+    println!("{}", measured.describe());
+    let peak = measured.f32_fma;
     let batch = 8usize;
     let (obs, act) = (8usize, 2usize);
     println!(
@@ -184,7 +187,7 @@ fn main() {
                 med * 1e6,
                 p90 * 1e6,
                 gf,
-                100.0 * gf / PEAK_GFLOPS,
+                100.0 * gf / peak,
                 "1.0"
             );
             let mut c = Controller::new(
@@ -212,7 +215,7 @@ fn main() {
                 cmed * 1e6,
                 cp90 * 1e6,
                 cgf,
-                100.0 * cgf / PEAK_GFLOPS,
+                100.0 * cgf / peak,
                 med / cmed
             );
         }
