@@ -103,44 +103,55 @@ fn f32_fma_loop(iters: usize) -> (f32, usize) {
     (acc.iter().sum(), 1)
 }
 
-/// # Safety
-/// The CPU supports AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fma_avx512(iters: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm512_set1_ps(0.0); 12];
-    let (a, b) = (_mm512_set1_ps(0.999), _mm512_set1_ps(0.001));
-    for _ in 0..iters {
-        for x in acc.iter_mut() {
-            *x = _mm512_fmadd_ps(a, *x, b);
+/// Defines `unsafe fn $name(iters) -> f32`: `iters` rounds of 12
+/// independent `$step` chains (on `acc`, with the two constant operands
+/// named before them) on vectors of `$set1`, then the lane sum `$sum`.
+macro_rules! chains {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $set1:ident,
+     $ai:ident = $a:expr, $bi:ident = $b:expr, |$acc:ident| $step:expr, |$v:ident| $sum:expr) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(iters: usize) -> f32 {
+            use std::arch::x86_64::*;
+            let mut accs = [$set1(0.0); 12];
+            let ($ai, $bi) = ($a, $b);
+            for _ in 0..iters {
+                for $acc in accs.iter_mut() {
+                    *$acc = $step;
+                }
+            }
+            accs.iter().map(|$v| $sum).sum()
         }
-    }
-    acc.iter().map(|x| _mm512_reduce_add_ps(*x)).sum()
+    };
 }
 
-/// # Safety
-/// The CPU supports AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_avx2(iters: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_set1_ps(0.0); 12];
-    let (a, b) = (_mm256_set1_ps(0.999), _mm256_set1_ps(0.001));
-    for _ in 0..iters {
-        for x in acc.iter_mut() {
-            *x = _mm256_fmadd_ps(a, *x, b);
-        }
+chains!(
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    fma_avx512, "avx512f", _mm512_set1_ps, a = _mm512_set1_ps(0.999), b = _mm512_set1_ps(0.001),
+    |x| _mm512_fmadd_ps(a, *x, b), |x| _mm512_reduce_add_ps(*x)
+);
+chains!(
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    fma_avx2, "avx2,fma", _mm256_set1_ps, a = _mm256_set1_ps(0.999), b = _mm256_set1_ps(0.001),
+    |x| _mm256_fmadd_ps(a, *x, b),
+    |x| {
+        let mut out = [0.0f32; 8];
+        // SAFETY: `out` holds 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), *x) };
+        out.iter().sum::<f32>()
     }
-    let mut out = [0.0f32; 8];
-    let mut s = _mm256_set1_ps(0.0);
-    for x in acc {
-        s = _mm256_add_ps(s, x);
-    }
-    // SAFETY: `out` holds 8 floats.
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
-    out.iter().sum()
-}
+);
+chains!(
+    /// # Safety
+    /// The CPU supports AVX-512F and AVX512-BF16.
+    dot_bf16, "avx512f,avx512bf16", _mm512_set1_ps,
+    a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.999), _mm512_set1_ps(0.5)),
+    b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.001), _mm512_set1_ps(0.25)),
+    |x| _mm512_dpbf16_ps(*x, a, b), |x| _mm512_reduce_add_ps(*x)
+);
 
 fn bf16_dot_loop(iters: usize) -> f32 {
     #[cfg(target_arch = "x86_64")]
@@ -150,23 +161,6 @@ fn bf16_dot_loop(iters: usize) -> f32 {
     }
     let _ = iters;
     0.0
-}
-
-/// # Safety
-/// The CPU supports AVX-512F and AVX512-BF16.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn dot_bf16(iters: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm512_set1_ps(0.0); 12];
-    let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.999), _mm512_set1_ps(0.5));
-    let b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.001), _mm512_set1_ps(0.25));
-    for _ in 0..iters {
-        for x in acc.iter_mut() {
-            *x = _mm512_dpbf16_ps(*x, a, b);
-        }
-    }
-    acc.iter().map(|x| _mm512_reduce_add_ps(*x)).sum()
 }
 
 #[cfg(test)]

@@ -548,64 +548,47 @@ fn gemm_packed_generic<E: PanelElem, const R: usize, const FMA: bool>(
     });
 }
 
-/// Row `p` of a float32 panel as two 16-lane vectors.
+/// Row `p` of a float32 panel as vectors loaded by `$load` at the lane
+/// offsets `$off`.
+macro_rules! row_f32 {
+    ($bp:expr, $p:expr, $load:ident, [$($off:literal)*]) => {
+        [$($load($bp.add($p * PW + $off))),*]
+    };
+}
+/// Row `p` of a bfloat16 panel (row pair `p / 2`, see [`Panels`]) as
+/// float32 vectors, one per word offset `$off`: the low halves shifted up
+/// (even `p`) or the high halves kept, then masked.
+macro_rules! row_bf16 {
+    ($bp:expr, $p:expr, $set1:ident, $load:ident, $sll:ident, $and:ident, $cast:ident,
+     [$($off:literal)*]) => {{
+        let words = $bp.add(($p >> 1) * PW);
+        let shift = _mm_cvtsi32_si128((16 - 16 * ($p & 1)) as i32);
+        let hi = $set1(-65536);
+        [$($cast($and($sll($load(words.add($off).cast()), shift), hi))),*]
+    }};
+}
+/// The four row loaders of the packed micro-kernels.
 macro_rules! row_f32_avx512 {
     ($bp:expr, $p:expr) => {
-        [
-            _mm512_loadu_ps($bp.add($p * PW)),
-            _mm512_loadu_ps($bp.add($p * PW + 16)),
-        ]
+        row_f32!($bp, $p, _mm512_loadu_ps, [0 16])
     };
 }
-/// Row `p` of a bfloat16 panel (row pair `p / 2`, see [`Panels`]) as two
-/// 16-lane float32 vectors: the low halves shifted up (even `p`) or the
-/// high halves kept, then masked.
-macro_rules! row_bf16_avx512 {
-    ($bp:expr, $p:expr) => {{
-        let words = $bp.add(($p >> 1) * PW);
-        let shift = _mm_cvtsi32_si128((16 - 16 * ($p & 1)) as i32);
-        let hi = _mm512_set1_epi32(-65536);
-        macro_rules! widen {
-            ($w:expr) => {
-                _mm512_castsi512_ps(_mm512_and_si512(_mm512_sll_epi32($w, shift), hi))
-            };
-        }
-        [
-            widen!(_mm512_loadu_si512(words.cast())),
-            widen!(_mm512_loadu_si512(words.add(16).cast())),
-        ]
-    }};
-}
-/// Row `p` of a float32 panel as four 8-lane vectors.
 macro_rules! row_f32_avx2 {
     ($bp:expr, $p:expr) => {
-        [
-            _mm256_loadu_ps($bp.add($p * PW)),
-            _mm256_loadu_ps($bp.add($p * PW + 8)),
-            _mm256_loadu_ps($bp.add($p * PW + 16)),
-            _mm256_loadu_ps($bp.add($p * PW + 24)),
-        ]
+        row_f32!($bp, $p, _mm256_loadu_ps, [0 8 16 24])
     };
 }
-/// Row `p` of a bfloat16 panel as four 8-lane float32 vectors (as
-/// [`row_bf16_avx512`]).
+macro_rules! row_bf16_avx512 {
+    ($bp:expr, $p:expr) => {
+        row_bf16!($bp, $p, _mm512_set1_epi32, _mm512_loadu_si512, _mm512_sll_epi32,
+                  _mm512_and_si512, _mm512_castsi512_ps, [0 16])
+    };
+}
 macro_rules! row_bf16_avx2 {
-    ($bp:expr, $p:expr) => {{
-        let words = $bp.add(($p >> 1) * PW);
-        let shift = _mm_cvtsi32_si128((16 - 16 * ($p & 1)) as i32);
-        let hi = _mm256_set1_epi32(-65536);
-        macro_rules! widen {
-            ($w:expr) => {
-                _mm256_castsi256_ps(_mm256_and_si256(_mm256_sll_epi32($w, shift), hi))
-            };
-        }
-        [
-            widen!(_mm256_loadu_si256(words.cast())),
-            widen!(_mm256_loadu_si256(words.add(8).cast())),
-            widen!(_mm256_loadu_si256(words.add(16).cast())),
-            widen!(_mm256_loadu_si256(words.add(24).cast())),
-        ]
-    }};
+    ($bp:expr, $p:expr) => {
+        row_bf16!($bp, $p, _mm256_set1_epi32, _mm256_loadu_si256, _mm256_sll_epi32,
+                  _mm256_and_si256, _mm256_castsi256_ps, [0 8 16 24])
+    };
 }
 
 /// Defines an explicit-intrinsics micro-kernel on one packed panel, `R`
