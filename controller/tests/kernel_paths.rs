@@ -63,14 +63,8 @@ fn every_kernel_path_plans_the_same_actions() {
     assert!(runs.iter().any(|(_, t, _)| !*t));
     let (p0, t0, a0) = &runs[0];
     for (p, t, a) in &runs[1..] {
-        for (x, y) in a0.iter().zip(a) {
-            assert!(
-                (x - y).abs() < 1e-4,
-                "{} (tuned {t0}) vs {} (tuned {t}): {a0:?} vs {a:?}",
-                p0.name(),
-                p.name()
-            );
-        }
+        let what = format!("{} (tuned {t0}) vs {} (tuned {t})", p0.name(), p.name());
+        assert_same_actions(&what, a0, a);
     }
 
     // Bfloat16 weights: every path widening them to float32 plans the same
@@ -99,14 +93,7 @@ fn every_kernel_path_plans_the_same_actions() {
     }
     let (w0, aw0) = &widened[0];
     for (p, a) in &widened[1..] {
-        for (x, y) in aw0.iter().zip(a) {
-            assert!(
-                (x - y).abs() < 1e-4,
-                "bf16 {} vs {}: {aw0:?} vs {a:?}",
-                w0.name(),
-                p.name()
-            );
-        }
+        assert_same_actions(&format!("bf16 {} vs {}", w0.name(), p.name()), aw0, a);
     }
     for (name, a) in &all16 {
         let gap = a0
@@ -118,4 +105,11 @@ fn every_kernel_path_plans_the_same_actions() {
         assert!(a.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every action of `b` within 1e-4 of `a`'s.
+fn assert_same_actions(what: &str, a: &[f32], b: &[f32]) {
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-4, "{what}: {a:?} vs {b:?}");
+    }
 }

@@ -431,8 +431,8 @@ impl PackedB {
     /// Bytes of packed weights (what one product streams).
     pub fn bytes(&self) -> usize {
         match &self.data {
-            Panels::F32(d) => d.len() * 4,
-            Panels::Bf16(d) => d.len() * 4,
+            Panels::F32(d) => std::mem::size_of_val(d.as_slice()),
+            Panels::Bf16(d) => std::mem::size_of_val(d.as_slice()),
         }
     }
 }
