@@ -145,17 +145,17 @@ run() {
   step "updates/s on this machine's CPU for comparison (1 thread, small)"
   timeout 60 "$bin/updates" --device cpu --size small --threads 1 --n 10 --no-refresh || status=1
 
-  step "short training run on the GPU: pendulum-swingup, 4000 env steps (2000 updates)"
+  step "short training run on the GPU: pendulum-swingup, 2000 agent steps (4000 env steps)"
   local out
   out="$(mktemp -d)/run"
   timeout 240 "$bin/dream-mpc-train" train --config "$gpu/train-small.json" \
-    --task pendulum-swingup --steps 4000 --seed 1 --device cuda --threads 1 \
+    --task pendulum-swingup --steps 2000 --seed 1 --device cuda --threads 1 \
     --out "$out" --quiet || status=1
   if [ -f "$out/metrics.csv" ]; then
     echo "evaluation rows of metrics.csv:"
-    awk -F, 'NR==1 || $4 != ""' "$out/metrics.csv"
+    awk -F, 'NR==1 || $5 != ""' "$out/metrics.csv"
     echo "training episode returns (every 5th):"
-    awk -F, 'NR>1 && $3 != "" && (NR % 5 == 0) {printf "%s:%s ", $1, $3} END {print ""}' "$out/metrics.csv"
+    awk -F, 'NR>1 && $4 != "" && (NR % 5 == 0) {printf "%s:%s ", $1, $4} END {print ""}' "$out/metrics.csv"
     if [ -n "${OUT:-}" ]; then
       cp "$out/metrics.csv" "$OUT/gpu-train-metrics.csv"
       cp "$out/learning_curve.png" "$OUT/gpu-learning-curve.png" 2>/dev/null || true

@@ -2,22 +2,40 @@
 //! moments, replay buffer, counters and metrics) by [`save`], read back by
 //! [`restore`], which refuses a checkpoint of another task, model shape,
 //! episode layout or seed with an error naming the difference.
+//!
+//! A save is atomic: everything is written into `checkpoint.tmp/`, the
+//! previous `checkpoint/` is renamed `checkpoint.old/`, the new folder
+//! takes its name, and the old one is removed. A process killed at any
+//! point leaves either `checkpoint/` whole or (between the two renames)
+//! `checkpoint.old/` whole, which [`restore`] then reads.
 
-use crate::config::{io, TrainConfig, TrainError};
+use crate::config::{io, TrainConfig, TrainError, CONFIG_VERSION};
 use crate::learner::Agent;
 use crate::metrics::Metrics;
 use crate::replay::Replay;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use tch::Tensor;
 
 /// Counters and metrics saved in `checkpoint/state.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct State {
+    /// [`CONFIG_VERSION`]: counters in agent steps. Older states (no
+    /// `version`) counted control steps and are refused.
+    pub version: u32,
     pub config: TrainConfig,
+    /// Agent steps taken (TD-MPC2's unit).
+    pub agent_step: u64,
+    /// Control (environment) steps taken: `agent_step` x `action_repeat`,
+    /// less where an episode's last action was cut by the task's end.
     pub env_step: u64,
     pub episode: u64,
+    /// Updates owed for steps already taken: an update burst cut by a
+    /// stop signal is finished first on resume.
+    #[serde(default)]
+    pub owed_updates: u64,
     pub updates: u64,
     pub adam_wm_t: i64,
     pub adam_pi_t: i64,
@@ -31,9 +49,12 @@ impl State {
     /// Counters of a fresh run.
     pub fn fresh(cfg: &TrainConfig) -> State {
         State {
+            version: CONFIG_VERSION,
             config: cfg.clone(),
+            agent_step: 0,
             env_step: 0,
             episode: 0,
+            owed_updates: 0,
             updates: 0,
             adam_wm_t: 0,
             adam_pi_t: 0,
@@ -45,22 +66,57 @@ impl State {
     }
 }
 
+/// `dir` with `suffix` appended to its last component.
+fn sibling(dir: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
 /// Write the agent and `state` (its learner counters refreshed from the
-/// agent first) into `dir`.
+/// agent first) into `dir`, atomically (see the module doc).
 pub fn save(agent: &Agent, dir: &Path, state: &mut State) -> Result<(), TrainError> {
     state.updates = agent.updates;
     state.adam_wm_t = agent.opt_wm.t;
     state.adam_pi_t = agent.opt_pi.t;
     state.q_scale = agent.q_scale.double_value(&[]);
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    agent.vs.save(dir.join("model.ot"))?;
-    agent.target_vs.save(dir.join("target.ot"))?;
+    let tmp = sibling(dir, ".tmp");
+    let old = sibling(dir, ".old");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    agent.vs.save(tmp.join("model.ot"))?;
+    agent.target_vs.save(tmp.join("target.ot"))?;
     let mut adam = agent.opt_wm.named_state("wm");
     adam.extend(agent.opt_pi.named_state("pi"));
-    Tensor::save_multi(&adam, dir.join("adam.ot"))?;
-    agent.replay.save(&dir.join("replay.bin"))?;
-    let p = dir.join("state.json");
-    std::fs::write(&p, serde_json::to_vec_pretty(state).expect("state json")).map_err(io(&p))
+    Tensor::save_multi(&adam, tmp.join("adam.ot"))?;
+    agent.replay.save(&tmp.join("replay.bin"))?;
+    let p = tmp.join("state.json");
+    let mut f = std::fs::File::create(&p).map_err(io(&p))?;
+    f.write_all(&serde_json::to_vec_pretty(state).expect("state json"))
+        .and_then(|_| f.sync_all())
+        .map_err(io(&p))?;
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        std::fs::rename(dir, &old).map_err(io(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io(&tmp))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    Ok(())
+}
+
+/// The folder a checkpoint is read from: `dir`, or `dir.old` when a save
+/// was cut between its two renames. `None`: no checkpoint.
+pub fn existing(dir: &Path) -> Option<std::path::PathBuf> {
+    let old = sibling(dir, ".old");
+    [dir.to_path_buf(), old]
+        .into_iter()
+        .find(|d| d.join("state.json").is_file())
 }
 
 /// Read the checkpoint in `dir` into `agent` (built for `cfg`) and return
@@ -68,8 +124,23 @@ pub fn save(agent: &Agent, dir: &Path, state: &mut State) -> Result<(), TrainErr
 /// another task, model shape, episode layout or seed is refused before
 /// anything is loaded.
 pub fn restore(agent: &mut Agent, dir: &Path, cfg: &TrainConfig) -> Result<State, TrainError> {
+    let dir = &existing(dir)
+        .ok_or_else(|| TrainError::Resume(format!("no checkpoint at {}", dir.display())))?;
     let p = dir.join("state.json");
-    let old: State = serde_json::from_slice(&std::fs::read(&p).map_err(io(&p))?)
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).map_err(io(&p))?)
+        .map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?;
+    if raw.get("version").and_then(|v| v.as_u64()) != Some(CONFIG_VERSION as u64) {
+        return Err(TrainError::Resume(format!(
+            "{} was written by a trainer that counted steps in control steps (no \"version\": \
+             {CONFIG_VERSION}; its env_step {}). Its counters cannot be read as agent steps: \
+             finish it with the trainer it was started with, or start a new run (configuration \
+             step keys now count agent steps: divide them by action_repeat and add \
+             \"version\": {CONFIG_VERSION})",
+            p.display(),
+            raw.get("env_step").map(|v| v.to_string()).unwrap_or_default()
+        )));
+    }
+    let old: State = serde_json::from_value(raw)
         .map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?;
     if let Some(why) = incompatible(&old.config, cfg) {
         return Err(TrainError::Resume(format!(

@@ -1,6 +1,13 @@
 //! Training configuration ([`TrainConfig`], read from JSON with unknown keys
 //! refused), its validation, the training error type and the compute
 //! device choice (`--device cpu|cuda|auto`).
+//!
+//! Step counts (`steps`, `seed_steps`, `eval_every`, `max_episode_steps`)
+//! are **agent steps**, TD-MPC2's unit: one agent step is one action, held
+//! for `action_repeat` control (environment) steps. Configuration files
+//! carry `"version": 2`; files of version 1 (or without a version), whose
+//! step keys counted control steps, are refused with the conversion to do
+//! (see [`TrainConfig::from_json`]).
 
 use crate::collect::Collect;
 use crate::model::ModelConfig;
@@ -12,16 +19,19 @@ use tch::Device;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Configuration format version, [`CONFIG_VERSION`]; required in files.
+    pub version: u32,
     /// Task name (see [`crate::tasks::make`]).
     pub task: String,
     /// Seed of everything (weights, exploration, sampling, episodes). 0.
     pub seed: u64,
-    /// Total environment steps (control steps of the task). 100000.
+    /// Total agent steps (TD-MPC2's unit: `action_repeat` control steps
+    /// each). 100000.
     pub steps: u64,
-    /// Environment steps with uniform random actions before learning; at
-    /// its end one update per seed agent step runs in a burst. `null`
-    /// (the default) is TD-MPC2's schedule: max(1000, 5 x episode length)
-    /// agent steps, times `action_repeat` (DMC at repeat 2: 5000).
+    /// Agent steps with random seed actions before learning; at its end
+    /// one update per seed agent step runs in a burst. `null` (the
+    /// default) is TD-MPC2's schedule: max(1000, 5 x episode length in
+    /// agent steps) (DMC at repeat 2: 2500).
     pub seed_steps: Option<u64>,
     /// Agent steps each seed-phase random action is held. With 1 the seed
     /// actions are iid uniform in [-1, 1]; above 1 they are bang-bang (+-1
@@ -32,8 +42,8 @@ pub struct TrainConfig {
     pub seed_hold: usize,
     /// Each agent action is held for this many environment steps. 2.
     pub action_repeat: usize,
-    /// Truncate episodes to this many environment steps (0 = the task's
-    /// own length). 0.
+    /// Truncate episodes to this many agent steps (0 = the task's own
+    /// length). 0.
     pub max_episode_steps: usize,
     /// Subsequences per update. 256.
     pub batch: usize,
@@ -72,11 +82,16 @@ pub struct TrainConfig {
     pub bc_advantage_temp: Option<f64>,
     /// Gradient updates per agent step after the seed phase. 1.
     pub updates_per_step: usize,
-    /// Evaluate (and export, and checkpoint) every this many environment
-    /// steps. 10000.
+    /// Evaluate (and export) every this many agent steps. 5000.
     pub eval_every: u64,
-    /// Episodes per evaluation. 2.
+    /// Episodes per evaluation, for the policy mean and for the planner
+    /// each (pendulum returns are near 0 or near 850 per episode: 2
+    /// episodes swing the mean by about 400). 5.
     pub eval_episodes: usize,
+    /// Write a checkpoint at the first episode end after this many
+    /// minutes of wall clock since the last one (also at every
+    /// evaluation, at the end, and on SIGINT/SIGTERM). 10.
+    pub checkpoint_minutes: f64,
     /// Who acts in training episodes after the seed phase: `dream_mpc`
     /// (default), `mppi` (both through the controller's `dream_mpc::agent`
     /// on a bundle exported from the current weights before every
@@ -95,6 +110,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            version: CONFIG_VERSION,
             task: String::new(),
             seed: 0,
             steps: 100_000,
@@ -117,8 +133,9 @@ impl Default for TrainConfig {
             bc_advantage_temp: None,
             discount: 0.99,
             updates_per_step: 1,
-            eval_every: 10_000,
-            eval_episodes: 2,
+            eval_every: 5_000,
+            eval_episodes: 5,
+            checkpoint_minutes: 10.0,
             collect: Collect::default(),
             reward_from: None,
             model: ModelConfig::default(),
@@ -200,12 +217,39 @@ pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
     }
 }
 
+/// The configuration format this trainer reads: 2, step keys in agent
+/// steps. (1, or no `version` key: step keys in control steps.)
+pub const CONFIG_VERSION: u32 = 2;
+
+/// Why a configuration (or a checkpoint's copy of one) written before step
+/// keys counted agent steps is refused, with the conversion.
+pub fn old_unit_error(what: &str, found: Option<u64>) -> String {
+    let v = match found {
+        Some(v) => format!("\"version\": {v}"),
+        None => "no \"version\" key".to_string(),
+    };
+    format!(
+        "{what} has {v}, so its step keys count control (environment) steps; this trainer \
+         reads version {CONFIG_VERSION}, where steps, seed_steps, eval_every and \
+         max_episode_steps count agent steps (TD-MPC2's unit: one agent step is action_repeat \
+         control steps). Convert: divide each of those four keys by action_repeat (2 on DMC: \
+         steps 200000 -> 100000; a key left to its default now means agent steps, the \
+         defaults are steps 100000, eval_every 5000, seed_steps max(1000, 5 x episode)) and \
+         add \"version\": {CONFIG_VERSION}"
+    )
+}
+
 impl TrainConfig {
     /// Parse a JSON configuration: missing fields take their defaults, an
     /// unknown field or an unknown `collect` value is an error naming it
-    /// and the accepted ones.
+    /// and the accepted ones. The file must say `"version": 2`: older files
+    /// counted steps in control steps and would silently train half as
+    /// long, so they are refused with the conversion to do.
     pub fn from_json(bytes: &[u8]) -> Result<TrainConfig, TrainError> {
-        serde_json::from_slice(bytes).map_err(|e| TrainError::Config(e.to_string()))
+        let raw: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| TrainError::Config(e.to_string()))?;
+        check_version(&raw, "the configuration")?;
+        serde_json::from_value(raw).map_err(|e| TrainError::Config(e.to_string()))
     }
 
     /// Check every field (model sizes included); the first problem wins.
@@ -221,6 +265,18 @@ impl TrainConfig {
             if v == 0 {
                 return bad(format!("{name} = 0 must be > 0"));
             }
+        }
+        if self.version != CONFIG_VERSION {
+            return bad(format!(
+                "version = {} must be {CONFIG_VERSION}",
+                self.version
+            ));
+        }
+        if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
+            return bad(format!(
+                "checkpoint_minutes = {} must be > 0",
+                self.checkpoint_minutes
+            ));
         }
         if self.steps == 0 || self.eval_every == 0 {
             return bad(format!(
@@ -261,23 +317,46 @@ impl TrainConfig {
             .map_err(|e| TrainError::Config(e.to_string()))
     }
 
-    /// Seed environment steps for a task of `episode_len` control steps
-    /// (see `seed_steps`).
-    pub fn seed_env_steps(&self, episode_len: usize) -> u64 {
+    /// Seed agent steps for a task of `episode_len` control steps (see
+    /// `seed_steps`).
+    pub fn seed_agent_steps(&self, episode_len: usize) -> u64 {
         self.seed_steps.unwrap_or_else(|| {
             let agent = self.agent_episode_len(episode_len) as u64;
-            1000.max(5 * agent) * self.action_repeat as u64
+            1000.max(5 * agent)
         })
     }
 
-    /// Agent steps per episode for a task of `episode_len` control steps.
+    /// Agent steps per episode for a task of `episode_len` control steps:
+    /// the task's episode in agent steps, cut at `max_episode_steps`.
     pub fn agent_episode_len(&self, episode_len: usize) -> usize {
-        let env = if self.max_episode_steps > 0 {
-            self.max_episode_steps.min(episode_len)
+        let own = episode_len.div_ceil(self.action_repeat);
+        if self.max_episode_steps > 0 {
+            self.max_episode_steps.min(own)
         } else {
-            episode_len
-        };
-        env.div_ceil(self.action_repeat)
+            own
+        }
+    }
+
+    /// Control (environment) steps per episode: the agent steps of
+    /// [`TrainConfig::agent_episode_len`], each `action_repeat` control
+    /// steps, never past the task's own end.
+    pub fn env_episode_len(&self, episode_len: usize) -> usize {
+        (self.agent_episode_len(episode_len) * self.action_repeat).min(episode_len)
+    }
+}
+
+/// Refuse a JSON object (a configuration, or `config` of a checkpoint's
+/// state) without `"version": CONFIG_VERSION`, naming `what`.
+pub(crate) fn check_version(raw: &serde_json::Value, what: &str) -> Result<(), TrainError> {
+    let v = raw.get("version");
+    match v.and_then(|v| v.as_u64()) {
+        Some(v) if v == CONFIG_VERSION as u64 => Ok(()),
+        Some(v) if v < CONFIG_VERSION as u64 => Err(TrainError::Config(old_unit_error(what, Some(v)))),
+        None if v.is_none() => Err(TrainError::Config(old_unit_error(what, None))),
+        _ => Err(TrainError::Config(format!(
+            "{what}: \"version\": {} is not one this trainer reads (it reads {CONFIG_VERSION})",
+            v.map(|v| v.to_string()).unwrap_or_default()
+        ))),
     }
 }
 

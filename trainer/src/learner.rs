@@ -152,12 +152,14 @@ impl PendingLosses {
         }
         let all = Tensor::stack(&pending.iter().map(|p| &p.0).collect::<Vec<_>>(), 0);
         to_vec(&all)
-            .chunks_exact(4)
+            .chunks_exact(6)
             .map(|l| Losses {
                 consistency: l[0] as f64,
                 reward: l[1] as f64,
                 value: l[2] as f64,
                 policy: l[3] as f64,
+                pi_log_std: l[4] as f64,
+                q_scale: l[5] as f64,
             })
             .collect()
     }
@@ -261,9 +263,11 @@ impl Agent {
         agent
     }
 
-    /// Sample a squashed action and its log-probability from pi(z).
-    fn sample_pi(&self, z: &Tensor) -> (Tensor, Tensor) {
+    /// Sample a squashed action and its log-probability from pi(z), and
+    /// the mean log-std (detached scalar) of the draw.
+    fn sample_pi(&self, z: &Tensor) -> (Tensor, Tensor, Tensor) {
         let (mu, log_std) = self.model.pi(z);
+        let spread = log_std.detach().mean(Kind::Float);
         let eps = mu.randn_like();
         let u = &mu + log_std.exp() * &eps;
         let a = u.tanh();
@@ -274,7 +278,7 @@ impl Agent {
                 true,
                 Kind::Float,
             );
-        (a, log_prob)
+        (a, log_prob, spread)
     }
 
     /// Negative log-likelihood `[N]` of the logged actions `a` `[N, A]`
@@ -449,7 +453,7 @@ impl Agent {
         // Policy on the detached latents of every step at once.
         let pi_heads = pair(rng, &self.pairs);
         let zd = zs.detach().reshape([(h + 1) * b, -1]);
-        let (a, log_prob) = self.sample_pi(&zd);
+        let (a, log_prob, spread) = self.sample_pi(&zd);
         let qp = th.decode(&self.q_pair(&self.q_stack, &Tensor::cat(&[&zd, &a], 1), &pi_heads));
         let qp = ((qp.get(0) + qp.get(1)) * 0.5).view([h + 1, b]);
         self.update_scale_sorted(&qp.get(0).detach(), c.tau);
@@ -492,7 +496,8 @@ impl Agent {
                 .data
                 .lerp_(&self.opt_wm.flat.data.narrow(0, off, len), c.tau);
         });
-        Tensor::stack(&[cons, rl, vl, pl], 0).detach()
+        let scale = self.q_scale.shallow_clone();
+        Tensor::stack(&[cons, rl, vl, pl, spread, scale], 0).detach()
     }
 
     /// The earlier update (E separate Q MLPs, a loop over time steps,
@@ -519,7 +524,7 @@ impl Agent {
                 .encode(&obs.narrow(0, 1, hi).reshape([-1, o]))
                 .view([hi, b, -1]);
             let flat = next_z.reshape([hi * b, -1]);
-            let (a_next, _) = self.sample_pi(&flat);
+            let (a_next, _, _) = self.sample_pi(&flat);
             let q = self.target.q_heads(&flat, &a_next, &target_heads, false);
             let qmin = th.decode(&q[0]).minimum(&th.decode(&q[1]));
             let td = &rew + qmin.view([hi, b, 1]) * c.discount;
@@ -565,9 +570,11 @@ impl Agent {
         let pi_heads = Self::two_heads(rng, nq);
         let ad = self.model.action_size as f64;
         let mut pl = zero();
+        let mut spread = zero();
         for (t, z) in zs.iter().enumerate() {
             let z = z.detach();
-            let (a, log_prob) = self.sample_pi(&z);
+            let (a, log_prob, s) = self.sample_pi(&z);
+            spread += s / (hf + 1.0);
             let qh = self.model.q_heads(&z, &a, &pi_heads, false);
             let q = (th.decode(&qh[0]) + th.decode(&qh[1])) * 0.5;
             if t == 0 {
@@ -595,7 +602,8 @@ impl Agent {
                 }
             }
         });
-        Tensor::stack(&[cons, rl, vl, pl], 0).detach()
+        let scale = self.q_scale.shallow_clone();
+        Tensor::stack(&[cons, rl, vl, pl, spread, scale], 0).detach()
     }
 
     /// TD-MPC2's running scale: lerp towards max(1, p95 - p5) of `q`

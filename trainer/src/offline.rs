@@ -397,6 +397,7 @@ pub fn train_offline(
     }
     let mut state = State::fresh(&cfg);
     state.env_step = report.logged_transitions;
+    state.agent_step = report.agent_steps;
     let ckdir = run.out.join("checkpoint");
     let csv = run.out.join("metrics.csv");
     let t0 = std::time::Instant::now();
@@ -415,7 +416,14 @@ pub fn train_offline(
     let has_task = task.is_some();
     let mut evaluate_now = |agent: &Agent, state: &mut State, last: Losses| {
         let dir = run.out.join("bundle");
-        bundle = export_with(agent, &dir, state.env_step, &cfg, planner.as_ref())?;
+        bundle = export_with(
+            agent,
+            &dir,
+            state.agent_step,
+            &cfg,
+            planner.as_ref(),
+            run.revision.as_deref(),
+        )?;
         let (eval, plan) = match task.as_mut() {
             Some(t) => {
                 let (e, p) = evaluate(t.as_mut(), agent, &cfg, &bundle, agent.updates)?;
@@ -424,6 +432,7 @@ pub fn train_offline(
             None => (None, None),
         };
         state.metrics.push(Metrics {
+            agent_step: state.agent_step,
             env_step: state.env_step,
             episode: state.episode,
             episode_return: None,
@@ -434,7 +443,10 @@ pub fn train_offline(
             reward_loss: last.reward,
             value_loss: last.value,
             policy_loss: last.policy,
+            pi_log_std: last.pi_log_std,
+            q_scale: last.q_scale,
             updates: agent.updates,
+            updates_per_s: None,
             wall_s: t0.elapsed().as_secs_f64(),
         });
         if let (Some(b), Some(e), Some(p)) = (&bar, eval, plan) {
@@ -462,6 +474,7 @@ pub fn train_offline(
         evaluate_now(&agent, &mut state, Losses::default())?;
     }
     let mut next_eval = off.eval_every;
+    let mut t_chunk = std::time::Instant::now();
     while agent.updates < off.updates {
         let n = CHUNK.min(off.updates - agent.updates);
         let pending: Vec<PendingLosses> = (0..n).map(|_| agent.update_pending()).collect();
@@ -472,9 +485,14 @@ pub fn train_offline(
             reward: mean(|l| l.reward),
             value: mean(|l| l.value),
             policy: mean(|l| l.policy),
+            pi_log_std: mean(|l| l.pi_log_std),
+            q_scale: read.last().map_or(0.0, |l| l.q_scale),
         };
         losses_all.extend(read);
+        let chunk_s = t_chunk.elapsed().as_secs_f64();
+        t_chunk = std::time::Instant::now();
         state.metrics.push(Metrics {
+            agent_step: state.agent_step,
             env_step: state.env_step,
             episode: 0,
             episode_return: None,
@@ -485,7 +503,10 @@ pub fn train_offline(
             reward_loss: chunk.reward,
             value_loss: chunk.value,
             policy_loss: chunk.policy,
+            pi_log_std: chunk.pi_log_std,
+            q_scale: chunk.q_scale,
             updates: agent.updates,
+            updates_per_s: Some(n as f64 / chunk_s.max(1e-9)),
             wall_s: t0.elapsed().as_secs_f64(),
         });
         if let Some(b) = &bar {

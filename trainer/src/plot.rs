@@ -10,8 +10,8 @@ use std::path::Path;
 /// What the x axis counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XAxis {
-    /// Environment (control) steps: online training.
-    EnvSteps,
+    /// Agent steps (TD-MPC2's unit): online training.
+    AgentSteps,
     /// Gradient updates: offline training, where the data is fixed.
     Updates,
 }
@@ -19,14 +19,14 @@ pub enum XAxis {
 impl XAxis {
     fn of(self, m: &Metrics) -> f64 {
         match self {
-            XAxis::EnvSteps => m.env_step as f64,
+            XAxis::AgentSteps => m.agent_step as f64,
             XAxis::Updates => m.updates as f64,
         }
     }
 
     fn label(self) -> &'static str {
         match self {
-            XAxis::EnvSteps => "environment steps",
+            XAxis::AgentSteps => "agent steps",
             XAxis::Updates => "updates",
         }
     }

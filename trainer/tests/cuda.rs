@@ -67,7 +67,7 @@ fn device_choice_resolves_or_names_the_missing_gpu() {
 fn cuda_update_matches_cpu() {
     let Some(dev) = cuda() else { return };
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = tiny(1000);
+    let cfg = tiny(500);
     let mut agents = [Device::Cpu, dev].map(|d| Agent::new(&cfg, 3, 1, 200, d));
     let mut rng = Rng::new(9);
     let len = agents[0].replay.len;
@@ -107,7 +107,7 @@ fn cuda_update_matches_cpu() {
 fn cuda_fused_update_matches_per_head() {
     let Some(dev) = cuda() else { return };
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
-    let mut cfg = tiny(1000);
+    let mut cfg = tiny(500);
     cfg.model.q_dropout = 0.0;
     let mut agents = [UpdatePath::PerHead, UpdatePath::Fused].map(|p| {
         let mut a = Agent::new(&cfg, 3, 1, 200, dev);
@@ -150,23 +150,22 @@ fn cuda_run_exports_a_checked_bundle_and_resumes() {
     let Some(dev) = cuda() else { return };
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
     let out = tmpdir("run");
-    let cfg = tiny(600);
+    let cfg = tiny(300);
     let opts = |resume, stop_after| RunOptions {
-        out: out.clone(),
         resume,
-        progress: false,
         stop_after,
         device: dev,
+        ..RunOptions::new(&out)
     };
     let a = train(
         &cfg,
         tasks::make(&cfg.task).unwrap(),
-        &opts(false, Some(400)),
+        &opts(false, Some(200)),
     )
     .unwrap();
-    assert_eq!(a.env_steps, 400);
+    assert_eq!(a.agent_steps, 200);
     let b = train(&cfg, tasks::make(&cfg.task).unwrap(), &opts(true, None)).unwrap();
-    assert_eq!(b.env_steps, 600);
+    assert_eq!(b.agent_steps, 300);
     assert!(b.updates > a.updates);
     let report = tract_forward_check(&b.bundle).unwrap();
     assert_eq!(report.len(), 5);

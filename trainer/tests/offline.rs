@@ -191,13 +191,7 @@ fn reward_from_computes_the_recorded_rewards() {
 }
 
 fn run_opts(out: &Path) -> RunOptions {
-    RunOptions {
-        out: out.to_path_buf(),
-        resume: false,
-        progress: false,
-        stop_after: None,
-        device: tch::Device::Cpu,
-    }
+    RunOptions::new(out)
 }
 
 fn offline(paths: &[&Path], init: Option<PathBuf>, updates: u64) -> OfflineOptions {

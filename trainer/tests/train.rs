@@ -31,11 +31,9 @@ fn run(
     stop_after: Option<u64>,
 ) -> Result<RunSummary, TrainError> {
     let opts = RunOptions {
-        out: out.to_path_buf(),
         resume,
-        progress: false,
         stop_after,
-        device: tch::Device::Cpu,
+        ..RunOptions::new(out)
     };
     train(cfg, tasks::make(&cfg.task).unwrap(), &opts)
 }
@@ -50,9 +48,10 @@ fn short_run_learns_and_exports_a_checked_bundle() {
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     let out = tmpdir("short");
-    let cfg = tiny(800);
+    let cfg = tiny(200);
     let s = run(&cfg, &out, false, None).unwrap();
-    assert_eq!(s.env_steps, 800);
+    assert_eq!(s.agent_steps, 400);
+    assert_eq!(s.env_steps, 800, "action repeat 2");
     assert_eq!(s.updates, 400);
     assert_eq!(s.losses.len(), 400);
     // Model losses fall from the first updates to the last.
@@ -103,15 +102,15 @@ fn short_run_learns_and_exports_a_checked_bundle() {
 fn resume_gives_identical_next_losses() {
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
-    let cfg = tiny(600);
+    let cfg = tiny(300);
     let full_dir = tmpdir("full");
     let full = run(&cfg, &full_dir, false, None).unwrap();
 
     let split_dir = tmpdir("split");
-    let a = run(&cfg, &split_dir, false, Some(400)).unwrap();
-    assert_eq!(a.env_steps, 400);
+    let a = run(&cfg, &split_dir, false, Some(200)).unwrap();
+    assert_eq!(a.agent_steps, 200);
     let b = run(&cfg, &split_dir, true, None).unwrap();
-    assert_eq!(b.env_steps, 600);
+    assert_eq!(b.agent_steps, 300);
     assert_eq!(a.losses.len() + b.losses.len(), full.losses.len());
     let n = a.losses.len();
     assert!(!b.losses.is_empty());
@@ -138,15 +137,15 @@ fn bad_input_is_refused_before_training() {
     let invalid: [(Edit, &str); 3] = [
         (|c| c.batch = 0, "batch = 0"),
         (|c| c.model.latent = 12, "latent = 12"),
-        (|c| c.max_episode_steps = 6, "horizon = 3"),
+        (|c| c.max_episode_steps = 3, "horizon = 3"),
     ];
     for (edit, named) in invalid {
-        let mut c = tiny(400);
+        let mut c = tiny(200);
         edit(&mut c);
         let e = run(&c, &out, false, None).unwrap_err().to_string();
         assert!(e.contains(named), "{e}");
     }
-    let mut c = tiny(400);
+    let mut c = tiny(200);
     c.discount = 1.5;
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("discount = 1.5"), "{e}");
@@ -155,7 +154,7 @@ fn bad_input_is_refused_before_training() {
     // Unwritable output folder (a path below a regular file).
     let file = tmpdir("file");
     std::fs::write(&file, b"x").unwrap();
-    let c = tiny(400);
+    let c = tiny(200);
     let e = run(&c, &file.join("sub"), false, None)
         .unwrap_err()
         .to_string();
@@ -168,7 +167,7 @@ fn bad_input_is_refused_before_training() {
 
     // An existing run is not overwritten without --resume, and an
     // incompatible config cannot resume it.
-    run(&c, &out, false, Some(200)).unwrap();
+    run(&c, &out, false, Some(100)).unwrap();
     let state = std::fs::read(out.join("checkpoint/state.json")).unwrap();
     let e = run(&c, &out, false, None).unwrap_err().to_string();
     assert!(e.contains("--resume"), "{e}");
@@ -190,21 +189,21 @@ fn bad_input_is_refused_before_training() {
 /// are refused with errors naming them and the accepted values.
 #[test]
 fn unknown_config_keys_and_planners_are_refused() {
-    let e = TrainConfig::from_json(br#"{"task": "x", "horizn": 3}"#)
+    let e = TrainConfig::from_json(br#"{"version": 2, "task": "x", "horizn": 3}"#)
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("unknown field `horizn`") && e.contains("horizon"),
         "{e}"
     );
-    let e = TrainConfig::from_json(br#"{"collect": "cem"}"#)
+    let e = TrainConfig::from_json(br#"{"version": 2, "collect": "cem"}"#)
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("unknown variant `cem`") && e.contains("dream_mpc") && e.contains("mppi"),
         "{e}"
     );
-    let e = TrainConfig::from_json(br#"{"model": {"latnt": 8}}"#)
+    let e = TrainConfig::from_json(br#"{"version": 2, "model": {"latnt": 8}}"#)
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown field `latnt`"), "{e}");
@@ -213,20 +212,87 @@ fn unknown_config_keys_and_planners_are_refused() {
         ("mppi", Collect::Mppi),
         ("policy", Collect::Policy),
     ] {
-        let c = TrainConfig::from_json(format!(r#"{{"collect": "{v}"}}"#).as_bytes()).unwrap();
+        let c = TrainConfig::from_json(format!(r#"{{"version": 2, "collect": "{v}"}}"#).as_bytes())
+            .unwrap();
         assert_eq!(c.collect, want);
     }
     assert_eq!(TrainConfig::default().collect, Collect::DreamMpc);
 }
 
-/// The shipped small config parses (no unknown fields) and validates.
+/// Every shipped training config parses (version 2, no unknown fields)
+/// and validates.
 #[test]
-fn shipped_config_is_valid() {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/train-small.json");
-    let cfg: TrainConfig = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    cfg.validate().unwrap();
+fn shipped_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if !(name.starts_with("train-") && name.ends_with(".json")) {
+            continue;
+        }
+        let cfg = TrainConfig::from_json(&std::fs::read(&p).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        cfg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        n += 1;
+    }
+    assert!(n >= 5, "{n} configs");
+    let p = dir.join("train-small.json");
+    let cfg = TrainConfig::from_json(&std::fs::read(&p).unwrap()).unwrap();
     assert_eq!(cfg.model.latent, 64);
     let mut bad = cfg.clone();
     bad.rho = 0.0;
     assert!(bad.validate().unwrap_err().to_string().contains("rho = 0"));
+}
+
+/// A configuration written when the step keys counted control steps (no
+/// `"version": 2`, or version 1), even one that relies on the defaults, is
+/// refused with the conversion; so is a checkpoint of that time.
+#[test]
+fn old_unit_configs_and_checkpoints_are_refused() {
+    for text in [
+        r#"{"task": "pendulum-swingup", "steps": 60000, "seed_steps": 10000}"#,
+        r#"{"task": "pendulum-swingup"}"#,
+        r#"{"version": 1, "task": "pendulum-swingup", "eval_every": 10000}"#,
+    ] {
+        let e = TrainConfig::from_json(text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("count agent steps")
+                && e.contains("divide each of those four keys by action_repeat")
+                && e.contains("\"version\": 2"),
+            "{text}: {e}"
+        );
+    }
+    let e = TrainConfig::from_json(br#"{"version": 3}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"version\": 3 is not one"), "{e}");
+    // In agent steps, the same file trains as long as it says.
+    let c = TrainConfig::from_json(br#"{"version": 2, "steps": 1000, "action_repeat": 2}"#)
+        .unwrap();
+    assert_eq!(c.steps, 1000);
+    assert_eq!(c.agent_episode_len(1000), 500);
+    assert_eq!(c.env_episode_len(1000), 1000);
+    assert_eq!(c.seed_agent_steps(1000), 2500, "TD-MPC2: max(1000, 5 x 500)");
+
+    // A checkpoint whose state.json predates agent steps (no version).
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    let out = tmpdir("oldstate");
+    let cfg = tiny(200);
+    run(&cfg, &out, false, Some(100)).unwrap();
+    let p = out.join("checkpoint/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let obj = state.as_object_mut().unwrap();
+    obj.remove("version");
+    obj.remove("agent_step");
+    obj["config"].as_object_mut().unwrap().remove("version");
+    std::fs::write(&p, serde_json::to_vec(&state).unwrap()).unwrap();
+    let e = run(&cfg, &out, true, None).unwrap_err().to_string();
+    assert!(
+        e.contains("counted steps in control steps") && e.contains("env_step 200"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -219,6 +219,9 @@ pub struct TensorSpec {
 pub struct Provenance {
     /// `dream-mpc-train` version or other producer.
     pub producer: String,
+    /// Agent steps the model was trained on (TD-MPC2's unit: one action,
+    /// held for `action_repeat` control steps). Bundles exported before
+    /// the trainer counted agent steps recorded control steps here.
     pub training_steps: u64,
     pub seed: u64,
     /// Source revision (git) of the producer, if known.

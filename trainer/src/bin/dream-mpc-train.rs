@@ -24,6 +24,8 @@ use dream_mpc_trainer::train::{train, DeviceChoice, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "dream-mpc-train", version, about)]
@@ -56,9 +58,11 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Train online on a task, evaluating, exporting and checkpointing every
-    /// `eval_every` environment steps; writes metrics.csv,
-    /// learning_curve.png, checkpoint/ and bundle/ under --out.
+    /// Train online on a task, evaluating and exporting every `eval_every`
+    /// agent steps, checkpointing then and every `checkpoint_minutes`;
+    /// writes metrics.csv, learning_curve.png, run.json, checkpoint/ and
+    /// bundle/ under --out. SIGINT/SIGTERM: checkpoint and exit 130/143
+    /// (resume with --resume).
     Train {
         /// Task name (overrides the config file's `task`).
         #[arg(long)]
@@ -69,7 +73,7 @@ enum Cmd {
         config: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
-        /// Override the config's total environment steps.
+        /// Override the config's total agent steps.
         #[arg(long)]
         steps: Option<u64>,
         /// Override the config's seed.
@@ -78,6 +82,11 @@ enum Cmd {
         /// Continue the run in --out from its checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Source revision to record in run.json and the bundles'
+        /// provenance (default: the DREAM_MPC_REVISION environment
+        /// variable; scripts/train.sh sets it to the checkout's commit).
+        #[arg(long)]
+        revision: Option<String>,
         /// cpu | cuda | auto: where the learner (model, optimizer state,
         /// replay sampling) lives. `cuda` without a CUDA device is an
         /// error; `auto` falls back to the CPU and says so. Acting and the
@@ -299,6 +308,7 @@ fn run(cli: Cli) -> Result<(), String> {
             steps,
             seed,
             resume,
+            revision,
             device,
             threads,
             quiet,
@@ -336,12 +346,32 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err(format!("--threads {threads} must be >= 1"));
             }
             tch::set_num_threads(threads);
+            let stop = Arc::new(AtomicBool::new(false));
+            {
+                let stop = stop.clone();
+                // SIGINT and SIGTERM (ctrlc's `termination` feature). A
+                // repeated signal changes nothing: the run is already
+                // stopping (a terminal's Ctrl-C and a campaign script's
+                // SIGTERM may both arrive); SIGKILL still ends it, and the
+                // atomic checkpoint survives that.
+                ctrlc::set_handler(move || {
+                    if !stop.swap(true, Ordering::SeqCst) {
+                        eprintln!(
+                            "stop requested: finishing the update under way and checkpointing"
+                        );
+                    }
+                })
+                .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+            }
+            let revision = revision.or_else(|| std::env::var("DREAM_MPC_REVISION").ok());
             let opts = RunOptions {
                 out,
                 resume,
                 progress: !quiet,
                 stop_after: None,
                 device,
+                stop: Some(stop),
+                revision,
             };
             if offline.is_empty() {
                 if init.is_some() {
@@ -358,6 +388,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 Err(e) => return Err(e.to_string()),
             };
+            // The record is written once the folder is known to be usable
+            // as asked (a run to resume, or none to overwrite).
+            let has_run =
+                dream_mpc_trainer::checkpoint::existing(&opts.out.join("checkpoint")).is_some();
+            if offline.is_empty() && has_run == opts.resume {
+                record_invocation(&opts, &cfg)?;
+            }
             let s = if offline.is_empty() {
                 train(&cfg, task.expect("known task"), &opts)
             } else {
@@ -382,8 +419,19 @@ fn run(cli: Cli) -> Result<(), String> {
                     .map(|r| format!("{r:.1}"))
                     .unwrap_or_else(|| "-".into())
             };
+            if s.interrupted {
+                println!(
+                    "stopped at {} agent steps ({} updates, {:.1} s); checkpoint in {}; continue with --resume",
+                    s.agent_steps,
+                    s.updates,
+                    s.wall_s,
+                    opts.out.join("checkpoint").display()
+                );
+                return Err(Interrupted.to_string());
+            }
             println!(
-                "{} env steps, {} updates in {:.1} s; last eval return policy {}, planner {}; bundle {}",
+                "{} agent steps ({} env steps), {} updates in {:.1} s; last eval return policy {}, planner {}; bundle {}",
+                s.agent_steps,
                 s.env_steps,
                 s.updates,
                 s.wall_s,
@@ -396,9 +444,57 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// The error text of a run stopped by a signal (exit status 130).
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+/// Append this invocation (command line, revision, host CPU, start time,
+/// configuration) to `<out>/run.json`, the run's training record.
+fn record_invocation(opts: &RunOptions, cfg: &TrainConfig) -> Result<(), String> {
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    let path = opts.out.join("run.json");
+    let mut record: serde_json::Value = match std::fs::read(&path) {
+        Ok(b) if opts.resume => serde_json::from_slice(&b).unwrap_or(serde_json::json!({})),
+        _ => serde_json::json!({}),
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let entry = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>(),
+        "revision": opts.revision,
+        "cpu": cpu,
+        "started_unix_s": now,
+        "resume": opts.resume,
+    });
+    record["config"] = serde_json::to_value(cfg).map_err(|e| e.to_string())?;
+    match record.get_mut("invocations").and_then(|v| v.as_array_mut()) {
+        Some(a) => a.push(entry),
+        None => record["invocations"] = serde_json::json!([entry]),
+    }
+    let text = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e == Interrupted.to_string() => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

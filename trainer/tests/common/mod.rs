@@ -6,16 +6,17 @@ use dream_mpc_trainer::tasks;
 use dream_mpc_trainer::train::TrainConfig;
 use std::path::PathBuf;
 
-/// A run on the 1-D reach task with the tiny model: 200 seed steps, batch
-/// 32, one evaluation episode every 400 steps.
+/// A run of `steps` agent steps (100 an episode) on the 1-D reach task with
+/// the tiny model: 100 seed agent steps, batch 32, one evaluation episode
+/// every 200 agent steps.
 pub fn tiny_run(seed: u64, steps: u64) -> TrainConfig {
     TrainConfig {
         task: tasks::REACH_1D.into(),
         seed,
         steps,
-        seed_steps: Some(200),
+        seed_steps: Some(100),
         batch: 32,
-        eval_every: 400,
+        eval_every: 200,
         eval_episodes: 1,
         model: ModelConfig::tiny(3),
         ..Default::default()
