@@ -48,7 +48,7 @@ fn short_run_learns_and_exports_a_checked_bundle() {
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     let out = tmpdir("short");
-    let cfg = tiny(200);
+    let cfg = tiny(400);
     let s = run(&cfg, &out, false, None).unwrap();
     assert_eq!(s.agent_steps, 400);
     assert_eq!(s.env_steps, 800, "action repeat 2");
