@@ -137,7 +137,9 @@ pub fn restore(agent: &mut Agent, dir: &Path, cfg: &TrainConfig) -> Result<State
              step keys now count agent steps: divide them by action_repeat and add \
              \"version\": {CONFIG_VERSION})",
             p.display(),
-            raw.get("env_step").map(|v| v.to_string()).unwrap_or_default()
+            raw.get("env_step")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         )));
     }
     let old: State = serde_json::from_value(raw)

@@ -351,7 +351,9 @@ pub(crate) fn check_version(raw: &serde_json::Value, what: &str) -> Result<(), T
     let v = raw.get("version");
     match v.and_then(|v| v.as_u64()) {
         Some(v) if v == CONFIG_VERSION as u64 => Ok(()),
-        Some(v) if v < CONFIG_VERSION as u64 => Err(TrainError::Config(old_unit_error(what, Some(v)))),
+        Some(v) if v < CONFIG_VERSION as u64 => {
+            Err(TrainError::Config(old_unit_error(what, Some(v))))
+        }
         None if v.is_none() => Err(TrainError::Config(old_unit_error(what, None))),
         _ => Err(TrainError::Config(format!(
             "{what}: \"version\": {} is not one this trainer reads (it reads {CONFIG_VERSION})",

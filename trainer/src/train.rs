@@ -66,7 +66,9 @@ impl RunOptions {
 
     /// Whether a stop was requested.
     pub fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 }
 

@@ -110,7 +110,15 @@ fn a_stopped_and_a_killed_run_resume() {
     let stopped = checkpoint_step(&run).expect("a checkpoint after SIGTERM");
     assert!((300..100_000).contains(&stopped), "{stopped}");
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let last: u64 = csv.lines().last().unwrap().split(',').next().unwrap().parse().unwrap();
+    let last: u64 = csv
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(last, stopped, "metrics.csv was written with the checkpoint");
 
     // Resume, then SIGKILL once a newer checkpoint exists: nothing is
@@ -127,19 +135,25 @@ fn a_stopped_and_a_killed_run_resume() {
 
     // Resume to a near end: it finishes and exports.
     let target = seen + 300;
-    let out = train(
-        &cfg,
-        &run,
-        &["--resume", "--steps", &target.to_string()],
-    )
-    .output()
-    .unwrap();
+    let out = train(&cfg, &run, &["--resume", "--steps", &target.to_string()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("{target} agent steps")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{target} agent steps")),
+        "{}",
+        text(&out)
+    );
     assert_eq!(checkpoint_step(&run), Some(target));
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let header = csv.lines().next().unwrap();
-    for col in ["agent_step", "env_step", "pi_log_std", "q_scale", "updates_per_s"] {
+    for col in [
+        "agent_step",
+        "env_step",
+        "pi_log_std",
+        "q_scale",
+        "updates_per_s",
+    ] {
         assert!(header.split(',').any(|c| c == col), "{header}");
     }
     let steps: Vec<u64> = csv
@@ -147,7 +161,10 @@ fn a_stopped_and_a_killed_run_resume() {
         .skip(1)
         .map(|l| l.split(',').next().unwrap().parse().unwrap())
         .collect();
-    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "agent steps go forward");
+    assert!(
+        steps.windows(2).all(|w| w[0] <= w[1]),
+        "agent steps go forward"
+    );
     assert_eq!(*steps.last().unwrap(), target);
     // The training record has every invocation, its command and revision.
     let record: serde_json::Value =
@@ -157,7 +174,10 @@ fn a_stopped_and_a_killed_run_resume() {
     assert_eq!(inv[2]["revision"], "test-revision");
     assert!(inv[2]["command"].to_string().contains("--resume"));
     let m = dream_mpc::bundle::read_manifest(&run.join("bundle")).unwrap();
-    assert_eq!(m.provenance.training_steps, target, "agent steps in the bundle");
+    assert_eq!(
+        m.provenance.training_steps, target,
+        "agent steps in the bundle"
+    );
     assert_eq!(m.provenance.revision.as_deref(), Some("test-revision"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -170,8 +190,14 @@ fn sim_bin() -> PathBuf {
     if !bin.exists() {
         let profile = dir.file_name().unwrap().to_string_lossy().to_string();
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        c.current_dir(root())
-            .args(["build", "-q", "-p", "dream-mpc-sim", "--bin", "dream-mpc-sim"]);
+        c.current_dir(root()).args([
+            "build",
+            "-q",
+            "-p",
+            "dream-mpc-sim",
+            "--bin",
+            "dream-mpc-sim",
+        ]);
         match profile.as_str() {
             "debug" => {}
             "release" => {
@@ -237,11 +263,20 @@ fn campaign_script_runs_evaluates_skips_and_resumes() {
     // A second call finds them done.
     let again = campaign(&list, &runs).output().unwrap();
     assert!(again.status.success(), "{}", text(&again));
-    assert_eq!(text(&again).matches("done already").count(), 2, "{}", text(&again));
+    assert_eq!(
+        text(&again).matches("done already").count(),
+        2,
+        "{}",
+        text(&again)
+    );
 
     // A long run stopped through the script checkpoints and resumes.
     let long = dir.join("long.txt");
-    std::fs::write(&long, format!("reach-long {} 3 --steps 100000\n", cfg.display())).unwrap();
+    std::fs::write(
+        &long,
+        format!("reach-long {} 3 --steps 100000\n", cfg.display()),
+    )
+    .unwrap();
     let mut child = campaign(&long, &runs).spawn().unwrap();
     let run = runs.join("reach-long");
     let at = wait_checkpoint_past(&run, 200, &mut child);

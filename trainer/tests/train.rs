@@ -270,12 +270,16 @@ fn old_unit_configs_and_checkpoints_are_refused() {
         .to_string();
     assert!(e.contains("\"version\": 3 is not one"), "{e}");
     // In agent steps, the same file trains as long as it says.
-    let c = TrainConfig::from_json(br#"{"version": 2, "steps": 1000, "action_repeat": 2}"#)
-        .unwrap();
+    let c =
+        TrainConfig::from_json(br#"{"version": 2, "steps": 1000, "action_repeat": 2}"#).unwrap();
     assert_eq!(c.steps, 1000);
     assert_eq!(c.agent_episode_len(1000), 500);
     assert_eq!(c.env_episode_len(1000), 1000);
-    assert_eq!(c.seed_agent_steps(1000), 2500, "TD-MPC2: max(1000, 5 x 500)");
+    assert_eq!(
+        c.seed_agent_steps(1000),
+        2500,
+        "TD-MPC2: max(1000, 5 x 500)"
+    );
 
     // A checkpoint whose state.json predates agent steps (no version).
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
