@@ -205,7 +205,7 @@ fn refresh_ms(agent: &Agent, cfg: &TrainConfig) -> f64 {
     let mut t: Vec<f64> = (0..5)
         .map(|_| {
             let t0 = Instant::now();
-            let d = export(agent, &dir, 0, cfg).expect("export");
+            let d = export(agent, &dir, 0, cfg, None).expect("export");
             let b = dream_mpc::load::Bundle::load(&d).expect("load");
             let a = dream_mpc::agent::Agent::with_defaults(
                 &b,

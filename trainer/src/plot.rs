@@ -1,6 +1,7 @@
-//! Learning curve PNG (plotters, no Python): training episode returns and
-//! the evaluation returns of the policy mean and of the planner against
-//! environment steps (online) or updates (offline), and the offline
+//! Learning curve PNGs (plotters, no Python): one run's training episode
+//! returns and the evaluation returns of the policy mean and of the planner
+//! against agent steps (online) or updates (offline); several seeds' evaluations
+//! on one plot ([`seeds_curve`], `dream-mpc-train curves`); and the offline
 //! run's model losses against updates.
 
 use crate::metrics::Metrics;
@@ -92,6 +93,138 @@ pub fn learning_curve(
             .map_err(|e| e.to_string())?;
     }
     legend_and_present(&mut chart, &root)
+}
+
+/// One run's evaluations for [`seeds_curve`]: its label and, per
+/// evaluation, (agent step, policy-mean return, planner return).
+pub struct RunCurve {
+    pub label: String,
+    pub evals: Vec<(f64, Option<f64>, Option<f64>)>,
+}
+
+impl RunCurve {
+    /// The evaluation rows of a `metrics.csv` (columns found by name, so
+    /// any version with `agent_step`, `eval_return` and
+    /// `eval_planner_return` reads).
+    pub fn from_csv(label: &str, text: &str) -> Result<RunCurve, String> {
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .ok_or("empty metrics.csv")?
+            .split(',')
+            .collect();
+        let col = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .ok_or_else(|| format!("metrics.csv has no `{name}` column"))
+        };
+        let (x, e, p) = (
+            col("agent_step")?,
+            col("eval_return")?,
+            col("eval_planner_return")?,
+        );
+        let num = |s: Option<&&str>| s.and_then(|s| s.parse::<f64>().ok());
+        let mut evals = Vec::new();
+        for (i, line) in lines.enumerate() {
+            let f: Vec<&str> = line.split(',').collect();
+            let step =
+                num(f.get(x)).ok_or_else(|| format!("metrics.csv row {}: no agent_step", i + 2))?;
+            let (ev, pl) = (num(f.get(e)), num(f.get(p)));
+            if ev.is_some() || pl.is_some() {
+                evals.push((step, ev, pl));
+            }
+        }
+        Ok(RunCurve {
+            label: label.to_string(),
+            evals,
+        })
+    }
+}
+
+/// The evaluation returns of several runs of one task (seeds) against
+/// agent steps on one plot: the planner's as solid lines with dots, the
+/// policy mean's as thin lines of the same colour, and optional horizontal
+/// reference lines (label, return), e.g. published results.
+pub fn seeds_curve(
+    path: &Path,
+    title: &str,
+    runs: &[RunCurve],
+    references: &[(String, f64)],
+) -> Result<(), String> {
+    let all = runs.iter().flat_map(|r| &r.evals);
+    let xmax = all.clone().map(|e| e.0).fold(1.0, f64::max);
+    let ymax = all
+        .flat_map(|e| [e.1, e.2])
+        .flatten()
+        .chain(references.iter().map(|r| r.1))
+        .fold(1.0f64, f64::max)
+        * 1.08;
+    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("agent steps")
+        .y_desc("evaluation return")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let palette = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    for (i, run) in runs.iter().enumerate() {
+        let color = palette[i % palette.len()];
+        let plan: Vec<(f64, f64)> = run
+            .evals
+            .iter()
+            .filter_map(|e| e.2.map(|r| (e.0, r)))
+            .collect();
+        let policy: Vec<(f64, f64)> = run
+            .evals
+            .iter()
+            .filter_map(|e| e.1.map(|r| (e.0, r)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(plan.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(format!("{} Dream-MPC", run.label))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(plan.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(policy, color.mix(0.45)))
+            .map_err(|e| e.to_string())?
+            .label(format!("{} policy mean", run.label))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.45)));
+    }
+    for (label, y) in references {
+        let y = *y;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, y), (xmax, y)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(format!("{label}: {y}"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
 }
 
 /// The model losses of an offline run (rows with `episode` = 0 are the

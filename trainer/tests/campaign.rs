@@ -260,6 +260,36 @@ fn campaign_script_runs_evaluates_skips_and_resumes() {
         let rev = record["invocations"][0]["revision"].as_str().unwrap();
         assert!(rev.len() >= 7, "the checkout's revision is recorded: {rev}");
     }
+    // Their seeds on one plot, with a reference line; bad input refused.
+    let png = dir.join("seeds.png");
+    let o = Command::new(TRAIN)
+        .args(["curves", "--out"])
+        .arg(&png)
+        .args(["--reference", "published=25.5"])
+        .arg(runs.join("reach-a"))
+        .arg(runs.join("reach-b").join("metrics.csv"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    for (args, run, want) in [
+        (
+            vec!["--reference", "no-number"],
+            runs.join("reach-a"),
+            "expected LABEL=RETURN",
+        ),
+        (vec![], dir.join("no-such-run"), "no-such-run: No such file"),
+    ] {
+        let o = Command::new(TRAIN)
+            .args(["curves", "--out"])
+            .arg(&png)
+            .args(&args)
+            .arg(run)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(text(&o).contains(want), "{}", text(&o));
+    }
     // A second call finds them done.
     let again = campaign(&list, &runs).output().unwrap();
     assert!(again.status.success(), "{}", text(&again));

@@ -20,6 +20,7 @@ use dream_mpc_trainer::import::{import_checkpoint, ImportOptions};
 use dream_mpc_trainer::metrics::Metrics;
 use dream_mpc_trainer::model::{ModelConfig, WorldModel};
 use dream_mpc_trainer::offline::{train_offline, LogOptions, OfflineOptions};
+use dream_mpc_trainer::plot::{seeds_curve, RunCurve};
 use dream_mpc_trainer::train::{train, DeviceChoice, RunOptions, TrainConfig};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
@@ -123,6 +124,24 @@ enum Cmd {
         /// Offline: agent steps per replay window (default: 2 x (horizon + 1)).
         #[arg(long)]
         window: Option<usize>,
+    },
+    /// Draw the evaluation returns of several runs (seeds of one task)
+    /// against agent steps on one plot, from their metrics.csv files.
+    Curves {
+        /// PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Title of the plot (default: the first run's task).
+        #[arg(long)]
+        title: Option<String>,
+        /// A horizontal reference line, `LABEL=RETURN` (repeatable), e.g.
+        /// `--reference "TD-MPC2 100k=724"`.
+        #[arg(long, value_name = "LABEL=RETURN")]
+        reference: Vec<String>,
+        /// Run folders (holding metrics.csv) or metrics.csv files; each is
+        /// labelled by its folder name.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
     },
     /// Import a TD-MPC2 single-task checkpoint (`.pt` holding
     /// `{"model": state_dict}`) into a bundle, checked like
@@ -299,6 +318,49 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             println!("wrote {}", out.display());
+            Ok(())
+        }
+        Cmd::Curves {
+            out,
+            title,
+            reference,
+            runs,
+        } => {
+            let mut curves = Vec::new();
+            for r in &runs {
+                let csv = if r.is_dir() {
+                    r.join("metrics.csv")
+                } else {
+                    r.clone()
+                };
+                let text =
+                    std::fs::read_to_string(&csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+                let dir = if r.is_dir() {
+                    r.as_path()
+                } else {
+                    r.parent().unwrap_or(r)
+                };
+                let label = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| r.display().to_string());
+                curves.push(
+                    RunCurve::from_csv(&label, &text)
+                        .map_err(|e| format!("{}: {e}", csv.display()))?,
+                );
+            }
+            let refs = reference
+                .iter()
+                .map(|s| {
+                    s.rsplit_once('=')
+                        .and_then(|(l, v)| v.trim().parse::<f64>().ok().map(|v| (l.to_string(), v)))
+                        .filter(|(_, v)| v.is_finite())
+                        .ok_or_else(|| format!("--reference '{s}': expected LABEL=RETURN"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let title = title.unwrap_or_else(|| "evaluation returns by seed".into());
+            seeds_curve(&out, &title, &curves, &refs)?;
+            println!("wrote {} ({} runs)", out.display(), curves.len());
             Ok(())
         }
         Cmd::Train {
