@@ -160,3 +160,83 @@ fn eval_cli_prints_the_results_table() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown planner `ilqr`"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `budget` evaluates each N x K pair on the tuning seeds, marks the pairs
+/// over the compute cap, keeps the best within it, and with --write stores
+/// it in a manifest that still loads; a cap nothing fits is an error.
+#[test]
+fn budget_cli_chooses_within_the_cap_and_writes_the_manifest() {
+    let dir = pendulum_bundle("budget", 2);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dream-mpc-sim"))
+            .args(["budget", "--bundle"])
+            .arg(&dir)
+            .args([
+                "--candidates",
+                "2,4",
+                "--iterations",
+                "1,2",
+                "--episodes",
+                "1",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Measure the pairs' compute first with a cap everything fits.
+    let out = run(&["--max-mflop", "1e9"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<(usize, usize, f64)> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| N "))
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[4].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    assert!(stdout.contains("seeds 2000-2000"), "{stdout}");
+    let cheapest = rows.iter().map(|r| r.2).fold(f64::MAX, f64::min);
+    let dearest = rows.iter().map(|r| r.2).fold(0.0, f64::max);
+    assert!(cheapest < dearest, "{rows:?}");
+    // A cap between the cheapest and the dearest pair: the choice is
+    // within it, and --write puts it in the manifest.
+    let cap = (cheapest + dearest) / 2.0;
+    let out = run(&["--max-mflop", &format!("{cap}"), "--write"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| no |"), "{stdout}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let (n, k) = (
+        m["planner"]["candidates"].as_u64().unwrap() as usize,
+        m["planner"]["iterations"].as_u64().unwrap() as usize,
+    );
+    let chosen = rows.iter().find(|r| (r.0, r.1) == (n, k)).unwrap();
+    assert!(chosen.2 <= cap, "{chosen:?} over {cap}");
+    assert!(
+        stdout.contains(&format!("chosen: N {n}, K {k}")),
+        "{stdout}"
+    );
+    Bundle::load(&dir).unwrap();
+    // Nothing fits: an error, the manifest untouched.
+    let before = std::fs::read(dir.join("manifest.json")).unwrap();
+    let out = run(&["--max-mflop", &format!("{}", cheapest / 2.0), "--write"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no pair of the grid fits"));
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

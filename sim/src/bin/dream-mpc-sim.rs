@@ -100,6 +100,37 @@ enum Command {
         #[arg(long, default_value = "f32", value_parser = dream_mpc::kernels::Weights::parse)]
         weights: dream_mpc::kernels::Weights,
     },
+    /// Choose the Dream-MPC budget of a bundle: evaluate each candidates N
+    /// x iterations K pair of the grid on tuning seeds (not the reported
+    /// ones), keep the best mean return within a compute cap per tick, and
+    /// with --write store it in the bundle's manifest (planner section).
+    Budget {
+        /// Bundle folder (holding manifest.json).
+        #[arg(long)]
+        bundle: std::path::PathBuf,
+        /// Task (default: the task the bundle was trained on).
+        #[arg(long)]
+        task: Option<String>,
+        /// Candidates N to try, comma-separated.
+        #[arg(long, default_value = "5,8,16,32")]
+        candidates: String,
+        /// Iterations K to try, comma-separated.
+        #[arg(long, default_value = "1,2,4")]
+        iterations: String,
+        /// Compute cap per tick in MFLOP (2 x multiply-adds).
+        #[arg(long, default_value_t = 50.0)]
+        max_mflop: f64,
+        /// Episodes per pair (seeds seed, seed + 1, ...).
+        #[arg(long, default_value_t = 10)]
+        episodes: usize,
+        /// Seed of the first tuning episode: keep it away from the seeds
+        /// the results are reported on (1000-1009).
+        #[arg(long, default_value_t = 2000)]
+        seed: u64,
+        /// Write the chosen N and K into the bundle's manifest.json.
+        #[arg(long)]
+        write: bool,
+    },
     /// Serve a task as a ROS 2 robot node (observation out, action in,
     /// episode return out).
     Serve(dream_mpc_sim::serve::cli::ServeArgs),
@@ -147,6 +178,25 @@ fn main() -> ExitCode {
                 samples,
                 deadline: deadline_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1e3)),
             },
+        ),
+        Command::Budget {
+            bundle,
+            task,
+            candidates,
+            iterations,
+            max_mflop,
+            episodes,
+            seed,
+            write,
+        } => budget(
+            &bundle,
+            task.as_deref(),
+            &candidates,
+            &iterations,
+            max_mflop,
+            episodes,
+            seed,
+            write,
         ),
         Command::Serve(args) => {
             return match dream_mpc_sim::serve::cli::main(args) {
@@ -266,6 +316,115 @@ fn bench(steps: u64, reps: usize, only: Option<&str>) -> Result<(), AnyError> {
             rates[rates.len() - 1],
             1e9 / median
         );
+    }
+    Ok(())
+}
+
+/// A comma-separated list of positive integers named `what`.
+fn positive_list(what: &str, s: &str) -> Result<Vec<usize>, AnyError> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| match x.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "--{what} '{s}': expected positive integers separated by commas"
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(v)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn budget(
+    dir: &std::path::Path,
+    task: Option<&str>,
+    candidates: &str,
+    iterations: &str,
+    max_mflop: f64,
+    episodes: usize,
+    seed: u64,
+    write: bool,
+) -> Result<(), AnyError> {
+    use dream_mpc::planner::PlannerKind;
+    let ns = positive_list("candidates", candidates)?;
+    let ks = positive_list("iterations", iterations)?;
+    if episodes == 0 {
+        return Err("--episodes must be at least 1".into());
+    }
+    if !(max_mflop.is_finite() && max_mflop > 0.0) {
+        return Err(format!("--max-mflop {max_mflop} must be > 0").into());
+    }
+    let bundle = dream_mpc::load::Bundle::load(dir)?;
+    let task_name = task.unwrap_or(&bundle.manifest.task).to_string();
+    let mut task = registry::make(&task_name)?;
+    let default = (
+        bundle.manifest.planner.candidates,
+        bundle.manifest.planner.iterations,
+    );
+    println!(
+        "| N | K | return on seeds {seed}-{} (mean ± std) | MFLOP/tick | tick p50 ms | within {max_mflop} MFLOP |\n|---|---|---|---|---|---|",
+        seed + episodes as u64 - 1
+    );
+    let mut best: Option<(f64, f64, usize, usize)> = None;
+    for &n in &ns {
+        for &k in &ks {
+            let o = dream_mpc_sim::evaluate::Overrides {
+                budget: dream_mpc::ros::config::Budget {
+                    candidates: Some(n),
+                    iterations: Some(k),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let row = dream_mpc_sim::evaluate::evaluate(
+                &bundle,
+                task.as_mut(),
+                PlannerKind::DreamMpc,
+                episodes,
+                seed,
+                &o,
+                |_, _| {},
+            )?;
+            let mflop = row.flops * 2.0 / 1e6;
+            let fits = mflop <= max_mflop;
+            println!(
+                "| {n} | {k} | {:.1} ± {:.1} | {mflop:.2} | {:.2} | {} |",
+                row.mean(),
+                row.std(),
+                row.tick_percentile(0.5),
+                if fits { "yes" } else { "no" }
+            );
+            // Best mean within the cap; on a tie, the cheaper pair.
+            let better = match best {
+                None => true,
+                Some((m, f, _, _)) => {
+                    row.mean() > m + 1e-9 || (row.mean() >= m - 1e-9 && mflop < f)
+                }
+            };
+            if fits && better {
+                best = Some((row.mean(), mflop, n, k));
+            }
+        }
+    }
+    let Some((mean, mflop, n, k)) = best else {
+        return Err(format!("no pair of the grid fits within {max_mflop} MFLOP per tick").into());
+    };
+    println!(
+        "\nchosen: N {n}, K {k} ({mean:.1} on the tuning seeds, {mflop:.2} MFLOP/tick); the bundle has N {}, K {}",
+        default.0, default.1
+    );
+    if write {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read(&path)?;
+        let mut m: serde_json::Value = serde_json::from_slice(&text)?;
+        m["planner"]["candidates"] = n.into();
+        m["planner"]["iterations"] = k.into();
+        let mut out = serde_json::to_vec_pretty(&m)?;
+        out.push(b'\n');
+        std::fs::write(&path, out)?;
+        // The edited manifest must still load like the original.
+        dream_mpc::load::Bundle::load(dir)?;
+        println!("wrote N {n}, K {k} into {}", path.display());
     }
     Ok(())
 }
