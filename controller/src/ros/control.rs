@@ -775,6 +775,20 @@ impl Controller {
         }
     }
 
+    /// Converts the observation to the planner's f32 into `obs` and says
+    /// whether every element is finite there. A value finite in f64 but
+    /// beyond f32's range (|x| > 3.4e38) becomes infinite in f32, so it is
+    /// refused here like NaN and infinity, not handed to the planner.
+    /// O(observation size), no allocation.
+    fn obs_to_f32(&mut self) -> bool {
+        let mut finite = true;
+        for (o, r) in self.obs.iter_mut().zip(&self.obs_raw[..self.obs_size]) {
+            *o = *r as f32;
+            finite &= o.is_finite();
+        }
+        finite
+    }
+
     /// True when the observation in `obs_raw` is outside the plausibility
     /// bounds and the node rejects it; under `plausibility.action: warn` it
     /// is only counted. O(observation size), no allocation.
@@ -816,14 +830,11 @@ impl Controller {
             TickKind::Stale
         } else if snap.len != self.obs_size {
             TickKind::WrongSize
-        } else if self.obs_raw[..self.obs_size].iter().any(|x| !x.is_finite()) {
+        } else if !self.obs_to_f32() {
             TickKind::NonFinite
         } else if self.implausible() {
             TickKind::Implausible
         } else {
-            for (o, r) in self.obs.iter_mut().zip(&self.obs_raw) {
-                *o = *r as f32;
-            }
             match self.ask_source(deadline) {
                 Ok(st) => {
                     self.last_status = st.status;
@@ -995,6 +1006,45 @@ mod tests {
         cell.write(&[0.0, 0.0], epoch);
         assert_eq!(ctl.tick(epoch, epoch, &cell), TickKind::SourceFailed);
         assert_eq!(ctl.output().as_slice(), &[0.25]);
+    }
+
+    /// A source that refuses a non-finite observation the way the agent
+    /// does (an error, which the node treats as a planner fault).
+    struct Strict;
+    impl ActionSource for Strict {
+        fn act(&mut self, o: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+            if o.iter().any(|x| !x.is_finite()) {
+                return Err(SourceFault("observation is NaN or infinite"));
+            }
+            a.fill(0.5);
+            Ok(TickStatus::FIXED)
+        }
+        fn name(&self) -> &'static str {
+            "strict"
+        }
+    }
+
+    #[test]
+    fn observation_beyond_f32_range_is_a_non_finite_observation() {
+        let c = cfg();
+        assert_eq!(c.on_planner_fault, FaultPolicy::Stop);
+        let mut ctl = Controller::new(&c, Box::new(Strict));
+        let epoch = Instant::now();
+        let cell = LatestWins::new(ctl.obs_capacity(), epoch);
+        for bad in [[1e39, 0.0], [0.0, -3.5e38], [f64::MAX, 0.0]] {
+            let t = Instant::now();
+            cell.write(&bad, t);
+            assert_eq!(ctl.tick(t, t, &cell), TickKind::NonFinite, "{bad:?}");
+            assert_eq!(ctl.output().as_slice(), &[0.25]);
+        }
+        assert_eq!(ctl.counts.non_finite, 3);
+        assert_eq!(ctl.counts.planner_faults, 0);
+        assert!(!ctl.must_stop());
+        // the largest f32 itself is finite and planned on
+        let t = Instant::now();
+        cell.write(&[f32::MAX as f64, 0.0], t);
+        assert_eq!(ctl.tick(t, t, &cell), TickKind::Planned);
+        assert_eq!(ctl.output().as_slice(), &[0.5 + 2.0 * 0.5]);
     }
 
     #[test]
