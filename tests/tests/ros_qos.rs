@@ -8,7 +8,7 @@
 
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
 use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
-use dream_mpc::ros::node::{create_publisher, create_subscription};
+use dream_mpc::ros::node::{create_publisher, create_subscription, max_array_bytes};
 use dream_mpc::ros::qos::profile;
 use dream_mpc_tests::peer::diagnostics;
 use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};
@@ -53,9 +53,19 @@ fn obs_publisher(n: &mut Node, qos: TopicQos) -> Publisher<Float64MultiArray> {
     create_publisher(n, "/observation", ty, &profile(&qos), "observation").unwrap()
 }
 
-fn action_sub(n: &mut Node, qos: TopicQos) -> Subscription<Float64MultiArray> {
+fn action_sub(ctx: &Context, n: &mut Node, qos: TopicQos) -> Subscription<Float64MultiArray> {
     let ty = msgs::float64_multi_array_type();
-    create_subscription(n, "/action", ty, &profile(&qos), "action").unwrap()
+    let (sub, _) = create_subscription(
+        ctx,
+        n,
+        "/action",
+        ty,
+        &profile(&qos),
+        "action",
+        max_array_bytes(1),
+    )
+    .unwrap();
+    sub
 }
 
 /// Publish [0.1, 0] every 5 ms until the controller exits (at most 15 s);
@@ -99,9 +109,13 @@ fn value(kv: &[(String, String)], key: &str) -> f64 {
 #[test]
 fn best_effort_sensor_is_heard_by_default() {
     let d = domain(0);
-    let (_ctx, mut n) = node(d);
+    let (ctx, mut n) = node(d);
     let obs = obs_publisher(&mut n, q(Reliability::BestEffort, Durability::Volatile, 5));
-    let act = action_sub(&mut n, q(Reliability::Reliable, Durability::Volatile, 10));
+    let act = action_sub(
+        &ctx,
+        &mut n,
+        q(Reliability::Reliable, Durability::Volatile, 10),
+    );
     let diag = diagnostics(&mut n);
     let mut ctl = spawn(d, &[]);
     let (actions, kv) = drive(&mut ctl, &obs, &act, &diag);
@@ -126,9 +140,10 @@ fn best_effort_sensor_is_heard_by_default() {
 #[test]
 fn incompatible_peers_are_reported_and_counted() {
     let d = domain(1);
-    let (_ctx, mut n) = node(d);
+    let (ctx, mut n) = node(d);
     let obs = obs_publisher(&mut n, q(Reliability::BestEffort, Durability::Volatile, 5));
     let latched = action_sub(
+        &ctx,
         &mut n,
         q(Reliability::Reliable, Durability::TransientLocal, 1),
     );

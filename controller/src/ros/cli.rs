@@ -129,7 +129,7 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
             "\"latency_p50_s\":{},\"latency_p99_s\":{},\"latency_max_s\":{},\"jitter_p99_s\":{},",
             "\"jitter_max_s\":{},\"stopped_by_fault\":{},\"rt_priority\":{},\"rt_cpu\":{},\"rt_memory_locked\":{},",
             "\"rt_stack_prefaulted_kib\":{},\"dds_oversized_dropped\":{},\"dds_unmatched_fragments\":{},",
-            "\"records_dropped\":{}}}"
+            "\"records_dropped\":{},\"parameter_requests_refused\":{}}}"
         ),
         c.ticks,
         c.planned,
@@ -162,7 +162,8 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
         r.realtime.stack_prefaulted_kib,
         r.dds_oversized_dropped,
         r.dds_unmatched_fragments,
-        r.records_dropped
+        r.records_dropped,
+        r.parameter_requests_refused
     );
     if args.json {
         println!("{line}");

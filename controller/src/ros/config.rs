@@ -60,6 +60,10 @@ pub const MAX_DEPTH: usize = 32;
 /// Most characters of an offending value quoted in an error message.
 pub const MAX_QUOTE: usize = 80;
 
+/// Longest unknown key that gets a closest-key suggestion, in bytes
+/// (the longest known key is under 48).
+pub const SUGGEST_MAX_BYTES: usize = 64;
+
 /// What computes the action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
@@ -376,13 +380,14 @@ impl fmt::Display for ConfigError {
             ConfigError::UnknownKey {
                 key,
                 suggestion: Some(s),
-            } => write!(f, "unknown parameter '{key}' (did you mean '{s}'?)"),
+            } => write!(f, "unknown parameter '{}' (did you mean '{s}'?)", clip(key)),
             ConfigError::UnknownKey {
                 key,
                 suggestion: None,
             } => write!(
                 f,
-                "unknown parameter '{key}'; known parameters: {}",
+                "unknown parameter '{}'; known parameters: {}",
+                clip(key),
                 PARAMS.iter().map(|p| p.key).collect::<Vec<_>>().join(", ")
             ),
             ConfigError::BadValue {
@@ -623,6 +628,12 @@ pub fn param(key: &str) -> Option<&'static Param> {
 /// The known key closest to `key` (optimal-string-alignment distance, so a
 /// swap of two letters counts one), if it is close enough to be a typo.
 pub fn closest_key(key: &str) -> Option<&'static str> {
+    // The edit distance costs key length x known-key length per known key:
+    // a name far longer than every known key is no typo of one, and is not
+    // worth that table.
+    if key.len() > SUGGEST_MAX_BYTES {
+        return None;
+    }
     let (best, d) = PARAMS
         .iter()
         .map(|p| (p.key, edit_distance(key, p.key)))
@@ -1781,6 +1792,24 @@ robot2:
         assert!(e.contains("known parameters: action_source, bundle"), "{e}");
         assert_eq!(closest_key("qos.relability"), Some("qos.reliability"));
         assert_eq!(closest_key("budget.iteratoins"), Some("budget.iterations"));
+    }
+
+    #[test]
+    fn a_long_unknown_key_gets_no_suggestion_and_is_quoted_short() {
+        assert!(PARAMS.iter().all(|p| p.key.len() < SUGGEST_MAX_BYTES));
+        // 1 MB: without the length cap the suggestion alone builds a
+        // 1M x 20 table per known key (seconds of CPU, hundreds of MiB)
+        let key = "x".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        assert_eq!(closest_key(&key), None);
+        let e = check_value(&key, &Value::from(1)).unwrap_err().to_string();
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        assert!(e.len() < 2_000, "{} bytes", e.len());
+        assert!(
+            e.contains(&format!("({} bytes in all)", 1 << 20)),
+            "{}",
+            &e[..200]
+        );
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct RunReport {
     pub diagnostics_published: u64,
     /// Incompatible QoS peers reported on our topics.
     pub qos_incompatible: u64,
+    /// Parameter-service requests refused (in part) by the request limits.
+    pub parameter_requests_refused: u64,
     /// The real-time settings in force on the control thread.
     pub realtime: RtStatus,
     /// Observation samples DDS dropped unbuffered for being larger than
@@ -164,18 +166,86 @@ pub fn create_publisher<M: serde::Serialize>(
         .map_err(err(&format!("{what} publisher")))
 }
 
-/// A subscription to `M` on a new topic `name` of type `ty` with `qos`;
-/// an error names the `what` topic or subscription. Start-up only.
+/// Largest serialized sample of a `std_msgs/Float64` or `Int64` topic
+/// that DDS accepts: 4 bytes of encapsulation and 8 of value, with room
+/// for alignment and a vendor's padding.
+pub const SCALAR_SAMPLE_BYTES: usize = 64;
+
+/// Largest serialized `Float64MultiArray` of `n` values DDS accepts: the
+/// values as f64, twice over, plus 64 KiB for the layout and labels.
+pub const fn max_array_bytes(n: usize) -> usize {
+    65_536 + 2 * 8 * n
+}
+
+/// The reception limits of one reader and what DDS dropped under them.
+#[derive(Clone)]
+pub struct ReaderLimit {
+    /// The DDS topic name (`rt/...`, `rq/...Request`).
+    pub topic: String,
+    pub max_bytes: usize,
+    pub stats: Arc<ros2_client::dds::rustdds::ReceptionStats>,
+}
+
+impl ReaderLimit {
+    /// One stderr line when anything was dropped (tests read it).
+    pub fn report(&self) {
+        let (over, unmatched) = (
+            self.stats.oversized_samples(),
+            self.stats.unmatched_fragments(),
+        );
+        if over + unmatched > 0 {
+            eprintln!(
+                "dds: {} reader dropped {over} oversized samples (over {} bytes) and \
+                 {unmatched} fragments from unmatched writers",
+                self.topic, self.max_bytes
+            );
+        }
+    }
+}
+
+/// Bounds the readers of DDS topic `dds_topic` created after this call
+/// (docs/rustdds-patch.md): samples over `max_bytes` are dropped before
+/// anything is allocated, at most 4 partial samples per writer and 8
+/// writers with partial samples, so reassembly holds at most 32 x
+/// `max_bytes`. Start-up only.
+pub fn limit_reception(ctx: &Context, dds_topic: &str, max_bytes: usize) -> ReaderLimit {
+    use ros2_client::dds::rustdds::ReceptionLimits;
+    let stats = ctx.domain_participant().set_reception_limits(
+        dds_topic,
+        ReceptionLimits {
+            max_sample_size: max_bytes,
+            max_partial_samples_per_writer: 4,
+            max_fragmenting_writers: 8,
+            ..ReceptionLimits::DEFAULT
+        },
+    );
+    ReaderLimit {
+        topic: dds_topic.to_string(),
+        max_bytes,
+        stats,
+    }
+}
+
+/// A subscription to `M` on a new topic `name` of type `ty` with `qos`,
+/// whose reader accepts samples of at most `max_bytes`
+/// ([`limit_reception`]); an error names the `what` topic or
+/// subscription. Start-up only.
 pub fn create_subscription<M: 'static>(
+    ctx: &Context,
     node: &mut Node,
     name: &str,
     ty: MessageTypeName,
     qos: &QosProfile,
     what: &str,
-) -> Result<Subscription<M>, NodeError> {
+    max_bytes: usize,
+) -> Result<(Subscription<M>, ReaderLimit), NodeError> {
+    use ros2_client::dds::rustdds::TopicDescription;
     let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
-    node.create_subscription::<M>(&topic, None)
-        .map_err(err(&format!("{what} subscription")))
+    let limit = limit_reception(ctx, &topic.name(), max_bytes);
+    let sub = node
+        .create_subscription::<M>(&topic, None)
+        .map_err(err(&format!("{what} subscription")))?;
+    Ok((sub, limit))
 }
 
 /// `s`, registered with `poll` as readable under `Token(token)`.
@@ -212,6 +282,9 @@ pub struct Handoff {
     pub diagnostics: AtomicU64,
     /// Incompatible QoS peers discovered on our topics ([`QosWatch`]).
     pub qos_incompatible: AtomicU64,
+    /// Parameter-service requests with a refusal by the request limits
+    /// ([`super::params`]: too many entries, a name or value too long).
+    pub param_requests_refused: AtomicU64,
     /// parameter services -> control: the newest run-time tunables,
     /// applied between ticks (bounded; the oldest is overwritten).
     pub tunables: ArrayQueue<Tunables>,
@@ -234,6 +307,7 @@ impl Handoff {
             actions_dropped: AtomicU64::new(0),
             diagnostics: AtomicU64::new(0),
             qos_incompatible: AtomicU64::new(0),
+            param_requests_refused: AtomicU64::new(0),
             tunables: ArrayQueue::new(TUNABLE_QUEUE),
             recorder: None,
         }
@@ -453,15 +527,21 @@ pub struct RecordIn {
 type BagWriterThread =
     JoinHandle<Result<crate::bag::write::BagSummary, crate::bag::write::BagError>>;
 
-/// What DDS refused on the observation topic before buffering it.
+/// What DDS refused on the observation topic before buffering it, and on
+/// the node's other readers (parameter services, recorded topics).
 struct ObsReception {
     stats: Arc<ros2_client::dds::rustdds::ReceptionStats>,
     max_bytes: usize,
+    others: Vec<ReaderLimit>,
 }
 
 impl ObsReception {
-    /// One stderr line at exit when anything was dropped (tests read it).
+    /// One stderr line per reader at exit when anything was dropped
+    /// (tests read them).
     fn report(&self) {
+        for r in &self.others {
+            r.report();
+        }
         let (over, unmatched) = (
             self.stats.oversized_samples(),
             self.stats.unmatched_fragments(),
@@ -583,6 +663,7 @@ pub fn configure(
             },
         ],
     );
+    let mut reader_limits: Vec<ReaderLimit> = Vec::new();
     let params = match cfg.parameter_services {
         None => None,
         Some(mapping) => {
@@ -591,6 +672,7 @@ pub fn configure(
             let store = Store::new(values, controller.has_planner_tunables(), cfg);
             Some(
                 ParamServer::new(
+                    &ctx,
                     &mut node,
                     &node_fqn(&cfg.namespace, &cfg.node_name),
                     mapping,
@@ -600,6 +682,9 @@ pub fn configure(
             )
         }
     };
+    if let Some(p) = &params {
+        reader_limits.extend(p.readers().iter().cloned());
+    }
     let poll = Poll::new().map_err(err("poll"))?;
     match &mut sub {
         ObsSubscription::Array(s) => poll.registry().register(s, Token(1), Interest::READABLE),
@@ -613,11 +698,29 @@ pub fn configure(
     if let Some(dir) = &cfg.record {
         let qos = topic_qos::profile(&cfg.qos_observation);
         if let Some(t) = &cfg.record_reward_topic {
-            let s = create_subscription(&mut node, t, msgs::float64_type(), &qos, "reward")?;
+            let (s, limit) = create_subscription(
+                &ctx,
+                &mut node,
+                t,
+                msgs::float64_type(),
+                &qos,
+                "reward",
+                SCALAR_SAMPLE_BYTES,
+            )?;
+            reader_limits.push(limit);
             record_in.reward = Some(polled(s, &poll, 2)?);
         }
         if let Some(t) = &cfg.record_episode_topic {
-            let s = create_subscription(&mut node, t, msgs::int64_type(), &qos, "episode")?;
+            let (s, limit) = create_subscription(
+                &ctx,
+                &mut node,
+                t,
+                msgs::int64_type(),
+                &qos,
+                "episode",
+                SCALAR_SAMPLE_BYTES,
+            )?;
+            reader_limits.push(limit);
             record_in.episode = Some(polled(s, &poll, 3)?);
         }
         let rec = Arc::new(Recorder::new(
@@ -661,6 +764,7 @@ pub fn configure(
         rx: ObsReception {
             stats: obs_rx_stats,
             max_bytes: max_observation_bytes(cfg),
+            others: reader_limits,
         },
         rt: cfg.realtime,
         bag_writer,
@@ -762,7 +866,7 @@ impl Configured {
                         .name("params".into())
                         .spawn(move || {
                             while sleep_until(Instant::now() + Duration::from_millis(20), &stop) {
-                                server.serve(&h.tunables);
+                                server.serve(&h.tunables, &h.param_requests_refused);
                             }
                         })
                         .map_err(err("spawn params"))?,
@@ -856,6 +960,7 @@ impl Active {
             actions_dropped: h.actions_dropped.load(Ordering::Relaxed),
             diagnostics_published: h.diagnostics.load(Ordering::Relaxed),
             qos_incompatible: h.qos_incompatible.load(Ordering::Relaxed),
+            parameter_requests_refused: h.param_requests_refused.load(Ordering::Relaxed),
             realtime: self.rt,
             dds_oversized_dropped: self.rx.stats.oversized_samples(),
             dds_unmatched_fragments: self.rx.stats.unmatched_fragments(),
@@ -1016,6 +1121,12 @@ pub fn dds_out(
                 st.values.push(KeyValue {
                     key: "records_dropped".into(),
                     value: r.dropped().to_string(),
+                });
+            }
+            if let Some(st) = d.status.first_mut() {
+                st.values.push(KeyValue {
+                    key: "parameter_requests_refused".into(),
+                    value: h.param_requests_refused.load(Ordering::Relaxed).to_string(),
                 });
             }
             if diag_pub.publish(d).is_ok() {

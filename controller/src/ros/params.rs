@@ -19,6 +19,16 @@
 //!
 //! Served from the `params` thread, never the control thread; a request
 //! allocates (messages, strings).
+//!
+//! Requests are bounded before any work is done on them: at most
+//! [`max_per_request`] parameters (or names, or prefixes) per request, a
+//! name of at most [`MAX_NAME_BYTES`], a value of at most
+//! [`MAX_VALUE_BYTES`]. A request over the count is answered with one
+//! refusal naming the limit; a name or value over its size is refused by
+//! itself. Every request with a refusal of either kind is counted
+//! (`parameter_requests_refused` in `/diagnostics`), and the log quotes
+//! names shortened ([`super::config::clip`]) and at most
+//! [`LOGGED_PER_REQUEST`] refused parameters per request.
 
 use super::config::{check_value, param, Param, ServiceMappingKind, Ty, PARAMS};
 use super::control::Tunables;
@@ -28,10 +38,85 @@ use ros2_client::parameters::raw::{
 };
 use ros2_client::rcl_interfaces::*;
 use ros2_client::{
-    builtin_interfaces, Message, MessageTypeName, Name, Node, Publisher, Server, ServiceMapping,
-    ServiceTypeName,
+    builtin_interfaces, Context, Message, MessageTypeName, Name, Node, NodeName, Publisher, Server,
+    ServiceMapping, ServiceTypeName,
 };
 use serde_yaml::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Longest parameter name accepted, in bytes (the longest key is under 48).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Largest parameter value accepted, in bytes of payload (a string's
+/// bytes; an array's elements).
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// Refused parameters logged one per line per request; the rest are
+/// summed up in one line.
+pub const LOGGED_PER_REQUEST: usize = 8;
+
+/// Most parameters, names or prefixes one request may carry: twice the
+/// number the node has (a client may repeat a name, but no legitimate
+/// request needs more).
+pub const fn max_per_request() -> usize {
+    2 * PARAMS.len()
+}
+
+/// The refusal of a whole request carrying `n` entries, if `n` is over
+/// [`max_per_request`].
+pub fn over_count(what: &str, n: usize) -> Option<String> {
+    (n > max_per_request()).then(|| {
+        format!(
+            "request refused: {n} {what}, at most {} per request",
+            max_per_request()
+        )
+    })
+}
+
+/// Payload bytes of a parameter value: a string's length, an array's
+/// elements (strings by length plus 8 for their CDR length and end, so
+/// an array of empty strings is not free). Work is O(array length), no
+/// allocation.
+pub fn value_bytes(v: &raw::ParameterValue) -> usize {
+    v.string_value.len()
+        + v.byte_array.len()
+        + v.bool_array.len()
+        + 8 * (v.int_array.len() + v.double_array.len())
+        + v.string_array.iter().map(|s| s.len() + 8).sum::<usize>()
+}
+
+/// Largest serialized request the services' DDS readers accept, in
+/// bytes, sized from the limits above: [`max_per_request`] entries of a
+/// name at [`MAX_NAME_BYTES`] (and, for the sets, a value at
+/// [`MAX_VALUE_BYTES`] plus its fixed fields: type, bool, int, double,
+/// five array lengths, padding), plus 1 KiB for the encapsulation and a
+/// request header. Larger samples are dropped by DDS before they are
+/// buffered (docs/rustdds-patch.md): 32 KiB for the name lists, 538 KiB
+/// for the sets.
+pub const fn max_request_bytes(set: bool) -> usize {
+    let per_entry = if set {
+        MAX_NAME_BYTES + MAX_VALUE_BYTES + 128
+    } else {
+        MAX_NAME_BYTES + 8
+    };
+    max_per_request() * per_entry + 1024
+}
+
+/// The refusal of a name or value over its size limit, before any other
+/// check (so no closest-key suggestion runs on a huge name).
+fn over_size(name: &str, v: &raw::ParameterValue) -> Option<String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Some(format!(
+            "parameter name '{}' refused: {} bytes, at most {MAX_NAME_BYTES}",
+            super::config::clip(name),
+            name.len()
+        ));
+    }
+    let b = value_bytes(v);
+    (b > MAX_VALUE_BYTES).then(|| {
+        format!("parameter '{name}': value of {b} bytes refused, at most {MAX_VALUE_BYTES}")
+    })
+}
 
 /// Newest tunables queued to the control thread; 4 covers a control thread
 /// that misses 3 sets in a row before the oldest is overwritten (the
@@ -210,14 +295,19 @@ impl Store {
     }
 
     /// `set_parameters`: each parameter on its own (ROS 2 semantics);
-    /// returns one result per parameter and whether anything changed.
+    /// returns one result per parameter and whether anything changed. A
+    /// request over [`max_per_request`] gets one refused result and
+    /// changes nothing.
     pub fn set_each(&mut self, ps: &[raw::Parameter]) -> (Vec<SetParametersResult>, bool) {
+        if let Some(why) = over_count("parameters", ps.len()) {
+            return (vec![refused(why)], false);
+        }
         let mut changed = false;
         let results = ps
             .iter()
             .map(|p| {
                 let mut next = self.values;
-                match self.check(&p.name, &p.value, &mut next) {
+                match self.check_bounded(&p.name, &p.value, &mut next) {
                     Ok(()) => {
                         changed |= next != self.values;
                         self.values = next;
@@ -230,11 +320,27 @@ impl Store {
         (results, changed)
     }
 
+    /// [`Store::check`] after the size limits on name and value.
+    fn check_bounded(
+        &self,
+        key: &str,
+        v: &raw::ParameterValue,
+        next: &mut Tunables,
+    ) -> Result<(), String> {
+        match over_size(key, v) {
+            Some(why) => Err(why),
+            None => self.check(key, v, next),
+        }
+    }
+
     /// `set_parameters_atomically`: all or none.
     pub fn set_all(&mut self, ps: &[raw::Parameter]) -> (SetParametersResult, bool) {
+        if let Some(why) = over_count("parameters", ps.len()) {
+            return (refused(why), false);
+        }
         let mut next = self.values;
         for p in ps {
-            if let Err(reason) = self.check(&p.name, &p.value, &mut next) {
+            if let Err(reason) = self.check_bounded(&p.name, &p.value, &mut next) {
                 return (refused(reason), false);
             }
         }
@@ -248,7 +354,12 @@ impl Store {
     pub fn describe(&self, key: &str) -> ParameterDescriptor {
         let Some(p) = param(key) else {
             return ParameterDescriptor {
-                name: key.to_string(),
+                // a name over the limit is not echoed back
+                name: if key.len() <= MAX_NAME_BYTES {
+                    key.to_string()
+                } else {
+                    String::new()
+                },
                 r#type: raw::ParameterType::NOT_SET,
                 description: String::new(),
                 additional_constraints: String::new(),
@@ -341,11 +452,14 @@ pub struct ParamServer {
     set_atomic: Server<SetParametersRequest, SetParametersAtomicallyResponse>,
     events: Publisher<raw::ParameterEvent>,
     node_name: String,
+    readers: Vec<super::node::ReaderLimit>,
 }
 
 impl ParamServer {
-    /// Create the services under `/<node_name>/` (start-up only).
+    /// Create the services under `/<node_name>/` (start-up only), each
+    /// request reader bounded to [`max_request_bytes`].
     pub fn new(
+        ctx: &Context,
         node: &mut Node,
         node_name: &str,
         mapping: ServiceMappingKind,
@@ -357,17 +471,29 @@ impl ParamServer {
         };
         let q = super::node::qos(super::config::Reliability::Reliable, 10);
         let ns = format!("/{}", node_name.trim_start_matches('/'));
+        // The node name only prefixes relative service names; ours are
+        // absolute.
+        let any_node = NodeName::new("/", "n").map_err(|e| format!("{e:?}"))?;
+        let mut readers = Vec::new();
         macro_rules! server {
-            ($name:literal, $ty:literal) => {
+            ($name:literal, $ty:literal, $set:literal) => {{
+                let name = Name::new(&ns, $name).map_err(|e| format!("{ns}/{}: {e:?}", $name))?;
+                // the DDS topic of the requests, as ros2-client names it
+                let rq = name.to_dds_name("rq", &any_node, "Request");
+                readers.push(super::node::limit_reception(
+                    ctx,
+                    &rq,
+                    max_request_bytes($set),
+                ));
                 node.create_server(
                     m,
-                    &Name::new(&ns, $name).map_err(|e| format!("{ns}/{}: {e:?}", $name))?,
+                    &name,
                     &ServiceTypeName::new("rcl_interfaces", $ty),
                     q.clone(),
                     q.clone(),
                 )
                 .map_err(|e| format!("service {ns}/{}: {e:?}", $name))?
-            };
+            }};
         }
         let events_topic = node
             .create_topic(
@@ -379,38 +505,88 @@ impl ParamServer {
         let events = node
             .create_publisher(&events_topic, None)
             .map_err(|e| format!("/parameter_events publisher: {e:?}"))?;
+        let list = server!("list_parameters", "ListParameters", false);
+        let get = server!("get_parameters", "GetParameters", false);
+        let types = server!("get_parameter_types", "GetParameterTypes", false);
+        let describe = server!("describe_parameters", "DescribeParameters", false);
+        let set = server!("set_parameters", "SetParameters", true);
+        let set_atomic = server!("set_parameters_atomically", "SetParametersAtomically", true);
         Ok(ParamServer {
             events,
             node_name: ns.clone(),
             store,
-            list: server!("list_parameters", "ListParameters"),
-            get: server!("get_parameters", "GetParameters"),
-            types: server!("get_parameter_types", "GetParameterTypes"),
-            describe: server!("describe_parameters", "DescribeParameters"),
-            set: server!("set_parameters", "SetParameters"),
-            set_atomic: server!("set_parameters_atomically", "SetParametersAtomically"),
+            list,
+            get,
+            types,
+            describe,
+            set,
+            set_atomic,
+            readers,
         })
+    }
+
+    /// The request readers' limits and drop counts (shared counters).
+    pub fn readers(&self) -> &[super::node::ReaderLimit] {
+        &self.readers
     }
 
     /// Answer every pending request; accepted sets are logged and queued
     /// to the control thread (`force_push`: the newest always gets there).
+    /// A request with any refusal by the limits (module docs) adds one to
+    /// `refused`; a read request over the count gets an empty reply.
     /// Returns the number of requests answered.
-    pub fn serve(&mut self, queue: &ArrayQueue<Tunables>) -> usize {
+    pub fn serve(&mut self, queue: &ArrayQueue<Tunables>, refused: &AtomicU64) -> usize {
         let s = &mut self.store;
         let (events, node) = (&self.events, self.node_name.as_str());
+        let count = |bad: bool| {
+            if bad {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        // Names or prefixes: over the count or any over the size limit.
+        let bad_names = |names: &[String]| {
+            let bad = over_count("names", names.len()).is_some()
+                || names.iter().any(|n| n.len() > MAX_NAME_BYTES);
+            count(bad);
+            names.len() > max_per_request()
+        };
         let mut n = answer_all(&self.list, |r| ListParametersResponse {
-            result: s.list(&r.prefixes),
+            result: if bad_names(&r.prefixes) {
+                ListParametersResult {
+                    names: vec![],
+                    prefixes: vec![],
+                }
+            } else {
+                s.list(&r.prefixes)
+            },
         });
         n += answer_all(&self.get, |r| GetParametersResponse {
-            values: r.names.iter().map(|k| s.get(k)).collect(),
+            values: if bad_names(&r.names) {
+                vec![]
+            } else {
+                r.names.iter().map(|k| s.get(k)).collect()
+            },
         });
         n += answer_all(&self.types, |r| GetParameterTypesResponse {
-            values: r.names.iter().map(|k| s.get(k).ptype).collect(),
+            values: if bad_names(&r.names) {
+                vec![]
+            } else {
+                r.names.iter().map(|k| s.get(k).ptype).collect()
+            },
         });
         n += answer_all(&self.describe, |r| DescribeParametersResponse {
-            values: r.names.iter().map(|k| s.describe(k)).collect(),
+            values: if bad_names(&r.names) {
+                vec![]
+            } else {
+                r.names.iter().map(|k| s.describe(k)).collect()
+            },
         });
+        let over_limits = |ps: &[raw::Parameter]| {
+            over_count("parameters", ps.len()).is_some()
+                || ps.iter().any(|p| over_size(&p.name, &p.value).is_some())
+        };
         n += answer_all(&self.set, |r| {
+            count(over_limits(&r.parameter));
             let (results, changed) = s.set_each(&r.parameter);
             log_sets(&r.parameter, &results);
             if changed {
@@ -427,6 +603,7 @@ impl ParamServer {
             SetParametersResponse { results }
         });
         n += answer_all(&self.set_atomic, |r| {
+            count(over_limits(&r.parameter));
             let (result, changed) = s.set_all(&r.parameter);
             log_sets(&r.parameter, std::slice::from_ref(&result));
             if changed {
@@ -470,25 +647,49 @@ fn event(events: &Publisher<raw::ParameterEvent>, node: &str, changed: Vec<raw::
     });
 }
 
+/// One line per accepted parameter, one per refused parameter up to
+/// [`LOGGED_PER_REQUEST`] and one line for the rest; names and values
+/// quoted shortened. A request refused whole (one result for many
+/// parameters) is one line.
 fn log_sets(ps: &[raw::Parameter], results: &[SetParametersResult]) {
+    use super::config::clip;
+    if results.len() == 1 && ps.len() > max_per_request() {
+        eprintln!(
+            "dream-mpc run: set request not applied: {}",
+            clip(&results[0].reason)
+        );
+        return;
+    }
+    let mut refused = 0usize;
     for (i, p) in ps.iter().enumerate() {
-        let r = &results[i.min(results.len() - 1)];
-        let v = to_yaml(&p.value)
-            .and_then(|v| serde_yaml::to_string(&v).ok())
-            .unwrap_or_default();
+        let Some(r) = results.get(i).or(results.last()) else {
+            return;
+        };
         if r.successful {
+            let v = to_yaml(&p.value)
+                .and_then(|v| serde_yaml::to_string(&v).ok())
+                .unwrap_or_default();
             eprintln!(
                 "dream-mpc run: parameter {} set to {} (applied from the next tick)",
-                p.name,
-                v.trim()
+                clip(&p.name),
+                clip(v.trim())
             );
-        } else {
+            continue;
+        }
+        refused += 1;
+        if refused <= LOGGED_PER_REQUEST {
             eprintln!(
                 "dream-mpc run: parameter {} not set: {}",
-                p.name,
-                super::config::clip(&r.reason)
+                clip(&p.name),
+                clip(&r.reason)
             );
         }
+    }
+    if refused > LOGGED_PER_REQUEST {
+        eprintln!(
+            "dream-mpc run: ... and {} more parameters of the request not set",
+            refused - LOGGED_PER_REQUEST
+        );
     }
 }
 
@@ -594,6 +795,56 @@ mod tests {
             "{}",
             r[0].reason
         );
+    }
+
+    fn text(s: &str) -> raw::ParameterValue {
+        let mut v = value(raw::ParameterType::STRING, 0, 0.0);
+        v.string_value = s.into();
+        v
+    }
+
+    #[test]
+    fn requests_over_the_limits_are_refused_cheaply() {
+        let mut s = store(true);
+        // a 1 MB unknown name: refused by its size, no suggestion computed
+        // (the suggestion alone took seconds and hundreds of MiB)
+        let long = "y".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        let (r, changed) = s.set_each(&[p(&long, dbl(1.0)), p("budget.beta", dbl(0.5))]);
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        assert!(!r[0].successful && r[1].successful && changed);
+        assert!(
+            r[0].reason.contains("1048576 bytes, at most 256"),
+            "{}",
+            &r[0].reason[..200.min(r[0].reason.len())]
+        );
+        assert!(r[0].reason.len() < 400, "{} bytes", r[0].reason.len());
+        // a 256-byte name is still checked (and named unknown)
+        let (r, _) = s.set_each(&[p(&"z".repeat(MAX_NAME_BYTES), dbl(1.0))]);
+        assert!(r[0].reason.contains("unknown parameter"), "{}", r[0].reason);
+        // a string value over 4 KiB
+        let (r, _) = s.set_each(&[p("budget.beta", text(&"1".repeat(MAX_VALUE_BYTES + 1)))]);
+        assert!(
+            r[0].reason.contains("4097 bytes refused"),
+            "{}",
+            r[0].reason
+        );
+        // too many parameters: one refusal, nothing changes
+        let before = s.values;
+        let many: Vec<_> = (0..=max_per_request())
+            .map(|i| p(if i == 0 { "budget.beta" } else { "nope" }, dbl(0.7)))
+            .collect();
+        let (r, changed) = s.set_each(&many);
+        assert_eq!(r.len(), 1);
+        assert!(!r[0].successful && !changed && s.values == before);
+        assert!(r[0].reason.contains("at most"), "{}", r[0].reason);
+        let (r, changed) = s.set_all(&many);
+        assert!(!r.successful && !changed, "{}", r.reason);
+        // exactly the limit is served
+        let (r, _) = s.set_each(&many[..max_per_request()]);
+        assert_eq!(r.len(), max_per_request());
+        // describe does not echo a name over the limit
+        assert_eq!(s.describe(&long).name, "");
     }
 
     #[test]
