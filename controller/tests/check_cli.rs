@@ -265,3 +265,111 @@ fn check_rows_is_bounded() {
         assert!(text.contains("--rows"), "{rows}: {text}");
     }
 }
+
+/// `params.yaml` in `d` that runs the planner on the bundle in `d` (the
+/// sizes and action range of [`model`]).
+fn run_params(d: &Path) -> PathBuf {
+    let params = d.join("params.yaml");
+    std::fs::write(
+        &params,
+        format!(
+            "dream_mpc:\n  ros__parameters:\n    action_source: dream_mpc\n    bundle: {}\n    \
+             observation: {{size: 5}}\n    action: {{size: 2, scale: [1.0, 1.0], offset: [0.0, 0.0], \
+             safe: [0.0, 0.0]}}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    params
+}
+
+/// `check` refuses what `run` refuses: a bundle without its `q` module
+/// loads and matches its references (so `check` once said OK), but the
+/// planner `run` builds needs the module and refuses it.
+#[test]
+fn check_and_run_refuse_a_bundle_without_q() {
+    let m = model();
+    let mut refs = references(&m, 2);
+    refs.modules.remove("q");
+    let modules: Vec<_> = m.modules().into_iter().filter(|b| b.name != "q").collect();
+    let d = dir("noq");
+    write_bundle(&d, m.manifest(), &modules, Some(&refs)).unwrap();
+    Bundle::load(&d).unwrap().verify().unwrap();
+    let (ok, text) = check_cmd(&d);
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL") && text.contains("`q`"), "{text}");
+    let (ok, text) = cli(&[
+        Path::new("run"),
+        Path::new("--params-file"),
+        &run_params(&d),
+    ]);
+    assert!(!ok && text.contains("`q`"), "{text}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A bundle whose normalization or decoding cannot produce finite numbers
+/// in its recorded range is refused at load, so by `check` and `run`
+/// alike (both once passed it, and then every tick fell to the safe
+/// action): a std of 1e-38 (an observation at the end of the range
+/// normalizes to 1e38), and a two-hot decoding at 3e38 (decodes to inf).
+#[test]
+fn check_and_run_refuse_a_bundle_with_non_finite_outputs() {
+    use dream_mpc::bundle::manifest::{Decoding, Manifest, ObservationRange};
+    /// (tag, the edit, what the error names)
+    type Edit = (&'static str, fn(&mut Manifest), &'static str);
+    let edits: [Edit; 3] = [
+        (
+            "tinystd",
+            |man| man.observation.std[1] = 1e-38,
+            "observation element 1",
+        ),
+        (
+            "hugebin",
+            |man| {
+                man.value_decoding = Decoding::TwoHotSymlog {
+                    bins: 5,
+                    vmin: 3e38,
+                    vmax: 3e38,
+                }
+            },
+            "value_decoding",
+        ),
+        (
+            "hugereward",
+            |man| {
+                man.reward_decoding = Decoding::TwoHotSymlog {
+                    bins: 5,
+                    vmin: -100.0,
+                    vmax: 100.0,
+                }
+            },
+            "reward_decoding",
+        ),
+    ];
+    for (tag, edit, named) in edits {
+        let m = model();
+        let d = written(tag, &m, Some(&references(&m, 2)));
+        let path = d.join("manifest.json");
+        let mut man: Manifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        man.observation.range = Some(ObservationRange {
+            low: vec![-1.0; 5],
+            high: vec![1.0; 5],
+        });
+        // the unedited bundle with a range loads
+        std::fs::write(&path, serde_json::to_vec_pretty(&man).unwrap()).unwrap();
+        Bundle::load(&d).unwrap();
+        edit(&mut man);
+        std::fs::write(&path, serde_json::to_vec_pretty(&man).unwrap()).unwrap();
+        let e = Bundle::load(&d).unwrap_err().to_string();
+        assert!(e.contains(named), "{tag}: {e}");
+        let (ok, text) = check_cmd(&d);
+        assert!(!ok && text.contains(named), "{tag}: {text}");
+        let (ok, text) = cli(&[
+            Path::new("run"),
+            Path::new("--params-file"),
+            &run_params(&d),
+        ]);
+        assert!(!ok && text.contains(named), "{tag}: {text}");
+        std::fs::remove_dir_all(&d).ok();
+    }
+}

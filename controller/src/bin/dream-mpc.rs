@@ -195,6 +195,14 @@ fn check(
         if let Err(e) = pc.validate() {
             println!("FAIL: the bundle's planner settings ({}): {e}", kind.name());
             ok = false;
+            continue;
+        }
+        // `run` builds its agent from the bundle (the planner's modules,
+        // their interfaces, the latent kind): what refuses it there fails
+        // the check here.
+        if let Err(e) = dream_mpc::agent::Agent::new(&b, pc) {
+            println!("FAIL: `run` refuses this bundle ({}): {e}", kind.name());
+            ok = false;
         }
     }
     Ok(ok)

@@ -192,6 +192,9 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
             }
         }
     }
+    check_normalization(o).map_err(bad)?;
+    check_decoding("reward_decoding", &m.reward_decoding).map_err(bad)?;
+    check_decoding("value_decoding", &m.value_decoding).map_err(bad)?;
     let a = &m.action;
     sized("action", a.size, "low/high", (a.low.len(), a.high.len()))?;
     for i in 0..a.size {
@@ -215,6 +218,74 @@ fn check_manifest(path: &Path, m: &Manifest) -> Result<(), BundleError> {
         return Err(bad("no modules".into()));
     }
     check_roles(path, m)
+}
+
+/// Largest normalized observation `|(x - mean) / std|` a bundle may
+/// produce at the ends of its recorded range. For statistics of the data
+/// the range was recorded from, `|x - mean| <= std sqrt(n - 1)`
+/// (Samuelson's inequality), so a real bundle reaches 1e8 only past 1e16
+/// samples; beyond it the std is broken (e.g. 1e-38) and the encoder's
+/// input overflows within a layer or two.
+pub const NORMALIZED_MAX: f32 = 1e8;
+
+/// Largest decoded reward or value magnitude a two-hot decoding may
+/// produce (`symexp` of its largest bin, about `symlog` 69): the planner
+/// sums a horizon of rewards and the Q heads, which needs headroom below
+/// f32's 3.4e38. TD-MPC2 decodes within symexp(10) = 22026.
+pub const DECODED_MAX: f32 = 1e30;
+
+/// The observation normalization yields finite inputs: with a recorded
+/// range, both ends normalize to at most [`NORMALIZED_MAX`] in f32, as the
+/// agent computes it; without one, an observation one unit from the mean
+/// normalizes to a finite number (`1 / std` finite).
+fn check_normalization(o: &super::manifest::ObservationSpec) -> Result<(), String> {
+    for i in 0..o.size {
+        let (mean, std) = (o.mean[i], o.std[i]);
+        let ends = match &o.range {
+            Some(r) => [r.low[i], r.high[i]],
+            None => [mean - 1.0, mean + 1.0],
+        };
+        let limit = if o.range.is_some() {
+            NORMALIZED_MAX
+        } else {
+            f32::MAX
+        };
+        for x in ends {
+            let n = (x - mean) / std;
+            if n.is_nan() || n.abs() > limit {
+                return Err(match &o.range {
+                    Some(_) => format!(
+                        "observation element {i}: std {std:e} normalizes the recorded range end {x} to {n:e} (at most {NORMALIZED_MAX:e}; the model could not produce finite outputs)"
+                    ),
+                    None => format!(
+                        "observation element {i}: std {std:e} normalizes an observation one unit from the mean to {n:e} (not finite in f32)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A two-hot decoding has at least one bin, finite ordered bounds, and
+/// decodes to at most [`DECODED_MAX`] in magnitude.
+fn check_decoding(what: &str, d: &super::manifest::Decoding) -> Result<(), String> {
+    let super::manifest::Decoding::TwoHotSymlog { bins, vmin, vmax } = *d else {
+        return Ok(());
+    };
+    if bins == 0 || !(vmin.is_finite() && vmax.is_finite() && vmin <= vmax) {
+        return Err(format!(
+            "{what}: two-hot with {bins} bins over [{vmin}, {vmax}] (needs bins >= 1 and finite vmin <= vmax)"
+        ));
+    }
+    let top = vmin.abs().max(vmax.abs());
+    let decoded = top.exp_m1();
+    if decoded.is_nan() || decoded > DECODED_MAX {
+        return Err(format!(
+            "{what}: two-hot bins up to {top:e} in symlog space decode to {decoded:e}, beyond {DECODED_MAX:e} (the planner's sums would not be finite)"
+        ));
+    }
+    Ok(())
 }
 
 /// Most Q heads a manifest may declare (TD-MPC2 uses 5).
