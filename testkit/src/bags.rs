@@ -125,11 +125,29 @@ pub fn standard_type(topic: &str) -> &'static str {
 /// Write `recs` to one MCAP file at `path` (profile `ros2`, zstd chunks of
 /// about `chunk_size` bytes), each topic's schema from `type_of(topic)`.
 pub fn write_mcap(path: &Path, recs: &[Rec], chunk_size: u64, type_of: impl Fn(&str) -> String) {
+    write_mcap_with(
+        path,
+        recs,
+        chunk_size,
+        Some(mcap::Compression::Zstd),
+        type_of,
+    )
+}
+
+/// [`write_mcap`] with the chunk compression given (`None`: chunks stored
+/// as written, so a test can find and damage a value's bytes in place).
+pub fn write_mcap_with(
+    path: &Path,
+    recs: &[Rec],
+    chunk_size: u64,
+    compression: Option<mcap::Compression>,
+    type_of: impl Fn(&str) -> String,
+) {
     let f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     let mut w = mcap::WriteOptions::new()
         .profile("ros2")
         .library("dream-mpc-testkit")
-        .compression(Some(mcap::Compression::Zstd))
+        .compression(compression)
         .chunk_size(Some(chunk_size))
         .create(f)
         .expect("mcap writer");

@@ -41,7 +41,17 @@ pub struct ReadOptions {
     /// A step more than `max_gap` periods after the previous one ends the
     /// stretch (counted in the report, never joined across). 3.
     pub max_gap: f64,
+    /// Largest MCAP file read, in bytes, checked before reading (the file
+    /// is read whole). [`MAX_FILE_BYTES`].
+    pub max_file_bytes: u64,
 }
+
+/// Default cap on one MCAP file: 4 GiB (a day of a 100 Hz, 64-element
+/// observation log is about 1 GiB).
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// Cap on a bag folder's `metadata.yaml` (rosbag2 writes a few KiB).
+pub const MAX_METADATA_BYTES: u64 = 1 << 20;
 
 impl Default for ReadOptions {
     fn default() -> Self {
@@ -50,6 +60,7 @@ impl Default for ReadOptions {
             action_size: None,
             period_s: None,
             max_gap: 3.0,
+            max_file_bytes: MAX_FILE_BYTES,
         }
     }
 }
@@ -200,7 +211,15 @@ pub enum BagError {
         path: PathBuf,
         why: String,
     },
-    /// An MCAP file damaged before its end (not a truncated tail).
+    /// A file that is not a regular file (a device, a FIFO, a folder
+    /// where a file is listed), or one over its size cap: not read.
+    NotAFile {
+        path: PathBuf,
+        why: String,
+    },
+    /// An MCAP file damaged before its end (not a truncated tail): a chunk
+    /// whose CRC does not match, a record length that runs past a file
+    /// that ends with its footer.
     Corrupt {
         file: PathBuf,
         why: String,
@@ -258,6 +277,7 @@ impl fmt::Display for BagError {
         match self {
             BagError::Io { path, err } => write!(f, "{}: {err}", path.display()),
             BagError::NotABag { path, why } => write!(f, "{}: not a bag: {why}", path.display()),
+            BagError::NotAFile { path, why } => write!(f, "{}: not read: {why}", path.display()),
             BagError::Corrupt { file, why } => {
                 write!(f, "{}: corrupt MCAP: {why}", file.display())
             }
@@ -314,7 +334,7 @@ impl fmt::Display for BagError {
                 value,
             } => write!(
                 f,
-                "{}: topic {topic} at {}: element {index} is {value} (a log with non-finite values is not training data)",
+                "{}: topic {topic} at {}: element {index} is {value} (not finite in f32, which the model computes in; a log with non-finite values is not training data)",
                 file.display(),
                 at(*log_time)
             ),
@@ -365,11 +385,15 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, BagError> {
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
+    if !meta.is_dir() {
+        return Err(not_regular(path, &meta));
+    }
     let yaml = path.join("metadata.yaml");
     if yaml.exists() {
-        let text = std::fs::read_to_string(&yaml).map_err(|err| BagError::Io {
+        let bytes = read_capped(&yaml, MAX_METADATA_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|e| BagError::NotABag {
             path: yaml.clone(),
-            err,
+            why: e.to_string(),
         })?;
         let v: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| BagError::NotABag {
             path: yaml.clone(),
@@ -408,6 +432,82 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, BagError> {
         });
     }
     Ok(files)
+}
+
+/// The refusal of a path that is neither a regular file nor a folder.
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> BagError {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    };
+    BagError::NotAFile {
+        path: path.to_path_buf(),
+        why: format!("{kind}; only regular files are read"),
+    }
+}
+
+/// The whole of the regular file `path`, refused unread when it is
+/// anything else (a device such as /dev/zero, a FIFO that would block) or
+/// larger than `cap` bytes. The file is opened non-blocking (a FIFO swapped
+/// in after the check does not hang the open), checked again on the open
+/// handle, and read through a `cap + 1` limit (a file that grows is cut
+/// and refused, not read without end).
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, BagError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |err| BagError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    let too_big = |n: u64| BagError::NotAFile {
+        path: path.to_path_buf(),
+        why: format!("{n} bytes, over the cap of {cap} bytes"),
+    };
+    if meta.len() > cap {
+        return Err(too_big(meta.len()));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    file.take(cap + 1).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 > cap {
+        return Err(too_big(buf.len() as u64));
+    }
+    Ok(buf)
+}
+
+/// Whether `buf` ends with an MCAP footer record (op 0x02, length 20)
+/// followed by the closing magic: the writer finished the file, so a
+/// record that cannot be read inside it is damage, not a cut.
+fn ends_with_footer(buf: &[u8]) -> bool {
+    const FOOTER: usize = 1 + 8 + 20;
+    let n = buf.len();
+    n >= 8 + FOOTER + 8
+        && buf[n - 8..] == mcap::MAGIC[..]
+        && buf[n - 8 - FOOTER] == 0x02
+        && buf[n - 8 - FOOTER + 1..n - 8 - FOOTER + 9] == 20u64.to_le_bytes()
 }
 
 /// End of the last complete MCAP record (op u8, length u64 LE, body)
@@ -457,7 +557,13 @@ fn check_values(
         None => *expected = Some(v.len()),
         _ => {}
     }
-    if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+    // Finite in f64 is not enough: the model computes in f32, where
+    // |x| > 3.4e38 is infinite.
+    if let Some((index, &value)) = v
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(**x as f32).is_finite())
+    {
         return Err(BagError::NonFinite {
             file: file.to_path_buf(),
             topic: topic.to_string(),
@@ -476,21 +582,23 @@ fn read_file(
     steps: &mut BTreeMap<(u64, u32), Step>,
     sizes: &mut Sizes,
     report: &mut SourceReport,
+    max_bytes: u64,
 ) -> Result<Option<Truncation>, BagError> {
-    let buf = std::fs::read(file).map_err(|err| BagError::Io {
-        path: file.to_path_buf(),
-        err,
-    })?;
+    let buf = read_capped(file, max_bytes)?;
     if buf.len() < 8 || buf[..8] != mcap::MAGIC[..] {
         return Err(BagError::NotABag {
             path: file.to_path_buf(),
             why: "does not start with the MCAP magic".into(),
         });
     }
-    let stream = mcap::MessageStream::new(&buf).map_err(|e| BagError::Corrupt {
-        file: file.to_path_buf(),
-        why: e.to_string(),
-    })?;
+    // Chunk CRCs are checked: a flipped bit inside a chunk (an exponent
+    // that turns 1.0 into 1e30) is damage, not data.
+    let stream =
+        mcap::MessageStream::new_with_options(&buf, mcap::read::Options::ValidateChunkCrcs.into())
+            .map_err(|e| BagError::Corrupt {
+                file: file.to_path_buf(),
+                why: e.to_string(),
+            })?;
     let mut channels: BTreeMap<String, ()> = BTreeMap::new();
     let mut last_time = None;
     let mut cut = None;
@@ -498,7 +606,11 @@ fn read_file(
         let m = match m {
             Ok(m) => m,
             Err(e) => {
-                cut = Some(e.to_string());
+                let crc = matches!(
+                    e,
+                    mcap::McapError::BadChunkCrc { .. } | mcap::McapError::BadDataCrc { .. }
+                );
+                cut = Some((e.to_string(), crc));
                 break;
             }
         };
@@ -563,11 +675,14 @@ fn read_file(
             });
         }
     }
-    let Some(why) = cut else {
+    let Some((why, crc)) = cut else {
         return Ok(None);
     };
     let (end, closed) = complete_prefix(&buf);
-    if closed {
+    // A CRC mismatch, or a file the writer finished (footer and magic at
+    // its end) that still cannot be read through, is damage: refused, not
+    // reported as a truncated tail.
+    if closed || crc || ends_with_footer(&buf) {
         // Every record is whole: the error is damage, not a cut.
         return Err(BagError::Corrupt {
             file: file.to_path_buf(),
@@ -722,7 +837,7 @@ pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<(Vec<Episode>, Read
         };
         let mut steps = BTreeMap::new();
         for f in &files {
-            if let Some(t) = read_file(f, &mut steps, &mut sizes, &mut r)? {
+            if let Some(t) = read_file(f, &mut steps, &mut sizes, &mut r, opts.max_file_bytes)? {
                 r.truncated.push(t);
             }
         }
