@@ -32,7 +32,9 @@ use dream_mpc::bag::write::{now_ns, BagOptions, BagWriter, Step};
 use dream_mpc::rng::Rng;
 use dream_mpc::ros::config::Reliability;
 use dream_mpc::ros::msgs::{self, Float64, Float64MultiArray, Int64};
-use dream_mpc::ros::node::{create_publisher, create_subscription, qos, NodeError, StopHandle};
+use dream_mpc::ros::node::{
+    create_publisher, create_subscription, max_array_bytes, qos, NodeError, StopHandle,
+};
 use ros2_client::{Context, ContextOptions, NodeName, NodeOptions, Publisher, Subscription};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -254,8 +256,17 @@ pub fn serve(
     let (array, float64) = (msgs::float64_multi_array_type(), msgs::float64_type());
     let obs_pub: Publisher<Float64MultiArray> =
         create_publisher(n, &opts.observation_topic, array.clone(), &q, "observation")?;
-    let act_sub: Subscription<Float64MultiArray> =
-        create_subscription(n, &opts.action_topic, array, &q, "action")?;
+    // The robot's one reader: actions of the task's size, bounded so a
+    // forged or oversized sample is dropped before it is buffered.
+    let (act_sub, act_rx): (Subscription<Float64MultiArray>, _) = create_subscription(
+        &ctx,
+        n,
+        &opts.action_topic,
+        array,
+        &q,
+        "action",
+        max_array_bytes(spec.action_size),
+    )?;
     let ret_pub: Publisher<Float64> =
         create_publisher(n, &opts.return_topic, float64.clone(), &q10, "return")?;
     let reward_pub: Publisher<Float64> =
@@ -438,6 +449,7 @@ pub fn serve(
         Ok(())
     };
     let result = run();
+    act_rx.report();
     // close the bag whatever ended the run, so it has its summary and metadata.yaml
     let closed = match bag.take() {
         Some(b) => b.close().map(|_| ()).map_err(ServeError::Record),

@@ -7,7 +7,11 @@
 //! - `idle`: no attack;
 //! - `forged`: 4 forged DATA_FRAGs (1,096 bytes, undiscovered GUID prefix,
 //!   1 GiB claimed each) every 100 ms to the node's observation reader;
-//! - `huge`: a matched peer publishing 10^6-float observations at 20 Hz.
+//! - `huge`: a matched peer publishing 10^6-float observations at 20 Hz;
+//! - `services`: 4 forged DATA_FRAGs (1 GiB claimed each) from a matched
+//!   writer to each of the six parameter-service request readers;
+//! - `params`: `set_parameters` requests every 100 ms, in turn a 10 KB
+//!   unknown name, 2,000 unknown names, a 1 MB name.
 //!
 //! ```text
 //! cargo bench -p dream-mpc-tests --bench dds_attack
@@ -46,8 +50,8 @@ fn controller_bin() -> PathBuf {
 
 fn main() {
     let secs: f64 = env_or("DREAM_MPC_BENCH_SECS", 10.0);
-    let scenarios =
-        std::env::var("DREAM_MPC_BENCH_SCENARIOS").unwrap_or_else(|_| "idle,forged,huge".into());
+    let scenarios = std::env::var("DREAM_MPC_BENCH_SCENARIOS")
+        .unwrap_or_else(|_| "idle,forged,huge,services,params".into());
     let bin = controller_bin();
     let dur = Duration::from_secs_f64(secs);
     println!(
@@ -93,6 +97,39 @@ fn main() {
                         sent
                     }));
                 }
+                "services" => {
+                    // forged DATA_FRAGs from a matched writer to the six
+                    // parameter-service request readers, 4 each, 1 GiB claimed
+                    let topics = [
+                        ("list_parameters", "ListParameters"),
+                        ("get_parameters", "GetParameters"),
+                        ("get_parameter_types", "GetParameterTypes"),
+                        ("describe_parameters", "DescribeParameters"),
+                        ("set_parameters", "SetParameters"),
+                        ("set_parameters_atomically", "SetParametersAtomically"),
+                    ]
+                    .iter()
+                    .map(|(n, t)| {
+                        (
+                            format!("rq/dream_mpc/{n}Request"),
+                            format!("rcl_interfaces::srv::dds_::{t}_Request_"),
+                        )
+                    })
+                    .collect();
+                    worker = Some(hostile::forge_from_matched_writers(d, topics, 4, 1 << 30));
+                }
+                "params" => {
+                    worker = Some({
+                        let f = hostile::flood_parameter_requests(
+                            d,
+                            2_000,
+                            Duration::from_millis(100),
+                            dur,
+                            u32::MAX,
+                        );
+                        std::thread::spawn(move || f.join().unwrap().0)
+                    });
+                }
                 "huge" => {
                     worker = Some(hostile::flood_observations(
                         d,
@@ -119,10 +156,18 @@ fn main() {
             run.rss_before as f64 / MIB,
             run.rss_max as f64 / MIB,
             run.rss_end as f64 / MIB,
-            run.stderr
-                .lines()
-                .find(|l| l.starts_with("dds:"))
-                .unwrap_or("no drops reported")
+            {
+                let d: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("dds:")).collect();
+                let refused = run
+                    .diagnostics
+                    .get("parameter_requests_refused")
+                    .copied()
+                    .unwrap_or(0.0);
+                format!(
+                    "{}; parameter requests refused {refused}",
+                    if d.is_empty() { "no drops reported".to_string() } else { d.join(" | ") }
+                )
+            }
         );
     }
 }

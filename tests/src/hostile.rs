@@ -248,10 +248,17 @@ impl Run {
     }
     /// The node's count of `what` ("oversized samples", "fragments ...").
     pub fn dropped(&self, after_word: &str) -> u64 {
+        self.dropped_by("observation", after_word)
+    }
+    /// The count of `what` the node reported for its reader `reader`
+    /// (`observation`, or a DDS topic such as
+    /// `rq/dream_mpc/set_parametersRequest`).
+    pub fn dropped_by(&self, reader: &str, after_word: &str) -> u64 {
+        let head = format!("dds: {reader} reader dropped");
         let line = self
             .stderr
             .lines()
-            .find(|l| l.starts_with("dds: observation reader dropped"))
+            .find(|l| l.starts_with(&head))
             .unwrap_or("");
         // "dds: observation reader dropped N oversized samples (...) and M fragments ..."
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -269,6 +276,19 @@ impl Run {
 pub fn run_with_attack(
     bin: &Path,
     d: u16,
+    warm: Duration,
+    after: Duration,
+    attack: impl FnOnce(&Context, u32),
+) -> Run {
+    run_with_attack_args(bin, d, &[], warm, after, attack)
+}
+
+/// [`run_with_attack`] with `extra` arguments to the controller (e.g.
+/// `-p record:=...`).
+pub fn run_with_attack_args(
+    bin: &Path,
+    d: u16,
+    extra: &[&str],
     warm: Duration,
     after: Duration,
     attack: impl FnOnce(&Context, u32),
@@ -292,7 +312,7 @@ pub fn run_with_attack(
             }
         }
     };
-    let ctl = spawn_controller_with(bin, d, "config/plumbing.yaml", &[]);
+    let ctl = spawn_controller_with(bin, d, "config/plumbing.yaml", extra);
     let pid = ctl.id();
 
     let mut times: Vec<(Instant, f64)> = Vec::new();
@@ -398,5 +418,139 @@ pub fn flood_observations(
             std::thread::sleep((period * k).saturating_sub(t0.elapsed()));
         }
         published
+    })
+}
+
+/// A matched writer turned forger, in its own participant and thread (so
+/// the listener's timing is not disturbed): a real DDS writer on each DDS
+/// topic of `topics` (name, type), announced and matched like any peer's;
+/// once the node's reader of each topic is discovered (and 1 s given for
+/// it to match the writer), `count` forged DATA_FRAGs from that writer's
+/// GUID claiming `claimed` bytes each go to the reader. Returns the number
+/// of datagrams sent.
+pub fn forge_from_matched_writers(
+    domain: u16,
+    topics: Vec<(String, String)>,
+    count: u32,
+    claimed: u32,
+) -> std::thread::JoinHandle<usize> {
+    use ros2_client::dds::rustdds::{QosPolicies, TopicKind};
+    std::thread::spawn(move || {
+        let (ctx, _node) = participant(domain, "hostile_dds_forger");
+        let dp = ctx.domain_participant();
+        let qos: QosPolicies = (&dream_mpc::ros::node::qos(Reliability::Reliable, 10)).into();
+        let publisher = dp.create_publisher(&qos).unwrap();
+        let mut writers = Vec::new();
+        for (name, ty) in &topics {
+            let t = dp
+                .create_topic(name.clone(), ty.clone(), &qos, TopicKind::NoKey)
+                .unwrap();
+            let w = publisher
+                .create_datawriter_no_key_cdr::<Vec<u8>>(&t, None)
+                .unwrap();
+            writers.push((name.clone(), w));
+        }
+        let own = [dp.participant_id()];
+        let mut targets = Vec::new();
+        for (name, w) in &writers {
+            let r = find_reader(&dp, domain, name, &own, Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("the node's {name} reader was not discovered"));
+            use ros2_client::dds::rustdds::RTPSEntity;
+            targets.push((r, w.guid().to_bytes()));
+        }
+        std::thread::sleep(Duration::from_secs(1)); // the node matches our writers
+        let mut sent = 0;
+        for (r, g) in &targets {
+            let prefix: [u8; 12] = g[..12].try_into().unwrap();
+            let entity: [u8; 4] = g[12..].try_into().unwrap();
+            sent += send_forged(r, prefix, entity, 1, count, claimed).expect("send forged");
+        }
+        // stay matched while the node handles them
+        std::thread::sleep(Duration::from_secs(1));
+        drop(writers);
+        sent
+    })
+}
+
+/// A parameter client sending hostile `set_parameters` requests to the
+/// node `/dream_mpc`, in its own participant and thread: every `period`
+/// for `dur` (at most `max_count` requests), alternating a request with
+/// one 10 KB unknown name (over the 256-byte name limit, within what DDS
+/// accepts), one with `many` unknown 8-byte names (over the count limit)
+/// and one with a 1 MB name (over the readers' sample limit: dropped by
+/// DDS). Returns (requests sent, replies received, replies that name a
+/// limit).
+pub fn flood_parameter_requests(
+    domain: u16,
+    many: usize,
+    period: Duration,
+    dur: Duration,
+    max_count: u32,
+) -> std::thread::JoinHandle<(usize, usize, usize)> {
+    use ros2_client::parameters::raw;
+    use ros2_client::rcl_interfaces::{SetParametersRequest, SetParametersResponse};
+    use ros2_client::{Name, ServiceMapping, ServiceTypeName};
+    std::thread::spawn(move || {
+        let (_ctx, mut node) = participant(domain, "hostile_param_client");
+        let q = dream_mpc::ros::node::qos(Reliability::Reliable, 10);
+        let client = node
+            .create_client::<SetParametersRequest, SetParametersResponse>(
+                ServiceMapping::Enhanced,
+                &Name::new("/dream_mpc", "set_parameters").unwrap(),
+                &ServiceTypeName::new("rcl_interfaces", "SetParameters"),
+                q.clone(),
+                q,
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(1)); // matching
+        let value = raw::ParameterValue {
+            ptype: raw::ParameterType::DOUBLE,
+            boolean_value: false,
+            int_value: 0,
+            double_value: 1.0,
+            string_value: String::new(),
+            byte_array: vec![],
+            bool_array: vec![],
+            int_array: vec![],
+            double_array: vec![],
+            string_array: vec![],
+        };
+        let param = |name: String| raw::Parameter {
+            name,
+            value: value.clone(),
+        };
+        let requests = [
+            vec![param("n".repeat(10_000))],
+            (0..many).map(|i| param(format!("u{i:07}"))).collect(),
+            vec![param("m".repeat(1 << 20))],
+        ];
+        let t0 = Instant::now();
+        let (mut sent, mut replies, mut limited) = (0usize, 0usize, 0usize);
+        let mut k = 0u32;
+        let take = |replies: &mut usize, limited: &mut usize| {
+            while let Ok(Some((_, r))) = client.receive_response() {
+                *replies += 1;
+                if r.results.iter().any(|x| x.reason.contains("at most")) {
+                    *limited += 1;
+                }
+            }
+        };
+        while k < max_count && t0.elapsed() < dur {
+            let r = SetParametersRequest {
+                parameter: requests[k as usize % requests.len()].clone(),
+            };
+            if client.send_request(r).is_ok() {
+                sent += 1;
+            }
+            k += 1;
+            take(&mut replies, &mut limited);
+            std::thread::sleep((period * k).saturating_sub(t0.elapsed()));
+        }
+        let t1 = Instant::now();
+        while t1.elapsed() < Duration::from_secs(1) {
+            take(&mut replies, &mut limited);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (sent, replies, limited)
     })
 }

@@ -12,7 +12,7 @@
 //! binary (e.g. one built without the RustDDS patch, to see the failure).
 //! Traffic goes to 127.0.0.1 only and is bounded in count and time.
 
-use dream_mpc_tests::hostile::{self, run_with_attack, Run};
+use dream_mpc_tests::hostile::{self, run_with_attack, run_with_attack_args, Run};
 use dream_mpc_tests::{bins, json_field};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -212,4 +212,147 @@ fn huge_observations_from_a_matched_peer_are_dropped() {
         diag >= 1.0 && diag <= summary,
         "/diagnostics dds_oversized_dropped = {diag}, run summary {summary}"
     );
+}
+
+/// The node's six parameter-service request topics (DDS names and types).
+fn service_topics() -> Vec<(String, String)> {
+    [
+        ("list_parameters", "ListParameters"),
+        ("get_parameters", "GetParameters"),
+        ("get_parameter_types", "GetParameterTypes"),
+        ("describe_parameters", "DescribeParameters"),
+        ("set_parameters", "SetParameters"),
+        ("set_parameters_atomically", "SetParametersAtomically"),
+    ]
+    .iter()
+    .map(|(n, t)| {
+        (
+            format!("rq/dream_mpc/{n}Request"),
+            format!("rcl_interfaces::srv::dds_::{t}_Request_"),
+        )
+    })
+    .collect()
+}
+
+/// Four DATA_FRAGs claiming 1 GiB each, from a matched writer (a real
+/// writer of the request topic, so reassembly is not refused for an
+/// unknown writer), to each of the six parameter-service request readers.
+/// Those readers once kept RustDDS's defaults (4 GiB samples): the node
+/// grew from 27 to 4,123 MiB and stopped its actions for 9 s. Now each is
+/// bounded to what a request can carry, and the drops are reported.
+#[test]
+fn forged_data_frags_from_a_matched_writer_to_the_parameter_services_are_dropped() {
+    let (_one, d) = exclusive_domain(0);
+    let mut forger = None;
+    let run = attack_reader(d, Duration::from_secs(6), |_| {
+        forger = Some(hostile::forge_from_matched_writers(
+            d,
+            service_topics(),
+            4,
+            1 << 30,
+        ));
+    });
+    let sent = forger.map(|f| f.join().unwrap()).unwrap_or(0);
+    run.report("forged DATA_FRAG x4 from a matched writer to each parameter service (1 GiB)");
+    assert!(sent >= 24, "sent {sent}");
+    assert_bounded(&run);
+    for (topic, _) in service_topics() {
+        assert!(
+            run.dropped_by(&topic, "oversized") >= 1,
+            "the node did not report dropping oversized samples on {topic}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+/// The same against the recorded reward and episode topics of a recording
+/// node (`record`, `record_reward_topic`, `record_episode_topic`).
+#[test]
+fn forged_data_frags_to_the_recorded_topics_are_dropped() {
+    let (_one, d) = exclusive_domain(1);
+    let bag = std::env::temp_dir().join(format!("dmpc-hostile-rec-{}", std::process::id()));
+    std::fs::remove_dir_all(&bag).ok();
+    let rec = format!("record:={}", bag.display());
+    let mut forger = None;
+    let run = run_with_attack_args(
+        &controller_bin(),
+        d,
+        &[
+            "-p",
+            &rec,
+            "-p",
+            "record_reward_topic:=/reward",
+            "-p",
+            "record_episode_topic:=/episode",
+        ],
+        Duration::from_secs(2),
+        Duration::from_secs(6),
+        |_ctx, _pid| {
+            forger = Some(hostile::forge_from_matched_writers(
+                d,
+                vec![
+                    ("rt/reward".into(), "std_msgs::msg::dds_::Float64_".into()),
+                    ("rt/episode".into(), "std_msgs::msg::dds_::Int64_".into()),
+                ],
+                4,
+                1 << 30,
+            ));
+        },
+    );
+    let sent = forger.map(|f| f.join().unwrap()).unwrap_or(0);
+    run.report("forged DATA_FRAG x4 from a matched writer to the recorded topics (1 GiB)");
+    std::fs::remove_dir_all(&bag).ok();
+    assert!(sent >= 8, "sent {sent}");
+    assert_bounded(&run);
+    for topic in ["rt/reward", "rt/episode"] {
+        assert!(
+            run.dropped_by(topic, "oversized") >= 1,
+            "the node did not report dropping oversized samples on {topic}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+/// Hostile parameter requests (a 10 KB unknown name, 2,000 unknown names
+/// in one request, a 1 MB name) every 100 ms for 4 s. Once one 1 MB name
+/// cost 7.6 s of CPU and 303 MiB for its closest-key suggestion and 100,000
+/// names stopped the actions for 2.5 s; now each request is refused by its
+/// limits (or, the 1 MB one, dropped by DDS) and counted in /diagnostics.
+#[test]
+fn hostile_parameter_requests_are_refused_and_counted() {
+    let (_one, d) = exclusive_domain(2);
+    let mut flood = None;
+    let run = attack_reader(d, Duration::from_secs(6), |_| {
+        flood = Some(hostile::flood_parameter_requests(
+            d,
+            2_000,
+            Duration::from_millis(100),
+            Duration::from_secs(4),
+            40,
+        ));
+    });
+    let (sent, replies, limited) = flood.map(|f| f.join().unwrap()).unwrap_or_default();
+    run.report(&format!(
+        "{sent} hostile set_parameters requests ({replies} replies, {limited} naming a limit)"
+    ));
+    assert!(sent >= 20, "sent {sent}");
+    assert!(limited >= 5, "{limited} of {replies} replies named a limit");
+    assert_bounded(&run);
+    let refused = run
+        .diagnostics
+        .get("parameter_requests_refused")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(
+        refused >= 5.0,
+        "/diagnostics parameter_requests_refused = {refused}"
+    );
+    assert!(
+        json_field(&run.stdout, "parameter_requests_refused") >= refused,
+        "{}",
+        run.stdout
+    );
+    // names are quoted shortened: no stderr line carries a whole long name
+    let longest = run.stderr.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a {longest}-byte stderr line");
 }

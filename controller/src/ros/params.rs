@@ -91,8 +91,8 @@ pub fn value_bytes(v: &raw::ParameterValue) -> usize {
 /// [`MAX_VALUE_BYTES`] plus its fixed fields: type, bool, int, double,
 /// five array lengths, padding), plus 1 KiB for the encapsulation and a
 /// request header. Larger samples are dropped by DDS before they are
-/// buffered (docs/rustdds-patch.md): 32 KiB for the name lists, 538 KiB
-/// for the sets.
+/// buffered (docs/rustdds-patch.md): with the table's 66 parameters,
+/// 35 KiB for the name lists, 579 KiB for the sets.
 pub const fn max_request_bytes(set: bool) -> usize {
     let per_entry = if set {
         MAX_NAME_BYTES + MAX_VALUE_BYTES + 128
