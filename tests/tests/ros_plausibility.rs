@@ -21,7 +21,9 @@ const PLAUSIBLE: [f64; 3] = [1.0, 0.0, 0.0];
 const IMPLAUSIBLE: [f64; 3] = [1e30, -1e30, 1e30];
 
 /// The shipped pendulum bundle copied to a temporary folder, with
-/// `observation.range` set to [-1.5, 1.5] per element when `range`.
+/// `observation.range` set to [-1.5, 1.5] per element when `range`, and
+/// removed otherwise: the fixture is a bundle without a range whatever the
+/// shipped model records (a retrained one records its range).
 fn bundle(tag: &str, range: bool) -> PathBuf {
     let src = root().join("models/pendulum-swingup");
     let dir = std::env::temp_dir().join(format!("dmpc-plaus-{tag}-{}", std::process::id()));
@@ -31,14 +33,18 @@ fn bundle(tag: &str, range: bool) -> PathBuf {
         let p = e.unwrap().path();
         std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
     }
+    let mp = dir.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+    let obs = v["observation"].as_object_mut().unwrap();
     if range {
-        let mp = dir.join("manifest.json");
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
-        v["observation"]["range"] =
-            serde_json::json!({ "low": [-1.5, -1.5, -1.5], "high": [1.5, 1.5, 1.5] });
-        std::fs::write(&mp, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        obs.insert(
+            "range".into(),
+            serde_json::json!({ "low": [-1.5, -1.5, -1.5], "high": [1.5, 1.5, 1.5] }),
+        );
+    } else {
+        obs.remove("range");
     }
+    std::fs::write(&mp, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     dir
 }
 
