@@ -301,8 +301,14 @@ impl<C: Context> Writable<C> for DataFrag {
     writer.write_value(&self.fragments_in_submessage)?;
     writer.write_value(&self.fragment_size)?;
     writer.write_value(&self.data_size)?;
-    if self.inline_qos.is_some() && !self.inline_qos.as_ref().unwrap().parameters.is_empty() {
-      writer.write_value(&self.inline_qos)?;
+    // The parameter list itself, as `Data` writes it: `write_value` of the
+    // `Option` would prefix speedy's one-byte `Some` tag, which shifts the
+    // inline QoS by one octet and makes the submessage one octet longer than
+    // its `content_length` (Cyclone DDS then rejects every fragmented sample
+    // with inline QoS, e.g. a service reply: "plist quickscan: parameter
+    // length ... out of bounds").
+    if let Some(inline_qos) = self.inline_qos.as_ref().filter(|q| !q.parameters.is_empty()) {
+      writer.write_value(inline_qos)?;
     }
     writer.write_bytes(&self.serialized_payload)?;
     Ok(())
@@ -381,6 +387,33 @@ mod tests {
     };
     let bytes = serialize_body(&df);
     assert!(DataFrag::deserialize(&bytes, BitFlags::<DATAFRAG_Flags>::empty()).is_err());
+  }
+
+  #[test]
+  fn inline_qos_round_trips_at_its_serialized_length() {
+    use crate::messages::submessages::elements::{parameter::Parameter, parameter_list::ParameterList};
+    use crate::structure::parameter_id::ParameterId;
+    let mut q = ParameterList::new();
+    q.push(Parameter {
+      parameter_id: ParameterId::PID_RELATED_SAMPLE_IDENTITY,
+      value: vec![7u8; 24],
+    });
+    let df = DataFrag {
+      writer_sn: SequenceNumber::new(3),
+      fragment_starting_num: FragmentNumber::new(1),
+      fragments_in_submessage: 1,
+      fragment_size: 256,
+      data_size: 512,
+      inline_qos: Some(q),
+      serialized_payload: Bytes::from(vec![0x5au8; 256]),
+      ..Default::default()
+    };
+    let bytes = serialize_body(&df);
+    // exactly what the submessage header's content_length announces
+    assert_eq!(bytes.len(), df.len_serialized());
+    let flags = DATAFRAG_Flags::Endianness | DATAFRAG_Flags::InlineQos;
+    let back = DataFrag::deserialize(&bytes, flags).expect("deserialize");
+    assert_eq!(back, df);
   }
 
   #[test]
