@@ -19,7 +19,9 @@ Modes (the controller runs config/plumbing.yaml, a = -4 x0 - 2 x1):
   params        (controller on config/controller.yaml, the pendulum
                 planner) the ROS 2 parameter services as a ROS 2 client
                 calls them, with the rcl_interfaces service types defined
-                here: list, get, describe, set (good, read-only, misspelt),
+                here: list, get, describe (two, then every listed one
+                at once: a reply in several fragments), set (good,
+                read-only, misspelt, a name over 256 bytes),
                 the change seen on /parameter_events,
                 then /diagnostics must show budget.iterations 0 in force and
                 the planner running 0 iterations per tick.
@@ -196,7 +198,10 @@ elif mode in ("params", "params_cyclone"):
     svc_qos = Qos(Policy.Reliability.Reliable(max_blocking_time=100_000_000), Policy.History.KeepLast(10))
     clients = {}
 
-    def call(service, req_type, resp_type, request, seconds=15.0):
+    def call(service, req_type, resp_type, request, seconds=15.0, ok=lambda r: True):
+        # `ok`: which replies answer this request (a late reply to an
+        # earlier call's resend may still arrive, and an empty sample was
+        # once seen under the cyclone mapping)
         if service not in clients:
             clients[service] = (
                 DataWriter(dp, Topic(dp, f"rq/dream_mpc/{service}Request", req_type), qos=svc_qos),
@@ -210,7 +215,7 @@ elif mode in ("params", "params_cyclone"):
             rq.write(request)
             for _ in range(20):
                 w.write(obs)
-                got = rr.take(N=1)
+                got = [r for r in rr.take(N=10) if ok(r)]
                 if got:
                     break
                 time.sleep(0.01)
@@ -234,13 +239,21 @@ elif mode in ("params", "params_cyclone"):
     checks["list"] = {"budget.iterations", "budget.step_size", "budget.beta", "plan_fraction"} <= set(names)
     checks["list_fixed_keys"] = {"control_rate_hz", "bundle", "observation.size"} <= set(names)
     got = call("get_parameters", GetParameters_Request, GetParameters_Response,
-               request(GetParameters_Request, ["budget.iterations", "budget.beta"]))
+               request(GetParameters_Request, ["budget.iterations", "budget.beta"]), ok=lambda r: len(r.values) == 2)
     checks["get"] = bool(got) and got.values[0].type == 2 and got.values[0].integer_value == 4 \
         and got.values[1].type == 3 and abs(got.values[1].double_value - 0.1) < 1e-6
     desc = call("describe_parameters", DescribeParameters_Request, DescribeParameters_Response,
-                request(DescribeParameters_Request, ["budget.beta", "control_rate_hz"]))
+                request(DescribeParameters_Request, ["budget.beta", "control_rate_hz"]), ok=lambda r: len(r.descriptors) == 2)
     checks["describe"] = bool(desc) and not desc.descriptors[0].read_only \
         and desc.descriptors[0].floating_point_range[0].to_value == 1000.0 and desc.descriptors[1].read_only
+    # every listed parameter at once: a reply of several KB, sent in
+    # fragments (DATA_FRAG with the request id as inline QoS under the
+    # enhanced mapping), which Cyclone once rejected as malformed
+    every = call("describe_parameters", DescribeParameters_Request, DescribeParameters_Response,
+                 request(DescribeParameters_Request, names), ok=lambda r: len(r.descriptors) == len(names))
+    checks["describe_every_parameter"] = bool(every) and bool(names) \
+        and [d.name for d in every.descriptors] == names \
+        and sum(len(d.description) for d in every.descriptors) > 2000
     res = call("set_parameters", SetParameters_Request, SetParameters_Response, request(SetParameters_Request, [
         Parameter("budget.iterations", pv_int(0)),
         Parameter("budget.beta", pv_double(0.5)),
@@ -254,6 +267,12 @@ elif mode in ("params", "params_cyclone"):
     checks["read_only_refused"] = len(results) == 5 and "read-only" in results[2][1]
     checks["typo_named"] = len(results) == 5 and "did you mean 'budget.beta'" in results[3][1]
     checks["bound_refused"] = len(results) == 5 and "'budget.beta'" in results[4][1]
+    # a name over the 256-byte limit is refused by itself, with the reason
+    long = call("set_parameters", SetParameters_Request, SetParameters_Response,
+                request(SetParameters_Request, [Parameter("x" * 1000, pv_double(1.0))]),
+                ok=lambda r: len(r.results) == 1)
+    checks["long_name_refused"] = bool(long) and not long.results[0].successful \
+        and "1000 bytes, at most 256" in long.results[0].reason
     events = []
     t_ev = time.time()
     while time.time() - t_ev < 10.0 and not events:
@@ -267,7 +286,8 @@ elif mode in ("params", "params_cyclone"):
     v = diag_values()
     checks["planner_uses_new_iterations"] = v.get("budget.iterations") == "0" and v.get("planner_iterations_last") == "0"
     checks["beta_in_force"] = v.get("budget.beta") == "0.5"
-    got = call("get_parameters", GetParameters_Request, GetParameters_Response, request(GetParameters_Request, ["budget.iterations"]))
+    got = call("get_parameters", GetParameters_Request, GetParameters_Response, request(GetParameters_Request, ["budget.iterations"]),
+               ok=lambda r: len(r.values) == 1)
     checks["get_after_set"] = bool(got) and got.values[0].integer_value == 0
 else:
     sys.exit(f"unknown mode {mode}")
