@@ -47,7 +47,19 @@ pub struct LogOptions {
     /// Agent steps per replay window (must exceed the training horizon);
     /// `None`: [`default_window`].
     pub window: Option<usize>,
+    /// Train even when fewer than half of the logged steps are usable
+    /// (`--allow-partial-logs`); by default that stops with the counts.
+    pub allow_partial: bool,
 }
+
+/// Largest magnitude of a logged observation or reward trained on. The
+/// model computes in f32 and squares its inputs (LayerNorm's variance,
+/// the losses) over rows of up to thousands of elements: 1e9 squared and
+/// summed stays far below f32's 3.4e38, while a value such as 1e30 turns
+/// the first LayerNorm into NaN and the value targets' two-hot bin index
+/// into -2^63 (a panic inside libtorch). Robot data is many orders of
+/// magnitude below it.
+pub const LOG_VALUE_MAX: f64 = 1e9;
 
 /// Two training subsequences (`horizon + 1` observations each) per
 /// window: 8 at TD-MPC2's horizon 3. Short windows lose little where a
@@ -221,6 +233,8 @@ pub fn load_logs(
         ..Default::default()
     };
     let mut reward_sum = 0.0;
+    // Logged steps inside the agent steps trained on.
+    let mut used_steps = 0u64;
     for ep in &episodes {
         if (ep.obs_size, ep.action_size) != (o, a) {
             return Err(TrainError::Logs(format!(
@@ -231,11 +245,29 @@ pub fn load_logs(
                 first.source.display()
             )));
         }
+        for (what, values, width) in [
+            ("observation", &ep.observations, o),
+            ("reward", ep.rewards.as_ref().unwrap_or(&Vec::new()), 1),
+        ] {
+            if let Some((k, v)) = values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.is_nan() || v.abs() > LOG_VALUE_MAX)
+            {
+                return Err(TrainError::Logs(format!(
+                    "{}: {what} value {v:e} at step {} of the stretch starting at sequence {}                      (log_time {} ns) is beyond {LOG_VALUE_MAX:e}; the model cannot train on it",
+                    ep.source.display(),
+                    k / width.max(1),
+                    ep.start_sequence,
+                    ep.start_ns
+                )));
+            }
+        }
         if let Some((k, v)) = ep
             .actions
             .iter()
             .enumerate()
-            .find(|(_, v)| v.abs() > 1.0 + 1e-9)
+            .find(|(_, v)| v.is_nan() || v.abs() > 1.0 + 1e-9)
         {
             return Err(TrainError::Logs(format!(
                 "{}: action {v} at step {} of the stretch starting at sequence {} is outside \
@@ -287,6 +319,7 @@ pub fn load_logs(
                 continue;
             }
             rep.agent_steps += c as u64;
+            used_steps += (c * g) as u64;
             let mut starts: Vec<usize> = (0..=c - w).step_by(w).collect();
             if starts.last() != Some(&(c - w)) {
                 starts.push(c - w);
@@ -316,6 +349,15 @@ pub fn load_logs(
         )));
     }
     rep.mean_reward = reward_sum / rep.agent_steps as f64;
+    // Most of the log unusable means the data is not what it seems (a
+    // damaged file, the wrong repeat, a controller that never held its
+    // actions): stop and say so unless asked to go on.
+    let logged: u64 = read_report.sources.iter().map(|s| s.steps).sum();
+    if 2 * used_steps < logged && !opts.allow_partial {
+        return Err(TrainError::Logs(format!(
+            "only {used_steps} of {logged} logged steps are usable (fewer than half);              pass --allow-partial-logs to train on them\n{rep}"
+        )));
+    }
     Ok((replay, rep))
 }
 

@@ -115,6 +115,7 @@ fn logs(paths: &[&Path]) -> LogOptions {
         paths: paths.iter().map(|p| p.to_path_buf()).collect(),
         log_repeat: None,
         window: None,
+        allow_partial: false,
     }
 }
 
@@ -360,5 +361,70 @@ fn bad_logs_and_options_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--init"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A bag of `n` steps of the cart-pole's sizes: the action is held for 2
+/// logged steps for the first `held` steps and changes every step after,
+/// and observation element 0 of step `big.0` is `big.1`.
+fn synthetic(dir: &Path, n: u64, held: u64, big: (u64, f64)) {
+    let spec = spec();
+    let (o, a) = (spec.obs_size, spec.action_size);
+    let mut opts = BagOptions::new(o, a);
+    opts.reward = true;
+    let mut w = BagWriter::create(dir, opts).unwrap();
+    for k in 0..n {
+        let mut obs = vec![0.01 * k as f64; o];
+        if k == big.0 {
+            obs[0] = big.1;
+        }
+        let act = vec![
+            if k < held {
+                (k / 2) as f64 * 0.01
+            } else {
+                (k % 3) as f64 * 0.1
+            };
+            a
+        ];
+        w.write_step(&Step {
+            index: k,
+            time_ns: T0 + k * DT_NS,
+            observation: &obs,
+            action: Some(&act),
+            reward: Some(0.5),
+            episode_start: (k == 0).then_some(0),
+        })
+        .unwrap();
+    }
+    w.close().unwrap();
+}
+
+/// A finite observation the model cannot train on (1e30: once a NaN in
+/// the first LayerNorm and a two-hot index of -2^63, a panic) is refused
+/// at load, naming the bag and the step; and a log of which fewer than
+/// half of the steps are usable stops with the counts unless
+/// `allow_partial` is set.
+#[test]
+fn logs_the_model_cannot_train_on_are_refused() {
+    let dir = tmpdir("offline", "hostile");
+    let huge = dir.join("huge");
+    synthetic(&huge, 200, 200, (37, 1e30));
+    let e = load_logs(&logs(&[&huge]), &cfg(), Some(&spec()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("huge") && e.contains("1e30") && e.contains("observation"),
+        "{e}"
+    );
+    let part = dir.join("partial");
+    synthetic(&part, 400, 100, (u64::MAX, 0.0));
+    let e = load_logs(&logs(&[&part]), &cfg(), Some(&spec()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("of 400 logged steps are usable"), "{e}");
+    let mut l = logs(&[&part]);
+    l.allow_partial = true;
+    let (_, rep) = load_logs(&l, &cfg(), Some(&spec())).unwrap();
+    assert!(rep.agent_steps > 0 && rep.agent_steps < 100, "{rep}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -124,6 +124,10 @@ enum Cmd {
         /// Offline: agent steps per replay window (default: 2 x (horizon + 1)).
         #[arg(long)]
         window: Option<usize>,
+        /// Offline: train even when fewer than half of the logged steps
+        /// are usable (by default that stops with the counts).
+        #[arg(long)]
+        allow_partial_logs: bool,
     },
     /// Draw the evaluation returns of several runs (seeds of one task)
     /// against agent steps on one plot, from their metrics.csv files.
@@ -380,6 +384,7 @@ fn run(cli: Cli) -> Result<(), String> {
             eval_every,
             log_repeat,
             window,
+            allow_partial_logs,
         } => {
             let mut cfg = match &config {
                 Some(p) => {
@@ -465,6 +470,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         paths: offline,
                         log_repeat,
                         window,
+                        allow_partial: allow_partial_logs,
                     },
                     init,
                     updates,
