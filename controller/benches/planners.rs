@@ -9,7 +9,7 @@
 //!
 //! Presets: `authors` (the default `dream_mpc`: N = 5, H = 3, K = 1 SGD
 //! step, the authors' options) and `sketch` (N = 8 + 1, H = 3, K = 5 Adam
-//! steps of 0.05, beta 0.1: the earlier default, as in issue 12's table).
+//! steps of 0.05, beta 0.1: the earlier default, as in docs/RESULTS.md's first planner table).
 //!
 //! For each model and planner: a closed loop in the model itself (the
 //! planned action moves the latent through the model's dynamics, so reuse

@@ -256,7 +256,7 @@ fn manifest_faults() {
     assert!(load_err(&d).to_string().contains("action bound 1"));
 }
 
-/// Sizes read from the manifest are checked arithmetic (issue 19 item 2):
+/// Sizes read from the manifest are checked arithmetic:
 /// `q_ensemble` = 6148914691236517207 with 3 value bins wraps to 5 in
 /// 64-bit arithmetic and once passed as a 5-wide Q module; it is refused,
 /// naming the field.

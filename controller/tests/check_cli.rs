@@ -155,7 +155,7 @@ fn check_fails_on_bad_bundle() {
     std::fs::remove_dir_all(&d).ok();
 }
 
-/// `dream-mpc run` verifies what `check` verifies (issue 19 item 1): a
+/// `dream-mpc run` verifies what `check` verifies: a
 /// bundle whose references disagree with its weights (here: one VJP value
 /// off, as if the weights had been altered and the checksums recomputed)
 /// is refused before the node starts, naming the module.

@@ -1,4 +1,4 @@
-//! The confined, bounded loader (issue 19 item 3): a module or references
+//! The confined, bounded loader: a module or references
 //! path that is absolute, holds `..`, is a symlink leaving the bundle
 //! folder, a FIFO, `/dev/zero` through a symlink, or a file over its size
 //! cap is refused, through the library loader and through `dream-mpc

@@ -1,5 +1,5 @@
-//! The fuzz corpus as regression tests, without the fuzzer (issue 19 item
-//! 8). Every file under `controller/tests/fuzz_regressions/<target>/` (the
+//! The fuzz corpus as regression tests, without the fuzzer. Every file
+//! under `controller/tests/fuzz_regressions/<target>/` (the
 //! crashes the fuzz targets of `controller/fuzz` found, once fixed, and a
 //! few minimized seeds) goes through the same entry point as its target:
 //!

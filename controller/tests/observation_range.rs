@@ -1,4 +1,4 @@
-//! The manifest's optional `observation.range` (issue 19 item 7): written
+//! The manifest's optional `observation.range`: written
 //! by the one bundle writer and read back equal; a range of the wrong
 //! length, with low > high or an infinite value is refused naming it; a
 //! manifest without it (older bundles) still loads.

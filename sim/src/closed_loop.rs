@@ -1,4 +1,4 @@
-//! The one episode loop of the workspace (issue 16): reset a task, then per
+//! The one episode loop of the workspace: reset a task, then per
 //! agent step choose an action and hold it for `repeat` control steps
 //! (TD-MPC2's action repeat), until the episode ends or a cap of control
 //! steps is reached. Used by [`run_episode`] (a [`Policy`] at repeat 1),

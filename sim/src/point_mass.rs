@@ -1,4 +1,4 @@
-//! The one 1-D point mass of the workspace (issue 16): x'' = force * u,
+//! The one 1-D point mass of the workspace: x'' = force * u,
 //! u in [-1, 1], semi-implicit Euler, reward
 //! `exp(-x^2 / (2 sigma^2)) * (1 - effort * u^2)` in [0, 1]. Not a Control
 //! Suite task; two parameter sets are registered ([`crate::registry`]):

@@ -1,5 +1,5 @@
 //! Benchmark (not a test) of `dream-mpc run` under hostile DDS traffic on
-//! localhost (issue 19 items 6 and 7): the gap distribution of the action
+//! localhost: the gap distribution of the action
 //! stream seen by a DDS subscriber (p50/p99/max) and the node's resident
 //! memory (before, peak, end), in three runs of `DREAM_MPC_BENCH_SECS`
 //! seconds each (default 10), the controller at 100 Hz on

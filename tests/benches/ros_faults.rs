@@ -1,5 +1,5 @@
 //! Benchmark (not a test): recovery times of `dream-mpc run` from faults
-//! injected over DDS on localhost (issue 13 item 5), the scenarios of
+//! injected over DDS on localhost, the scenarios of
 //! `dream_mpc_tests::faults` (also asserted, with margins, by
 //! `tests/ros_faults.rs`), repeated `DREAM_MPC_BENCH_REPS` times (default
 //! 5) on fresh controllers:

@@ -1,4 +1,4 @@
-//! Soak benchmark (not a test; issue 13 item 6): Dream-MPC on the shipped
+//! Soak benchmark (not a test): Dream-MPC on the shipped
 //! cart-pole model (`config/cartpole.yaml` at 100 Hz) under `dream-mpc run`
 //! over DDS on localhost for `--ticks N` control ticks (default 200,000,
 //! about 35 minutes), with faults injected every 10 s in turn: an

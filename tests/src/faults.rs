@@ -1,4 +1,4 @@
-//! Fault injection over DDS on localhost (issue 13 item 5), shared by the
+//! Fault injection over DDS on localhost, shared by the
 //! test `tests/ros_faults.rs` (asserts with generous margins) and the
 //! benchmark `benches/ros_faults.rs` (reports the recovery times).
 //!

@@ -1,5 +1,5 @@
 //! Hostile DDS traffic for the robustness tests and the `dds_attack`
-//! benchmark (issue 19 items 6 and 7): forged RTPS DATA_FRAG datagrams, the
+//! benchmark: forged RTPS DATA_FRAG datagrams, the
 //! controller's resident memory, and the gaps of the action stream.
 //!
 //! All traffic goes to 127.0.0.1 only, and every sender is bounded in count

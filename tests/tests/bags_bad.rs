@@ -1,4 +1,4 @@
-//! Bad logs (issue 14 item 4, docs/BAGS.md "Reading and bad logs"): each
+//! Bad logs (docs/BAGS.md "Reading and bad logs"): each
 //! damage done to a bag written by the test-support MCAP writer gets the
 //! documented answer from `dream_mpc::bag::read::read` — an error naming
 //! file, topic and log time, or, for a truncated tail or a gap, the usable

@@ -1,4 +1,4 @@
-//! Hardware-in-the-loop recording (issue 14 item 4): `dream-mpc-sim serve
+//! Hardware-in-the-loop recording: `dream-mpc-sim serve
 //! --record` and `dream-mpc run -p record:=<dir>` (the plumbing linear law
 //! at 100 Hz on the 50 Hz point mass) record the same run; after Ctrl-C
 //! the node has closed its bag. Both bags read through the Python `mcap` +

@@ -1,4 +1,4 @@
-//! Our bags as others read them (issue 14 item 2, docs/BAGS.md): a bag
+//! Our bags as others read them (docs/BAGS.md): a bag
 //! written by `dream_mpc::bag::write::BagWriter` with known values is read
 //! by the Python `mcap` + `mcap-ros2-support` packages (every message
 //! decoded from the ros2msg schema in the file) and, as a rosbag2 folder

@@ -1,5 +1,5 @@
 //! Our bag reader (`dream_mpc::bag::read`) reads bags written by other
-//! people's tools (issue 14 item 2, docs/BAGS.md): a rosbag2 folder written
+//! people's tools (docs/BAGS.md): a rosbag2 folder written
 //! by the Python `rosbags` Writer (MCAP storage, the standard ROS 2 Humble
 //! types of its typestore, `sequence` left at 0) and a single `.mcap` file
 //! written by `mcap-ros2-support` (sequence = step, 2 KiB zstd chunks),

@@ -1,4 +1,4 @@
-//! `dream-mpc-sim serve --record <dir>` (issue 14 item 3, docs/BAGS.md):
+//! `dream-mpc-sim serve --record <dir>` (docs/BAGS.md):
 //! the sim, driven over DDS by `dream-mpc run` (the plumbing linear law),
 //! records two episodes; the bag, read by the Python `mcap` +
 //! `mcap-ros2-support` packages, holds every step exactly: replaying the

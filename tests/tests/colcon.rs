@@ -1,4 +1,4 @@
-//! The repository as a ROS 2 workspace (issue 18), tested without ROS:
+//! The repository as a ROS 2 workspace, tested without ROS:
 //!
 //! 1. `colcon build` (colcon-core + colcon-ros + colcon-cargo +
 //!    colcon-ros-cargo, and cargo-ament-build; installed by

@@ -149,7 +149,7 @@ fn planner_fault_stops_with_the_safe_action_or_continues() {
 }
 
 // ---------------------------------------------------------------------------
-// Faults end to end over DDS on localhost (issue 13 item 5): the scenarios
+// Faults end to end over DDS on localhost: the scenarios
 // live in `dream_mpc_tests::faults`, shared with `benches/ros_faults.rs`
 // (which reports the recovery times in docs/RESULTS.md). Domains 1..8.
 // Expected for each: the safe action within one watchdog period of the

@@ -1,5 +1,5 @@
 //! Hostile DDS traffic against the real `dream-mpc run` over real DDS on
-//! localhost (issue 19 items 6 and 7):
+//! localhost:
 //! - forged RTPS DATA_FRAG datagrams (1,096 bytes, from a GUID prefix never
 //!   discovered, each claiming a 1 GiB sample with one 1,024-byte fragment)
 //!   sent over UDP to the node's `rt/observation` reader, learned from
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 const MIB: f64 = 1024.0 * 1024.0;
-/// The bounds of issue 19.
+/// The bounds these tests assert (looser than the benchmark's goals).
 const MAX_RSS_GROWTH: u64 = 64 * 1024 * 1024;
 const MAX_GAP_S: f64 = 0.5;
 
@@ -193,8 +193,7 @@ fn huge_observations_from_a_matched_peer_are_dropped() {
         "the node did not report dropping oversized observations:\n{}",
         run.stderr
     );
-    // The same count in the run summary and in /diagnostics (issue 19
-    // item 6): the summary's is the exit line's, /diagnostics saw drops
+    // The same count in the run summary and in /diagnostics: the summary's is the exit line's, /diagnostics saw drops
     // while running.
     let summary = json_field(&run.stdout, "dds_oversized_dropped");
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Namespaces and remapping over real DDS on localhost (issue 13 item 4):
+//! Namespaces and remapping over real DDS on localhost:
 //! two controller/robot pairs on one ROS domain, in `/robot1` and
 //! `/robot2`, run side by side without cross-talk.
 //!

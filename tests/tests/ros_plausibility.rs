@@ -1,4 +1,4 @@
-//! Plausibility over real DDS on localhost (issue 19 item 7): `dream-mpc
+//! Plausibility over real DDS on localhost: `dream-mpc
 //! run` on the shipped pendulum bundle with an `observation.range` added
 //! to its manifest plans on observations inside the range, and answers a
 //! finite but implausible one ([1e30, -1e30, 1e30]) with the safe action,

@@ -1,4 +1,4 @@
-//! QoS as ROS 2 does it (issue 13 item 1), over real DDS on localhost:
+//! QoS as ROS 2 does it, over real DDS on localhost:
 //! the default observation subscription (best effort) hears a best-effort
 //! publisher, the sensor-data profile most drivers use; a deliberately
 //! incompatible peer (a best-effort writer against a reliable subscription,

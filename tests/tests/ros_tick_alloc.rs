@@ -157,7 +157,7 @@ impl Recording {
     }
 }
 
-/// With recording on (`record`, issue 14): the same update, plus each
+/// With recording on (`record`): the same update, plus each
 /// tick's record copied into the preallocated recorder and taken by the
 /// bag writer thread running alongside (its allocations are its own
 /// thread's), allocates nothing on the control thread; with a recorder
@@ -217,7 +217,7 @@ fn control_update_recording_rewards_allocates_nothing() {
     assert!(summary.steps > 0);
 }
 
-/// Run-time tunables from the parameter services (issue 13 item 3) reach
+/// Run-time tunables from the parameter services reach
 /// the control thread through the handoff's bounded queue and are applied
 /// between ticks without allocating: the shipped pendulum planner, K and
 /// beta changed while it runs, the next ticks plan with the new K.
@@ -291,7 +291,7 @@ impl ActionSource for Ranged {
     }
 }
 
-/// The plausibility check (issue 19 item 7) allocates nothing either, and
+/// The plausibility check allocates nothing either, and
 /// rejects an observation outside the range plus margin.
 #[test]
 fn plausibility_check_allocates_nothing() {

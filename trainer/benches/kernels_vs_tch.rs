@@ -1,6 +1,6 @@
 //! Planner-shaped forward + backward through dynamics, reward and the Q
 //! ensemble with libtorch autograd on one CPU thread: the baseline the
-//! controller's compiled kernels are compared against (issue 3).
+//! controller's compiled kernels are compared against.
 //!
 //! For batch B = 8 candidates and horizon H: z_{t+1} = d(z_t, a_t),
 //! J = sum_t g^t R(z_t, a_t) + g^H mean_k Q_k(z_H, a_H), then dJ/da for all

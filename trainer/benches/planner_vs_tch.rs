@@ -1,7 +1,7 @@
 //! Dream-MPC per tick, side by side in one run on one thread: the
 //! controller's planner (compiled kernels over the exported bundle) and the
 //! obvious alternative, the same algorithm written with tch autograd on the
-//! same tch model (issue 4's benchmark).
+//! same tch model (the planner benchmark).
 //!
 //! Two algorithms, each in both implementations:
 //!

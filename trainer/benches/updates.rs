@@ -1,4 +1,4 @@
-//! Gradient updates per second of [`Agent::update`] (issue 5, issue 11),
+//! Gradient updates per second of [`Agent::update`],
 //! on a replay of random episodes shaped like pendulum (obs 3, action 1),
 //! at two model sizes, batch 256, horizon 3:
 //! - `small`: the trainer's default (latent 64, MLP 256, encoder 256);

@@ -1,4 +1,4 @@
-//! Starting weights for fine-tuning (`train --init DIR`, issue 14): a
+//! Starting weights for fine-tuning (`train --init DIR`): a
 //! training checkpoint (`<run>/checkpoint`, or the run folder) or a model
 //! bundle (a folder with `manifest.json`, such as `models/cartpole-swingup`).
 //!

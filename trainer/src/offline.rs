@@ -1,5 +1,5 @@
-//! Offline training from robot logs (issue 14; docs/BAGS.md, "Training
-//! from bags"): `dream-mpc-train train --offline <bag>... [--init DIR]`.
+//! Offline training from robot logs (docs/BAGS.md, "Training from
+//! bags"): `dream-mpc-train train --offline <bag>... [--init DIR]`.
 //!
 //! [`load_logs`] reads rosbag2/MCAP bags with [`dream_mpc::bag::read`] and
 //! turns each stretch of logged steps into agent steps: `g` consecutive

@@ -1,4 +1,4 @@
-//! The learner on a CUDA device (issue 11, item 3). Without a CUDA device
+//! The learner on a CUDA device. Without a CUDA device
 //! the device tests print why and return (set DREAM_MPC_REQUIRE_CUDA=1 to
 //! make that a failure, as scripts/gpu-check.sh does on the GPU machine);
 //! the device-choice test runs everywhere.

@@ -1,4 +1,4 @@
-//! Offline training from robot logs (issue 14 item 3): bags written with
+//! Offline training from robot logs: bags written with
 //! the node's and the sim's own writer ([`BagWriter`]) from the native
 //! cart-pole, turned into agent steps, trained on with real libtorch,
 //! exported and evaluated; `--init` from a bundle and from a checkpoint;

@@ -86,7 +86,7 @@ fn short_run_learns_and_exports_a_checked_bundle() {
         assert!(r.max_abs_err < 1e-4, "{r:?}");
     }
     // The manifest records the range of the observations in the replay
-    // (issue 19 item 7), a real spread for at least one element.
+    //, a real spread for at least one element.
     let m = dream_mpc::bundle::read_manifest(&s.bundle).unwrap();
     let r = m
         .observation

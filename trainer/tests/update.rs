@@ -1,4 +1,4 @@
-//! The fused update against the earlier per-head one (issue 11): same
+//! The fused update against the earlier per-head one: same
 //! seed, same replay, same batches, so the same losses and weights within
 //! float tolerance; checkpoints keep their per-variable names and load
 //! across the two paths.

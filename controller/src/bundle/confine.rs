@@ -1,5 +1,5 @@
-//! The confined, bounded reader every bundle file goes through (issue 19
-//! item 3). A file named by a manifest is read only if
+//! The confined, bounded reader every bundle file goes through. A file
+//! named by a manifest is read only if
 //!
 //! - its name is relative and made of plain components (no absolute path,
 //!   no `..`, no drive or root prefix, not empty);

@@ -1,4 +1,4 @@
-//! Plausibility of finite observations (issue 19 item 7): the bundle's
+//! Plausibility of finite observations: the bundle's
 //! `observation.range` (what training saw) widened by a margin. An
 //! observation element outside `[low - m w, high + m w]`, with `w` the
 //! element's training range (at least its normalization std, so a

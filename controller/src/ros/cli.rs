@@ -49,7 +49,8 @@ pub fn main(args: RunArgs) -> i32 {
 
 /// Runs the node; `Ok(true)` when a planner fault stopped it.
 fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
-    // Before any thread exists (issue 13: the arenas' resident creep).
+    // Before any thread exists: per-thread arenas made resident memory
+    // creep in the soak benchmark.
     let heap = ros::heap::bound_allocator();
     let mut argv = Vec::with_capacity(args.ros_args.len() + 1);
     if args.ros_args.first().is_some_and(|a| a != "--ros-args") {

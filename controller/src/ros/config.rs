@@ -181,8 +181,8 @@ impl Budget {
     }
 }
 
-/// Overrides of the gradient planners' named options (issue 12; the
-/// table in `crate::planner::options`); `None` = the bundle's value.
+/// Overrides of the gradient planners' named options (the table in
+/// `crate::planner::options`); `None` = the bundle's value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct OptionOverrides {
     /// A named budget + options that replaces the bundle's planner section
@@ -463,8 +463,8 @@ pub struct Param {
     pub default: Def,
     pub rule: Rule,
     pub doc: &'static str,
-    /// May change while running (through the ROS 2 parameter services once
-    /// they exist, issue 13); all others are fixed at start.
+    /// May change while running (through the ROS 2 parameter services);
+    /// all others are fixed at start.
     pub tunable: bool,
 }
 

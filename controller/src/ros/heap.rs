@@ -1,5 +1,5 @@
-//! glibc malloc settings for a node that runs for days (issue 13, the soak's
-//! resident-memory creep).
+//! glibc malloc settings for a node that runs for days (without them the
+//! soak benchmark saw resident memory creep through per-thread arenas).
 //!
 //! The control path allocates nothing after start-up
 //! (`tests/ros_tick_alloc.rs`), but the DDS threads do: RustDDS's event loop

@@ -606,7 +606,7 @@ pub fn configure(
         &obs_qos,
         "observation topic",
     )?;
-    // Bounded reception (issue 19 item 6, docs/rustdds-patch.md): RustDDS
+    // Bounded reception (docs/rustdds-patch.md): RustDDS
     // drops observations larger than this before buffering them, and counts.
     let obs_rx_stats = {
         use ros2_client::dds::rustdds::{ReceptionLimits, TopicDescription};
