@@ -1,4 +1,4 @@
-//! Gradient updates per second of [`Agent::update`],
+//! Gradient updates per second of [`Learner::update`],
 //! on a replay of random episodes shaped like pendulum (obs 3, action 1),
 //! at two model sizes, batch 256, horizon 3:
 //! - `small`: the trainer's default (latent 64, MLP 256, encoder 256);
@@ -23,7 +23,7 @@
 
 use dream_mpc::rng::Rng;
 use dream_mpc_trainer::model::ModelConfig;
-use dream_mpc_trainer::train::{export, Agent, DeviceChoice, TrainConfig, UpdatePath};
+use dream_mpc_trainer::train::{export, DeviceChoice, Learner, TrainConfig, UpdatePath};
 use std::time::Instant;
 use tch::Device;
 
@@ -107,7 +107,7 @@ fn main() {
             let cfg = config(size);
             // One agent per path, same seed and replay; their updates are
             // timed alternately so load on the machine hits both alike.
-            let mut agents: Vec<Agent> = paths
+            let mut agents: Vec<Learner> = paths
                 .iter()
                 .map(|&p| {
                     let mut a = agent(&cfg, device);
@@ -183,9 +183,9 @@ fn main() {
 }
 
 /// A fresh agent for `cfg` with 8 random pendulum-shaped episodes.
-fn agent(cfg: &TrainConfig, device: Device) -> Agent {
+fn agent(cfg: &TrainConfig, device: Device) -> Learner {
     let (obs, act) = (3, 1);
-    let mut agent = Agent::new(cfg, obs, act, 1000, device);
+    let mut agent = Learner::new(cfg, obs, act, 1000, device);
     let len = agent.replay.len;
     let mut rng = Rng::new(1);
     for _ in 0..8 {
@@ -200,7 +200,7 @@ fn agent(cfg: &TrainConfig, device: Device) -> Agent {
 }
 
 /// Median of 5 refreshes: export + Bundle::load + Agent::with_defaults.
-fn refresh_ms(agent: &Agent, cfg: &TrainConfig) -> f64 {
+fn refresh_ms(agent: &Learner, cfg: &TrainConfig) -> f64 {
     let dir = std::env::temp_dir().join(format!("dmpc-refresh-{}", std::process::id()));
     let mut t: Vec<f64> = (0..5)
         .map(|_| {

@@ -10,7 +10,7 @@
 //! `checkpoint.old/` whole, which [`restore`] then reads.
 
 use crate::config::{io, TrainConfig, TrainError, CONFIG_VERSION};
-use crate::learner::Agent;
+use crate::learner::Learner;
 use crate::metrics::Metrics;
 use crate::replay::Replay;
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,7 @@ fn sibling(dir: &Path, suffix: &str) -> std::path::PathBuf {
 
 /// Write the agent and `state` (its learner counters refreshed from the
 /// agent first) into `dir`, atomically (see the module doc).
-pub fn save(agent: &Agent, dir: &Path, state: &mut State) -> Result<(), TrainError> {
+pub fn save(agent: &Learner, dir: &Path, state: &mut State) -> Result<(), TrainError> {
     state.updates = agent.updates;
     state.adam_wm_t = agent.opt_wm.t;
     state.adam_pi_t = agent.opt_pi.t;
@@ -123,7 +123,7 @@ pub fn existing(dir: &Path) -> Option<std::path::PathBuf> {
 /// its state with `cfg` as the configuration. A checkpoint made with
 /// another task, model shape, episode layout or seed is refused before
 /// anything is loaded.
-pub fn restore(agent: &mut Agent, dir: &Path, cfg: &TrainConfig) -> Result<State, TrainError> {
+pub fn restore(agent: &mut Learner, dir: &Path, cfg: &TrainConfig) -> Result<State, TrainError> {
     let dir = &existing(dir)
         .ok_or_else(|| TrainError::Resume(format!("no checkpoint at {}", dir.display())))?;
     let p = dir.join("state.json");

@@ -5,7 +5,7 @@
 //! `action_repeat` control steps, recorded as replay rows.
 
 use crate::config::{TrainConfig, TrainError};
-use crate::learner::{seeded, Agent, STREAM_EPISODE};
+use crate::learner::{seeded, Learner, STREAM_EPISODE};
 use dream_mpc::planner::PlannerKind;
 use dream_mpc_sim::closed_loop::run_agent_episode;
 use dream_mpc_sim::task::Task;
@@ -44,7 +44,7 @@ impl Collect {
 /// steps (`cfg.agent_episode_len`) as replay rows.
 pub fn run_episode(
     task: &mut dyn Task,
-    agent: &Agent,
+    agent: &Learner,
     cfg: &TrainConfig,
     seed: u64,
     mode: EpisodeMode,

@@ -13,7 +13,7 @@
 
 use crate::config::{io, TrainError};
 use crate::export::ReferenceModel;
-use crate::learner::Agent;
+use crate::learner::Learner;
 use crate::model::{Layer, ModelConfig, WorldModel};
 use dream_mpc::bundle::confine::Limits;
 use dream_mpc::bundle::files::{read_manifest, read_references, read_verified};
@@ -101,7 +101,7 @@ impl InitSource {
     /// [`InitSource::model_config`]'s sizes) and copy them to its target
     /// Q heads. A bundle must then reproduce its reference outputs.
     /// Returns a one-line description of what was loaded.
-    pub fn apply(&self, agent: &mut Agent) -> Result<String, TrainError> {
+    pub fn apply(&self, agent: &mut Learner) -> Result<String, TrainError> {
         let o = agent.model.obs_size;
         let a = agent.model.action_size;
         let what = match self {

@@ -1,6 +1,6 @@
 //! The learner: world model, target Q heads, optimizers and replay on one
 //! device, the TD-MPC2-style losses and one gradient update
-//! ([`Agent::update`]).
+//! ([`Learner::update`]).
 //!
 //! Losses on subsequences of `horizon + 1` observations from the replay
 //! buffer, each step t weighted by `rho^t`:
@@ -33,7 +33,7 @@ use dream_mpc::rng::Rng;
 use tch::{nn, Device, Kind, Tensor};
 
 /// The learner: model, target Q, optimizers and replay.
-pub struct Agent {
+pub struct Learner {
     pub cfg: TrainConfig,
     pub vs: nn::VarStore,
     pub model: WorldModel,
@@ -75,7 +75,7 @@ pub(crate) fn seeded(seed: u64, stream: u64, k: u64) -> Rng {
 /// allocates and frees the same few-MiB activations every time; with
 /// glibc's defaults each allocation mapped fresh pages, and page faults
 /// plus zeroing took about 10 % of a CPU update (perf, small size). Called
-/// once per process by [`Agent::new`]; costs nothing per update; no effect
+/// once per process by [`Learner::new`]; costs nothing per update; no effect
 /// on GPU memory (torch's caching allocator) or off glibc.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -99,7 +99,7 @@ fn keep_freed_memory() {
     }
 }
 
-/// The two implementations of [`Agent::update`], same maths (TD-MPC2's),
+/// The two implementations of [`Learner::update`], same maths (TD-MPC2's),
 /// same state, so a run may switch between them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdatePath {
@@ -170,7 +170,7 @@ pub(crate) const STREAM_UPDATE: u64 = 2;
 pub(crate) const STREAM_EPISODE: u64 = 3;
 pub(crate) const STREAM_EVAL: u64 = 4;
 
-impl Agent {
+impl Learner {
     /// Fresh agent for a task with these sizes, learning on `device`.
     /// The weights are drawn on the CPU and then moved, so a seed gives the
     /// same initial model on every device.
@@ -231,7 +231,7 @@ impl Agent {
         let rho_w: Vec<f32> = (0..=cfg.horizon)
             .map(|t| cfg.rho.powi(t as i32) as f32)
             .collect();
-        let agent = Agent {
+        let agent = Learner {
             cfg: cfg.clone(),
             vs,
             model,
@@ -296,7 +296,7 @@ impl Agent {
         per.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
     }
 
-    /// The action of [`Agent::sample_pi`] alone (the same draw), where the
+    /// The action of [`Learner::sample_pi`] alone (the same draw), where the
     /// log-probability is not used.
     fn sample_action(&self, z: &Tensor) -> Tensor {
         let (mu, log_std) = self.model.pi(z);
@@ -347,14 +347,14 @@ impl Agent {
     }
 
     /// One gradient update on a batch drawn with update counter `k`
-    /// (TD-MPC2's `update`, see the module docs), by [`Agent::path`].
+    /// (TD-MPC2's `update`, see the module docs), by [`Learner::path`].
     /// Waits for the device once, to read the four losses; training loops
-    /// use [`Agent::update_pending`] and read many at once.
+    /// use [`Learner::update_pending`] and read many at once.
     pub fn update(&mut self) -> Losses {
         self.update_pending().read()
     }
 
-    /// [`Agent::update`] without reading the losses: on the fused path
+    /// [`Learner::update`] without reading the losses: on the fused path
     /// nothing in it waits for the device (on CUDA, the sampled indices
     /// cross in one asynchronous copy).
     pub fn update_pending(&mut self) -> PendingLosses {
@@ -379,7 +379,7 @@ impl Agent {
         PendingLosses(l)
     }
 
-    /// The fused update: the same losses as [`Agent::update_per_head`],
+    /// The fused update: the same losses as [`Learner::update_per_head`],
     /// with the Q ensemble stacked, reward, Q and policy evaluated on all
     /// time steps at once (as TD-MPC2 does), gradients by `run_backward`
     /// into flat Adam steps, and a one-op EMA.
@@ -617,7 +617,7 @@ impl Agent {
         });
     }
 
-    /// [`Agent::update_scale`] by one sort and two interpolations at
+    /// [`Learner::update_scale`] by one sort and two interpolations at
     /// host-known positions (torch's "linear" quantile), so no value is
     /// checked on the host.
     fn update_scale_sorted(&mut self, q: &Tensor, tau: f64) {
@@ -636,7 +636,7 @@ impl Agent {
     }
 }
 
-impl Agent {
+impl Learner {
     /// Set the target Q heads to the online ones (after loading weights).
     pub fn sync_target(&mut self) {
         self.target_vs.copy(&self.vs).expect("same structure");
@@ -671,7 +671,7 @@ mod tests {
     /// actions and rewards from `actions_rewards(rng, len)` (drawn after
     /// its observations).
     fn push_random_episodes(
-        a: &mut Agent,
+        a: &mut Learner,
         seed: u64,
         episodes: usize,
         mut actions_rewards: impl FnMut(&mut Rng, usize) -> (Vec<f32>, Vec<f32>),
@@ -687,7 +687,7 @@ mod tests {
 
     /// The mean of `f(first action of the policy mean)` over 100
     /// standard-normal observations (`Rng::new(9)`).
-    fn mean_over_policy(a: &Agent, f: impl Fn(f32) -> f32) -> f32 {
+    fn mean_over_policy(a: &Learner, f: impl Fn(f32) -> f32) -> f32 {
         let mut rng = Rng::new(9);
         (0..100)
             .map(|k| {
@@ -708,7 +708,7 @@ mod tests {
             model: ModelConfig::tiny(2),
             ..Default::default()
         };
-        let mut a = Agent::new(&cfg, 3, 1, 20, Device::Cpu);
+        let mut a = Learner::new(&cfg, 3, 1, 20, Device::Cpu);
         let len = a.replay.len;
         a.replay
             .push_episode(&vec![0.1; (len + 1) * 3], &vec![0.0; len], &vec![0.5; len]);
@@ -728,7 +728,7 @@ mod tests {
             model: ModelConfig::tiny(3),
             ..Default::default()
         };
-        let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
+        let mut a = Learner::new(&cfg, 3, 1, 40, Device::Cpu);
         a.path = UpdatePath::Fused;
         push_random_episodes(&mut a, 2, 2, |rng, len| {
             let act: Vec<f32> = (0..len).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
@@ -770,7 +770,7 @@ mod tests {
                 model: ModelConfig::tiny(2),
                 ..Default::default()
             };
-            let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
+            let mut a = Learner::new(&cfg, 3, 1, 40, Device::Cpu);
             a.path = UpdatePath::Fused;
             push_random_episodes(&mut a, 5, 8, |_, len| (vec![0.6; len], vec![0.0; len]));
             for _ in 0..300 {
@@ -800,7 +800,7 @@ mod tests {
                 model: ModelConfig::tiny(2),
                 ..Default::default()
             };
-            let mut a = Agent::new(&cfg, 3, 1, 40, Device::Cpu);
+            let mut a = Learner::new(&cfg, 3, 1, 40, Device::Cpu);
             push_random_episodes(&mut a, 5, 16, |rng, len| {
                 let act: Vec<f32> = (0..len)
                     .map(|_| if rng.below(2) == 0 { 0.6 } else { -0.6 })

@@ -24,7 +24,7 @@
 use crate::checkpoint::{self, State};
 use crate::config::{TrainConfig, TrainError};
 use crate::init::InitSource;
-use crate::learner::{Agent, PendingLosses};
+use crate::learner::{Learner, PendingLosses};
 use crate::metrics::{write_csv, Losses, Metrics};
 use crate::plot::{self, XAxis};
 use crate::replay::Replay;
@@ -413,7 +413,7 @@ pub fn train_offline(
         }
     };
     say(report.to_string());
-    let mut agent = Agent::new(
+    let mut agent = Learner::new(
         &cfg,
         replay.obs_size,
         replay.action_size,
@@ -456,7 +456,7 @@ pub fn train_offline(
     let mut losses_all: Vec<Losses> = Vec::new();
     let mut bundle = run.out.join("bundle");
     let has_task = task.is_some();
-    let mut evaluate_now = |agent: &Agent, state: &mut State, last: Losses| {
+    let mut evaluate_now = |agent: &Learner, state: &mut State, last: Losses| {
         let dir = run.out.join("bundle");
         bundle = export_with(
             agent,

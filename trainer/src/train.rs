@@ -27,7 +27,7 @@ use tch::Device;
 
 pub use crate::collect::Collect;
 pub use crate::config::{DeviceChoice, TrainConfig, TrainError};
-pub use crate::learner::{Agent, UpdatePath};
+pub use crate::learner::{Learner, UpdatePath};
 pub use crate::replay::Replay;
 
 /// Options of one run besides the configuration.
@@ -91,7 +91,7 @@ impl RunSummary {
     /// The summary of a run that ended in `state` with `agent`.
     pub(crate) fn of(
         state: State,
-        agent: &Agent,
+        agent: &Learner,
         losses: Vec<Losses>,
         bundle: PathBuf,
         wall_s: f64,
@@ -147,7 +147,7 @@ pub const EVAL_PLANNER: PlannerKind = PlannerKind::DreamMpc;
 /// Export the current weights (through a CPU copy) as a bundle in `dir`,
 /// with the trainer's planner defaults.
 pub fn export(
-    agent: &Agent,
+    agent: &Learner,
     dir: &Path,
     agent_step: u64,
     cfg: &TrainConfig,
@@ -161,7 +161,7 @@ pub fn export(
 /// trainer's defaults. `agent_step` goes into the provenance's
 /// `training_steps` (agent steps).
 pub fn export_with(
-    agent: &Agent,
+    agent: &Learner,
     dir: &Path,
     agent_step: u64,
     cfg: &TrainConfig,
@@ -193,7 +193,7 @@ pub fn export_with(
 /// controller's own code), seeded from `key` (the same seeds for both).
 pub fn evaluate(
     task: &mut dyn Task,
-    agent: &Agent,
+    agent: &Learner,
     cfg: &TrainConfig,
     bundle: &Path,
     key: u64,
@@ -240,7 +240,7 @@ pub fn train(
         )));
     }
     prepare_output(opts)?;
-    let mut agent = Agent::new(
+    let mut agent = Learner::new(
         cfg,
         spec.obs_size,
         spec.action_size,
@@ -280,7 +280,7 @@ pub fn train(
     let ck_every = std::time::Duration::from_secs_f64(cfg.checkpoint_minutes * 60.0);
     let mut last_ck = std::time::Instant::now();
     let (mut rate_t, mut rate_u) = (std::time::Instant::now(), agent.updates);
-    let save = |agent: &Agent, state: &mut State| -> Result<(), TrainError> {
+    let save = |agent: &Learner, state: &mut State| -> Result<(), TrainError> {
         state.wall_s = wall0 + t0.elapsed().as_secs_f64();
         checkpoint::save(agent, &ckdir, state)?;
         write_csv(&csv_path, &state.metrics)
@@ -442,7 +442,7 @@ pub fn train(
 /// Run the updates `state` owes, stopping early (and returning `true`)
 /// when a stop is requested; what is left stays owed.
 fn pay_updates(
-    agent: &mut Agent,
+    agent: &mut Learner,
     state: &mut State,
     opts: &RunOptions,
     losses: &mut Vec<Losses>,

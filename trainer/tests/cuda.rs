@@ -7,7 +7,7 @@ mod common;
 
 use dream_mpc::rng::Rng;
 use dream_mpc_trainer::tasks;
-use dream_mpc_trainer::train::{train, Agent, DeviceChoice, RunOptions, TrainConfig, UpdatePath};
+use dream_mpc_trainer::train::{train, DeviceChoice, Learner, RunOptions, TrainConfig, UpdatePath};
 use dream_mpc_trainer::verify::tract_forward_check;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -68,7 +68,7 @@ fn cuda_update_matches_cpu() {
     let Some(dev) = cuda() else { return };
     let _turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
     let cfg = tiny(500);
-    let mut agents = [Device::Cpu, dev].map(|d| Agent::new(&cfg, 3, 1, 200, d));
+    let mut agents = [Device::Cpu, dev].map(|d| Learner::new(&cfg, 3, 1, 200, d));
     let mut rng = Rng::new(9);
     let len = agents[0].replay.len;
     for _ in 0..3 {
@@ -110,7 +110,7 @@ fn cuda_fused_update_matches_per_head() {
     let mut cfg = tiny(500);
     cfg.model.q_dropout = 0.0;
     let mut agents = [UpdatePath::PerHead, UpdatePath::Fused].map(|p| {
-        let mut a = Agent::new(&cfg, 3, 1, 200, dev);
+        let mut a = Learner::new(&cfg, 3, 1, 200, dev);
         a.path = p;
         a
     });

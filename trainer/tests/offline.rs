@@ -11,7 +11,7 @@ use dream_mpc::bag::write::{BagOptions, BagWriter, Step};
 use dream_mpc::load::Bundle;
 use dream_mpc::rng::Rng;
 use dream_mpc_trainer::init::{check_references, InitSource};
-use dream_mpc_trainer::learner::Agent;
+use dream_mpc_trainer::learner::Learner;
 use dream_mpc_trainer::model::ModelConfig;
 use dream_mpc_trainer::offline::{load_logs, train_offline, LogOptions, OfflineOptions};
 use dream_mpc_trainer::tasks;
@@ -282,7 +282,7 @@ fn trains_from_a_bag_and_fine_tunes_from_its_result() {
             "{tag}"
         );
         let c = TrainConfig { model: mc, ..cfg() };
-        let mut agent = Agent::new(&c, 5, 1, 16, tch::Device::Cpu);
+        let mut agent = Learner::new(&c, 5, 1, 16, tch::Device::Cpu);
         let what = found.apply(&mut agent).unwrap();
         assert!(what.contains(tag), "{what}");
         // the loaded model is the trained one: it reproduces the bundle
@@ -301,7 +301,7 @@ fn fine_tunes_the_shipped_bundle() {
     let mc = src.model_config(&ModelConfig::default()).unwrap();
     assert_eq!((mc.latent, mc.hidden, mc.num_bins), (32, 128, 1));
     let c = TrainConfig { model: mc, ..cfg() };
-    let fresh = Agent::new(&c, 5, 1, 16, tch::Device::Cpu);
+    let fresh = Learner::new(&c, 5, 1, 16, tch::Device::Cpu);
     let e = check_references(&shipped, &fresh.model)
         .unwrap_err()
         .to_string();

@@ -6,7 +6,7 @@
 use dream_mpc::rng::Rng;
 use dream_mpc_trainer::checkpoint::{self, State};
 use dream_mpc_trainer::model::ModelConfig;
-use dream_mpc_trainer::train::{Agent, TrainConfig, UpdatePath};
+use dream_mpc_trainer::train::{Learner, TrainConfig, UpdatePath};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tch::{Device, Tensor};
@@ -28,8 +28,8 @@ fn cfg(dropout: f64) -> TrainConfig {
 }
 
 /// An agent on `path` with four random episodes (the same for every call).
-fn agent(c: &TrainConfig, path: UpdatePath) -> Agent {
-    let mut a = Agent::new(c, 3, 2, 60, Device::Cpu);
+fn agent(c: &TrainConfig, path: UpdatePath) -> Learner {
+    let mut a = Learner::new(c, 3, 2, 60, Device::Cpu);
     a.path = path;
     let len = a.replay.len;
     let mut rng = Rng::new(4);
@@ -49,7 +49,7 @@ fn close(x: f64, y: f64, rel: f64) -> bool {
     (x - y).abs() <= rel * x.abs().max(y.abs()).max(1e-3)
 }
 
-fn vars(a: &Agent) -> BTreeMap<String, Tensor> {
+fn vars(a: &Learner) -> BTreeMap<String, Tensor> {
     a.vs.variables().into_iter().collect()
 }
 
