@@ -9,6 +9,7 @@
 pub mod acrobot;
 pub mod cartpole;
 pub mod closed_loop;
+pub mod error;
 pub mod evaluate;
 pub mod pendulum;
 pub mod physics;

@@ -5,7 +5,7 @@
 //! Everything works on `[f64; N]` arrays on the stack: no allocation, cost
 //! a few dozen flops per call.
 
-use crate::task::TaskError;
+use crate::error::TaskError;
 
 /// Standard gravity used by every suite model (MuJoCo's default `0 0 -9.81`).
 pub const GRAVITY: f64 = 9.81;

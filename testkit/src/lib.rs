@@ -11,12 +11,14 @@
 //!   nothing" test installs;
 //! - [`peak`]: the measured per-core arithmetic peak the benchmarks state
 //!   their efficiency against;
-//! - [`vjp`]: the buffers of the kernel benchmarks' forward + VJP passes.
+//! - [`vjp`]: the buffers of the kernel benchmarks' forward + VJP passes;
+//! - [`imports`]: a crate's import graph, file by file, and its circles.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
 pub mod bags;
 pub mod bundles;
+pub mod imports;
 pub mod lq;
 pub mod peak;
 pub mod vjp;

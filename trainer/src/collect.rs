@@ -6,35 +6,9 @@
 
 use crate::config::{TrainConfig, TrainError};
 use crate::learner::{seeded, Learner, STREAM_EPISODE};
-use dream_mpc::planner::PlannerKind;
 use dream_mpc_sim::closed_loop::run_agent_episode;
 use dream_mpc_sim::task::Task;
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-
-/// Who acts in training episodes after the seed phase (config `collect`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Collect {
-    /// The paper's planner through `dream_mpc::agent` (default).
-    #[default]
-    DreamMpc,
-    /// TD-MPC2's MPPI through `dream_mpc::agent`.
-    Mppi,
-    /// A sample of the policy prior (libtorch, no planner).
-    Policy,
-}
-
-impl Collect {
-    /// The controller's planner kind, `None` for the policy.
-    pub fn planner(self) -> Option<PlannerKind> {
-        match self {
-            Collect::DreamMpc => Some(PlannerKind::DreamMpc),
-            Collect::Mppi => Some(PlannerKind::Mppi),
-            Collect::Policy => None,
-        }
-    }
-}
 
 /// Run one episode of `task` (reset with `seed`) through the sim's one
 /// episode loop (`dream_mpc_sim::closed_loop::run_agent_episode`), each

@@ -9,11 +9,35 @@
 //! step keys counted control steps, are refused with the conversion to do
 //! (see [`TrainConfig::from_json`]).
 
-use crate::collect::Collect;
 use crate::model::ModelConfig;
+use dream_mpc::planner::PlannerKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::Device;
+
+/// Who acts in training episodes after the seed phase (config `collect`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collect {
+    /// The paper's planner through `dream_mpc::agent` (default).
+    #[default]
+    DreamMpc,
+    /// TD-MPC2's MPPI through `dream_mpc::agent`.
+    Mppi,
+    /// A sample of the policy prior (libtorch, no planner).
+    Policy,
+}
+
+impl Collect {
+    /// The controller's planner kind, `None` for the policy.
+    pub fn planner(self) -> Option<PlannerKind> {
+        match self {
+            Collect::DreamMpc => Some(PlannerKind::DreamMpc),
+            Collect::Mppi => Some(PlannerKind::Mppi),
+            Collect::Policy => None,
+        }
+    }
+}
 
 /// Training configuration; every field has a documented default.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

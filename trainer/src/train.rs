@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::Device;
 
-pub use crate::collect::Collect;
-pub use crate::config::{DeviceChoice, TrainConfig, TrainError};
+pub use crate::config::{Collect, DeviceChoice, TrainConfig, TrainError};
 pub use crate::learner::{Learner, UpdatePath};
 pub use crate::replay::Replay;
 
