@@ -57,8 +57,7 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Deepest nesting (mappings, sequences, flow brackets) accepted; this
 /// node's deepest key is two levels under `ros__parameters`.
 pub const MAX_DEPTH: usize = 32;
-/// Most characters of an offending value quoted in an error message.
-pub const MAX_QUOTE: usize = 80;
+pub use super::names::{clip, MAX_QUOTE};
 
 /// Longest unknown key that gets a closest-key suggestion, in bytes
 /// (the longest known key is under 48).
@@ -406,14 +405,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// At most [`MAX_QUOTE`] characters of `s`, marked when cut.
-pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(MAX_QUOTE) {
-        None => s.to_string(),
-        Some((cut, _)) => format!("{}... ({} bytes in all)", &s[..cut], s.len()),
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The table

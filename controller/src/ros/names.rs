@@ -284,8 +284,16 @@ fn glob(pat: &[&str], name: &[&str]) -> bool {
     }
 }
 
-fn clip(s: &str) -> String {
-    super::config::clip(s)
+/// Most characters of an offending value quoted in an error message.
+pub const MAX_QUOTE: usize = 80;
+
+/// At most [`MAX_QUOTE`] characters of `s`, marked when cut (error
+/// messages and logs quote offending names and values through it).
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTE) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}... ({} bytes in all)", &s[..cut], s.len()),
+    }
 }
 
 fn check_token(t: &str) -> Result<(), String> {
