@@ -22,6 +22,7 @@ macro_rules! message_error {
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dds;
 pub mod heap;
 pub mod msgs;
 pub mod names;

@@ -21,8 +21,9 @@
 //!   stop`) the control thread queues the safe action as the last word, the
 //!   publisher sends it, the threads are joined and the report returned.
 
-use super::config::{Config, JointField, ObsKind, Reliability};
+use super::config::{Config, JointField, ObsKind};
 use super::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
+pub use super::dds::{limit_reception, qos, ReaderLimit};
 use super::msgs::{
     self, DiagnosticArray, DiagnosticStatus, Float64, Float64MultiArray, Header, Int64, JointState,
     KeyValue,
@@ -37,7 +38,6 @@ use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
 use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
-    qos::{Durability, History, WhenFull},
     Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, Publisher,
     QosProfile, Subscription,
 };
@@ -128,17 +128,6 @@ pub fn domain_id_from_env() -> Result<u16, NodeError> {
     }
 }
 
-/// QoS profile of the configured reliability and depth.
-pub fn qos(rel: Reliability, depth: usize) -> QosProfile {
-    let q = QosProfile::publisher_default()
-        .durability(Durability::Volatile)
-        .history(History::KeepLast { depth });
-    match rel {
-        Reliability::Reliable => q.reliability_reliable(WhenFull::DEFAULT),
-        Reliability::BestEffort => q.reliability_best_effort(),
-    }
-}
-
 /// The topic `name` of message type `ty` with `qos` on `node`; an error
 /// names the bad topic name or `what`. Start-up only.
 pub fn create_topic(
@@ -175,55 +164,6 @@ pub const SCALAR_SAMPLE_BYTES: usize = 64;
 /// values as f64, twice over, plus 64 KiB for the layout and labels.
 pub const fn max_array_bytes(n: usize) -> usize {
     65_536 + 2 * 8 * n
-}
-
-/// The reception limits of one reader and what DDS dropped under them.
-#[derive(Clone)]
-pub struct ReaderLimit {
-    /// The DDS topic name (`rt/...`, `rq/...Request`).
-    pub topic: String,
-    pub max_bytes: usize,
-    pub stats: Arc<ros2_client::dds::rustdds::ReceptionStats>,
-}
-
-impl ReaderLimit {
-    /// One stderr line when anything was dropped (tests read it).
-    pub fn report(&self) {
-        let (over, unmatched) = (
-            self.stats.oversized_samples(),
-            self.stats.unmatched_fragments(),
-        );
-        if over + unmatched > 0 {
-            eprintln!(
-                "dds: {} reader dropped {over} oversized samples (over {} bytes) and \
-                 {unmatched} fragments from unmatched writers",
-                self.topic, self.max_bytes
-            );
-        }
-    }
-}
-
-/// Bounds the readers of DDS topic `dds_topic` created after this call
-/// (docs/rustdds-patch.md): samples over `max_bytes` are dropped before
-/// anything is allocated, at most 4 partial samples per writer and 8
-/// writers with partial samples, so reassembly holds at most 32 x
-/// `max_bytes`. Start-up only.
-pub fn limit_reception(ctx: &Context, dds_topic: &str, max_bytes: usize) -> ReaderLimit {
-    use ros2_client::dds::rustdds::ReceptionLimits;
-    let stats = ctx.domain_participant().set_reception_limits(
-        dds_topic,
-        ReceptionLimits {
-            max_sample_size: max_bytes,
-            max_partial_samples_per_writer: 4,
-            max_fragmenting_writers: 8,
-            ..ReceptionLimits::DEFAULT
-        },
-    );
-    ReaderLimit {
-        topic: dds_topic.to_string(),
-        max_bytes,
-        stats,
-    }
 }
 
 /// A subscription to `M` on a new topic `name` of type `ty` with `qos`,

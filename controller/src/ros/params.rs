@@ -452,7 +452,7 @@ pub struct ParamServer {
     set_atomic: Server<SetParametersRequest, SetParametersAtomicallyResponse>,
     events: Publisher<raw::ParameterEvent>,
     node_name: String,
-    readers: Vec<super::node::ReaderLimit>,
+    readers: Vec<super::dds::ReaderLimit>,
 }
 
 impl ParamServer {
@@ -469,7 +469,7 @@ impl ParamServer {
             ServiceMappingKind::Enhanced => ServiceMapping::Enhanced,
             ServiceMappingKind::Cyclone => ServiceMapping::Cyclone,
         };
-        let q = super::node::qos(super::config::Reliability::Reliable, 10);
+        let q = super::dds::qos(super::config::Reliability::Reliable, 10);
         let ns = format!("/{}", node_name.trim_start_matches('/'));
         // The node name only prefixes relative service names; ours are
         // absolute.
@@ -480,7 +480,7 @@ impl ParamServer {
                 let name = Name::new(&ns, $name).map_err(|e| format!("{ns}/{}: {e:?}", $name))?;
                 // the DDS topic of the requests, as ros2-client names it
                 let rq = name.to_dds_name("rq", &any_node, "Request");
-                readers.push(super::node::limit_reception(
+                readers.push(super::dds::limit_reception(
                     ctx,
                     &rq,
                     max_request_bytes($set),
@@ -499,7 +499,7 @@ impl ParamServer {
             .create_topic(
                 &Name::parse("/parameter_events").map_err(|e| format!("{e:?}"))?,
                 MessageTypeName::new("rcl_interfaces", "ParameterEvent"),
-                &super::node::qos(super::config::Reliability::Reliable, 1000),
+                &super::dds::qos(super::config::Reliability::Reliable, 1000),
             )
             .map_err(|e| format!("/parameter_events: {e:?}"))?;
         let events = node
@@ -526,7 +526,7 @@ impl ParamServer {
     }
 
     /// The request readers' limits and drop counts (shared counters).
-    pub fn readers(&self) -> &[super::node::ReaderLimit] {
+    pub fn readers(&self) -> &[super::dds::ReaderLimit] {
         &self.readers
     }
 
