@@ -223,6 +223,22 @@ pub fn circles(g: &Graph) -> Vec<Vec<String>> {
     t.out
 }
 
+/// The test each crate runs on its `src`: the scan found more than
+/// `min_files` files and `min_edges` edges (so a broken scan fails), and
+/// no circle (the panic lists each one with its edges).
+pub fn assert_no_circles(src: &Path, min_files: usize, min_edges: usize) {
+    let g = graph(src);
+    let edges: usize = g.values().map(|e| e.len()).sum();
+    assert!(
+        g.len() > min_files && edges > min_edges,
+        "{} files, {edges} edges under {}: is the scan broken?",
+        g.len(),
+        src.display()
+    );
+    let c = circles(&g);
+    assert!(c.is_empty(), "import circles:\n{}", describe(&g, &c));
+}
+
 /// For a failing test: each circle with the edges inside it.
 pub fn describe(g: &Graph, circles: &[Vec<String>]) -> String {
     let mut s = String::new();

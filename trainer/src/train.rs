@@ -276,6 +276,9 @@ pub fn train(
     let mut losses_all = Vec::new();
     let mut last = Losses::default();
     let mut bundle = opts.out.join("bundle");
+    // The run's bundle (evaluated, and shipped when the run ends).
+    let export_run =
+        |agent: &Learner, step: u64| export(agent, &opts.out.join("bundle"), step, cfg, revision);
     let ck_every = std::time::Duration::from_secs_f64(cfg.checkpoint_minutes * 60.0);
     let mut last_ck = std::time::Instant::now();
     let (mut rate_t, mut rate_u) = (std::time::Instant::now(), agent.updates);
@@ -377,13 +380,7 @@ pub fn train(
         let done = state.agent_step >= cfg.steps;
         if state.agent_step >= state.next_eval || done {
             // Export first: the planner evaluation acts on this bundle.
-            bundle = export(
-                &agent,
-                &opts.out.join("bundle"),
-                state.agent_step,
-                cfg,
-                revision,
-            )?;
+            bundle = export_run(&agent, state.agent_step)?;
             let (eval, eval_plan) =
                 evaluate(task.as_mut(), &agent, cfg, &bundle, state.agent_step)?;
             state.metrics.push(Metrics {
@@ -424,13 +421,7 @@ pub fn train(
     // checkpoint.
     save(&agent, &mut state)?;
     if !bundle.join("manifest.json").exists() {
-        bundle = export(
-            &agent,
-            &opts.out.join("bundle"),
-            state.agent_step,
-            cfg,
-            revision,
-        )?;
+        bundle = export_run(&agent, state.agent_step)?;
     }
     let wall_s = state.wall_s;
     let mut summary = RunSummary::of(state, &agent, losses_all, bundle, wall_s);
