@@ -436,21 +436,7 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, BagError> {
 
 /// The refusal of a path that is neither a regular file nor a folder.
 fn not_regular(path: &Path, meta: &std::fs::Metadata) -> BagError {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    let kind = if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_dir() {
-        "a folder"
-    } else {
-        "not a regular file"
-    };
+    let kind = crate::bundle::confine::kind_name(meta);
     BagError::NotAFile {
         path: path.to_path_buf(),
         why: format!("{kind}; only regular files are read"),

@@ -214,7 +214,9 @@ fn read_bounded(
     Ok(bytes)
 }
 
-fn kind_name(meta: &std::fs::Metadata) -> &'static str {
+/// What a file that is not a plain file is ("a FIFO", "a folder", ...), for
+/// refusals; the bag reader names its refusals the same way.
+pub fn kind_name(meta: &std::fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_dir() {
