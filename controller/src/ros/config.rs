@@ -64,7 +64,8 @@ pub use super::names::{clip, MAX_QUOTE};
 pub const SUGGEST_MAX_BYTES: usize = 64;
 
 /// What computes the action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// The Dream-MPC planner on the model bundle.
     DreamMpc,
@@ -76,16 +77,19 @@ pub enum SourceKind {
 }
 
 /// Message type of the observation topic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 pub enum ObsKind {
     /// `std_msgs/msg/Float64MultiArray`, `data` is the observation vector.
+    #[serde(alias = "std_msgs/msg/Float64MultiArray")]
     Float64MultiArray,
     /// `sensor_msgs/msg/JointState`, mapped by joint names and fields.
+    #[serde(alias = "sensor_msgs/msg/JointState")]
     JointState,
 }
 
 /// Which JointState field feeds the observation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JointField {
     Position,
     Velocity,
@@ -93,14 +97,16 @@ pub enum JointField {
 }
 
 /// DDS reliability of a topic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reliability {
     Reliable,
     BestEffort,
 }
 
 /// DDS durability of a topic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Durability {
     /// Only samples published while a reader is matched are delivered.
     Volatile,
@@ -125,16 +131,35 @@ pub struct TopicQos {
 /// Request/reply mapping of the ROS 2 parameter services (how the request
 /// id travels): as rmw_fastrtps does it (ROS 2's default RMW) or as
 /// rmw_cyclonedds does it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ServiceMappingKind {
     Enhanced,
     Cyclone,
 }
 
+/// `parameter_services`: a mapping, or no services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ParameterServices {
+    Enhanced,
+    Cyclone,
+    Off,
+}
+
+/// `plausibility.action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PlausibilityAction {
+    Reject,
+    Warn,
+}
+
 /// What the node does after a fault inside planning (a panic, or an error
 /// the action source returns): the safe action goes out for that tick and
 /// the fault is counted either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FaultPolicy {
     /// Publish the safe action as the last word and stop (exit code 3).
     Stop,
@@ -1166,13 +1191,12 @@ impl Checked {
     fn int(&self, k: &str) -> Option<usize> {
         self.0.get(k).and_then(Value::as_u64).map(|x| x as usize)
     }
-    /// A `OneOf` string parsed as the serde enum of the same names (the
-    /// table's list and the enum's snake_case names agree; a test checks).
+    /// A `OneOf` string parsed as the serde enum of the same names: the
+    /// table's values are the only ones that get here, and a test parses
+    /// every one of them, so a value added to the table without its variant
+    /// fails that test (never a silent default).
     fn named<T: de::DeserializeOwned>(&self, k: &str) -> Option<T> {
-        self.str(k).map(|s| {
-            serde_yaml::from_value(Value::String(s.into()))
-                .unwrap_or_else(|e| panic!("{k}: table value `{s}` is not a variant: {e}"))
-        })
+        self.str(k).map(|s| named_value(k, s))
     }
     fn bool(&self, k: &str) -> Option<bool> {
         self.0.get(k).and_then(Value::as_bool)
@@ -1202,28 +1226,30 @@ impl Checked {
     }
 }
 
+/// The variant named `s` of a `OneOf` row `k` ([`Checked::named`]).
+fn named_value<T: de::DeserializeOwned>(k: &str, s: &str) -> T {
+    serde_yaml::from_value(Value::String(s.into()))
+        .unwrap_or_else(|e| panic!("{k}: table value `{s}` is not a variant: {e}"))
+}
+
 /// `qos.<topic>.*`; with `legacy`, the older topic-wide `qos.reliability`
 /// and `qos.depth` replace the per-topic values when set.
 fn topic_qos(c: &Checked, topic: &str, legacy: bool) -> TopicQos {
     let key = |k: &str| format!("qos.{topic}.{k}");
     let old = |k: &str| if legacy { c.0.get(k) } else { None };
-    let rel = old("qos.reliability")
-        .and_then(Value::as_str)
-        .or(c.str(&key("reliability")));
+    let rel = match old("qos.reliability").and_then(Value::as_str) {
+        Some(r) => named_value("qos.reliability", r),
+        None => c.named(&key("reliability")).expect("table default"),
+    };
     let depth = old("qos.depth")
         .and_then(Value::as_u64)
         .map(|d| d as usize)
-        .or(c.int(&key("depth")));
+        .or(c.int(&key("depth")))
+        .expect("table default");
     TopicQos {
-        reliability: match rel {
-            Some("best_effort") => Reliability::BestEffort,
-            _ => Reliability::Reliable,
-        },
-        durability: match c.str(&key("durability")) {
-            Some("transient_local") => Durability::TransientLocal,
-            _ => Durability::Volatile,
-        },
-        depth: depth.unwrap_or(1),
+        reliability: rel,
+        durability: c.named(&key("durability")).expect("table default"),
+        depth,
     }
 }
 
@@ -1258,11 +1284,7 @@ impl Config {
                 expected: format!("a valid ROS 2 topic name ({e})"),
             })
         };
-        let action_source = match c.str("action_source") {
-            Some("linear") => SourceKind::Linear,
-            Some("zero") => SourceKind::Zero,
-            _ => SourceKind::DreamMpc,
-        };
+        let action_source: SourceKind = c.named("action_source").expect("table default");
         let bundle = c.str("bundle").filter(|b| !b.is_empty()).map(PathBuf::from);
         if action_source == SourceKind::DreamMpc && bundle.is_none() {
             return Err(ConfigError::Missing {
@@ -1293,19 +1315,12 @@ impl Config {
             value_action: c.named("options.value_action"),
             choice: c.named("options.choice"),
         };
-        let observation_type = match c.str("observation.type") {
-            Some("JointState" | "sensor_msgs/msg/JointState") => ObsKind::JointState,
-            _ => ObsKind::Float64MultiArray,
-        };
+        let observation_type: ObsKind = c.named("observation.type").expect("table default");
         let joints = c.strs("observation.joints");
         let fields: Vec<JointField> = c
             .strs("observation.fields")
             .iter()
-            .map(|f| match f.as_str() {
-                "velocity" => JointField::Velocity,
-                "effort" => JointField::Effort,
-                _ => JointField::Position,
-            })
+            .map(|f| named_value("observation.fields", f))
             .collect();
         let observation_size = c.required(
             "observation.size",
@@ -1402,17 +1417,15 @@ impl Config {
             qos_observation: topic_qos(&c, "observation", true),
             qos_action: topic_qos(&c, "action", true),
             qos_diagnostics: topic_qos(&c, "diagnostics", false),
-            parameter_services: match c.str("parameter_services") {
-                Some("off") => None,
-                Some("cyclone") => Some(ServiceMappingKind::Cyclone),
-                _ => Some(ServiceMappingKind::Enhanced),
+            parameter_services: match c.named("parameter_services").expect("table default") {
+                ParameterServices::Off => None,
+                ParameterServices::Cyclone => Some(ServiceMappingKind::Cyclone),
+                ParameterServices::Enhanced => Some(ServiceMappingKind::Enhanced),
             },
             plausibility_margin: num("plausibility.margin"),
-            plausibility_warn_only: c.str("plausibility.action") == Some("warn"),
-            on_planner_fault: match c.str("on_planner_fault") {
-                Some("continue") => FaultPolicy::Continue,
-                _ => FaultPolicy::Stop,
-            },
+            plausibility_warn_only: c.named::<PlausibilityAction>("plausibility.action")
+                == Some(PlausibilityAction::Warn),
+            on_planner_fault: c.named("on_planner_fault").expect("table default"),
             inject_planner_fault_at_tick: c
                 .int("debug.inject_planner_fault_at_tick")
                 .filter(|&t| t > 0)
@@ -1468,6 +1481,44 @@ other_node:
     /// parameter; each `OneOf` value of an `options.*` row parses into its
     /// enum, the preset replaces the bundle's section first and the other
     /// keys override it, and a bad value is refused naming the key.
+    /// Every value a `OneOf` row allows parses into its typed
+    /// configuration (a value added to the table without its variant
+    /// panics here), and a value the table does not allow is refused
+    /// naming the key.
+    #[test]
+    fn every_allowed_value_parses() {
+        let y = |t: &str| serde_yaml::from_str::<Value>(t).unwrap();
+        let mut n = 0;
+        for row in PARAMS {
+            let OneOf(values) = row.rule else { continue };
+            for v in values {
+                let mut p = Params::from_yaml(GOOD).unwrap();
+                let value = if row.ty == Ty::Strs {
+                    Value::Sequence(vec![Value::String(v.to_string())])
+                } else {
+                    Value::String(v.to_string())
+                };
+                p.0.insert(row.key.into(), value);
+                // JointState needs its mapping; a planner source its bundle
+                if row.key.starts_with("observation.") {
+                    p.0.insert("observation.joints".into(), y("[a, b]"));
+                    p.0.entry("observation.type".into()).or_insert(y("JointState"));
+                    p.0.entry("observation.fields".into()).or_insert(y("[position]"));
+                }
+                if *v == "dream_mpc" {
+                    p.0.insert("bundle".into(), y("/nonexistent"));
+                }
+                Config::from_params(p).unwrap_or_else(|e| panic!("{}: {v}: {e}", row.key));
+                n += 1;
+            }
+            let mut p = Params::from_yaml(GOOD).unwrap();
+            p.0.insert(row.key.into(), y("not_a_value_of_the_table"));
+            let e = Config::from_params(p).unwrap_err().to_string();
+            assert!(e.contains(&format!("'{}'", row.key)), "{}: {e}", row.key);
+        }
+        assert!(n > 40, "{n} allowed values");
+    }
+
     #[test]
     fn planner_options_are_parameters() {
         for row in PARAMS.iter().filter(|p| p.key.starts_with("options.")) {

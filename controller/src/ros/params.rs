@@ -427,6 +427,157 @@ impl Store {
     }
 }
 
+/// One request answered by the [`Store`], apart from DDS: the reply and
+/// what the server does besides sending it.
+#[derive(Debug)]
+pub struct Answer<R> {
+    pub reply: R,
+    /// The request broke a limit (count or size): counted in
+    /// `parameter_requests_refused`.
+    pub refused: bool,
+    /// The tunables now in force, when the request changed them (queued to
+    /// the control thread).
+    pub changed: Option<Tunables>,
+    /// The parameters accepted (published on `/parameter_events`).
+    pub accepted: Vec<raw::Parameter>,
+    /// Log lines, names and values quoted shortened: at most one per
+    /// accepted parameter plus [`LOGGED_PER_REQUEST`] + 1.
+    pub log: Vec<String>,
+}
+
+impl<R> Answer<R> {
+    fn read(reply: R, refused: bool) -> Answer<R> {
+        Answer {
+            reply,
+            refused,
+            changed: None,
+            accepted: vec![],
+            log: vec![],
+        }
+    }
+
+    /// Hand everything but the reply to `rest`; the reply.
+    pub fn split(self, rest: &mut impl FnMut(Answer<()>)) -> R {
+        rest(Answer {
+            reply: (),
+            refused: self.refused,
+            changed: self.changed,
+            accepted: self.accepted,
+            log: self.log,
+        });
+        self.reply
+    }
+}
+
+/// Whether a list of names or prefixes breaks a limit (count, or a name
+/// over [`MAX_NAME_BYTES`]), and whether it is over the count (answered
+/// empty).
+fn names_over(names: &[String]) -> (bool, bool) {
+    let over = over_count("names", names.len()).is_some();
+    (over || names.iter().any(|n| n.len() > MAX_NAME_BYTES), over)
+}
+
+/// Whether a set request breaks a limit (count, or a name or value over
+/// its size).
+fn sets_over(ps: &[raw::Parameter]) -> bool {
+    over_count("parameters", ps.len()).is_some()
+        || ps.iter().any(|p| over_size(&p.name, &p.value).is_some())
+}
+
+impl Store {
+    /// `list_parameters`; a request over the count gets an empty list.
+    pub fn answer_list(&self, r: &ListParametersRequest) -> Answer<ListParametersResponse> {
+        let (refused, over) = names_over(&r.prefixes);
+        let result = if over {
+            ListParametersResult {
+                names: vec![],
+                prefixes: vec![],
+            }
+        } else {
+            self.list(&r.prefixes)
+        };
+        Answer::read(ListParametersResponse { result }, refused)
+    }
+
+    /// `get_parameters`; over the count: no values.
+    pub fn answer_get(&self, r: &GetParametersRequest) -> Answer<GetParametersResponse> {
+        let (refused, over) = names_over(&r.names);
+        let values = if over {
+            vec![]
+        } else {
+            r.names.iter().map(|k| self.get(k)).collect()
+        };
+        Answer::read(GetParametersResponse { values }, refused)
+    }
+
+    /// `get_parameter_types`; over the count: no types.
+    pub fn answer_types(
+        &self,
+        r: &GetParameterTypesRequest,
+    ) -> Answer<GetParameterTypesResponse> {
+        let (refused, over) = names_over(&r.names);
+        let values = if over {
+            vec![]
+        } else {
+            r.names.iter().map(|k| self.get(k).ptype).collect()
+        };
+        Answer::read(GetParameterTypesResponse { values }, refused)
+    }
+
+    /// `describe_parameters`; over the count: no descriptors.
+    pub fn answer_describe(
+        &self,
+        r: &DescribeParametersRequest,
+    ) -> Answer<DescribeParametersResponse> {
+        let (refused, over) = names_over(&r.names);
+        let values = if over {
+            vec![]
+        } else {
+            r.names.iter().map(|k| self.describe(k)).collect()
+        };
+        Answer::read(DescribeParametersResponse { values }, refused)
+    }
+
+    /// `set_parameters` ([`Store::set_each`]).
+    pub fn answer_set(&mut self, r: SetParametersRequest) -> Answer<SetParametersResponse> {
+        let refused = sets_over(&r.parameter);
+        let (results, changed) = self.set_each(&r.parameter);
+        let log = set_log(&r.parameter, &results);
+        let accepted = r
+            .parameter
+            .into_iter()
+            .zip(&results)
+            .filter(|(_, ok)| ok.successful)
+            .map(|(p, _)| p)
+            .collect();
+        Answer {
+            reply: SetParametersResponse { results },
+            refused,
+            changed: changed.then_some(self.values),
+            accepted,
+            log,
+        }
+    }
+
+    /// `set_parameters_atomically` ([`Store::set_all`]).
+    pub fn answer_set_atomic(
+        &mut self,
+        r: SetParametersRequest,
+    ) -> Answer<SetParametersAtomicallyResponse> {
+        let refused = sets_over(&r.parameter);
+        let (result, changed) = self.set_all(&r.parameter);
+        let log = set_log(&r.parameter, std::slice::from_ref(&result));
+        let accepted = if result.successful { r.parameter } else { vec![] };
+        Answer {
+            reply: SetParametersAtomicallyResponse { result },
+            refused,
+            changed: changed.then_some(self.values),
+            accepted,
+            log,
+        }
+    }
+}
+
 fn ok() -> SetParametersResult {
     SetParametersResult {
         successful: true,
@@ -530,90 +681,33 @@ impl ParamServer {
         &self.readers
     }
 
-    /// Answer every pending request; accepted sets are logged and queued
-    /// to the control thread (`force_push`: the newest always gets there).
-    /// A request with any refusal by the limits (module docs) adds one to
-    /// `refused`; a read request over the count gets an empty reply.
-    /// Returns the number of requests answered.
+    /// Answer every pending request ([`Store::answer_list`] and the
+    /// others); accepted sets are logged and queued to the control thread
+    /// (`force_push`: the newest always gets there) and published as a
+    /// parameter event. A request with any refusal by the limits (module
+    /// docs) adds one to `refused`. Returns the number of requests
+    /// answered.
     pub fn serve(&mut self, queue: &ArrayQueue<Tunables>, refused: &AtomicU64) -> usize {
         let s = &mut self.store;
         let (events, node) = (&self.events, self.node_name.as_str());
-        let count = |bad: bool| {
-            if bad {
+        let mut done = |a: Answer<()>| {
+            if a.refused {
                 refused.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        // Names or prefixes: over the count or any over the size limit.
-        let bad_names = |names: &[String]| {
-            let bad = over_count("names", names.len()).is_some()
-                || names.iter().any(|n| n.len() > MAX_NAME_BYTES);
-            count(bad);
-            names.len() > max_per_request()
-        };
-        let mut n = answer_all(&self.list, |r| ListParametersResponse {
-            result: if bad_names(&r.prefixes) {
-                ListParametersResult {
-                    names: vec![],
-                    prefixes: vec![],
-                }
-            } else {
-                s.list(&r.prefixes)
-            },
-        });
-        n += answer_all(&self.get, |r| GetParametersResponse {
-            values: if bad_names(&r.names) {
-                vec![]
-            } else {
-                r.names.iter().map(|k| s.get(k)).collect()
-            },
-        });
-        n += answer_all(&self.types, |r| GetParameterTypesResponse {
-            values: if bad_names(&r.names) {
-                vec![]
-            } else {
-                r.names.iter().map(|k| s.get(k).ptype).collect()
-            },
-        });
-        n += answer_all(&self.describe, |r| DescribeParametersResponse {
-            values: if bad_names(&r.names) {
-                vec![]
-            } else {
-                r.names.iter().map(|k| s.describe(k)).collect()
-            },
-        });
-        let over_limits = |ps: &[raw::Parameter]| {
-            over_count("parameters", ps.len()).is_some()
-                || ps.iter().any(|p| over_size(&p.name, &p.value).is_some())
-        };
-        n += answer_all(&self.set, |r| {
-            count(over_limits(&r.parameter));
-            let (results, changed) = s.set_each(&r.parameter);
-            log_sets(&r.parameter, &results);
-            if changed {
-                queue.force_push(s.values);
+            for line in &a.log {
+                eprintln!("dream-mpc run: {line}");
             }
-            let accepted: Vec<raw::Parameter> = r
-                .parameter
-                .iter()
-                .zip(&results)
-                .filter(|(_, ok)| ok.successful)
-                .map(|(p, _)| p.clone())
-                .collect();
-            event(events, node, accepted);
-            SetParametersResponse { results }
-        });
-        n += answer_all(&self.set_atomic, |r| {
-            count(over_limits(&r.parameter));
-            let (result, changed) = s.set_all(&r.parameter);
-            log_sets(&r.parameter, std::slice::from_ref(&result));
-            if changed {
-                queue.force_push(s.values);
+            if let Some(values) = a.changed {
+                queue.force_push(values);
             }
-            if result.successful {
-                event(events, node, r.parameter);
-            }
-            SetParametersAtomicallyResponse { result }
-        });
+            event(events, node, a.accepted);
+        };
+        let mut n = answer_all(&self.list, |r| s.answer_list(&r).split(&mut done));
+        n += answer_all(&self.get, |r| s.answer_get(&r).split(&mut done));
+        n += answer_all(&self.types, |r| s.answer_types(&r).split(&mut done));
+        n += answer_all(&self.describe, |r| s.answer_describe(&r).split(&mut done));
+        n += answer_all(&self.set, |r| s.answer_set(r).split(&mut done));
+        n += answer_all(&self.set_atomic, |r| s.answer_set_atomic(r).split(&mut done));
         n
     }
 }
@@ -647,50 +741,51 @@ fn event(events: &Publisher<raw::ParameterEvent>, node: &str, changed: Vec<raw::
     });
 }
 
-/// One line per accepted parameter, one per refused parameter up to
-/// [`LOGGED_PER_REQUEST`] and one line for the rest; names and values
-/// quoted shortened. A request refused whole (one result for many
-/// parameters) is one line.
-fn log_sets(ps: &[raw::Parameter], results: &[SetParametersResult]) {
+/// The log of a set request: one line per accepted parameter, one per
+/// refused parameter up to [`LOGGED_PER_REQUEST`] and one line for the
+/// rest; names and values quoted shortened. A request refused whole (one
+/// result for many parameters) is one line.
+pub fn set_log(ps: &[raw::Parameter], results: &[SetParametersResult]) -> Vec<String> {
     use super::config::clip;
     if results.len() == 1 && ps.len() > max_per_request() {
-        eprintln!(
-            "dream-mpc run: set request not applied: {}",
+        return vec![format!(
+            "set request not applied: {}",
             clip(&results[0].reason)
-        );
-        return;
+        )];
     }
+    let mut out = Vec::new();
     let mut refused = 0usize;
     for (i, p) in ps.iter().enumerate() {
         let Some(r) = results.get(i).or(results.last()) else {
-            return;
+            break;
         };
         if r.successful {
             let v = to_yaml(&p.value)
                 .and_then(|v| serde_yaml::to_string(&v).ok())
                 .unwrap_or_default();
-            eprintln!(
-                "dream-mpc run: parameter {} set to {} (applied from the next tick)",
+            out.push(format!(
+                "parameter {} set to {} (applied from the next tick)",
                 clip(&p.name),
                 clip(v.trim())
-            );
+            ));
             continue;
         }
         refused += 1;
         if refused <= LOGGED_PER_REQUEST {
-            eprintln!(
-                "dream-mpc run: parameter {} not set: {}",
+            out.push(format!(
+                "parameter {} not set: {}",
                 clip(&p.name),
                 clip(&r.reason)
-            );
+            ));
         }
     }
     if refused > LOGGED_PER_REQUEST {
-        eprintln!(
-            "dream-mpc run: ... and {} more parameters of the request not set",
+        out.push(format!(
+            "... and {} more parameters of the request not set",
             refused - LOGGED_PER_REQUEST
-        );
+        ));
     }
+    out
 }
 
 #[cfg(test)]
