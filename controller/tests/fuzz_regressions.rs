@@ -9,7 +9,9 @@
 //!   backward;
 //! - `references`: `parse_references`, then `Bundle::check_references` on
 //!   the targets' tiny bundle;
-//! - `params`: `Params::from_yaml`, then `Config::from_params`.
+//! - `params`: `Params::from_yaml`, then `Config::from_params`;
+//! - `services` and `bag`: `dream_mpc_testkit::fuzz`'s entries, the
+//!   fuzzer's own (the parameter services' answers; the bag reader).
 //!
 //! Each must return (an error or a value), never panic. `write_seeds`
 //! (ignored) rewrites the generated seeds.
@@ -135,6 +137,47 @@ fn params_corpus_replays() {
     assert!(replay("params", params_entry) >= 2);
 }
 
+#[test]
+fn services_corpus_replays() {
+    assert!(replay("services", dream_mpc_testkit::fuzz::services) >= 6);
+}
+
+#[test]
+fn bag_corpus_replays() {
+    let n = replay("bag", dream_mpc_testkit::fuzz::bag);
+    dream_mpc_testkit::fuzz::remove_scratch();
+    assert!(n >= 6);
+}
+
+/// The services seeds decode to requests that change the tunables (the
+/// replay reaches the checks, not only the decoder), and the bag seed is
+/// a readable bag.
+#[test]
+fn services_and_bag_seeds_reach_past_decoding() {
+    use dream_mpc::bag::read::{decode_cdr, read, ReadOptions};
+    use ros2_client::rcl_interfaces::SetParametersRequest;
+    let set = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/services/seed-set"),
+    )
+    .unwrap();
+    let mut payload = vec![0, 1, 0, 0];
+    payload.extend_from_slice(&set[1..]);
+    let r: SetParametersRequest = decode_cdr(&payload).expect("seed-set decodes");
+    assert_eq!(r.parameter.len(), 2);
+    let dir = std::env::temp_dir().join(format!("dmpc-fuzzreg-bag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("seed.mcap");
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/bag/seed-mcap"),
+    )
+    .unwrap();
+    std::fs::write(&f, &seed[1..]).unwrap();
+    let (eps, _) = read(&[f], &ReadOptions::default()).expect("the seed bag reads");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(eps.len(), 2);
+    assert_eq!(eps[0].len(), 5);
+}
+
 /// References of `b` computed by its own kernels (forward and VJP), one
 /// case of `rows` rows per module.
 fn own_references(b: &Bundle, rows: usize) -> References {
@@ -161,8 +204,17 @@ fn own_references(b: &Bundle, rows: usize) -> References {
 fn write_seeds() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for t in ["manifest", "onnx", "references", "params"] {
+    for t in ["manifest", "onnx", "references", "params", "services", "bag"] {
         std::fs::create_dir_all(root.join(t)).unwrap();
+    }
+    // services and bag: the testkit's seeds
+    for (t, seeds) in [
+        ("services", dream_mpc_testkit::fuzz::services_seeds()),
+        ("bag", dream_mpc_testkit::fuzz::bag_seeds()),
+    ] {
+        for (name, bytes) in seeds {
+            std::fs::write(root.join(t).join(name), bytes).unwrap();
+        }
     }
     // manifest: a shipped one, and the same with an observation range
     let shipped = std::fs::read(repo.join("models/pendulum-swingup/manifest.json")).unwrap();

@@ -12,12 +12,15 @@
 //! - [`peak`]: the measured per-core arithmetic peak the benchmarks state
 //!   their efficiency against;
 //! - [`vjp`]: the buffers of the kernel benchmarks' forward + VJP passes;
-//! - [`imports`]: a crate's import graph, file by file, and its circles.
+//! - [`imports`]: a crate's import graph, file by file, and its circles;
+//! - [`fuzz`]: the entry points and seeds of the services and bag fuzz
+//!   targets, shared with the replay of their corpora.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
 pub mod bags;
 pub mod bundles;
+pub mod fuzz;
 pub mod imports;
 pub mod lq;
 pub mod peak;

@@ -943,6 +943,46 @@ mod tests {
     }
 
     #[test]
+    fn answers_carry_bounded_logs_and_the_refusal_count() {
+        let mut s = store(true);
+        let unknown: Vec<_> = (0..max_per_request())
+            .map(|i| p(&format!("nope{i}"), dbl(1.0)))
+            .collect();
+        let a = s.answer_set(SetParametersRequest {
+            parameter: unknown.clone(),
+        });
+        assert_eq!(a.log.len(), LOGGED_PER_REQUEST + 1, "{:?}", a.log);
+        assert!(a.log[LOGGED_PER_REQUEST].contains(&format!(
+            "{} more parameters",
+            max_per_request() - LOGGED_PER_REQUEST
+        )));
+        assert!(!a.refused && a.changed.is_none() && a.accepted.is_empty());
+        // one over the count: refused whole, one line, counted
+        let mut over = unknown;
+        over.push(p("budget.beta", dbl(0.5)));
+        let a = s.answer_set(SetParametersRequest { parameter: over });
+        assert_eq!(a.log.len(), 1, "{:?}", a.log);
+        assert!(a.refused && a.changed.is_none());
+        // an accepted set: one line, the new values, the event's parameters
+        let a = s.answer_set_atomic(SetParametersRequest {
+            parameter: vec![p("budget.beta", dbl(0.5))],
+        });
+        assert!(a.reply.result.successful && !a.refused);
+        assert_eq!(a.changed.map(|v| v.beta), Some(0.5));
+        assert_eq!(a.accepted.len(), 1);
+        assert!(a.log[0].contains("budget.beta set to 0.5"), "{:?}", a.log);
+        // read requests: a name over the size limit is counted, still answered
+        let a = s.answer_get(&GetParametersRequest {
+            names: vec!["x".repeat(MAX_NAME_BYTES + 1), "budget.beta".into()],
+        });
+        assert!(a.refused && a.reply.values.len() == 2);
+        assert_eq!(a.reply.values[1].double_value, 0.5);
+        let many = vec![String::new(); max_per_request() + 1];
+        let a = s.answer_describe(&DescribeParametersRequest { names: many });
+        assert!(a.refused && a.reply.values.is_empty());
+    }
+
+    #[test]
     fn list_and_describe_follow_the_table() {
         let s = store(true);
         let all = s.list(&[]);
