@@ -8,7 +8,7 @@ secs="${1:-600}"
 mkdir -p "$here/logs"
 bash "$here/run.sh" build
 export NO_BUILD=1
-for t in ${TARGETS:-manifest onnx references params}; do
+for t in ${TARGETS:-manifest onnx references params services bag}; do
     echo "== $t $(date -u +%FT%TZ) for $secs s" >> "$here/logs/campaign.log"
     bash "$here/run.sh" "$t" "$secs" > "$here/logs/$t.log" 2>&1
     echo "== $t exit $? $(date -u +%FT%TZ)" >> "$here/logs/campaign.log"

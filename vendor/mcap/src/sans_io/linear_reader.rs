@@ -737,12 +737,20 @@ impl LinearReader {
                             let len = u64::from_le_bytes(opcode_len_buf[1..].try_into().unwrap());
                             let len = check!(check_len(len, self.options.record_length_limit)
                                 .ok_or(McapError::RecordTooLarge { opcode, len }));
+                            // A record longer than what is left of its chunk is corrupt
+                            // (subtracting would wrap and read past the chunk).
+                            let Some(remaining) = state
+                                .compressed_remaining
+                                .checked_sub((OPCODE_LEN_SIZE + len) as u64)
+                            else {
+                                return Some(Err(McapError::UnexpectedEoc));
+                            };
                             let opcode_len_data = consume!(OPCODE_LEN_SIZE + len);
                             let data = &opcode_len_data[OPCODE_LEN_SIZE..];
                             if let Some(hasher) = state.uncompressed_data_hasher.as_mut() {
                                 hasher.update(opcode_len_data);
                             }
-                            state.compressed_remaining -= (OPCODE_LEN_SIZE + len) as u64;
+                            state.compressed_remaining = remaining;
                             return Some(Ok(LinearReadEvent::Record { data, opcode }));
                         }
                         Some(decompressor) => {
