@@ -286,14 +286,28 @@ impl<'a> ChunkFlattener<'a> {
     }
 
     pub fn new_with_options(buf: &'a [u8], options: EnumSet<Options>) -> McapResult<Self> {
+        Self::new_with_limit(buf, options, None)
+    }
+
+    /// Like [`new_with_options()`](Self::new_with_options), refusing any record (a chunk's
+    /// inner records included) longer than `record_length_limit` bytes before buffering it:
+    /// a record inside a compressed chunk is not bounded by the file's size, so without a
+    /// limit a corrupt length field is allocated as claimed.
+    pub fn new_with_limit(
+        buf: &'a [u8],
+        options: EnumSet<Options>,
+        record_length_limit: Option<usize>,
+    ) -> McapResult<Self> {
+        let mut reader_options = LinearReaderOptions::default()
+            .with_skip_end_magic(options.contains(Options::IgnoreEndMagic))
+            .with_validate_chunk_crcs(options.contains(Options::ValidateChunkCrcs));
+        if let Some(limit) = record_length_limit {
+            reader_options = reader_options.with_record_length_limit(limit);
+        }
         Ok(Self {
             inner: InnerReader {
                 buf,
-                reader: SansIoReader::new_with_options(
-                    LinearReaderOptions::default()
-                        .with_skip_end_magic(options.contains(Options::IgnoreEndMagic))
-                        .with_validate_chunk_crcs(options.contains(Options::ValidateChunkCrcs)),
-                ),
+                reader: SansIoReader::new_with_options(reader_options),
             },
         })
     }
@@ -474,7 +488,17 @@ impl<'a> RawMessageStream<'a> {
     }
 
     pub fn new_with_options(buf: &'a [u8], options: EnumSet<Options>) -> McapResult<Self> {
-        let records = ChunkFlattener::new_with_options(buf, options)?;
+        Self::new_with_limit(buf, options, None)
+    }
+
+    /// Like [`new_with_options()`](Self::new_with_options), with a record length limit
+    /// ([`ChunkFlattener::new_with_limit`]).
+    pub fn new_with_limit(
+        buf: &'a [u8],
+        options: EnumSet<Options>,
+        record_length_limit: Option<usize>,
+    ) -> McapResult<Self> {
+        let records = ChunkFlattener::new_with_limit(buf, options, record_length_limit)?;
 
         Ok(Self {
             records,
@@ -584,7 +608,18 @@ impl<'a> MessageStream<'a> {
     }
 
     pub fn new_with_options(buf: &'a [u8], options: EnumSet<Options>) -> McapResult<Self> {
-        RawMessageStream::new_with_options(buf, options).map(|inner| Self { inner })
+        Self::new_with_limit(buf, options, None)
+    }
+
+    /// Like [`new_with_options()`](Self::new_with_options), with a record length limit
+    /// ([`ChunkFlattener::new_with_limit`]).
+    pub fn new_with_limit(
+        buf: &'a [u8],
+        options: EnumSet<Options>,
+        record_length_limit: Option<usize>,
+    ) -> McapResult<Self> {
+        RawMessageStream::new_with_limit(buf, options, record_length_limit)
+            .map(|inner| Self { inner })
     }
 }
 
