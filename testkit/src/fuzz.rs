@@ -321,6 +321,7 @@ pub fn bag(data: &[u8]) {
     };
     let opts = ReadOptions {
         max_file_bytes: 1 << 20,
+        max_record_bytes: 1 << 20,
         ..Default::default()
     };
     match read(&[source], &opts) {

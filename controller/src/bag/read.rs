@@ -44,11 +44,21 @@ pub struct ReadOptions {
     /// Largest MCAP file read, in bytes, checked before reading (the file
     /// is read whole). [`MAX_FILE_BYTES`].
     pub max_file_bytes: u64,
+    /// Longest record accepted, in bytes, before it is buffered: a record
+    /// inside a compressed chunk is not bounded by the file's size, so a
+    /// corrupt length field would otherwise be allocated as claimed.
+    /// [`MAX_RECORD_BYTES`].
+    pub max_record_bytes: u64,
 }
 
 /// Default cap on one MCAP file: 4 GiB (a day of a 100 Hz, 64-element
 /// observation log is about 1 GiB).
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// Default cap on one record: 64 MiB (an observation of the largest size
+/// the node takes, 65,536 float64, is 512 KiB; other topics of a robot's
+/// bag, camera images, point clouds, are read past and fit).
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
 
 /// Cap on a bag folder's `metadata.yaml` (rosbag2 writes a few KiB).
 pub const MAX_METADATA_BYTES: u64 = 1 << 20;
@@ -61,6 +71,7 @@ impl Default for ReadOptions {
             period_s: None,
             max_gap: 3.0,
             max_file_bytes: MAX_FILE_BYTES,
+            max_record_bytes: MAX_RECORD_BYTES,
         }
     }
 }
@@ -568,9 +579,9 @@ fn read_file(
     steps: &mut BTreeMap<(u64, u32), Step>,
     sizes: &mut Sizes,
     report: &mut SourceReport,
-    max_bytes: u64,
+    opts: &ReadOptions,
 ) -> Result<Option<Truncation>, BagError> {
-    let buf = read_capped(file, max_bytes)?;
+    let buf = read_capped(file, opts.max_file_bytes)?;
     if buf.len() < 8 || buf[..8] != mcap::MAGIC[..] {
         return Err(BagError::NotABag {
             path: file.to_path_buf(),
@@ -579,12 +590,15 @@ fn read_file(
     }
     // Chunk CRCs are checked: a flipped bit inside a chunk (an exponent
     // that turns 1.0 into 1e30) is damage, not data.
-    let stream =
-        mcap::MessageStream::new_with_options(&buf, mcap::read::Options::ValidateChunkCrcs.into())
-            .map_err(|e| BagError::Corrupt {
-                file: file.to_path_buf(),
-                why: e.to_string(),
-            })?;
+    let stream = mcap::MessageStream::new_with_limit(
+        &buf,
+        mcap::read::Options::ValidateChunkCrcs.into(),
+        Some(usize::try_from(opts.max_record_bytes).unwrap_or(usize::MAX)),
+    )
+    .map_err(|e| BagError::Corrupt {
+        file: file.to_path_buf(),
+        why: e.to_string(),
+    })?;
     let mut channels: BTreeMap<String, ()> = BTreeMap::new();
     let mut last_time = None;
     let mut cut = None;
@@ -823,7 +837,7 @@ pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<(Vec<Episode>, Read
         };
         let mut steps = BTreeMap::new();
         for f in &files {
-            if let Some(t) = read_file(f, &mut steps, &mut sizes, &mut r, opts.max_file_bytes)? {
+            if let Some(t) = read_file(f, &mut steps, &mut sizes, &mut r, opts)? {
                 r.truncated.push(t);
             }
         }
