@@ -88,6 +88,31 @@ pub fn planner_kind(name: &str) -> Result<PlannerKind, AgentError> {
         .ok_or_else(|| AgentError::UnknownPlanner(name.to_string()))
 }
 
+/// Load a bundle and verify it as `dream-mpc check` does (the kernels
+/// reproduce the libtorch references of every module) before any actuator
+/// is driven; the one line that says so. Start-up only: compiles and runs
+/// every module on its references.
+pub fn load_verified(
+    dir: &std::path::Path,
+    limits: crate::bundle::Limits,
+    weights: crate::kernels::Weights,
+) -> Result<(Bundle, String), String> {
+    let err = |e: &dyn fmt::Display| format!("bundle {}: {e}", dir.display());
+    let bundle = Bundle::load_as(dir, limits, weights).map_err(|e| err(&e))?;
+    let t0 = Instant::now();
+    let report = bundle.verify().map_err(|e| err(&e))?;
+    let line = format!(
+        "bundle {} ({} weights): {} modules match their libtorch references (worst {:.1e}, tolerance {:.0e}), verified in {:.0} ms",
+        dir.display(),
+        weights.name(),
+        report.modules.len(),
+        report.modules.iter().map(|m| m.worst()).fold(0.0f32, f32::max),
+        report.tolerance,
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    Ok((bundle, line))
+}
+
 /// What one [`Agent::act`] did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Decision {

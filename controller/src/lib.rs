@@ -8,7 +8,8 @@
 //!
 //! The modules form a one-way stack (each imports only those below it;
 //! `tests/layers.rs` checks it): `bundle` (format) <- `kernels` (compiler)
-//! <- `load` (loading, verification) <- `planner` <- `agent` <- `ros`, with
+//! <- `load` (loading, verification) <- `planner` <- `agent` <- `control`
+//! (the tick, no ROS type) <- `msgs` <- `bag` <- `ros` (transport), with
 //! `rng` at the bottom. See `controller/README.md`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -29,11 +30,30 @@ macro_rules! error_from {
     };
 }
 
+/// An error that is its message: `pub struct $name(pub String)`, shown as
+/// the message, with `std::error::Error`.
+macro_rules! message_error {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        pub struct $name(pub String);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::error::Error for $name {}
+    };
+}
+
 pub mod agent;
 pub mod bag;
 pub mod bundle;
+pub mod control;
 pub mod kernels;
 pub mod load;
+pub mod msgs;
 pub mod planner;
 pub mod rng;
 pub mod ros;

@@ -204,7 +204,14 @@ fn own_references(b: &Bundle, rows: usize) -> References {
 fn write_seeds() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for t in ["manifest", "onnx", "references", "params", "services", "bag"] {
+    for t in [
+        "manifest",
+        "onnx",
+        "references",
+        "params",
+        "services",
+        "bag",
+    ] {
         std::fs::create_dir_all(root.join(t)).unwrap();
     }
     // services and bag: the testkit's seeds

@@ -3,7 +3,8 @@
 //! up or sideways:
 //!
 //! ```text
-//! rng  <-  bundle (format)  <-  kernels  <-  load  <-  planner  <-  agent  <-  ros
+//! rng  <-  bundle (format)  <-  kernels  <-  load  <-  planner  <-  agent
+//!      <-  control (the tick, no ROS)  <-  msgs  <-  bag  <-  ros (transport)
 //! ```
 //!
 //! Each module may use only the modules left of it (and `rng`, which uses
@@ -13,8 +14,8 @@
 use std::path::{Path, PathBuf};
 
 /// Modules in stack order, bottom first.
-const STACK: [&str; 7] = [
-    "rng", "bundle", "kernels", "load", "planner", "agent", "ros",
+const STACK: [&str; 10] = [
+    "rng", "bundle", "kernels", "load", "planner", "agent", "control", "msgs", "bag", "ros",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -93,6 +94,39 @@ fn no_module_imports_upward() {
         "imports against the stack:\n{}",
         bad.join("\n")
     );
+}
+
+/// Every module of the library is in the stack (a new module must be
+/// placed in it), and the control core names no ROS type.
+#[test]
+fn every_module_is_in_the_stack_and_the_core_knows_no_ros() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+        if name == "lib" || name == "bin" {
+            continue;
+        }
+        assert!(
+            STACK.contains(&name.as_str()),
+            "module `{name}` is not in the layer stack of tests/layers.rs"
+        );
+    }
+    let mut files = vec![];
+    sources(&src.join("control"), &mut files);
+    assert!(files.len() >= 4, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            assert!(
+                !code.contains("ros2_client") && !code.contains("rustdds"),
+                "{}:{}: the control core uses ROS: {line}",
+                f.display(),
+                i + 1
+            );
+        }
+    }
 }
 
 /// The scan itself catches an upward import (so the test above can fail).

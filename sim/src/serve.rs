@@ -29,9 +29,9 @@ pub mod point_mass;
 
 use crate::task::{Task, TaskError};
 use dream_mpc::bag::write::{now_ns, BagOptions, BagWriter, Step};
+use dream_mpc::msgs::{self, Float64, Float64MultiArray, Int64};
 use dream_mpc::rng::Rng;
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64, Float64MultiArray, Int64};
 use dream_mpc::ros::node::{
     create_publisher, create_subscription, max_array_bytes, qos, NodeError, StopHandle,
 };

@@ -6,8 +6,8 @@
 //! asks for, including what a recorder must never write.
 
 use dream_mpc::bag::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
-use dream_mpc::ros::msgs::Int64;
-use dream_mpc::ros::msgs::{Float64, Float64MultiArray};
+use dream_mpc::msgs::Int64;
+use dream_mpc::msgs::{Float64, Float64MultiArray};
 use ros2_client::dds::rustdds::no_key::SerializerAdapter;
 use ros2_client::dds::rustdds::CDRSerializerAdapter;
 use serde::Serialize;

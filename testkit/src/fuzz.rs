@@ -20,8 +20,8 @@
 
 use crate::bags::{cdr, standard_type, write_mcap_with, Steps};
 use dream_mpc::bag::read::{decode_cdr, read, ReadOptions};
+use dream_mpc::control::Tunables;
 use dream_mpc::ros::config::{check_value, Config, Params};
-use dream_mpc::ros::control::Tunables;
 use dream_mpc::ros::params::{max_per_request, served, Answer, Store, LOGGED_PER_REQUEST};
 use ros2_client::dds::rustdds::no_key::SerializerAdapter;
 use ros2_client::dds::rustdds::CDRSerializerAdapter;

@@ -36,7 +36,7 @@
 //! (`--profile dev` uses target/debug, whose `dream-mpc` crate is built at
 //! opt-level 3).
 
-use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc::ros::realtime::page_faults_of;
 use dream_mpc_tests::peer::Peer;
 use dream_mpc_tests::{bins, env_or, read_output, root, spawn_on};
@@ -234,7 +234,9 @@ fn condition(bin: &Path, name: &'static str, load: bool, rt: bool, secs: f64, do
     let (minor0, major0) = page_faults_of(&pid);
     let hogs = load.then(|| Load::start(secs));
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    let x: Vec<f64> = (0..cfg.observation_size).map(|i| 0.1 * i as f64).collect();
+    let x: Vec<f64> = (0..cfg.control.observation_size)
+        .map(|i| 0.1 * i as f64)
+        .collect();
     while Instant::now() < end {
         let _ = obs_pub.publish(Float64MultiArray::vector("observation", x.clone()));
         while let Ok(Some(_)) = act_sub.take() {}

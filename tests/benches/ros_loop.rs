@@ -22,7 +22,7 @@
 //! answer cannot be told apart, so no obs->action latency is reported) and
 //! the controller's report gives the rate, tick latency and misses.
 
-use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc_tests::peer::Peer;
 use dream_mpc_tests::{bins, env_or, read_output, root};
 use std::process::{Command, Stdio};
@@ -46,10 +46,10 @@ fn main() {
         dream_mpc::ros::config::Params::from_file(&root().join(&config)).unwrap(),
     )
     .unwrap();
-    let linear = cfg.action_source == dream_mpc::ros::config::SourceKind::Linear;
+    let linear = cfg.control.action_source == dream_mpc::ros::config::SourceKind::Linear;
     println!(
         "ros_loop: {secs} s per rate, domain {domain}, {config} (action source {:?}, planner {}, budget {:?})",
-        cfg.action_source, cfg.planner, cfg.budget
+        cfg.control.action_source, cfg.control.planner, cfg.control.budget
     );
     for rate in [100.0, 500.0] {
         let mut peer = Peer::new(domain, "ros_loop_bench");
@@ -99,7 +99,9 @@ fn main() {
             if !linear {
                 // planner: a steady observation stream; answers are not matched
                 if now >= next_ping {
-                    let x: Vec<f64> = (0..cfg.observation_size).map(|i| 0.1 * i as f64).collect();
+                    let x: Vec<f64> = (0..cfg.control.observation_size)
+                        .map(|i| 0.1 * i as f64)
+                        .collect();
                     let _ = obs_pub.publish(Float64MultiArray::vector("observation", x));
                     next_ping = now + Duration::from_millis(2);
                 }

@@ -17,8 +17,8 @@
 
 use crate::peer::{participant, topic};
 use crate::{bins, root, spawn_on, wait_bounded};
+use dream_mpc::msgs::{self, Float64MultiArray};
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
-use dream_mpc::ros::msgs::{self, Float64MultiArray};
 use dream_mpc::ros::qos::profile;
 use ros2_client::{Context, Publisher};
 use std::process::{Child, Command, Stdio};

@@ -7,8 +7,8 @@
 
 use crate::peer::{diagnostics, float_topic, participant};
 use crate::{spawn_controller_with, wait_bounded};
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::Float64MultiArray;
 use ros2_client::dds::rustdds::DomainParticipant;
 use ros2_client::{Context, Node, Subscription};
 use std::net::{SocketAddr, UdpSocket};

@@ -2,8 +2,8 @@
 //! test's domain, subscribing to the controller's action and diagnostics
 //! and publishing observations, with the node's QoS.
 
+use dream_mpc::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::node::{create_topic, qos};
 use ros2_client::dds::rustdds::Topic;
 use ros2_client::{

@@ -6,7 +6,7 @@
 
 use dream_mpc::bag::read::{read, BagError, ReadOptions};
 use dream_mpc::bag::{ACTION_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
-use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc_testkit::bags::{cdr, standard_type, write_mcap, write_mcap_with, Rec, Steps};
 use std::path::PathBuf;
 

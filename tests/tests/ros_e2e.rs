@@ -10,8 +10,8 @@
 //! `CONTROLLER_CONFIG` -> a config with `action_source: dream_mpc` and the
 //! bundle, and `in_process_policy` -> the planner on the same bundle.
 
+use dream_mpc::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::node::qos;
 use dream_mpc_tests::peer::{topic, Peer};
 use dream_mpc_tests::{bins, json_field, root, spawn_sim, wait_bounded, JOINT_STATE_SLIDER};

@@ -6,8 +6,8 @@
 //! domain (1..8 and 30..109, apart from the interop test's 10..29, ros_qos's
 //! 220..229 and ros_e2e's 100..219).
 
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc_tests::peer::{float_topic, participant};
 use dream_mpc_tests::{json_field, wait_bounded};
 use ros2_client::{Context, Node, Publisher, Subscription};

@@ -17,8 +17,8 @@
 //! sends 0.5 or its safe -0.5), or as anything on the root topics
 //! `/observation` and `/action`, which a third participant watches.
 
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::msgs::Float64MultiArray;
 use dream_mpc_tests::peer::{float_topic, Peer};
 use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};
 use ros2_client::Subscription;

@@ -7,7 +7,7 @@
 //! and plans on the same observation; under `plausibility.action: warn` it
 //! counts and plans on. Domains 225..=227.
 
-use dream_mpc::ros::msgs::{DiagnosticArray, Float64MultiArray};
+use dream_mpc::msgs::{DiagnosticArray, Float64MultiArray};
 use dream_mpc_tests::peer::Peer;
 use dream_mpc_tests::{bins, json_field, root, wait_bounded};
 use ros2_client::{Publisher, Subscription};

@@ -6,8 +6,8 @@
 //! with the topic, the peer and the policy, and counted in `/diagnostics`.
 //! Domains 220..229 (other tests use 30..219 and 230..).
 
+use dream_mpc::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
-use dream_mpc::ros::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::node::{create_publisher, create_subscription, max_array_bytes};
 use dream_mpc::ros::qos::profile;
 use dream_mpc_tests::peer::diagnostics;

@@ -13,7 +13,7 @@
 //! - refused with `realtime.required: true`: exit code 2 before the first
 //!   tick (no action ever published).
 
-use dream_mpc::ros::msgs::Float64MultiArray;
+use dream_mpc::msgs::Float64MultiArray;
 use dream_mpc_tests::peer::Peer;
 use dream_mpc_tests::{bins, root, wait_bounded};
 use ros2_client::Subscription;

@@ -7,9 +7,9 @@
 
 use dream_mpc::bag::recorder::Recorder;
 use dream_mpc::bag::write::{BagError, BagOptions, BagSummary};
-use dream_mpc::ros::control::{self, ActionSource, SourceFault, TickStatus};
+use dream_mpc::control::{self, ActionSource, Controller, SourceFault, TickKind, TickStatus};
 use dream_mpc::ros::node::{ControlLoop, Handoff};
-use dream_mpc::ros::{Config, Controller, Params, TickKind};
+use dream_mpc::ros::{Config, Params};
 use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
 use dream_mpc_testkit::bundles::scratch_dir;
 use std::sync::atomic::Ordering;
@@ -58,7 +58,7 @@ fn control_update_allocates_nothing() {
         ("on_planner_fault", "continue"),
     ]);
     let epoch = Instant::now();
-    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
+    let ctl = Controller::new(&cfg.control, control::make_source(&cfg.control).unwrap());
     let h = Handoff::new(ctl.obs_capacity(), epoch);
     let mut lp = ControlLoop::new(&cfg, ctl, epoch);
     let inputs: [&[f64]; 5] = [
@@ -101,10 +101,14 @@ fn control_update_allocates_nothing() {
     while let Some(a) = h.actions.pop() {
         last = Some(a);
     }
-    assert_eq!(last.unwrap().as_slice(), cfg.safe_action.as_slice());
+    assert_eq!(last.unwrap().as_slice(), cfg.control.safe_action.as_slice());
 
     // the counter is live: an allocating source is caught
-    let mut bad = ControlLoop::new(&cfg, Controller::new(&cfg, Box::new(Allocating)), epoch);
+    let mut bad = ControlLoop::new(
+        &cfg,
+        Controller::new(&cfg.control, Box::new(Allocating)),
+        epoch,
+    );
     h.observation.write(&[0.1, 0.2], Instant::now());
     let (_, n) = allocations_in(|| bad.update(Instant::now(), &h));
     assert!(n > 0);
@@ -125,12 +129,16 @@ fn recording(name: &str) -> Recording {
     let cfg = &config(&[("diagnostics_period_s", "0.05")]);
     let dir = scratch_dir(&format!("tick-alloc-{name}"));
     let epoch = Instant::now();
-    let ctl = Controller::new(cfg, control::make_source(cfg).unwrap());
-    let rec = Arc::new(Recorder::new(8, cfg.observation_size, cfg.action_size));
+    let ctl = Controller::new(&cfg.control, control::make_source(&cfg.control).unwrap());
+    let rec = Arc::new(Recorder::new(
+        8,
+        cfg.control.observation_size,
+        cfg.control.action_size,
+    ));
     let writer = rec
         .spawn_writer(
             dir.clone(),
-            BagOptions::new(cfg.observation_size, cfg.action_size),
+            BagOptions::new(cfg.control.observation_size, cfg.control.action_size),
         )
         .unwrap();
     let h = Handoff::new(ctl.obs_capacity(), epoch).with_recorder(rec.clone());
@@ -231,7 +239,7 @@ fn tunables_are_applied_between_ticks_without_allocating() {
         .unwrap();
     let cfg = Config::from_params(p).unwrap();
     let epoch = Instant::now();
-    let ctl = Controller::new(&cfg, control::make_source(&cfg).unwrap());
+    let ctl = Controller::new(&cfg.control, control::make_source(&cfg.control).unwrap());
     let start = ctl.tunables;
     assert_eq!(start.iterations, 4, "the bundle's K");
     let h = Handoff::new(ctl.obs_capacity(), epoch);
@@ -305,7 +313,7 @@ fn plausibility_check_allocates_nothing() {
         }),
     );
     let epoch = Instant::now();
-    let ctl = Controller::new(&cfg, Box::new(Ranged(spec)));
+    let ctl = Controller::new(&cfg.control, Box::new(Ranged(spec)));
     assert!(ctl.plausibility_checked());
     let h = Handoff::new(ctl.obs_capacity(), epoch);
     let mut lp = ControlLoop::new(&cfg, ctl, epoch);

@@ -9,7 +9,7 @@
 //!
 //! Messages are decoded with the node's own CDR deserializer (RustDDS's
 //! `CDRDeserializerAdapter`, which `ros2-client` uses for subscriptions)
-//! into the [`crate::ros::msgs`] types: one codec for DDS and bags.
+//! into the [`crate::msgs`] types: one codec for DDS and bags.
 //!
 //! Pairing: the records of one step share `sequence` and `log_time`, so
 //! steps are keyed by `(log_time, sequence)`. Bags written by tools that
@@ -19,7 +19,7 @@
 
 pub use super::schema::{FLOAT64, FLOAT64_MULTI_ARRAY, INT64};
 use super::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
-use crate::ros::msgs::{Float64, Float64MultiArray, Int64};
+use crate::msgs::{Float64, Float64MultiArray, Int64};
 use ros2_client::dds::rustdds::no_key::DeserializerAdapter;
 use ros2_client::dds::rustdds::{CDRDeserializerAdapter, RepresentationIdentifier};
 use serde::de::DeserializeOwned;

@@ -3,7 +3,7 @@
 //! then each dependency after a line of 80 `=` and `MSG: pkg/Type`.
 //!
 //! The field lines are those of the ROS 2 `std_msgs` interface definitions
-//! (the layout [`crate::ros::msgs`] serializes); the comments are ours.
+//! (the layout [`crate::msgs`] serializes); the comments are ours.
 
 /// The line rosbag2 puts between a type's text and each dependency.
 pub const SEPARATOR: &str =

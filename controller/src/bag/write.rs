@@ -17,7 +17,7 @@
 
 use super::schema;
 use super::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
-use crate::ros::msgs::{Float64, Float64MultiArray, Int64};
+use crate::msgs::{Float64, Float64MultiArray, Int64};
 use mcap::records::{MessageHeader, Metadata};
 use ros2_client::dds::rustdds::serialization::{to_writer_with_rep_id, RepresentationIdentifier};
 use std::collections::BTreeMap;
@@ -619,7 +619,7 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ros::msgs::Float64MultiArray;
+    use crate::msgs::Float64MultiArray;
     use mcap::MessageStream;
     use ros2_client::dds::rustdds::serialization::deserialize_from_cdr_with_rep_id;
 

@@ -8,9 +8,9 @@
 //! the parameter file's sections and resolve the topic names. A `--params-file`
 //! given before `--ros-args` is read first.
 
-use crate::ros::config::SourceKind;
+use crate::control::{self, Controller, SourceKind};
 use crate::ros::names::{RosArgs, DEFAULT_NODE};
-use crate::ros::{self, control, share, Config, ConfigError, Controller, Params, StopHandle};
+use crate::ros::{self, share, Config, ConfigError, Params, StopHandle};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -68,28 +68,29 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
     };
     params.apply(&ros_args.params, &names)?;
     let mut cfg = Config::from_params_named(params, &names)?;
-    if let Some(b) = &cfg.bundle {
-        cfg.bundle = Some(share::find_bundle(b).map_err(ConfigError::Layout)?);
+    if let Some(b) = &cfg.control.bundle {
+        cfg.control.bundle = Some(share::find_bundle(b).map_err(ConfigError::Layout)?);
     }
     let domain = ros::node::domain_id_from_env()?;
-    let source: Box<dyn control::ActionSource> = match cfg.action_source {
+    let source: Box<dyn control::ActionSource> = match cfg.control.action_source {
         SourceKind::DreamMpc => {
             let t0 = std::time::Instant::now();
-            let s = control::PlannerSource::new(&cfg)?;
+            let s = control::PlannerSource::new(&cfg.control)?;
             eprintln!(
                 "dream-mpc run: bundle {} loaded in {:.2} s; {}",
-                cfg.bundle
+                cfg.control
+                    .bundle
                     .as_deref()
                     .unwrap_or(std::path::Path::new("?"))
                     .display(),
                 t0.elapsed().as_secs_f64(),
-                control::describe_planner(s.settings(), &cfg.budget, &cfg.options)
+                control::describe_planner(s.settings(), &cfg.control.budget, &cfg.control.options)
             );
             Box::new(s)
         }
-        _ => control::make_source(&cfg)?,
+        _ => control::make_source(&cfg.control)?,
     };
-    let controller = Controller::new(&cfg, source);
+    let controller = Controller::new(&cfg.control, source);
     let stop = StopHandle::default();
     {
         let stop = stop.clone();
@@ -105,10 +106,10 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
     eprintln!(
         "dream-mpc run: node {}, domain {domain}, {} Hz, {} -> {}, source {:?}",
         names.fqn(),
-        cfg.control_rate_hz,
+        cfg.control.control_rate_hz,
         cfg.observation_topic,
         cfg.action_topic,
-        cfg.action_source
+        cfg.control.action_source
     );
     eprintln!(
         "dream-mpc run: malloc: {}",

@@ -37,11 +37,7 @@
 //! messages quote at most [`MAX_QUOTE`] characters of an offending value.
 
 use super::names::{NodeNames, ParamArg, RosArgs, DEFAULT_NODE};
-use crate::bundle::manifest::PlannerDefaults;
-use crate::bundle::planner_options::{
-    Choice, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction, ValueHeads,
-};
-use crate::planner::PlannerConfig;
+pub use crate::control::settings::{Budget, FaultPolicy, OptionOverrides, Settings, SourceKind};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -62,19 +58,6 @@ pub use super::names::{clip, MAX_QUOTE};
 /// Longest unknown key that gets a closest-key suggestion, in bytes
 /// (the longest known key is under 48).
 pub const SUGGEST_MAX_BYTES: usize = 64;
-
-/// What computes the action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    /// The Dream-MPC planner on the model bundle.
-    DreamMpc,
-    /// `a = clamp(gain * obs + bias)`: a fixed linear feedback law, for
-    /// plumbing tests and hardware bring-up (not a learned controller).
-    Linear,
-    /// Always the zero normalized action (bring-up only).
-    Zero,
-}
 
 /// Message type of the observation topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -155,137 +138,13 @@ enum PlausibilityAction {
     Warn,
 }
 
-/// What the node does after a fault inside planning (a panic, or an error
-/// the action source returns): the safe action goes out for that tick and
-/// the fault is counted either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultPolicy {
-    /// Publish the safe action as the last word and stop (exit code 3).
-    Stop,
-    /// Reset the planner and plan again from the next tick.
-    Continue,
-}
-
-/// Planner budget overrides; `None` = the bundle manifest's planner
-/// defaults (the values the model was shipped and tested with).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Budget {
-    /// Candidates N.
-    pub candidates: Option<usize>,
-    /// Horizon H.
-    pub horizon: Option<usize>,
-    /// Iterations K per tick.
-    pub iterations: Option<usize>,
-    /// Step size of the action update.
-    pub step_size: Option<f64>,
-    /// Uncertainty weight beta.
-    pub beta: Option<f64>,
-}
-
-impl Budget {
-    /// Replace each setting of `pc` that this budget gives (the rest are
-    /// kept). Start-up only.
-    pub fn apply(&self, pc: &mut PlannerConfig) {
-        if let Some(n) = self.candidates {
-            pc.candidates = n;
-        }
-        if let Some(h) = self.horizon {
-            pc.horizon = h;
-        }
-        if let Some(k) = self.iterations {
-            pc.iterations = k;
-        }
-        if let Some(s) = self.step_size {
-            pc.step_size = s as f32;
-        }
-        if let Some(b) = self.beta {
-            pc.beta = b as f32;
-        }
-    }
-}
-
-/// Overrides of the gradient planners' named options (the table in
-/// `crate::planner::options`); `None` = the bundle's value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct OptionOverrides {
-    /// A named budget + options that replaces the bundle's planner section
-    /// before the `budget.*` and other `options.*` overrides.
-    pub preset: Option<Preset>,
-    pub optimizer: Option<Optimizer>,
-    pub grad_clip_norm: Option<f64>,
-    pub extra_iterations_large_action: Option<usize>,
-    pub clamp_each_step: Option<bool>,
-    pub policy_mean_row: Option<bool>,
-    pub reuse: Option<Reuse>,
-    pub rho: Option<f64>,
-    pub uncertainty: Option<Uncertainty>,
-    pub uncertainty_at: Option<UncertaintyAt>,
-    pub uncertainty_gradient: Option<bool>,
-    pub value_heads: Option<ValueHeads>,
-    pub value_action: Option<ValueAction>,
-    pub choice: Option<Choice>,
-}
-
-impl OptionOverrides {
-    /// The bundle's planner section with these overrides applied: the
-    /// preset first (it replaces budget and options), then each option.
-    pub fn apply(&self, bundle: &PlannerDefaults) -> PlannerDefaults {
-        let mut d = match self.preset {
-            Some(p) => PlannerDefaults::preset(p),
-            None => bundle.clone(),
-        };
-        let o = &mut d.options;
-        macro_rules! set {
-            ($($f:ident),*) => { $(if let Some(v) = self.$f { o.$f = v; })* };
-        }
-        set!(
-            optimizer,
-            extra_iterations_large_action,
-            clamp_each_step,
-            policy_mean_row,
-            reuse
-        );
-        set!(
-            uncertainty,
-            uncertainty_at,
-            uncertainty_gradient,
-            value_heads,
-            value_action,
-            choice
-        );
-        if let Some(v) = self.grad_clip_norm {
-            o.grad_clip_norm = v as f32;
-        }
-        if let Some(v) = self.rho {
-            o.rho = v as f32;
-        }
-        d
-    }
-
-    /// True when any option or the preset is set.
-    pub fn any(&self) -> bool {
-        *self != OptionOverrides::default()
-    }
-}
-
 /// All parameters of `dream-mpc run`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    pub action_source: SourceKind,
-    /// Model bundle folder (required for `action_source: dream_mpc`).
-    pub bundle: Option<PathBuf>,
-    /// Size cap of each bundle module and references file, in MiB.
-    pub bundle_max_file_mib: u64,
-    /// Weight storage of the compiled bundle.
-    pub bundle_weights: crate::kernels::Weights,
-    pub planner: String,
-    pub budget: Budget,
-    /// `options.*`: the gradient planners' named options.
-    pub options: OptionOverrides,
-    pub control_rate_hz: f64,
-    /// Share of the control period the planner may use before its deadline.
-    pub plan_fraction: f64,
+    /// What the control core is configured with (action source, sizes,
+    /// actuator mapping, safe action, watchdog, plausibility, fault
+    /// policy, planner overrides, rate).
+    pub control: Settings,
     /// The node's name and namespace (`-r __node:=`, `-r __ns:=`).
     pub node_name: String,
     pub namespace: String,
@@ -294,41 +153,18 @@ pub struct Config {
     pub action_topic: String,
     pub diagnostics_topic: String,
     pub observation_type: ObsKind,
-    pub observation_size: usize,
     /// JointState mapping: the vector is, for each field in order, that
     /// field of each joint in order (all positions, then all velocities).
     pub joints: Vec<String>,
     pub fields: Vec<JointField>,
-    pub action_size: usize,
-    /// Actuator command = offset + scale * normalized action.
-    pub action_scale: Vec<f64>,
-    pub action_offset: Vec<f64>,
-    /// Published (in actuator units) whenever the observation cannot be
-    /// trusted, and on shutdown.
-    pub safe_action: Vec<f64>,
-    /// Linear feedback (row-major action_size x observation_size).
-    pub linear_gain: Vec<f64>,
-    pub linear_bias: Vec<f64>,
-    pub watchdog_timeout_s: f64,
-    pub diagnostics_period_s: f64,
     /// `qos.observation.*` (subscription).
     pub qos_observation: TopicQos,
     /// `qos.action.*` (publisher).
     pub qos_action: TopicQos,
     /// `qos.diagnostics.*` (publisher).
     pub qos_diagnostics: TopicQos,
-    pub on_planner_fault: FaultPolicy,
     /// `parameter_services`: the service mapping, `None` = off.
     pub parameter_services: Option<ServiceMappingKind>,
-    /// `plausibility.margin`: fraction of each element's training range
-    /// an observation may lie outside it.
-    pub plausibility_margin: f64,
-    /// `plausibility.action: warn`: count implausible observations but
-    /// plan on them.
-    pub plausibility_warn_only: bool,
-    /// Test-only fault injection: the planned tick (1-based) at which the
-    /// control thread raises a panic inside planning; `None` = never.
-    pub inject_planner_fault_at_tick: Option<u64>,
     /// `realtime.*`: scheduling, pinning and memory locking.
     pub realtime: super::realtime::RtConfig,
     /// `record`: the bag folder each tick is recorded into (docs/BAGS.md).
@@ -1385,35 +1221,45 @@ impl Config {
         let num = |k: &str| c.real(k).expect("table default");
         Ok(Config {
             values: c.0.clone(),
-            action_source,
-            bundle,
-            bundle_max_file_mib: c.int("bundle_max_file_mib").expect("table default") as u64,
-            bundle_weights: crate::kernels::Weights::parse(
-                c.str("bundle_weights").unwrap_or("f32"),
-            )
-            .expect("checked by the table's OneOf rule"),
-            planner: c.str("planner").unwrap_or_default().to_string(),
-            budget,
-            options,
-            control_rate_hz: num("control_rate_hz"),
-            plan_fraction: num("plan_fraction"),
+            control: Settings {
+                action_source,
+                bundle,
+                bundle_max_file_mib: c.int("bundle_max_file_mib").expect("table default") as u64,
+                bundle_weights: crate::kernels::Weights::parse(
+                    c.str("bundle_weights").unwrap_or("f32"),
+                )
+                .expect("checked by the table's OneOf rule"),
+                planner: c.str("planner").unwrap_or_default().to_string(),
+                budget,
+                options,
+                control_rate_hz: num("control_rate_hz"),
+                plan_fraction: num("plan_fraction"),
+                observation_size,
+                action_size,
+                action_scale,
+                action_offset,
+                safe_action,
+                linear_gain,
+                linear_bias,
+                watchdog_timeout_s: num("watchdog_timeout_s"),
+                diagnostics_period_s: num("diagnostics_period_s"),
+                plausibility_margin: num("plausibility.margin"),
+                plausibility_warn_only: c.named::<PlausibilityAction>("plausibility.action")
+                    == Some(PlausibilityAction::Warn),
+                on_planner_fault: c.named("on_planner_fault").expect("table default"),
+                inject_planner_fault_at_tick: c
+                    .int("debug.inject_planner_fault_at_tick")
+                    .filter(|&t| t > 0)
+                    .map(|t| t as u64),
+            },
             node_name: names.node().into(),
             namespace: names.namespace().into(),
             observation_topic: topic("topics.observation")?,
             action_topic: topic("topics.action")?,
             diagnostics_topic: topic("topics.diagnostics")?,
             observation_type,
-            observation_size,
             joints,
             fields,
-            action_size,
-            action_scale,
-            action_offset,
-            safe_action,
-            linear_gain,
-            linear_bias,
-            watchdog_timeout_s: num("watchdog_timeout_s"),
-            diagnostics_period_s: num("diagnostics_period_s"),
             qos_observation: topic_qos(&c, "observation", true),
             qos_action: topic_qos(&c, "action", true),
             qos_diagnostics: topic_qos(&c, "diagnostics", false),
@@ -1422,14 +1268,6 @@ impl Config {
                 ParameterServices::Cyclone => Some(ServiceMappingKind::Cyclone),
                 ParameterServices::Enhanced => Some(ServiceMappingKind::Enhanced),
             },
-            plausibility_margin: num("plausibility.margin"),
-            plausibility_warn_only: c.named::<PlausibilityAction>("plausibility.action")
-                == Some(PlausibilityAction::Warn),
-            on_planner_fault: c.named("on_planner_fault").expect("table default"),
-            inject_planner_fault_at_tick: c
-                .int("debug.inject_planner_fault_at_tick")
-                .filter(|&t| t > 0)
-                .map(|t| t as u64),
             realtime: super::realtime::RtConfig {
                 priority: c.int("realtime.priority").unwrap_or(0) as u8,
                 cpu: c.int("realtime.cpu"),
@@ -1452,13 +1290,15 @@ impl Config {
 
     /// Control period.
     pub fn period(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(1.0 / self.control_rate_hz)
+        self.control.period()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::manifest::PlannerDefaults;
+    use crate::bundle::planner_options::{Choice, Optimizer, Preset};
 
     const GOOD: &str = "
 dream_mpc:
@@ -1502,8 +1342,10 @@ other_node:
                 // JointState needs its mapping; a planner source its bundle
                 if row.key.starts_with("observation.") {
                     p.0.insert("observation.joints".into(), y("[a, b]"));
-                    p.0.entry("observation.type".into()).or_insert(y("JointState"));
-                    p.0.entry("observation.fields".into()).or_insert(y("[position]"));
+                    p.0.entry("observation.type".into())
+                        .or_insert(y("JointState"));
+                    p.0.entry("observation.fields".into())
+                        .or_insert(y("[position]"));
                 }
                 if *v == "dream_mpc" {
                     p.0.insert("bundle".into(), y("/nonexistent"));
@@ -1529,7 +1371,7 @@ other_node:
                         &format!("control_rate_hz: 100.0\n    {}: {v}", row.key),
                     );
                     let c = parse(&text).unwrap_or_else(|e| panic!("{}: {v}: {e}", row.key));
-                    assert!(c.options.any(), "{}: {v}", row.key);
+                    assert!(c.control.options.any(), "{}: {v}", row.key);
                 }
             }
         }
@@ -1539,7 +1381,7 @@ other_node:
         ))
         .unwrap();
         let bundle = PlannerDefaults::preset(Preset::Authors);
-        let d = c.options.apply(&bundle);
+        let d = c.control.options.apply(&bundle);
         let sketch = PlannerDefaults::preset(Preset::Sketch);
         assert_eq!((d.candidates, d.iterations, d.beta), (8, 4, 0.1));
         assert_eq!(d.options.optimizer, Optimizer::Adam);
@@ -1547,7 +1389,7 @@ other_node:
         assert_eq!(d.options.rho, 0.3);
         assert_eq!(d.options.choice, Choice::LastEval);
         assert!(!d.options.clamp_each_step);
-        assert_eq!(parse(GOOD).unwrap().options.apply(&bundle), bundle);
+        assert_eq!(parse(GOOD).unwrap().control.options.apply(&bundle), bundle);
         for (kv, key) in [
             ("options: { optimizer: lbfgs }", "options.optimizer"),
             ("options: { rho: 1.5 }", "options.rho"),
@@ -1567,10 +1409,10 @@ other_node:
     #[test]
     fn good_file_parses() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.action_source, SourceKind::Linear);
-        assert_eq!(c.control_rate_hz, 100.0);
-        assert_eq!(c.linear_gain, vec![-1.0, -0.5]);
-        assert_eq!(c.action_scale, vec![2.0]);
+        assert_eq!(c.control.action_source, SourceKind::Linear);
+        assert_eq!(c.control.control_rate_hz, 100.0);
+        assert_eq!(c.control.linear_gain, vec![-1.0, -0.5]);
+        assert_eq!(c.control.action_scale, vec![2.0]);
         assert_eq!(c.observation_topic, "/observation");
     }
 
@@ -1633,7 +1475,7 @@ other_node:
         ])
         .unwrap();
         let c = Config::from_params(p).unwrap();
-        assert_eq!(c.control_rate_hz, 250.0);
+        assert_eq!(c.control.control_rate_hz, 250.0);
         assert_eq!(c.action_topic, "/cmd");
         let mut p = Params::from_yaml(GOOD).unwrap();
         assert!(p.apply_ros_args(&["-p".into(), "novalue".into()]).is_err());
@@ -1668,6 +1510,7 @@ robot2:
             let n = names(node, ns);
             Config::from_params_named(Params::from_yaml_for(text, &n).unwrap(), &n)
                 .unwrap()
+                .control
                 .control_rate_hz
         };
         assert_eq!(rate("dream_mpc", "/"), 20.0);
@@ -1677,7 +1520,10 @@ robot2:
         assert_eq!(rate("leg_mpc", "/a/b"), 50.0);
         let n = names("x", "/robot3");
         let c = Config::from_params_named(Params::from_yaml_for(text, &n).unwrap(), &n).unwrap();
-        assert_eq!((c.control_rate_hz, c.plan_fraction), (10.0, 0.5));
+        assert_eq!(
+            (c.control.control_rate_hz, c.control.plan_fraction),
+            (10.0, 0.5)
+        );
         // topics resolve in the namespace; absolute ones stay
         assert_eq!(c.observation_topic, "/robot3/observation");
         assert_eq!(c.action_topic, "/robot3/action");
@@ -1729,15 +1575,15 @@ robot2:
         let mut p = Params::default();
         p.apply(&ros.params, &n).unwrap();
         let c = Config::from_params_named(p, &n).unwrap();
-        assert_eq!(c.observation_size, 2);
-        assert_eq!(c.control_rate_hz, 25.0);
+        assert_eq!(c.control.observation_size, 2);
+        assert_eq!(c.control.control_rate_hz, 25.0);
         assert_eq!(c.observation_topic, "/sensors/joint_states");
         assert_eq!(c.action_topic, "/robot1/arm_mpc/cmd");
         // without the node remap the plain section applies
         let mut p = Params::default();
         p.apply(&[ParamArg::File(f.clone())], &NodeNames::default())
             .unwrap();
-        assert_eq!(Config::from_params(p).unwrap().observation_size, 1);
+        assert_eq!(Config::from_params(p).unwrap().control.observation_size, 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1784,14 +1630,14 @@ robot2:
     #[test]
     fn bundle_weights_default_to_f32_and_take_bf16_only_by_name() {
         use crate::kernels::Weights;
-        assert_eq!(parse(GOOD).unwrap().bundle_weights, Weights::F32);
+        assert_eq!(parse(GOOD).unwrap().control.bundle_weights, Weights::F32);
         let with = |v: &str| {
             parse(&GOOD.replace(
                 "control_rate_hz: 100.0",
                 &format!("control_rate_hz: 100.0\n    bundle_weights: {v}"),
             ))
         };
-        assert_eq!(with("bf16").unwrap().bundle_weights, Weights::Bf16);
+        assert_eq!(with("bf16").unwrap().control.bundle_weights, Weights::Bf16);
         let e = with("fp16").unwrap_err().to_string();
         assert!(e.contains("'bundle_weights'") && e.contains("bf16"), "{e}");
     }
@@ -1857,15 +1703,15 @@ robot2:
     #[test]
     fn budget_keys_are_optional_and_absent_means_the_bundle() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.budget, Budget::default());
+        assert_eq!(c.control.budget, Budget::default());
         let c = parse(&GOOD.replace(
             "control_rate_hz: 100.0",
             "control_rate_hz: 100.0\n    budget: { horizon: 5, beta: 0.01 }",
         ))
         .unwrap();
-        assert_eq!(c.budget.horizon, Some(5));
-        assert_eq!(c.budget.beta, Some(0.01));
-        assert_eq!(c.budget.candidates, None);
+        assert_eq!(c.control.budget.horizon, Some(5));
+        assert_eq!(c.control.budget.beta, Some(0.01));
+        assert_eq!(c.control.budget.candidates, None);
         let e = parse(&GOOD.replace(
             "control_rate_hz: 100.0",
             "control_rate_hz: 100.0\n    budget: { candidates: 0 }",
@@ -2001,7 +1847,7 @@ robot2:
         Config::from_params(p).unwrap();
         // `/**` and `/dream_mpc` are ours
         let text = GOOD.replace("dream_mpc:\n", "/**:\n");
-        assert_eq!(parse(&text).unwrap().control_rate_hz, 100.0);
+        assert_eq!(parse(&text).unwrap().control.control_rate_hz, 100.0);
     }
 
     #[test]
@@ -2043,15 +1889,15 @@ robot2:
     #[test]
     fn planner_fault_policy_and_injection() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.on_planner_fault, FaultPolicy::Stop);
-        assert_eq!(c.inject_planner_fault_at_tick, None);
+        assert_eq!(c.control.on_planner_fault, FaultPolicy::Stop);
+        assert_eq!(c.control.inject_planner_fault_at_tick, None);
         let c = parse(&GOOD.replace(
             "control_rate_hz: 100.0",
             "control_rate_hz: 100.0\n    on_planner_fault: continue\n    debug: { inject_planner_fault_at_tick: 7 }",
         ))
         .unwrap();
-        assert_eq!(c.on_planner_fault, FaultPolicy::Continue);
-        assert_eq!(c.inject_planner_fault_at_tick, Some(7));
+        assert_eq!(c.control.on_planner_fault, FaultPolicy::Continue);
+        assert_eq!(c.control.inject_planner_fault_at_tick, Some(7));
         let e = parse(&GOOD.replace("control_rate_hz: 100.0", "on_planner_fault: ignore"))
             .unwrap_err()
             .to_string();

@@ -22,18 +22,18 @@
 //!   publisher sends it, the threads are joined and the report returned.
 
 use super::config::{Config, JointField, ObsKind};
-use super::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
 pub use super::dds::{limit_reception, qos, ReaderLimit};
-use super::msgs::{
-    self, DiagnosticArray, DiagnosticStatus, Float64, Float64MultiArray, Header, Int64, JointState,
-    KeyValue,
-};
 use super::params::{ParamServer, Store, TUNABLE_QUEUE};
 use super::qos::{self as topic_qos, Ours, QosWatch, Role};
 use super::realtime::{self, RtConfig, RtStatus};
-use super::slot::LatestWins;
 use crate::bag::recorder::Recorder;
 use crate::bag::write::{now_ns, BagOptions};
+use crate::control::LatestWins;
+use crate::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
+use crate::msgs::{
+    self, DiagnosticArray, DiagnosticStatus, Float64, Float64MultiArray, Header, Int64, JointState,
+    KeyValue,
+};
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
 use ros2_client::dds::rustdds::Topic;
@@ -287,7 +287,7 @@ pub struct ControlLoop {
 /// What the control thread reports when it stops.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ControlReport {
-    pub counts: super::control::Counts,
+    pub counts: crate::control::Counts,
     pub elapsed_s: f64,
     pub latency_p50_s: f64,
     pub latency_p99_s: f64,
@@ -306,8 +306,10 @@ impl ControlLoop {
         ControlLoop {
             controller,
             period,
-            plan_budget: period.mul_f64(cfg.plan_fraction),
-            diag_ticks: ((cfg.diagnostics_period_s * cfg.control_rate_hz).round() as u64).max(1),
+            plan_budget: period.mul_f64(cfg.control.plan_fraction),
+            diag_ticks: ((cfg.control.diagnostics_period_s * cfg.control.control_rate_hz).round()
+                as u64)
+                .max(1),
             start,
             next: start + period,
             window_start: start,
@@ -608,7 +610,7 @@ pub fn configure(
         None => None,
         Some(mapping) => {
             let mut values = controller.tunables;
-            values.plan_fraction = cfg.plan_fraction;
+            values.plan_fraction = cfg.control.plan_fraction;
             let store = Store::new(values, controller.has_planner_tunables(), cfg);
             Some(
                 ParamServer::new(
@@ -665,10 +667,10 @@ pub fn configure(
         }
         let rec = Arc::new(Recorder::new(
             cfg.record_queue,
-            cfg.observation_size,
-            cfg.action_size,
+            cfg.control.observation_size,
+            cfg.control.action_size,
         ));
-        let mut opts = BagOptions::new(cfg.observation_size, cfg.action_size);
+        let mut opts = BagOptions::new(cfg.control.observation_size, cfg.control.action_size);
         opts.reward = record_in.reward.is_some();
         opts.episode = record_in.episode.is_some();
         opts.source = format!("dream-mpc run ({})", cfg_source_name(cfg));
@@ -694,11 +696,11 @@ pub fn configure(
         mapping: JointMapping {
             joints: cfg.joints.clone(),
             fields: cfg.fields.clone(),
-            size: cfg.observation_size,
+            size: cfg.control.observation_size,
         },
         diag: DiagContext {
             source: cfg_source_name(cfg),
-            rate_configured_hz: cfg.control_rate_hz,
+            rate_configured_hz: cfg.control.control_rate_hz,
             rt: RtStatus::default(),
         },
         rx: ObsReception {
@@ -1088,11 +1090,11 @@ pub fn dds_out(
 /// velocity and effort), twice over, plus 64 KiB for headers, layout and
 /// joint names. Computed once at start-up.
 pub fn max_observation_bytes(cfg: &Config) -> usize {
-    65_536 + 2 * 3 * 8 * cfg.observation_size
+    65_536 + 2 * 3 * 8 * cfg.control.observation_size
 }
 
 fn cfg_source_name(cfg: &Config) -> &'static str {
-    match cfg.action_source {
+    match cfg.control.action_source {
         super::config::SourceKind::DreamMpc => "dream_mpc",
         super::config::SourceKind::Linear => "linear",
         super::config::SourceKind::Zero => "zero",

@@ -31,7 +31,7 @@
 //! [`LOGGED_PER_REQUEST`] refused parameters per request.
 
 use super::config::{check_value, param, Param, ServiceMappingKind, Ty, PARAMS};
-use super::control::Tunables;
+use crate::control::Tunables;
 use crossbeam::queue::ArrayQueue;
 use ros2_client::parameters::raw::{
     self, FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult,
@@ -511,10 +511,7 @@ impl Store {
     }
 
     /// `get_parameter_types`; over the count: no types.
-    pub fn answer_types(
-        &self,
-        r: &GetParameterTypesRequest,
-    ) -> Answer<GetParameterTypesResponse> {
+    pub fn answer_types(&self, r: &GetParameterTypesRequest) -> Answer<GetParameterTypesResponse> {
         let (refused, over) = names_over(&r.names);
         let values = if over {
             vec![]
@@ -567,7 +564,11 @@ impl Store {
         let refused = sets_over(&r.parameter);
         let (result, changed) = self.set_all(&r.parameter);
         let log = set_log(&r.parameter, std::slice::from_ref(&result));
-        let accepted = if result.successful { r.parameter } else { vec![] };
+        let accepted = if result.successful {
+            r.parameter
+        } else {
+            vec![]
+        };
         Answer {
             reply: SetParametersAtomicallyResponse { result },
             refused,
@@ -707,7 +708,9 @@ impl ParamServer {
         n += answer_all(&self.types, |r| s.answer_types(&r).split(&mut done));
         n += answer_all(&self.describe, |r| s.answer_describe(&r).split(&mut done));
         n += answer_all(&self.set, |r| s.answer_set(r).split(&mut done));
-        n += answer_all(&self.set_atomic, |r| s.answer_set_atomic(r).split(&mut done));
+        n += answer_all(&self.set_atomic, |r| {
+            s.answer_set_atomic(r).split(&mut done)
+        });
         n
     }
 }
