@@ -52,6 +52,8 @@ pub struct Overrides {
     pub budget: Budget,
     /// CEM/MPPI samples per iteration (elites scale with them, 1 in 8).
     pub samples: Option<usize>,
+    /// CEM/MPPI iterations per tick.
+    pub sampling_iterations: Option<usize>,
     /// Per-tick deadline (None: no deadline, the full budget always runs).
     pub deadline: Option<Duration>,
 }
@@ -113,6 +115,9 @@ pub fn planner_config(
     if let Some(s) = o.samples {
         c.cem_samples = s;
         c.cem_elites = (s / 8).max(1);
+    }
+    if let Some(i) = o.sampling_iterations {
+        c.cem_iterations = i;
     }
     c.seed = seed;
     c

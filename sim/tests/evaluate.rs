@@ -162,8 +162,9 @@ fn eval_cli_prints_the_results_table() {
 }
 
 /// `budget` evaluates each N x K pair on the tuning seeds, marks the pairs
-/// over the compute cap, keeps the best within it, and with --write stores
-/// it in a manifest that still loads; a cap nothing fits is an error.
+/// over the compute cap, keeps the cheapest pair within one standard error
+/// of the best mean within it, and with --write stores it in a manifest
+/// that still loads; a cap nothing fits is an error.
 #[test]
 fn budget_cli_chooses_within_the_cap_and_writes_the_manifest() {
     let dir = pendulum_bundle("budget", 2);
@@ -191,7 +192,8 @@ fn budget_cli_chooses_within_the_cap_and_writes_the_manifest() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(usize, usize, f64)> = stdout
+    // (N, K, MFLOP, mean return)
+    let rows: Vec<(usize, usize, f64, f64)> = stdout
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| N "))
         .map(|l| {
@@ -200,6 +202,7 @@ fn budget_cli_chooses_within_the_cap_and_writes_the_manifest() {
                 f[1].parse().unwrap(),
                 f[2].parse().unwrap(),
                 f[4].parse().unwrap(),
+                f[3].split(' ').next().unwrap().parse().unwrap(),
             )
         })
         .collect();
@@ -227,6 +230,20 @@ fn budget_cli_chooses_within_the_cap_and_writes_the_manifest() {
     );
     let chosen = rows.iter().find(|r| (r.0, r.1) == (n, k)).unwrap();
     assert!(chosen.2 <= cap, "{chosen:?} over {cap}");
+    // One episode per pair: no spread, so the choice is the best mean
+    // within the cap, the cheapest of the pairs that reach it.
+    let fitting: Vec<_> = rows.iter().filter(|r| r.2 <= cap).collect();
+    let best = fitting.iter().map(|r| r.3).fold(f64::MIN, f64::max);
+    assert!(
+        (chosen.3 - best).abs() < 0.05,
+        "{chosen:?} vs best {best}: {rows:?}"
+    );
+    for r in &fitting {
+        assert!(
+            (r.3 - best).abs() >= 0.05 || r.2 >= chosen.2,
+            "{r:?} reaches the best mean cheaper than {chosen:?}"
+        );
+    }
     assert!(
         stdout.contains(&format!("chosen: N {n}, K {k}")),
         "{stdout}"
@@ -238,5 +255,30 @@ fn budget_cli_chooses_within_the_cap_and_writes_the_manifest() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pair of the grid fits"));
     assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--sampling-iterations` sets CEM/MPPI's iterations per tick: the
+/// forward rows per tick scale with them (what an equal-compute sampling
+/// row is tuned with).
+#[test]
+fn sampling_iterations_set_a_sampling_planners_compute() {
+    let dir = pendulum_bundle("sampling-iterations", 1);
+    let b = Bundle::load(&dir).unwrap();
+    let mut task = registry::make("pendulum-swingup").unwrap();
+    let mut rows_per_tick = |i| {
+        let o = Overrides {
+            samples: Some(16),
+            sampling_iterations: Some(i),
+            ..Overrides::default()
+        };
+        let r = evaluate(&b, task.as_mut(), PlannerKind::Mppi, 1, 0, &o, |_, _| {}).unwrap();
+        r.flops
+    };
+    let (one, three) = (rows_per_tick(1), rows_per_tick(3));
+    assert!(
+        (three / one - 3.0).abs() < 0.3,
+        "flops per tick: {one} at 1 iteration, {three} at 3"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -92,6 +92,10 @@ enum Command {
         /// Override CEM/MPPI samples per iteration (elites: 1 in 8).
         #[arg(long)]
         samples: Option<usize>,
+        /// Override CEM/MPPI iterations per tick (default 6); with
+        /// --samples, what sets a sampling planner's compute per tick.
+        #[arg(long)]
+        sampling_iterations: Option<usize>,
         /// Per-tick deadline in milliseconds (default: none).
         #[arg(long)]
         deadline_ms: Option<f64>,
@@ -102,8 +106,9 @@ enum Command {
     },
     /// Choose the Dream-MPC budget of a bundle: evaluate each candidates N
     /// x iterations K pair of the grid on tuning seeds (not the reported
-    /// ones), keep the best mean return within a compute cap per tick, and
-    /// with --write store it in the bundle's manifest (planner section).
+    /// ones) and keep, within a compute cap per tick, the cheapest pair
+    /// whose mean return is within one standard error of the best; with
+    /// --write store it in the bundle's manifest (planner section).
     Budget {
         /// Bundle folder (holding manifest.json).
         #[arg(long)]
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
             iterations,
             beta,
             samples,
+            sampling_iterations,
             deadline_ms,
             weights,
         } => eval(
@@ -176,6 +182,7 @@ fn main() -> ExitCode {
                     ..Default::default()
                 },
                 samples,
+                sampling_iterations,
                 deadline: deadline_ms.map(|ms| std::time::Duration::from_secs_f64(ms / 1e3)),
             },
         ),
@@ -365,7 +372,8 @@ fn budget(
         "| N | K | return on seeds {seed}-{} (mean ± std) | MFLOP/tick | tick p50 ms | within {max_mflop} MFLOP |\n|---|---|---|---|---|---|",
         seed + episodes as u64 - 1
     );
-    let mut best: Option<(f64, f64, usize, usize)> = None;
+    // (mean, standard error, MFLOP, N, K) of each pair within the cap
+    let mut fitting: Vec<(f64, f64, f64, usize, usize)> = Vec::new();
     for &n in &ns {
         for &k in &ks {
             let o = dream_mpc_sim::evaluate::Overrides {
@@ -394,26 +402,30 @@ fn budget(
                 row.tick_percentile(0.5),
                 if fits { "yes" } else { "no" }
             );
-            // Best mean within the cap; on a tie, the cheaper pair.
-            let better = match best {
-                None => true,
-                Some((m, f, _, _)) => {
-                    row.mean() > m + 1e-9 || (row.mean() >= m - 1e-9 && mflop < f)
-                }
-            };
-            if fits && better {
-                best = Some((row.mean(), mflop, n, k));
+            if fits {
+                let se = row.std() / (episodes as f64).sqrt();
+                fitting.push((row.mean(), se, mflop, n, k));
             }
         }
     }
-    let Some((mean, mflop, n, k)) = best else {
+    // The best mean within the cap, then the cheapest pair whose mean is
+    // within one standard error of it: a difference the tuning episodes
+    // cannot tell from noise does not buy compute.
+    let Some(&(best_mean, best_se, ..)) = fitting.iter().max_by(|a, b| a.0.total_cmp(&b.0)) else {
         return Err(format!("no pair of the grid fits within {max_mflop} MFLOP per tick").into());
     };
+    let &(mean, _, mflop, n, k) = fitting
+        .iter()
+        .filter(|p| p.0 >= best_mean - best_se)
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .expect("the best pair qualifies");
     println!(
-        "\nchosen: N {n}, K {k} ({mean:.1} on the tuning seeds, {mflop:.2} MFLOP/tick); the bundle has N {}, K {}",
+        "\nchosen: N {n}, K {k} ({mean:.1} on the tuning seeds, {mflop:.2} MFLOP/tick): the cheapest pair within one standard error ({best_se:.1}) of the best mean ({best_mean:.1}); the bundle has N {}, K {}",
         default.0, default.1
     );
-    if write {
+    if write && (n, k) == default {
+        println!("the bundle already has N {n}, K {k}: manifest.json left as it is");
+    } else if write {
         let path = dir.join("manifest.json");
         let text = std::fs::read(&path)?;
         let mut m: serde_json::Value = serde_json::from_slice(&text)?;
