@@ -31,6 +31,10 @@
 # Binaries: DREAM_MPC_TRAIN_BIN / DREAM_MPC_SIM_BIN, else built here in
 # release mode (on the last core, niced, one build).
 set -euo pipefail
+# The script is one compound command, which bash reads whole before running
+# it: editing this file (a git pull, a branch switch) does not change a
+# campaign that is running.
+{
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 runs="${DREAM_MPC_RUNS:-$HOME/dream-mpc-runs}"
@@ -125,9 +129,16 @@ if [ -f "$root/scripts/env.sh" ] && [ -x "$root/.venv/bin/python3" ]; then
   # shellcheck source=/dev/null
   source "$root/scripts/env.sh"
 fi
-revision="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  revision="$revision-dirty"
+# The trainer's revision for each run's record: DREAM_MPC_REVISION when
+# given (set it to the revision prebuilt DREAM_MPC_TRAIN_BIN binaries were
+# built from), else the checkout's, which is what a build here compiles.
+if [ -n "${DREAM_MPC_REVISION:-}" ]; then
+  revision="$DREAM_MPC_REVISION"
+else
+  revision="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    revision="$revision-dirty"
+  fi
 fi
 export DREAM_MPC_REVISION="$revision"
 mkdir -p "$runs"
@@ -221,3 +232,4 @@ done
 for n in "${names[@]}"; do printf '%-24s %s\n' "$n" "$(state_of "$n")"; done
 [ "$stopping" = "1" ] && exit 130
 exit "$failed"
+}

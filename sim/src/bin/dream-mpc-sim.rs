@@ -120,7 +120,7 @@ enum Command {
         #[arg(long, default_value = "5,8,16,32")]
         candidates: String,
         /// Iterations K to try, comma-separated.
-        #[arg(long, default_value = "1,2,4")]
+        #[arg(long, default_value = "1,2,3,4")]
         iterations: String,
         /// Compute cap per tick in MFLOP (2 x multiply-adds).
         #[arg(long, default_value_t = 50.0)]
