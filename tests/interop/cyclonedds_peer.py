@@ -30,6 +30,7 @@ Modes (the controller runs config/plumbing.yaml, a = -4 x0 - 2 x1):
 
 Driven by tests/tests/ros_interop_cyclonedds.rs.
 """
+import os
 import json
 import sys
 import time
@@ -240,8 +241,13 @@ elif mode in ("params", "params_cyclone"):
     checks["list_fixed_keys"] = {"control_rate_hz", "bundle", "observation.size"} <= set(names)
     got = call("get_parameters", GetParameters_Request, GetParameters_Response,
                request(GetParameters_Request, ["budget.iterations", "budget.beta"]), ok=lambda r: len(r.values) == 2)
-    checks["get"] = bool(got) and got.values[0].type == 2 and got.values[0].integer_value == 4 \
-        and got.values[1].type == 3 and abs(got.values[1].double_value - 0.1) < 1e-6
+    # the values in force at start are the shipped bundle's planner defaults
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models",
+                           "pendulum-swingup", "manifest.json")) as f:
+        shipped = json.load(f)["planner"]
+    checks["get"] = bool(got) and got.values[0].type == 2 \
+        and got.values[0].integer_value == shipped["iterations"] \
+        and got.values[1].type == 3 and abs(got.values[1].double_value - shipped["beta"]) < 1e-6
     desc = call("describe_parameters", DescribeParameters_Request, DescribeParameters_Response,
                 request(DescribeParameters_Request, ["budget.beta", "control_rate_hz"]), ok=lambda r: len(r.descriptors) == 2)
     checks["describe"] = bool(desc) and not desc.descriptors[0].read_only \
