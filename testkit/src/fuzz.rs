@@ -22,7 +22,7 @@ use crate::bags::{cdr, standard_type, write_mcap_with, Steps};
 use dream_mpc::bag::read::{decode_cdr, read, ReadOptions};
 use dream_mpc::control::Tunables;
 use dream_mpc::ros::config::{check_value, Config, Params};
-use dream_mpc::ros::params::{max_per_request, served, Answer, Store, LOGGED_PER_REQUEST};
+use dream_mpc::ros::params::{max_per_request, served, value, Answer, Store, LOGGED_PER_REQUEST};
 use ros2_client::dds::rustdds::no_key::SerializerAdapter;
 use ros2_client::dds::rustdds::CDRSerializerAdapter;
 use ros2_client::parameters::raw;
@@ -138,21 +138,6 @@ pub fn services(data: &[u8]) {
     }
 }
 
-fn value(ptype: u8) -> raw::ParameterValue {
-    raw::ParameterValue {
-        ptype,
-        boolean_value: false,
-        int_value: 0,
-        double_value: 0.0,
-        string_value: String::new(),
-        byte_array: vec![],
-        bool_array: vec![],
-        int_array: vec![],
-        double_array: vec![],
-        string_array: vec![],
-    }
-}
-
 /// One request of each service, as `ros2 param` sends them (the CDR body
 /// after the selector byte of [`services`]).
 pub fn services_seeds() -> Vec<(String, Vec<u8>)> {
@@ -162,10 +147,8 @@ pub fn services_seeds() -> Vec<(String, Vec<u8>)> {
         v
     };
     let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let mut beta = value(raw::ParameterType::DOUBLE);
-    beta.double_value = 0.5;
-    let mut iters = value(raw::ParameterType::INTEGER);
-    iters.int_value = 3;
+    let beta = value(raw::ParameterType::DOUBLE, 0, 0.5);
+    let iters = value(raw::ParameterType::INTEGER, 3, 0.0);
     let set = SetParametersRequest {
         parameter: vec![
             raw::Parameter {

@@ -210,7 +210,8 @@ fn to_yaml(v: &raw::ParameterValue) -> Option<Value> {
     })
 }
 
-fn value(ptype: u8, int: i64, double: f64) -> raw::ParameterValue {
+/// A scalar parameter value of type `ptype` (the arrays empty).
+pub fn value(ptype: u8, int: i64, double: f64) -> raw::ParameterValue {
     raw::ParameterValue {
         ptype,
         boolean_value: false,
