@@ -136,12 +136,17 @@ fn hil_episode_over_dds_matches_in_process() {
         vec![SAFE],
         "last action after Ctrl-C is not the safe action"
     );
+    // The configured period, not real-time quality (the realtime bench
+    // measures that): a loop that overruns skips whole periods and never
+    // bursts, so on a loaded 2-core machine running the suite in parallel
+    // the rate can only fall (173 Hz was seen once); a wrong period (100
+    // or 400 Hz) is still caught.
     let ticks = json_field(&out, "ticks");
     let elapsed = json_field(&out, "elapsed_s");
+    let hz = ticks / elapsed;
     assert!(
-        (ticks / elapsed - 200.0).abs() < 0.1 * 200.0,
-        "controller ticked at {} Hz",
-        ticks / elapsed
+        hz > 0.75 * 200.0 && hz < 1.1 * 200.0,
+        "controller ticked at {hz} Hz, configured 200 Hz"
     );
 
     // the same episode in-process
