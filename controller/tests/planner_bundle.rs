@@ -13,7 +13,6 @@ use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{LatentModel, PlanStatus, Planner, PlannerConfig, PlannerKind};
 use dream_mpc_testkit::bundles::scratch_dir;
 use dream_mpc_testkit::lq::LinearQuadratic;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,20 +107,15 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
         &[("mu", M), ("log_std", M)],
     ));
 
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        version: VERSION,
+    let manifest = Manifest::new(ManifestParts {
         task: "lq-test".into(),
         observation: ObservationSpec::unnormalized(N, None),
         action: ActionSpec::unit(M),
-        latent: LatentSpec::Vector {
-            size: N,
-            simnorm_group: 0,
-        },
+        latent: N,
+        simnorm_group: 0,
         discount: 0.9,
         action_repeat: 1,
-        reward_decoding: Decoding::Scalar,
-        value_decoding: Decoding::Scalar,
+        decoding: Decoding::Scalar,
         q_ensemble: HEADS,
         planner: PlannerDefaults {
             candidates: 2,
@@ -131,14 +125,8 @@ fn write_lq_bundle(dir: &Path, m: &LinearQuadratic) -> PathBuf {
             beta: 0.0,
             options: dream_mpc::planner::DreamOptions::sketch(),
         },
-        modules: mods
-            .iter()
-            .map(|b| (b.name.clone(), b.spec.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        references: None,
         provenance: Provenance::default(),
-        checksums: BTreeMap::new(),
-    };
+    });
     write_bundle(dir, manifest, &mods, None).unwrap();
     dir.to_path_buf()
 }

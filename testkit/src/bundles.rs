@@ -24,7 +24,6 @@ use dream_mpc::bundle::onnx_build::{attr_int, za_module, Act, GraphBuilder, Norm
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
 use dream_mpc::load::Bundle;
 use dream_mpc::rng::Rng;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Sizes of a random TD-MPC2-style model.
@@ -294,29 +293,15 @@ impl TdmpcModel {
     /// [`dream_mpc::bundle::write_bundle`]).
     pub fn manifest(&self) -> Manifest {
         let s = &self.spec;
-        let dec = if s.bins > 1 {
-            Decoding::TwoHotSymlog {
-                bins: s.bins,
-                vmin: -10.0,
-                vmax: 10.0,
-            }
-        } else {
-            Decoding::Scalar
-        };
-        Manifest {
-            format: FORMAT.into(),
-            version: VERSION,
+        Manifest::new(ManifestParts {
             task: "random-test".into(),
             observation: ObservationSpec::unnormalized(s.obs, None),
             action: ActionSpec::unit(s.act),
-            latent: LatentSpec::Vector {
-                size: s.latent,
-                simnorm_group: s.simnorm_group,
-            },
+            latent: s.latent,
+            simnorm_group: s.simnorm_group,
             discount: 0.99,
             action_repeat: 1,
-            reward_decoding: dec.clone(),
-            value_decoding: dec,
+            decoding: Decoding::two_hot_or_scalar(s.bins, -10.0, 10.0),
             q_ensemble: s.n_q,
             planner: PlannerDefaults {
                 candidates: 8,
@@ -326,8 +311,6 @@ impl TdmpcModel {
                 beta: 0.1,
                 options: dream_mpc::planner::DreamOptions::sketch(),
             },
-            modules: BTreeMap::new(),
-            references: None,
             provenance: Provenance {
                 producer: "dream_mpc_testkit::bundles".into(),
                 training_steps: 0,
@@ -335,8 +318,7 @@ impl TdmpcModel {
                 revision: None,
                 notes: Some(format!("{s:?}")),
             },
-            checksums: BTreeMap::new(),
-        }
+        })
     }
 
     /// The one module `name` of [`TdmpcModel::modules`]; panics when there

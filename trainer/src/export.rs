@@ -24,8 +24,8 @@
 
 use crate::model::{to_vec, Act, Layer, Mlp, WorldModel, LN_EPS};
 use dream_mpc::bundle::manifest::{
-    ActionSpec, Decoding, LatentSpec, Manifest, ModuleSpec, ObservationRange, ObservationSpec,
-    PlannerDefaults, Provenance, ReferenceCase, References, TensorSpec, FORMAT, VERSION,
+    ActionSpec, Decoding, Manifest, ManifestParts, ModuleSpec, ObservationRange, ObservationSpec,
+    PlannerDefaults, Provenance, ReferenceCase, References, TensorSpec,
 };
 use dream_mpc::bundle::onnx_build::{za_module, Act as OnnxAct, GraphBuilder, Norm, OnnxModel};
 use dream_mpc::bundle::{write_bundle, BuiltModule, BundleError};
@@ -79,15 +79,7 @@ impl ExportMeta {
 /// The manifest's decoding of the model's reward and Q heads.
 pub fn decoding(model: &WorldModel) -> Decoding {
     let th = model.twohot();
-    if th.bins == 1 {
-        Decoding::Scalar
-    } else {
-        Decoding::TwoHotSymlog {
-            bins: th.bins,
-            vmin: th.vmin,
-            vmax: th.vmax,
-        }
-    }
+    Decoding::two_hot_or_scalar(th.bins, th.vmin, th.vmax)
 }
 
 /// Default planner budget and options shipped in bundles: the Dream-MPC
@@ -453,9 +445,7 @@ pub fn export_bundle(
         return Err(ExportError::Meta(format!("obs_std[{i}] = {s} must be > 0")));
     }
     let refs = references(model, 3, 4, ref_seed)?;
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        version: VERSION,
+    let manifest = Manifest::new(ManifestParts {
         task: meta.task.clone(),
         observation: ObservationSpec {
             size: o,
@@ -468,21 +458,15 @@ pub fn export_bundle(
             low: meta.action_low.clone(),
             high: meta.action_high.clone(),
         },
-        latent: LatentSpec::Vector {
-            size: model.cfg.latent,
-            simnorm_group: model.cfg.simnorm_group,
-        },
+        latent: model.cfg.latent,
+        simnorm_group: model.cfg.simnorm_group,
         discount: meta.discount,
         action_repeat: meta.action_repeat,
-        reward_decoding: decoding(model),
-        value_decoding: decoding(model),
+        decoding: decoding(model),
         q_ensemble: model.q.len(),
         planner: meta.planner.clone(),
-        modules: BTreeMap::new(),
-        references: None,
         provenance: meta.provenance.clone(),
-        checksums: BTreeMap::new(),
-    };
+    });
     Ok(write_bundle(
         dir,
         manifest,

@@ -66,6 +66,68 @@ pub struct Manifest {
     pub checksums: BTreeMap<String, String>,
 }
 
+/// What a producer decides about a vector-latent (TD-MPC2-style) model;
+/// [`Manifest::new`] makes the manifest from it. The one way the trainer's
+/// export, the TD-MPC2 importer and the test bundles build a manifest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestParts {
+    pub task: String,
+    pub observation: ObservationSpec,
+    pub action: ActionSpec,
+    /// Latent size and SimNorm group (0 = none).
+    pub latent: usize,
+    pub simnorm_group: usize,
+    pub discount: f32,
+    pub action_repeat: usize,
+    /// Reward and value heads share one decoding, as in TD-MPC2.
+    pub decoding: Decoding,
+    pub q_ensemble: usize,
+    pub planner: PlannerDefaults,
+    pub provenance: Provenance,
+}
+
+impl Manifest {
+    /// The manifest of `parts`, at this code's [`FORMAT`] and [`VERSION`],
+    /// with empty module, reference and checksum tables, which
+    /// [`super::write_bundle`] fills from the files it writes.
+    pub fn new(parts: ManifestParts) -> Manifest {
+        let ManifestParts {
+            task,
+            observation,
+            action,
+            latent,
+            simnorm_group,
+            discount,
+            action_repeat,
+            decoding,
+            q_ensemble,
+            planner,
+            provenance,
+        } = parts;
+        Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            task,
+            observation,
+            action,
+            latent: LatentSpec::Vector {
+                size: latent,
+                simnorm_group,
+            },
+            discount,
+            action_repeat,
+            reward_decoding: decoding.clone(),
+            value_decoding: decoding,
+            q_ensemble,
+            planner,
+            modules: BTreeMap::new(),
+            references: None,
+            provenance,
+            checksums: BTreeMap::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationSpec {
@@ -165,6 +227,16 @@ pub enum Decoding {
 }
 
 impl Decoding {
+    /// TD-MPC2's decoding for `bins` outputs per head: two-hot over symlog
+    /// `[vmin, vmax]`, or the value itself when there is one bin.
+    pub fn two_hot_or_scalar(bins: usize, vmin: f32, vmax: f32) -> Decoding {
+        if bins == 1 {
+            Decoding::Scalar
+        } else {
+            Decoding::TwoHotSymlog { bins, vmin, vmax }
+        }
+    }
+
     /// Numbers per head in the module output.
     pub fn width(&self) -> usize {
         match *self {

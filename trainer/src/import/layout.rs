@@ -22,8 +22,8 @@
 //! when present (TD-MPC2's defaults -10 and 12 otherwise). A task embedding
 //! (`_task_emb.*`) or action masks mark a multi-task checkpoint: refused.
 
+use super::error::ImportError;
 use super::state_dict::{RawTensor, StateDict};
-use super::ImportError;
 use std::collections::BTreeSet;
 
 /// Sizes of a TD-MPC2 model.

@@ -14,93 +14,21 @@
 //! checkpoint has passed, and a bundle that fails verification is removed.
 //! Import-time cost only.
 
+mod error;
 pub mod layout;
 pub mod model;
 pub mod state_dict;
 
+pub use error::ImportError;
+
 use crate::export::{default_planner, ExportError};
 use dream_mpc::bundle::manifest::{
-    ActionSpec, Decoding, LatentSpec, Manifest, ObservationSpec, PlannerDefaults, Provenance,
-    FORMAT, VERSION,
+    ActionSpec, Decoding, Manifest, ManifestParts, ObservationSpec, PlannerDefaults, Provenance,
 };
 use dream_mpc::bundle::{sha256_hex, write_bundle};
 use layout::{map_state_dict, Dims, Tdmpc2Weights};
 use model::{onnx_modules, references, Tdmpc2Model};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// What can go wrong importing; every checkpoint error names its key.
-#[derive(Debug)]
-pub enum ImportError {
-    /// The checkpoint could not be read (file, pickle, safetensors).
-    Checkpoint(String),
-    /// Bad command-line options (sizes, bounds, episode length, output).
-    Options(String),
-    /// A key the size requires is absent.
-    MissingKey { key: String, expected: Vec<usize> },
-    /// A key the importer does not know (nor accepts as a known extra).
-    UnknownKey { key: String },
-    /// A tensor whose shape the given size and observation/action sizes
-    /// do not give.
-    Shape {
-        key: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-        size: String,
-    },
-    /// A NaN or infinite weight.
-    NonFinite {
-        key: String,
-        index: usize,
-        value: f32,
-    },
-    /// A multi-task checkpoint (task embedding or action masks).
-    MultiTask { key: String },
-    /// Writing the bundle or computing references failed.
-    Export(ExportError),
-    /// The written bundle did not pass the controller's checks (removed).
-    Verify(String),
-}
-
-impl std::fmt::Display for ImportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ImportError::Checkpoint(m) => write!(f, "checkpoint: {m}"),
-            ImportError::Options(m) => write!(f, "options: {m}"),
-            ImportError::MissingKey { key, expected } => write!(
-                f,
-                "checkpoint: missing key `{key}` (expected shape {expected:?})"
-            ),
-            ImportError::UnknownKey { key } => write!(
-                f,
-                "checkpoint: unknown key `{key}` (not part of a single-task TD-MPC2 model)"
-            ),
-            ImportError::Shape {
-                key,
-                expected,
-                found,
-                size,
-            } => write!(
-                f,
-                "checkpoint: key `{key}` has shape {found:?}, size {size} with the given observation/action sizes expects {expected:?}"
-            ),
-            ImportError::NonFinite { key, index, value } => write!(
-                f,
-                "checkpoint: key `{key}` holds a non-finite value {value} at flat index {index}"
-            ),
-            ImportError::MultiTask { key } => write!(
-                f,
-                "checkpoint: key `{key}` belongs to a multi-task model; only single-task TD-MPC2 checkpoints can be imported"
-            ),
-            ImportError::Export(e) => write!(f, "{e}"),
-            ImportError::Verify(m) => write!(f, "the imported bundle failed verification: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for ImportError {}
-
-dream_mpc::error_from!(ImportError { Export(ExportError) });
 
 /// TD-MPC2's discount rule for an episode of `episode_length` agent
 /// steps: `frac = length / 5`, `g = clamp((frac - 1) / frac, 0.95,
@@ -267,18 +195,7 @@ pub fn import_weights(
         .map(|b| sha256_hex(&b))
         .unwrap_or_default();
     let w = &model.weights;
-    let decoding = if w.dims.num_bins == 1 {
-        Decoding::Scalar
-    } else {
-        Decoding::TwoHotSymlog {
-            bins: w.dims.num_bins,
-            vmin: w.dims.vmin,
-            vmax: w.dims.vmax,
-        }
-    };
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        version: VERSION,
+    let manifest = Manifest::new(ManifestParts {
         task: opts.task.clone(),
         // A TD-MPC2 checkpoint does not record the observations it saw:
         // the node skips the plausibility check and says so at start.
@@ -288,18 +205,13 @@ pub fn import_weights(
             low: opts.action_low.clone(),
             high: opts.action_high.clone(),
         },
-        latent: LatentSpec::Vector {
-            size: w.dims.latent,
-            simnorm_group: w.dims.simnorm,
-        },
+        latent: w.dims.latent,
+        simnorm_group: w.dims.simnorm,
         discount,
         action_repeat: opts.action_repeat,
-        reward_decoding: decoding.clone(),
-        value_decoding: decoding,
+        decoding: Decoding::two_hot_or_scalar(w.dims.num_bins, w.dims.vmin, w.dims.vmax),
         q_ensemble: w.q.len(),
         planner: opts.planner.clone(),
-        modules: BTreeMap::new(),
-        references: None,
         provenance: Provenance {
             producer: format!("dream-mpc-train {} import", env!("CARGO_PKG_VERSION")),
             training_steps: 0,
@@ -312,8 +224,7 @@ pub fn import_weights(
                 opts.episode_length
             )),
         },
-        checksums: BTreeMap::new(),
-    };
+    });
     let created = !opts.out.exists();
     let manifest = write_bundle(&opts.out, manifest, &modules, Some(&refs))
         .map_err(|e| ImportError::Export(ExportError::Bundle(e)))?;

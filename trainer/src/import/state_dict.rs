@@ -8,7 +8,7 @@
 //! file, which is parsed here. A `.safetensors` input is read directly.
 //! Import-time cost only; nothing here is on a control path.
 
-use super::ImportError;
+use super::error::ImportError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
