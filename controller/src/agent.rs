@@ -2,22 +2,24 @@
 //!
 //! The whole robot-side pipeline over one loaded [`Bundle`]: normalize the
 //! observation with the manifest's mean/std, encode it to the latent z0
-//! (`encoder` module), plan from z0 with any [`PlannerKind`], and map the
-//! chosen normalized action in [-1, 1] to actuator units with the
-//! manifest's bounds. The ROS 2 node, the simulated evaluation
+//! (`encoder` module), and plan from z0 with any [`PlannerKind`]; the
+//! chosen action is normalized, in [-1, 1]. Actuator units are the
+//! caller's one mapping: the control tick's `offset + scale * a`, checked
+//! at start against the manifest's bounds, or the simulator's own action
+//! bounds. The ROS 2 node, the simulated evaluation
 //! (`dream-mpc-sim eval --bundle <dir> --planners ...`)
 //! and the trainer's evaluation all act through this one type, so what is
 //! measured is what runs on a robot.
 //!
-//! An agent holds shared handles to the bundle's compiled modules and
-//! copies of the manifest's normalization and bounds, not a borrow of the
+//! An agent holds shared handles to the bundle's compiled modules and a
+//! copy of the manifest's normalization, not a borrow of the
 //! bundle: build it from a `&Bundle` (or an `Arc<Bundle>`), then drop or
 //! share the bundle as you like.
 //!
 //! Everything is allocated in [`Agent::new`]; [`Agent::act`] allocates
 //! nothing (checked in `tests/agent.rs`).
 
-use crate::bundle::manifest::{ActionSpec, LatentSpec, ObservationSpec};
+use crate::bundle::manifest::{LatentSpec, ObservationSpec};
 use crate::bundle::BundleError;
 use crate::kernels::{Program, Tape};
 use crate::load::Bundle;
@@ -131,7 +133,6 @@ pub struct Decision {
 /// Observation-to-action pipeline over a bundle (see the module docs).
 pub struct Agent {
     observation: ObservationSpec,
-    action_spec: ActionSpec,
     encoder: Arc<Program>,
     encoder_tape: Tape,
     model: BundleModel,
@@ -155,7 +156,6 @@ impl Agent {
         let planner = Planner::new(&model, config)?;
         Ok(Agent {
             observation: m.observation.clone(),
-            action_spec: m.action.clone(),
             encoder_tape: encoder.tape(1, 1),
             encoder,
             model,
@@ -252,14 +252,5 @@ impl Agent {
             backward_rows: r.evals.backward,
             flops: r.evals.flops + enc_flops,
         })
-    }
-
-    /// Maps the last normalized action to actuator units with the
-    /// manifest's bounds (`-1 -> low`, `+1 -> high`) into `out`.
-    pub fn actuator_action(&self, out: &mut [f32]) {
-        let a = &self.action_spec;
-        for (((o, x), lo), hi) in out.iter_mut().zip(&self.action).zip(&a.low).zip(&a.high) {
-            *o = lo + (x.clamp(-1.0, 1.0) + 1.0) * 0.5 * (hi - lo);
-        }
     }
 }
