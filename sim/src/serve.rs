@@ -32,9 +32,8 @@ use dream_mpc::bag::write::{now_ns, BagOptions, BagWriter, Step};
 use dream_mpc::msgs::{self, Float64, Float64MultiArray, Int64};
 use dream_mpc::rng::Rng;
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::node::{
-    create_publisher, create_subscription, max_array_bytes, qos, NodeError, StopHandle,
-};
+use dream_mpc::ros::dds::{create_publisher, create_subscription, max_array_bytes, qos, NodeError};
+use dream_mpc::ros::node::StopHandle;
 use ros2_client::{Context, ContextOptions, NodeName, NodeOptions, Publisher, Subscription};
 use std::collections::VecDeque;
 use std::path::PathBuf;

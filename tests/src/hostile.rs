@@ -438,7 +438,7 @@ pub fn forge_from_matched_writers(
     std::thread::spawn(move || {
         let (ctx, _node) = participant(domain, "hostile_dds_forger");
         let dp = ctx.domain_participant();
-        let qos: QosPolicies = (&dream_mpc::ros::node::qos(Reliability::Reliable, 10)).into();
+        let qos: QosPolicies = (&dream_mpc::ros::dds::qos(Reliability::Reliable, 10)).into();
         let publisher = dp.create_publisher(&qos).unwrap();
         let mut writers = Vec::new();
         for (name, ty) in &topics {
@@ -492,7 +492,7 @@ pub fn flood_parameter_requests(
     use ros2_client::{Name, ServiceMapping, ServiceTypeName};
     std::thread::spawn(move || {
         let (_ctx, mut node) = participant(domain, "hostile_param_client");
-        let q = dream_mpc::ros::node::qos(Reliability::Reliable, 10);
+        let q = dream_mpc::ros::dds::qos(Reliability::Reliable, 10);
         let client = node
             .create_client::<SetParametersRequest, SetParametersResponse>(
                 ServiceMapping::Enhanced,

@@ -4,7 +4,7 @@
 
 use dream_mpc::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::node::{create_topic, qos};
+use dream_mpc::ros::dds::{create_topic, qos};
 use ros2_client::dds::rustdds::Topic;
 use ros2_client::{
     Context, ContextOptions, MessageTypeName, Node, NodeName, NodeOptions, Publisher, QosProfile,

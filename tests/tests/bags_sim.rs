@@ -15,7 +15,7 @@ use dream_mpc::bag::read::ReadOptions;
 use dream_mpc::bag::{ACTION_TOPIC, EPISODE_TOPIC, OBSERVATION_TOPIC, REWARD_TOPIC};
 use dream_mpc::msgs::{self, Float64, Int64};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::dds::qos;
 use dream_mpc_sim::serve::make_task;
 use dream_mpc_tests::bags::{data, dump, python, scratch};
 use dream_mpc_tests::peer::{participant, topic};

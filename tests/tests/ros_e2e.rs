@@ -12,7 +12,7 @@
 
 use dream_mpc::msgs::{self, Float64MultiArray, JointState};
 use dream_mpc::ros::config::Reliability;
-use dream_mpc::ros::node::qos;
+use dream_mpc::ros::dds::qos;
 use dream_mpc_tests::peer::{topic, Peer};
 use dream_mpc_tests::{bins, json_field, root, spawn_sim, wait_bounded, JOINT_STATE_SLIDER};
 use ros2_client::{Publisher, Subscription};

@@ -8,7 +8,7 @@
 
 use dream_mpc::msgs::{self, DiagnosticArray, Float64MultiArray};
 use dream_mpc::ros::config::{Durability, Reliability, TopicQos};
-use dream_mpc::ros::node::{create_publisher, create_subscription, max_array_bytes};
+use dream_mpc::ros::dds::{create_publisher, create_subscription, max_array_bytes};
 use dream_mpc::ros::qos::profile;
 use dream_mpc_tests::peer::diagnostics;
 use dream_mpc_tests::{bins, json_field, spawn_on, wait_bounded};

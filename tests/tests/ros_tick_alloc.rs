@@ -7,8 +7,9 @@
 
 use dream_mpc::bag::recorder::Recorder;
 use dream_mpc::bag::write::{BagError, BagOptions, BagSummary};
+use dream_mpc::control::ControlLoop;
 use dream_mpc::control::{self, ActionSource, Controller, SourceFault, TickKind, TickStatus};
-use dream_mpc::ros::node::{ControlLoop, Handoff};
+use dream_mpc::ros::node::Handoff;
 use dream_mpc::ros::{Config, Params};
 use dream_mpc_testkit::alloc::{allocations_in, CountingAlloc};
 use dream_mpc_testkit::bundles::scratch_dir;
@@ -60,7 +61,7 @@ fn control_update_allocates_nothing() {
     let epoch = Instant::now();
     let ctl = Controller::new(&cfg.control, control::make_source(&cfg.control).unwrap());
     let h = Handoff::new(ctl.obs_capacity(), epoch);
-    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    let mut lp = ControlLoop::new(&cfg.control, ctl, epoch);
     let inputs: [&[f64]; 5] = [
         &[0.1, 0.2],
         &[f64::NAN, 0.0],
@@ -105,7 +106,7 @@ fn control_update_allocates_nothing() {
 
     // the counter is live: an allocating source is caught
     let mut bad = ControlLoop::new(
-        &cfg,
+        &cfg.control,
         Controller::new(&cfg.control, Box::new(Allocating)),
         epoch,
     );
@@ -142,7 +143,7 @@ fn recording(name: &str) -> Recording {
         )
         .unwrap();
     let h = Handoff::new(ctl.obs_capacity(), epoch).with_recorder(rec.clone());
-    let lp = ControlLoop::new(cfg, ctl, epoch);
+    let lp = ControlLoop::new(&cfg.control, ctl, epoch);
     Recording {
         dir,
         rec,
@@ -249,7 +250,7 @@ fn tunables_are_applied_between_ticks_without_allocating() {
         "the bundle's K"
     );
     let h = Handoff::new(ctl.obs_capacity(), epoch);
-    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    let mut lp = ControlLoop::new(&cfg.control, ctl, epoch);
     let obs = [1.0, 0.0, 0.0];
     // warm-up outside the counted region
     h.observation.write(&obs, Instant::now());
@@ -322,7 +323,7 @@ fn plausibility_check_allocates_nothing() {
     let ctl = Controller::new(&cfg.control, Box::new(Ranged(spec)));
     assert!(ctl.plausibility_checked());
     let h = Handoff::new(ctl.obs_capacity(), epoch);
-    let mut lp = ControlLoop::new(&cfg, ctl, epoch);
+    let mut lp = ControlLoop::new(&cfg.control, ctl, epoch);
     // inside; inside the margin (|x| <= 1 + 0.5 * 2); far outside; just outside
     let inputs: [&[f64]; 4] = [&[0.1, 0.2], &[1.9, -1.9], &[1e30, -1e30], &[2.01, 0.0]];
     let mut kinds = [0usize; 8];

@@ -9,16 +9,21 @@
 //!   source, the safe action, clamping and scaling to actuator units) and
 //!   its statistics;
 //! - [`slot`]: the latest-wins observation slot between the receiving
-//!   thread and the tick.
+//!   thread and the tick;
+//! - [`cycle`]: the loop's clock ([`ControlLoop::update`] at a fixed
+//!   period: deadline, latency, jitter, overruns, summaries) over the
+//!   [`Ports`] the transport provides.
 //!
 //! Start-up allocates; a tick allocates nothing (tests/ros_tick_alloc.rs).
 
+pub mod cycle;
 pub mod settings;
 pub mod slot;
 pub mod source;
 pub mod tick;
 
 pub use crate::planner::PlanStatus;
+pub use cycle::{recorded, ControlLoop, ControlReport, Ports};
 pub use settings::{Budget, FaultPolicy, OptionOverrides, Settings, SourceKind};
 pub use slot::LatestWins;
 pub use source::{

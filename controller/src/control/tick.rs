@@ -354,7 +354,7 @@ impl Controller {
     /// Apply `t` between ticks: the planner's K, step size and beta (when
     /// the source has them and accepts them) and the recorded values
     /// (`plan_fraction` is the control loop's, see
-    /// `node::ControlLoop::update`). Cost: O(1), no allocation.
+    /// `control::ControlLoop::update`). Cost: O(1), no allocation.
     pub fn tune(&mut self, t: &Tunables) -> bool {
         let planner_ok = self.source.tunables().is_none() || self.source.tune(t);
         if planner_ok {

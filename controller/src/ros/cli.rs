@@ -71,7 +71,7 @@ fn run(args: RunArgs) -> Result<bool, Box<dyn std::error::Error>> {
     if let Some(b) = &cfg.control.bundle {
         cfg.control.bundle = Some(share::find_bundle(b).map_err(ConfigError::Layout)?);
     }
-    let domain = ros::node::domain_id_from_env()?;
+    let domain = ros::dds::domain_id_from_env()?;
     let source: Box<dyn control::ActionSource> = match cfg.control.action_source {
         SourceKind::DreamMpc => {
             let t0 = std::time::Instant::now();

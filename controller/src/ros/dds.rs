@@ -1,10 +1,12 @@
-//! DDS helpers below the node and its parameter services: the QoS profile
-//! of a configured reliability, and bounded reception for a reader
-//! (docs/rustdds-patch.md). Start-up only.
+//! DDS helpers below the node, its parameter services and the sim's robot
+//! node: the QoS profile of a configured reliability, topics, publishers,
+//! and subscriptions with bounded reception (docs/rustdds-patch.md), the
+//! domain id, and the error they share. Start-up only.
 
 use super::config::Reliability;
+use ros2_client::dds::rustdds::Topic;
 use ros2_client::qos::{Durability, History, WhenFull};
-use ros2_client::{Context, QosProfile};
+use ros2_client::{Context, MessageTypeName, Name, Node, Publisher, QosProfile, Subscription};
 use std::sync::Arc;
 
 /// QoS profile of the configured reliability and depth.
@@ -65,4 +67,87 @@ pub fn limit_reception(ctx: &Context, dds_topic: &str, max_bytes: usize) -> Read
         max_bytes,
         stats,
     }
+}
+
+message_error!(
+    /// Why the node could not run.
+    #[derive(Debug)]
+    NodeError
+);
+
+pub(crate) fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> NodeError + '_ {
+    move |e| NodeError(format!("{what}: {e:?}"))
+}
+
+/// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
+pub fn domain_id_from_env() -> Result<u16, NodeError> {
+    match std::env::var("ROS_DOMAIN_ID") {
+        Err(_) => Ok(0),
+        Ok(s) if s.is_empty() => Ok(0),
+        Ok(s) => {
+            s.parse::<u16>().ok().filter(|d| *d <= 232).ok_or_else(|| {
+                NodeError(format!("ROS_DOMAIN_ID='{s}' is not an integer in [0, 232]"))
+            })
+        }
+    }
+}
+
+/// The topic `name` of message type `ty` with `qos` on `node`; an error
+/// names the bad topic name or `what`. Start-up only.
+pub fn create_topic(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &str,
+) -> Result<Topic, NodeError> {
+    let name = Name::parse(name).map_err(err("topic name"))?;
+    node.create_topic(&name, ty, qos).map_err(err(what))
+}
+
+/// A publisher of `M` on a new topic `name` of type `ty` with `qos`; an
+/// error names the `what` topic or publisher. Start-up only.
+pub fn create_publisher<M: serde::Serialize>(
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &str,
+) -> Result<Publisher<M>, NodeError> {
+    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
+    node.create_publisher::<M>(&topic, None)
+        .map_err(err(&format!("{what} publisher")))
+}
+
+/// Largest serialized sample of a `std_msgs/Float64` or `Int64` topic
+/// that DDS accepts: 4 bytes of encapsulation and 8 of value, with room
+/// for alignment and a vendor's padding.
+pub const SCALAR_SAMPLE_BYTES: usize = 64;
+
+/// Largest serialized `Float64MultiArray` of `n` values DDS accepts: the
+/// values as f64, twice over, plus 64 KiB for the layout and labels.
+pub const fn max_array_bytes(n: usize) -> usize {
+    65_536 + 2 * 8 * n
+}
+
+/// A subscription to `M` on a new topic `name` of type `ty` with `qos`,
+/// whose reader accepts samples of at most `max_bytes`
+/// ([`limit_reception`]); an error names the `what` topic or
+/// subscription. Start-up only.
+pub fn create_subscription<M: 'static>(
+    ctx: &Context,
+    node: &mut Node,
+    name: &str,
+    ty: MessageTypeName,
+    qos: &QosProfile,
+    what: &str,
+    max_bytes: usize,
+) -> Result<(Subscription<M>, ReaderLimit), NodeError> {
+    use ros2_client::dds::rustdds::TopicDescription;
+    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
+    let limit = limit_reception(ctx, &topic.name(), max_bytes);
+    let sub = node
+        .create_subscription::<M>(&topic, None)
+        .map_err(err(&format!("{what} subscription")))?;
+    Ok((sub, limit))
 }

@@ -22,12 +22,16 @@
 //!   publisher sends it, the threads are joined and the report returned.
 
 use super::config::{Config, JointField, ObsKind};
-pub use super::dds::{limit_reception, qos, ReaderLimit};
+use super::dds::{
+    create_publisher, create_subscription, create_topic, err, NodeError, ReaderLimit,
+    SCALAR_SAMPLE_BYTES,
+};
 use super::params::{ParamServer, Store, TUNABLE_QUEUE};
 use super::qos::{self as topic_qos, Ours, QosWatch, Role};
 use super::realtime::{self, RtConfig, RtStatus};
 use crate::bag::recorder::Recorder;
 use crate::bag::write::{now_ns, BagOptions};
+use crate::control::cycle::{ControlLoop, ControlReport, Ports};
 use crate::control::LatestWins;
 use crate::control::{status_name, ActionVec, Controller, Summary, TickKind, Tunables};
 use crate::msgs::{
@@ -36,11 +40,7 @@ use crate::msgs::{
 };
 use crossbeam::queue::ArrayQueue;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token};
-use ros2_client::dds::rustdds::Topic;
-use ros2_client::{
-    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, Publisher,
-    QosProfile, Subscription,
-};
+use ros2_client::{Context, ContextOptions, Node, NodeName, NodeOptions, Publisher, Subscription};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
@@ -78,16 +78,6 @@ impl StopHandle {
     }
 }
 
-message_error!(
-    /// Why the node could not run.
-    #[derive(Debug)]
-    NodeError
-);
-
-fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> NodeError + '_ {
-    move |e| NodeError(format!("{what}: {e:?}"))
-}
-
 /// Totals reported when the node stops.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunReport {
@@ -113,79 +103,6 @@ pub struct RunReport {
     pub records_dropped: u64,
     /// The closed bag (`record`), or why recording failed.
     pub record: Option<Result<crate::bag::write::BagSummary, String>>,
-}
-
-/// ROS domain id from `ROS_DOMAIN_ID` (0 when unset).
-pub fn domain_id_from_env() -> Result<u16, NodeError> {
-    match std::env::var("ROS_DOMAIN_ID") {
-        Err(_) => Ok(0),
-        Ok(s) if s.is_empty() => Ok(0),
-        Ok(s) => {
-            s.parse::<u16>().ok().filter(|d| *d <= 232).ok_or_else(|| {
-                NodeError(format!("ROS_DOMAIN_ID='{s}' is not an integer in [0, 232]"))
-            })
-        }
-    }
-}
-
-/// The topic `name` of message type `ty` with `qos` on `node`; an error
-/// names the bad topic name or `what`. Start-up only.
-pub fn create_topic(
-    node: &mut Node,
-    name: &str,
-    ty: MessageTypeName,
-    qos: &QosProfile,
-    what: &str,
-) -> Result<Topic, NodeError> {
-    let name = Name::parse(name).map_err(err("topic name"))?;
-    node.create_topic(&name, ty, qos).map_err(err(what))
-}
-
-/// A publisher of `M` on a new topic `name` of type `ty` with `qos`; an
-/// error names the `what` topic or publisher. Start-up only.
-pub fn create_publisher<M: serde::Serialize>(
-    node: &mut Node,
-    name: &str,
-    ty: MessageTypeName,
-    qos: &QosProfile,
-    what: &str,
-) -> Result<Publisher<M>, NodeError> {
-    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
-    node.create_publisher::<M>(&topic, None)
-        .map_err(err(&format!("{what} publisher")))
-}
-
-/// Largest serialized sample of a `std_msgs/Float64` or `Int64` topic
-/// that DDS accepts: 4 bytes of encapsulation and 8 of value, with room
-/// for alignment and a vendor's padding.
-pub const SCALAR_SAMPLE_BYTES: usize = 64;
-
-/// Largest serialized `Float64MultiArray` of `n` values DDS accepts: the
-/// values as f64, twice over, plus 64 KiB for the layout and labels.
-pub const fn max_array_bytes(n: usize) -> usize {
-    65_536 + 2 * 8 * n
-}
-
-/// A subscription to `M` on a new topic `name` of type `ty` with `qos`,
-/// whose reader accepts samples of at most `max_bytes`
-/// ([`limit_reception`]); an error names the `what` topic or
-/// subscription. Start-up only.
-pub fn create_subscription<M: 'static>(
-    ctx: &Context,
-    node: &mut Node,
-    name: &str,
-    ty: MessageTypeName,
-    qos: &QosProfile,
-    what: &str,
-    max_bytes: usize,
-) -> Result<(Subscription<M>, ReaderLimit), NodeError> {
-    use ros2_client::dds::rustdds::TopicDescription;
-    let topic = create_topic(node, name, ty, qos, &format!("{what} topic"))?;
-    let limit = limit_reception(ctx, &topic.name(), max_bytes);
-    let sub = node
-        .create_subscription::<M>(&topic, None)
-        .map_err(err(&format!("{what} subscription")))?;
-    Ok((sub, limit))
 }
 
 /// `s`, registered with `poll` as readable under `Token(token)`.
@@ -260,161 +177,43 @@ impl Handoff {
     }
 }
 
-/// Whether a tick of this kind is recorded: it had a fresh, finite
-/// observation of the right size (planned on, or refused by the
-/// plausibility check or a source fault, with the safe action published).
-/// Ticks without such an observation leave a gap in the bag's step indices.
-pub fn recorded(kind: TickKind) -> bool {
-    matches!(
-        kind,
-        TickKind::Planned | TickKind::Implausible | TickKind::SourceFailed | TickKind::PlannerFault
-    )
-}
-
-/// The control thread's state: the controller plus its fixed-period clock
-/// and the diagnostics window.
-pub struct ControlLoop {
-    pub controller: Controller,
-    period: Duration,
-    plan_budget: Duration,
-    diag_ticks: u64,
-    start: Instant,
-    next: Instant,
-    window_start: Instant,
-    window_ticks: u64,
-}
-
-/// What the control thread reports when it stops.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ControlReport {
-    pub counts: crate::control::Counts,
-    pub elapsed_s: f64,
-    pub latency_p50_s: f64,
-    pub latency_p99_s: f64,
-    pub latency_max_s: f64,
-    pub jitter_p99_s: f64,
-    /// Largest release jitter of the run.
-    pub jitter_max_s: f64,
-    /// The node stopped because of a planner fault (`on_planner_fault: stop`).
-    pub stopped_by_fault: bool,
-}
-
-impl ControlLoop {
-    /// The first release is one period after `start`.
-    pub fn new(cfg: &Config, controller: Controller, start: Instant) -> Self {
-        let period = cfg.period();
-        ControlLoop {
-            controller,
-            period,
-            plan_budget: period.mul_f64(cfg.control.plan_fraction),
-            diag_ticks: ((cfg.control.diagnostics_period_s * cfg.control.control_rate_hz).round()
-                as u64)
-                .max(1),
-            start,
-            next: start + period,
-            window_start: start,
-            window_ticks: 0,
-        }
+/// The control loop's ports over the hand-off: actions and summaries into
+/// their bounded queues (`force_push`: a full queue drops its oldest entry,
+/// counted for actions), records into the bag recorder when recording.
+impl Ports for Handoff {
+    fn observation(&self) -> &LatestWins {
+        &self.observation
     }
 
-    /// When the next update is due.
-    pub fn next_release(&self) -> Instant {
-        self.next
-    }
-
-    /// ros2_control's `update`, woken at `woke` for the release time
-    /// [`Self::next_release`]: one [`Controller::tick`] with the planner's
-    /// deadline at `release + plan_fraction * period`, the action queued
-    /// for the publisher, latency/jitter/deadline/overrun bookkeeping, and
-    /// every `diag_ticks` updates a [`Summary`] queued for diagnostics.
-    /// Cost: the tick plus O(window log window) once per diagnostics
-    /// period; never allocates, never blocks (`force_push` overwrites the
-    /// oldest entry of a full queue).
-    pub fn update(&mut self, woke: Instant, h: &Handoff) -> TickKind {
-        self.apply_tunables(h);
-        let ctl = &mut self.controller;
-        let jit = woke.saturating_duration_since(self.next).as_secs_f64();
-        ctl.jitter.push(jit);
-        ctl.jitter_total.push(jit);
-        let deadline = self.next + self.plan_budget;
-        let kind = ctl.tick(woke, deadline, &h.observation);
-        if h.actions.force_push(ctl.output().clone()).is_some() {
-            h.actions_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(r) = &h.recorder {
-            if recorded(kind) {
-                // step index = tick index (0-based); dropped or unrecorded ticks leave gaps
-                r.push(
-                    ctl.counts.ticks - 1,
-                    now_ns(),
-                    ctl.observation(),
-                    ctl.output(),
-                );
-            }
-        }
-        let end = Instant::now();
-        let lat = (end - woke).as_secs_f64();
-        ctl.latency.push(lat);
-        ctl.latency_total.push(lat);
-        if end > deadline {
-            ctl.counts.deadline_misses += 1;
-        }
-        self.window_ticks += 1;
-        self.next += self.period;
-        if end > self.next {
-            // overran whole periods: skip them rather than burst
-            let behind = (end - self.next).as_nanos() / self.period.as_nanos().max(1) + 1;
-            ctl.counts.overruns += behind as u64;
-            self.next += self.period * behind as u32;
-        }
-        if self.window_ticks >= self.diag_ticks {
-            let secs = (end - self.window_start).as_secs_f64();
-            let _ = h
-                .summaries
-                .force_push(ctl.summarize(self.window_ticks as f64 / secs));
-            self.window_start = end;
-            self.window_ticks = 0;
-        }
-        kind
-    }
-
-    /// Apply the newest tunables queued by the parameter services, if any
-    /// (between ticks: K, step size and beta to the planner, the plan
-    /// fraction to this loop's deadline). Cost: a few atomic operations;
-    /// no allocation.
-    fn apply_tunables(&mut self, h: &Handoff) {
+    fn newest_tunables(&self) -> Option<Tunables> {
         let mut newest = None;
-        while let Some(t) = h.tunables.pop() {
+        while let Some(t) = self.tunables.pop() {
             newest = Some(t);
         }
-        if let Some(t) = newest {
-            if self.controller.tune(&t) {
-                self.plan_budget = self.period.mul_f64(t.plan_fraction);
-            }
+        newest
+    }
+
+    fn put_action(&self, action: &ActionVec) {
+        if self.actions.force_push(action.clone()).is_some() {
+            self.actions_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Deactivate: queue the safe action as the last word, mark the
-    /// handoff done, and report the whole run.
-    pub fn deactivate(self, h: &Handoff) -> ControlReport {
-        let ctl = self.controller;
-        if h.actions.force_push(ctl.safe_action().clone()).is_some() {
-            h.actions_dropped.fetch_add(1, Ordering::Relaxed);
+    fn record(&self, step: u64, observation: &[f64], action: &ActionVec) {
+        if let Some(r) = &self.recorder {
+            r.push(step, now_ns(), observation, action);
         }
-        h.done.store(true, Ordering::SeqCst);
-        if let Some(r) = &h.recorder {
+    }
+
+    fn put_summary(&self, summary: Summary) {
+        let _ = self.summaries.force_push(summary);
+    }
+
+    fn finish(&self, last: &ActionVec) {
+        self.put_action(last);
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(r) = &self.recorder {
             r.finish();
-        }
-        let lt = &ctl.latency_total;
-        ControlReport {
-            counts: ctl.counts,
-            elapsed_s: self.start.elapsed().as_secs_f64(),
-            latency_p50_s: lt.quantile(0.5),
-            latency_p99_s: lt.quantile(0.99),
-            latency_max_s: lt.max(),
-            jitter_p99_s: ctl.jitter_total.quantile(0.99),
-            jitter_max_s: ctl.jitter_total.max(),
-            stopped_by_fault: ctl.must_stop(),
         }
     }
 }
@@ -692,7 +491,7 @@ pub fn configure(
         act_pub,
         diag_pub,
         handoff,
-        control: ControlLoop::new(cfg, controller, epoch),
+        control: ControlLoop::new(&cfg.control, controller, epoch),
         mapping: JointMapping {
             joints: cfg.joints.clone(),
             fields: cfg.fields.clone(),
@@ -759,7 +558,12 @@ impl Configured {
                 .spawn(move || {
                     let _ = status_tx.send(realtime::apply_to_current_thread(&rt));
                     let publisher = go_rx.recv().ok().flatten()?;
-                    Some(control(lp.new_at(Instant::now()), &h, &stop, &publisher))
+                    Some(control(
+                        lp.restarted_at(Instant::now()),
+                        &h,
+                        &stop,
+                        &publisher,
+                    ))
                 })
                 .map_err(err("spawn control"))?
         };
@@ -836,16 +640,6 @@ impl Configured {
             rt: status,
             bag_writer,
         })
-    }
-}
-
-impl ControlLoop {
-    /// The same loop with its clock restarted at `start` (activation).
-    fn new_at(mut self, start: Instant) -> Self {
-        self.start = start;
-        self.next = start + self.period;
-        self.window_start = start;
-        self
     }
 }
 

@@ -10,7 +10,7 @@
 //! refused as read-only). Accepted values go to the control thread as one
 //! [`Tunables`] value through a bounded, preallocated queue
 //! ([`super::node::Handoff::tunables`]); the control thread applies the
-//! newest between two ticks ([`super::node::ControlLoop::update`]) without
+//! newest between two ticks ([`crate::control::ControlLoop::update`]) without
 //! allocating, and `/diagnostics` reports the values in force.
 //!
 //! Every accepted change is also published on `/parameter_events`

@@ -1,8 +1,9 @@
 //! The `dream-mpc-sim serve` subcommand; the binary only forwards to [`main`].
 
 use super::{make_task, serve, ServeOptions, DEFAULT_NODE};
+use dream_mpc::ros::dds::domain_id_from_env;
 use dream_mpc::ros::names::RosArgs;
-use dream_mpc::ros::node::{domain_id_from_env, StopHandle};
+use dream_mpc::ros::node::StopHandle;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
