@@ -46,7 +46,7 @@ mod rollout;
 pub mod workspace;
 
 pub use config::{ConfigError, GradInit, PlannerConfig, PlannerKind};
-pub use model::{LatentModel, ModelDims, Module};
+pub use model::{Evals, LatentModel, ModelDims, Module};
 pub use objective::Weights;
 pub use options::{
     Choice, DreamOptions, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction,
@@ -64,6 +64,28 @@ const ADAM_B1: f32 = 0.9;
 const ADAM_B2: f32 = 0.999;
 const ADAM_EPS: f32 = 1e-8;
 
+/// Adam's bias corrections over the steps of one tick: `tick` advances
+/// the step count and returns `(1 - b1^k, 1 - b2^k)`.
+#[derive(Clone, Copy, Debug)]
+struct AdamClock {
+    b1k: f32,
+    b2k: f32,
+}
+
+impl Default for AdamClock {
+    fn default() -> Self {
+        AdamClock { b1k: 1.0, b2k: 1.0 }
+    }
+}
+
+impl AdamClock {
+    fn tick(&mut self) -> (f32, f32) {
+        self.b1k *= ADAM_B1;
+        self.b2k *= ADAM_B2;
+        (1.0 - self.b1k, 1.0 - self.b2k)
+    }
+}
+
 /// How a tick ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanStatus {
@@ -75,29 +97,6 @@ pub enum PlanStatus {
     /// Every candidate's J or gradient went non-finite: the action is the
     /// policy action, or zero if that is non-finite too.
     AllNonFinite,
-}
-
-/// Model rows run forward and backward during one tick, summed over
-/// modules, and their multiply-adds when the model reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Evals {
-    /// Rows through a module's forward pass.
-    pub forward: u64,
-    /// Rows through a module's VJP.
-    pub backward: u64,
-    /// Multiply-adds of those passes (0 if the model does not count).
-    pub flops: u64,
-}
-
-impl Evals {
-    fn fwd<M: LatentModel>(&mut self, model: &M, module: Module, rows: usize) {
-        self.forward += rows as u64;
-        self.flops += model.flops(module, rows).0;
-    }
-    fn bwd<M: LatentModel>(&mut self, model: &M, module: Module, rows: usize) {
-        self.backward += rows as u64;
-        self.flops += model.flops(module, rows).1;
-    }
 }
 
 /// A normalized action, every element in [-1, 1] (a view into the
@@ -343,13 +342,15 @@ impl<M: LatentModel> Planner<M> {
         })
     }
 
-    /// Gradient planners: initial candidates (policy rollouts, blended with
-    /// the previous tick's candidates or joined by the previous best), then
-    /// K steps, each on the gradient of the latest evaluation. Random
-    /// draws, in order: Grad-MPC's uniform initialization (step, row,
-    /// element) or the policy samples (step, row, element; blended reuse
-    /// rolls the policy out first), then the terminal value's draws of each
-    /// evaluation (see `rollout::forward`).
+    /// Gradient planners, as the Dream-MPC authors' algorithm reads:
+    /// [`Self::initialise`] the candidates and evaluate them, then up to K
+    /// times [`Self::step`] every candidate along its gradient and
+    /// evaluate again ([`Self::choose`] after each evaluation), then
+    /// [`Self::keep`] the plan for the next tick. Random draws, in order:
+    /// Grad-MPC's uniform initialization (step, row, element) or the policy
+    /// samples (step, row, element; blended reuse rolls the policy out
+    /// first), then the terminal value's draws of each evaluation (see
+    /// `rollout::forward`).
     fn gradient_ascent(
         &mut self,
         model: &M,
@@ -357,17 +358,60 @@ impl<M: LatentModel> Planner<M> {
         start: Instant,
         deadline: Instant,
     ) -> (PlanStatus, usize) {
+        let last_eval = self.config.options.choice == Choice::LastEval;
+        let k_budget = self.config.iterations_for(self.ws.na);
+        let fill = self.initialise(model, evals);
+        self.evaluate(model, evals, fill);
+        let mut chosen = Self::choose(&mut self.ws, last_eval);
+        observe(&mut self.est_init, start.elapsed());
+
+        let mut done = 0;
+        let mut status = PlanStatus::Finished;
+        let mut adam = AdamClock::default();
+        for k in 1..=k_budget {
+            let t0 = Instant::now();
+            if t0 + self.est_iter > deadline {
+                status = PlanStatus::Deadline;
+                self.est_iter = decay(self.est_iter);
+                break;
+            }
+            if !self.ws.valid.iter().any(|&v| v) {
+                status = PlanStatus::AllNonFinite;
+                break;
+            }
+            self.step(model, evals, &mut adam);
+            if last_eval {
+                // The chosen candidate's sequence after the step.
+                if let Some(row) = chosen {
+                    Self::copy_best(&mut self.ws, row);
+                }
+            }
+            if !last_eval || k < k_budget {
+                self.evaluate(model, evals, Fill::None);
+                chosen = Self::choose(&mut self.ws, last_eval).or(chosen);
+            }
+            done = k;
+            observe(&mut self.est_iter, t0.elapsed());
+        }
+        self.keep();
+        (status, done)
+    }
+
+    /// The initial candidate sequences `a`: Grad-MPC's zeros or uniform
+    /// draws; or policy rollouts (the returned [`Fill`] has the evaluation
+    /// draw them), joined by the previous best shifted one step (`reuse:
+    /// row`), or blended with the previous tick's candidates
+    /// (`a = rho prev + (1 - rho) a`, `reuse: blend`, the policy rolled out
+    /// here first). Resets the validity flags and Adam's moments.
+    /// Cost: with blending, one policy rollout of B rows over H steps.
+    fn initialise(&mut self, model: &M, evals: &mut Evals) -> Fill {
         let cfg = &self.config;
         let o = cfg.options;
-        let terms = &self.terms;
         let ws = &mut self.ws;
         let (b, h, na, n) = (ws.b, ws.h, ws.na, cfg.candidates);
-        let k_budget = cfg.iterations_for(na);
-        let last_eval = o.choice == Choice::LastEval;
         let policy_init = cfg.kind != PlannerKind::GradMpc;
         let reuse_row = (cfg.reuse_row() && ws.has_prev).then_some(n);
         let blend = cfg.reuse_blend() && ws.has_prev;
-        // Initial sequences.
         if !policy_init {
             for x in ws.a.iter_mut() {
                 *x = match cfg.grad_init {
@@ -399,11 +443,11 @@ impl<M: LatentModel> Planner<M> {
                     ws,
                     &mut self.rng,
                     evals,
-                    terms.policy_mean_row,
+                    self.terms.policy_mean_row,
                 );
                 fill = Fill::None;
             }
-            // a = rho prev + (1 - rho) a, prev shifted one step, last repeated.
+            // prev shifted one step, its last step repeated
             for t in 0..h {
                 let src_t = (t + 1).min(h - 1);
                 for row in 0..b {
@@ -421,117 +465,111 @@ impl<M: LatentModel> Planner<M> {
         ws.valid.iter_mut().for_each(|v| *v = true);
         ws.adam_m.iter_mut().for_each(|x| *x = 0.0);
         ws.adam_v.iter_mut().for_each(|x| *x = 0.0);
-        rollout::forward(model, &mut self.tape, ws, &mut self.rng, evals, fill, terms);
-        let mut chosen = Self::after_eval(ws, last_eval);
-        observe(&mut self.est_init, start.elapsed());
-
-        let mut done = 0;
-        let mut status = PlanStatus::Finished;
-        let (mut b1k, mut b2k) = (1.0f32, 1.0f32);
-        for k in 1..=k_budget {
-            let t0 = Instant::now();
-            if t0 + self.est_iter > deadline {
-                status = PlanStatus::Deadline;
-                self.est_iter = decay(self.est_iter);
-                break;
-            }
-            if !ws.valid.iter().any(|&v| v) {
-                status = PlanStatus::AllNonFinite;
-                break;
-            }
-            rollout::backward(model, &mut self.tape, ws, evals, terms);
-            // One step on every live candidate; the gradient's global norm
-            // (all candidates together) clipped first.
-            let scale = if o.grad_clip_norm > 0.0 {
-                let mut sq = 0.0f64;
-                for t in 0..h {
-                    for row in 0..b {
-                        if ws.valid[row] {
-                            let i = (t * b + row) * na;
-                            sq += ws.da[i..i + na]
-                                .iter()
-                                .map(|&g| (g as f64) * (g as f64))
-                                .sum::<f64>();
-                        }
-                    }
-                }
-                (o.grad_clip_norm / (sq.sqrt() as f32 + 1e-6)).min(1.0)
-            } else {
-                1.0
-            };
-            b1k *= ADAM_B1;
-            b2k *= ADAM_B2;
-            let (bc1, bc2) = (1.0 - b1k, 1.0 - b2k);
-            for t in 0..h {
-                for row in 0..b {
-                    if !ws.valid[row] {
-                        continue;
-                    }
-                    let o_ = (t * b + row) * na;
-                    for i in o_..o_ + na {
-                        let g = scale * ws.da[i];
-                        let step = match o.optimizer {
-                            Optimizer::Sgd => g,
-                            Optimizer::Adam => {
-                                ws.adam_m[i] = ADAM_B1 * ws.adam_m[i] + (1.0 - ADAM_B1) * g;
-                                ws.adam_v[i] = ADAM_B2 * ws.adam_v[i] + (1.0 - ADAM_B2) * g * g;
-                                (ws.adam_m[i] / bc1) / ((ws.adam_v[i] / bc2).sqrt() + ADAM_EPS)
-                            }
-                        };
-                        let x = ws.a[i] + cfg.step_size * step;
-                        ws.a[i] = if o.clamp_each_step {
-                            x.clamp(-1.0, 1.0)
-                        } else {
-                            x
-                        };
-                    }
-                }
-            }
-            if last_eval {
-                // The chosen candidate's sequence after the step.
-                if let Some(row) = chosen {
-                    Self::copy_best(ws, row);
-                }
-            }
-            if !last_eval || k < k_budget {
-                rollout::forward(
-                    model,
-                    &mut self.tape,
-                    ws,
-                    &mut self.rng,
-                    evals,
-                    Fill::None,
-                    terms,
-                );
-                chosen = Self::after_eval(ws, last_eval).or(chosen);
-            }
-            done = k;
-            observe(&mut self.est_iter, t0.elapsed());
-        }
-        if cfg.reuse {
-            if cfg.reuse_blend() {
-                for (p, x) in ws.prev_all.iter_mut().zip(&ws.a) {
-                    *p = x.clamp(-1.0, 1.0);
-                }
-                for row in 0..b {
-                    let finite = (0..h).all(|t| {
-                        let i = (t * b + row) * na;
-                        ws.prev_all[i..i + na].iter().all(|x| x.is_finite())
-                    });
-                    ws.prev_valid[row] = finite;
-                }
-            } else {
-                ws.prev.copy_from_slice(&ws.best);
-            }
-            ws.has_prev = ws.best_j > f32::NEG_INFINITY;
-        }
-        (status, done)
+        fill
     }
 
-    /// After an evaluation: `best_evaluated` keeps the best sequence seen
-    /// so far; `last_eval` takes the argmax of this evaluation (its current
-    /// sequence, clamped) and returns its row.
-    fn after_eval(ws: &mut Workspace, last_eval: bool) -> Option<usize> {
+    /// J of every candidate (and its terms for the gradient), rolling the
+    /// policy out first where `fill` says so. Cost: one batched rollout of
+    /// B rows over H steps.
+    fn evaluate(&mut self, model: &M, evals: &mut Evals, fill: Fill) {
+        rollout::forward(
+            model,
+            &mut self.tape,
+            &mut self.ws,
+            &mut self.rng,
+            evals,
+            fill,
+            &self.terms,
+        );
+    }
+
+    /// One ascent step on every live candidate: the gradient of the last
+    /// evaluation's J, its global norm (all candidates together) clipped,
+    /// then SGD or Adam with the configured step size (each step clamped
+    /// to [-1, 1] when `clamp_each_step`). Cost: one batched VJP through
+    /// the rollout plus O(B H A).
+    fn step(&mut self, model: &M, evals: &mut Evals, adam: &mut AdamClock) {
+        let cfg = &self.config;
+        let o = cfg.options;
+        let ws = &mut self.ws;
+        let (b, h, na) = (ws.b, ws.h, ws.na);
+        rollout::backward(model, &mut self.tape, ws, evals, &self.terms);
+        let scale = if o.grad_clip_norm > 0.0 {
+            let mut sq = 0.0f64;
+            for t in 0..h {
+                for row in 0..b {
+                    if ws.valid[row] {
+                        let i = (t * b + row) * na;
+                        sq += ws.da[i..i + na]
+                            .iter()
+                            .map(|&g| (g as f64) * (g as f64))
+                            .sum::<f64>();
+                    }
+                }
+            }
+            (o.grad_clip_norm / (sq.sqrt() as f32 + 1e-6)).min(1.0)
+        } else {
+            1.0
+        };
+        let (bc1, bc2) = adam.tick();
+        for t in 0..h {
+            for row in 0..b {
+                if !ws.valid[row] {
+                    continue;
+                }
+                let o_ = (t * b + row) * na;
+                for i in o_..o_ + na {
+                    let g = scale * ws.da[i];
+                    let step = match o.optimizer {
+                        Optimizer::Sgd => g,
+                        Optimizer::Adam => {
+                            ws.adam_m[i] = ADAM_B1 * ws.adam_m[i] + (1.0 - ADAM_B1) * g;
+                            ws.adam_v[i] = ADAM_B2 * ws.adam_v[i] + (1.0 - ADAM_B2) * g * g;
+                            (ws.adam_m[i] / bc1) / ((ws.adam_v[i] / bc2).sqrt() + ADAM_EPS)
+                        }
+                    };
+                    let x = ws.a[i] + cfg.step_size * step;
+                    ws.a[i] = if o.clamp_each_step {
+                        x.clamp(-1.0, 1.0)
+                    } else {
+                        x
+                    };
+                }
+            }
+        }
+    }
+
+    /// Keep the plan for the next tick (`reuse`): every candidate, clamped,
+    /// with its finiteness (`blend`), or the best sequence (`row`).
+    /// Cost: O(B H A).
+    fn keep(&mut self) {
+        let cfg = &self.config;
+        let ws = &mut self.ws;
+        let (b, h, na) = (ws.b, ws.h, ws.na);
+        if !cfg.reuse {
+            return;
+        }
+        if cfg.reuse_blend() {
+            for (p, x) in ws.prev_all.iter_mut().zip(&ws.a) {
+                *p = x.clamp(-1.0, 1.0);
+            }
+            for row in 0..b {
+                let finite = (0..h).all(|t| {
+                    let i = (t * b + row) * na;
+                    ws.prev_all[i..i + na].iter().all(|x| x.is_finite())
+                });
+                ws.prev_valid[row] = finite;
+            }
+        } else {
+            ws.prev.copy_from_slice(&ws.best);
+        }
+        ws.has_prev = ws.best_j > f32::NEG_INFINITY;
+    }
+
+    /// Choose after an evaluation: `best_evaluated` keeps the best sequence
+    /// seen so far; `last_eval` takes the argmax of this evaluation (its
+    /// current sequence, clamped) and returns its row. Cost: O(B + H A).
+    fn choose(ws: &mut Workspace, last_eval: bool) -> Option<usize> {
         if !last_eval {
             rollout::keep_best(ws);
             return None;
