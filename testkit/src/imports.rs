@@ -3,10 +3,15 @@
 //! Each source file is a node named by its module path (`ros::node` for
 //! `src/ros/node.rs`, `ros` for `src/ros/mod.rs`; `lib.rs`, `main.rs` and
 //! `bin/` sit above everything and are left out). An edge goes from a file
-//! to the deepest module file a `crate::`, `$crate::` or `super::` path in
-//! its code names (comments, doc links included, are not code). Inside an
+//! to the deepest module file a path in its code names (comments, doc
+//! links included, are not code): a `crate::`, `$crate::`, `super::` or
+//! `self::` path, each item of a group after one (`super::{a::B, C}` names
+//! `a` and the parent), and a path through a child module the file
+//! declares (`mod a; pub use a::B;` in `x/mod.rs` names `x::a`). Inside an
 //! inline module (`mod tests { use super::*; }`) `super::` is the file
-//! itself. A circle is a strongly connected set of two or more files.
+//! itself. A circle is a strongly connected set of two or more files: a
+//! `mod.rs` that re-exports a child while the child takes items from the
+//! `mod.rs` is one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -73,29 +78,105 @@ fn segments(rest: &str) -> Vec<String> {
     out
 }
 
-/// The paths a line of code names: (`super::` levels or `None` for
-/// `crate::`, segments after the prefix).
-fn paths_in(code: &str) -> Vec<(Option<usize>, Vec<String>)> {
+/// Where a path starts: `crate::` (`None`) or `levels` modules up from
+/// the file (`Some(0)`: the file itself, for `self::` and child paths).
+type Base = Option<usize>;
+
+/// Each item of a group starting right after `{` at `rest` (up to its
+/// matching `}`), as the segments before any nested group.
+fn group_items(rest: &str) -> Vec<Vec<String>> {
+    let mut out = vec![];
+    let (mut depth, mut item_start) = (0usize, 0usize);
+    for (i, c) in rest.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                out.push(segments(rest[item_start..i].trim_start()));
+                return out;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(segments(rest[item_start..i].trim_start()));
+                item_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(segments(rest[item_start..].trim_start()));
+    out
+}
+
+/// The paths a line of code names: (where the path starts, segments after
+/// the prefix). `children` are the modules the file declares (`mod a;`):
+/// a path starting with one of them is relative to the file.
+fn paths_in(code: &str, children: &BTreeSet<String>) -> Vec<(Base, Vec<String>)> {
     let mut out = vec![];
     let bytes = code.as_bytes();
     let mut i = 0;
     while i < code.len() {
         let rest = &code[i..];
-        let word_start = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        if word_start && rest.starts_with("crate::") {
-            out.push((None, segments(&rest["crate::".len()..])));
-            i += "crate::".len();
-        } else if word_start && rest.starts_with("super::") {
+        let word_start = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric()
+                || bytes[i - 1] == b'_'
+                || bytes[i - 1] == b':');
+        let prefix = if !word_start {
+            None
+        } else if let Some(r) = rest.strip_prefix("crate::") {
+            Some((None, r))
+        } else if let Some(r) = rest.strip_prefix("self::") {
+            Some((Some(0), r))
+        } else if rest.starts_with("super::") {
             let mut levels = 0;
             let mut r = rest;
             while let Some(x) = r.strip_prefix("super::") {
                 levels += 1;
                 r = x;
             }
-            out.push((Some(levels), segments(r)));
-            i += rest.len() - r.len();
+            Some((Some(levels), r))
         } else {
-            i += rest.chars().next().map_or(1, char::len_utf8);
+            let first = segments(rest);
+            match first.first() {
+                Some(name) if children.contains(name) && rest[name.len()..].starts_with("::") => {
+                    Some((Some(0), rest))
+                }
+                _ => None,
+            }
+        };
+        match prefix {
+            Some((base, r)) => {
+                if let Some(group) = r.strip_prefix('{') {
+                    for item in group_items(group) {
+                        out.push((base, item));
+                    }
+                } else {
+                    out.push((base, segments(r)));
+                }
+                i += (rest.len() - r.len()).max(1);
+            }
+            None => i += rest.chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    out
+}
+
+/// The child modules a file declares: `mod a;`, `pub mod a;`,
+/// `pub(crate) mod a;` (not inline modules).
+fn declared_children(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut statements: Vec<&str> = code.split(';').collect();
+        statements.pop(); // what follows the last `;` is no declaration
+        for st in statements {
+            let st = st.trim();
+            let st = st
+                .strip_prefix("pub(crate) ")
+                .or_else(|| st.strip_prefix("pub(super) "))
+                .or_else(|| st.strip_prefix("pub "))
+                .unwrap_or(st);
+            if let Some(name) = st.strip_prefix("mod ") {
+                out.insert(name.trim().to_string());
+            }
         }
     }
     out
@@ -125,6 +206,7 @@ pub fn graph(src: &Path) -> Graph {
     let mut g = Graph::new();
     for (me, file) in &modules {
         let text = std::fs::read_to_string(file).unwrap();
+        let children = declared_children(&text);
         let edges = g.entry(me.join("::")).or_default();
         let mut inline = false;
         for line in text.lines() {
@@ -132,12 +214,12 @@ pub fn graph(src: &Path) -> Graph {
             if opens_inline_mod(code) {
                 inline = true;
             }
-            for (levels, segs) in paths_in(code) {
+            for (levels, segs) in paths_in(code, &children) {
                 let mut target: Vec<String> = match levels {
                     None => vec![],
                     Some(n) => {
                         // In an inline module the first `super` is the file.
-                        let up = if inline { n - 1 } else { n };
+                        let up = if inline { n.saturating_sub(1) } else { n };
                         if up > me.len() {
                             continue;
                         }
@@ -259,12 +341,34 @@ mod tests {
 
     #[test]
     fn paths_of_a_line() {
-        let p = paths_in("use crate::a::b::{C, D}; let x = super::super::e::F; // crate::z");
+        let none = BTreeSet::new();
+        let p = paths_in(
+            "use crate::a::b::{C, D}; let x = super::super::e::F; // crate::z",
+            &none,
+        );
         assert_eq!(p.len(), 3, "{p:?}");
         assert_eq!(p[0], (None, vec!["a".into(), "b".into()]));
         assert_eq!(p[1].0, Some(2));
         assert_eq!(p[1].1, vec!["e".to_string(), "F".to_string()]);
-        assert!(paths_in("my_crate::x").is_empty());
+        assert!(paths_in("my_crate::x", &none).is_empty());
+        // groups: each item names its own path
+        let p = paths_in("use super::{lower::Builder, simd, Kernel};", &none);
+        let segs: Vec<Vec<String>> = p.iter().map(|(_, s)| s.clone()).collect();
+        assert_eq!(
+            segs,
+            [vec!["lower", "Builder"], vec!["simd"], vec!["Kernel"]]
+        );
+        assert!(p.iter().all(|(b, _)| *b == Some(1)));
+        // a declared child and self:: are relative to the file
+        let kids: BTreeSet<String> = ["rollout".to_string()].into();
+        let p = paths_in("use rollout::{Fill, Terms}; self::x::Y; other::Z;", &kids);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0], (Some(0), vec!["rollout".to_string()]));
+        assert_eq!(p[1], (Some(0), vec!["x".to_string(), "Y".to_string()]));
+        assert_eq!(
+            declared_children("pub mod a;\nmod b; // c\nmod tests {\n"),
+            BTreeSet::from(["a".to_string(), "b".to_string()])
+        );
     }
 
     #[test]
@@ -298,6 +402,26 @@ mod tests {
         assert!(describe(&g, &c).contains("ros::params -> ros::node"));
         // Break it: no circle left.
         w("ros/params.rs", "pub struct Table;\n");
+        assert!(circles(&graph(&dir)).is_empty());
+        // A mod.rs re-exporting a child that takes an item from the mod.rs.
+        w(
+            "ros/mod.rs",
+            "pub mod node; pub mod params;\npub use node::Node;\npub struct Names;\n",
+        );
+        w("ros/node.rs", "use super::{params::Table, Names};\n");
+        let g = graph(&dir);
+        assert_eq!(
+            circles(&g),
+            vec![vec!["ros".to_string(), "ros::node".to_string()]],
+            "{g:?}"
+        );
+        // The item in a file of its own: no circle.
+        w(
+            "ros/mod.rs",
+            "pub mod names; pub mod node; pub mod params;\npub use node::Node;\n",
+        );
+        w("ros/names.rs", "pub struct Names;\n");
+        w("ros/node.rs", "use super::{names::Names, params::Table};\n");
         assert!(circles(&graph(&dir)).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }

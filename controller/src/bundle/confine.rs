@@ -23,7 +23,7 @@
 //! Start-up cost only: one `canonicalize`, one `open`, one `fstat` and a
 //! bounded read per file.
 
-use super::BundleError;
+use super::error::BundleError;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;

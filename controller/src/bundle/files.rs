@@ -4,9 +4,9 @@
 //! path.
 
 use super::confine::{quote, read_confined, Limits};
+use super::error::BundleError;
 use super::manifest::{LatentSpec, Manifest, ModuleSpec, References, FORMAT, VERSION};
 use super::onnx_build::OnnxModel;
-use super::BundleError;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 

@@ -1,8 +1,10 @@
 //! Concat, Slice, Split (copy kernels), Reshape, Flatten, Identity
 //! (aliases: no kernel) and Constant.
 
+use super::error::CompileError;
+use super::lower::Builder;
 use super::lower::{tensor_to_konst, BVal, Konst, Lowering, NodeCtx, Value};
-use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
+use super::program::{Bwd, Fwd, Kernel, Loc};
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Concat", concat),

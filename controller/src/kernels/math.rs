@@ -1,9 +1,11 @@
 //! Gemm, MatMul, Add, Sub, Mul and Div (by a constant): builders and
 //! kernels, forward and backward side by side.
 
+use super::error::CompileError;
 use super::gemm::{gemm_acc_packed, PackedB};
+use super::lower::Builder;
 use super::lower::{BVal, Konst, Lowering, NodeCtx, Value};
-use super::{Builder, Bwd, CompileError, Fwd, Kernel, Loc};
+use super::program::{Bwd, Fwd, Kernel, Loc};
 use nalgebra::DMatrix;
 
 pub(crate) const OPS: &[(&str, Builder)] = &[

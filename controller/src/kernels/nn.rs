@@ -1,8 +1,11 @@
 //! Activations, LayerNormalization and Softmax (SimNorm): builders and
 //! kernels, forward and backward side by side.
 
+use super::error::CompileError;
+use super::lower::Builder;
 use super::lower::{Lowering, NodeCtx};
-use super::{simd, Builder, Bwd, CompileError, Fwd, Kernel, Loc};
+use super::program::{Bwd, Fwd, Kernel, Loc};
+use super::simd;
 
 pub(crate) const OPS: &[(&str, Builder)] = &[
     ("Relu", relu),

@@ -5,7 +5,7 @@ use crate::bundle::BundleError;
 use crate::kernels::CompileError;
 use std::fmt;
 
-/// Why [`super::Bundle::load`] (or a verification) failed. Loading is all
+/// Why [`super::bundle::Bundle::load`] (or a verification) failed. Loading is all
 /// or nothing: any of these means no model was produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadError {

@@ -2,7 +2,8 @@
 //! libtorch reference vectors (forward and VJP) and against tract, the
 //! reference ONNX executor. Allocates freely: start-up and tests only.
 
-use super::{Bundle, LoadError};
+use super::bundle::Bundle;
+use super::error::LoadError;
 use crate::bundle::files::read_references;
 use crate::bundle::manifest::{ModuleSpec, References, TensorSpec};
 use crate::bundle::BundleError;
@@ -16,7 +17,7 @@ use tract_onnx::prelude::*;
 /// `dream-mpc check --rows` has the same bound).
 pub const MAX_REFERENCE_BATCH: usize = 4096;
 
-/// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE)).
+/// Scaled error of one tensor (see [`REFERENCE_TOLERANCE`](super::bundle::REFERENCE_TOLERANCE)).
 /// A reference that is not finite (e.g. 1e39 read as f32 = inf) cannot
 /// vouch for anything: the error is infinite, never NaN (which a max would
 /// drop) or 0.
@@ -87,7 +88,7 @@ impl Bundle {
     /// run`: the bundle must carry libtorch references for every module of
     /// its manifest (at least one case each, forward and VJP), and the
     /// compiled kernels must reproduce them within [`Bundle::tolerance`]
-    /// ([`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE) for float32 weights)
+    /// ([`REFERENCE_TOLERANCE`](super::bundle::REFERENCE_TOLERANCE) for float32 weights)
     /// (non-finite references or errors fail). Returns the report; any
     /// failure is an error naming the module. Cost: one forward and one
     /// VJP per reference case, at start-up only (allocates).
@@ -127,7 +128,7 @@ impl Bundle {
 
     /// Run every reference case of `references.json` through the compiled
     /// modules, forward and VJP, and report the worst scaled error per
-    /// module and output/input (see [`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE)). Errors if the
+    /// module and output/input (see [`REFERENCE_TOLERANCE`](super::bundle::REFERENCE_TOLERANCE)). Errors if the
     /// bundle has no references or they do not match the manifest; a
     /// disagreement is reported in the result ([`ReferenceReport::passed`]).
     pub fn verify_references(&self) -> Result<ReferenceReport, BundleError> {
@@ -216,7 +217,7 @@ impl Bundle {
 
     /// Run every module on `rows` random rows (standard normal, seeded)
     /// with both the compiled kernels and tract; the worst scaled error per
-    /// module (see [`REFERENCE_TOLERANCE`](super::REFERENCE_TOLERANCE)).
+    /// module (see [`REFERENCE_TOLERANCE`](super::bundle::REFERENCE_TOLERANCE)).
     pub fn tract_agreement(
         &self,
         rows: usize,

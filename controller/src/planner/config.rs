@@ -6,8 +6,8 @@
 //! takes the budget from the bundle's defaults. Every field may then be
 //! overridden (ablations), and [`PlannerConfig::validate`] names any bad one.
 
-use super::options::{DreamOptions, Preset, Reuse};
 use crate::bundle::manifest::PlannerDefaults;
+use crate::bundle::planner_options::{DreamOptions, Preset, Reuse};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

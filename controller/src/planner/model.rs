@@ -268,3 +268,26 @@ pub fn q_vjp_by_step<M: LatentModel + ?Sized>(
 ) {
     vjp_by_step(m, tape, steps, m.dims().q_heads, dq, dz, da, M::q_vjp)
 }
+
+/// Model rows run forward and backward during one tick, summed over
+/// modules, and their multiply-adds when the model reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evals {
+    /// Rows through a module's forward pass.
+    pub forward: u64,
+    /// Rows through a module's VJP.
+    pub backward: u64,
+    /// Multiply-adds of those passes (0 if the model does not count).
+    pub flops: u64,
+}
+
+impl Evals {
+    pub(crate) fn fwd<M: LatentModel>(&mut self, model: &M, module: Module, rows: usize) {
+        self.forward += rows as u64;
+        self.flops += model.flops(module, rows).0;
+    }
+    pub(crate) fn bwd<M: LatentModel>(&mut self, model: &M, module: Module, rows: usize) {
+        self.backward += rows as u64;
+        self.flops += model.flops(module, rows).1;
+    }
+}

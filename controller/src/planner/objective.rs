@@ -20,7 +20,7 @@
 //! ```
 //! Every function here is a few flops per head; none allocates.
 
-use super::options::UncertaintyAt;
+use crate::bundle::planner_options::UncertaintyAt;
 
 /// Discount and uncertainty weight of J.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -3,11 +3,11 @@
 //! Nothing here allocates.
 
 use super::config::PlannerConfig;
+use super::model::Evals;
 use super::model::{LatentModel, Module};
 use super::objective::{self, Weights};
-use super::options::{Uncertainty, UncertaintyAt, ValueAction, ValueHeads};
 use super::workspace::Workspace;
-use super::Evals;
+use crate::bundle::planner_options::{Uncertainty, UncertaintyAt, ValueAction, ValueHeads};
 use crate::rng::Rng;
 
 /// Where the actions of a rollout come from.
