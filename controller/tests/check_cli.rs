@@ -59,12 +59,17 @@ fn written(tag: &str, m: &TdmpcModel, refs: Option<&References>) -> PathBuf {
     d
 }
 
+/// The `dream-mpc` binary under test: this build's, or `DREAM_MPC_BIN`
+/// (to run these cases against another revision's binary).
+fn controller_bin() -> PathBuf {
+    std::env::var_os("DREAM_MPC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dream-mpc")))
+}
+
 /// Run `dream-mpc <args>`: (success, stdout + stderr).
 fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dream-mpc"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(controller_bin()).args(args).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
