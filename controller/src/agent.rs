@@ -130,6 +130,43 @@ pub struct Decision {
     pub flops: u64,
 }
 
+/// An observation the agent may plan on: every element finite (in f32),
+/// of the size it was checked against. Made by [`Observation::checked`]
+/// (or, inside the crate, by the control tick, which has just checked the
+/// same), so the check runs once per tick on every path.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observation<'a>(&'a [f32]);
+
+impl<'a> Observation<'a> {
+    /// `values` when it has `size` elements and each is finite; else the
+    /// error naming the size or the first non-finite element.
+    /// Cost: O(size), no allocation.
+    pub fn checked(values: &'a [f32], size: usize) -> Result<Self, AgentError> {
+        if values.len() != size {
+            return Err(AgentError::ObservationSize {
+                expected: size,
+                got: values.len(),
+            });
+        }
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(AgentError::NonFiniteObservation(i));
+        }
+        Ok(Observation(values))
+    }
+
+    /// `values` that the control tick has checked (its configured size,
+    /// each element finite in f32; `Controller::tick`). Cost: none.
+    pub(crate) fn checked_by_tick(values: &'a [f32]) -> Self {
+        debug_assert!(values.iter().all(|x| x.is_finite()));
+        Observation(values)
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.0
+    }
+}
+
 /// Observation-to-action pipeline over a bundle (see the module docs).
 pub struct Agent {
     observation: ObservationSpec,
@@ -207,21 +244,36 @@ impl Agent {
         self.planner.reset();
     }
 
-    /// One tick: checks `obs` (size, finite), encodes it and plans until
-    /// `deadline`; the chosen normalized action is [`Agent::normalized_action`].
+    /// One tick: checks `obs` ([`Observation::checked`]: size, finite),
+    /// then [`Agent::act_on`] it.
+    ///
+    /// Cost: O(observation size) for the check plus [`Agent::act_on`].
+    /// Allocates nothing.
+    pub fn act(&mut self, obs: &[f32], deadline: Instant) -> Result<Decision, AgentError> {
+        let obs = Observation::checked(obs, self.observation.size)?;
+        self.act_on(obs, deadline)
+    }
+
+    /// One tick on an observation already checked: normalizes and encodes
+    /// it and plans until `deadline`; the chosen normalized action is
+    /// [`Agent::normalized_action`]. The control tick checks once and
+    /// calls this; other callers use [`Agent::act`].
     ///
     /// Cost: one encoder row forward plus the planner's tick (see
     /// [`Planner::plan`]). Allocates nothing.
-    pub fn act(&mut self, obs: &[f32], deadline: Instant) -> Result<Decision, AgentError> {
+    pub fn act_on(
+        &mut self,
+        obs: Observation<'_>,
+        deadline: Instant,
+    ) -> Result<Decision, AgentError> {
         let spec = &self.observation;
+        let obs = obs.as_slice();
         if obs.len() != spec.size {
+            // O(1): an observation checked against another size
             return Err(AgentError::ObservationSize {
                 expected: spec.size,
                 got: obs.len(),
             });
-        }
-        if let Some(i) = obs.iter().position(|x| !x.is_finite()) {
-            return Err(AgentError::NonFiniteObservation(i));
         }
         for (((n, o), mean), std) in self
             .obs_norm

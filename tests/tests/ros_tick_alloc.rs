@@ -5,6 +5,7 @@
 //! diagnostics summary), and its deactivation, run under a counting global
 //! allocator that must stay at zero.
 
+use dream_mpc::agent::Observation;
 use dream_mpc::bag::recorder::Recorder;
 use dream_mpc::bag::write::{BagError, BagOptions, BagSummary};
 use dream_mpc::control::ControlLoop;
@@ -36,7 +37,12 @@ fn config(extra: &[(&str, &str)]) -> Config {
 /// A source that allocates, to prove the counter sees allocations.
 struct Allocating;
 impl ActionSource for Allocating {
-    fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+    fn act(
+        &mut self,
+        _: Observation<'_>,
+        _: Instant,
+        a: &mut [f32],
+    ) -> Result<TickStatus, SourceFault> {
         let v = vec![0.5f32; a.len()];
         a.copy_from_slice(&v);
         Ok(TickStatus::FIXED)
@@ -294,7 +300,12 @@ fn tunables_are_applied_between_ticks_without_allocating() {
 /// `observation.range` would), so the plausibility check runs.
 struct Ranged(dream_mpc::bundle::manifest::ObservationSpec);
 impl ActionSource for Ranged {
-    fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+    fn act(
+        &mut self,
+        _: Observation<'_>,
+        _: Instant,
+        a: &mut [f32],
+    ) -> Result<TickStatus, SourceFault> {
         a.fill(0.5);
         Ok(TickStatus::FIXED)
     }

@@ -5,7 +5,7 @@
 //! source's `act` runs on the control thread: no allocation, no blocking.
 
 use super::settings::{Budget, OptionOverrides, Settings, SourceKind};
-use crate::agent::{planner_kind, Agent, AgentError};
+use crate::agent::{planner_kind, Agent, AgentError, Observation};
 use crate::bundle::manifest::ObservationSpec;
 use crate::load::Bundle;
 pub use crate::planner::PlanStatus;
@@ -57,11 +57,12 @@ pub struct SourceFault(pub &'static str);
 /// law for plumbing tests. `act` runs on the control thread: it must not
 /// allocate or block, and should return by `deadline`.
 pub trait ActionSource: Send {
-    /// `obs` has the configured observation size; write a normalized action
-    /// (nominally in [-1, 1]) of the configured action size into `action`.
+    /// `obs` has the configured observation size, every element finite
+    /// (checked once, by the tick); write a normalized action (nominally
+    /// in [-1, 1]) of the configured action size into `action`.
     fn act(
         &mut self,
-        obs: &[f32],
+        obs: Observation<'_>,
         deadline: Instant,
         action: &mut [f32],
     ) -> Result<TickStatus, SourceFault>;
@@ -110,10 +111,11 @@ impl LinearFeedback {
 impl ActionSource for LinearFeedback {
     fn act(
         &mut self,
-        obs: &[f32],
+        obs: Observation<'_>,
         _deadline: Instant,
         action: &mut [f32],
     ) -> Result<TickStatus, SourceFault> {
+        let obs = obs.as_slice();
         let n = obs.len();
         for (i, a) in action.iter_mut().enumerate() {
             let row = &self.gain[i * n..(i + 1) * n];
@@ -132,7 +134,7 @@ pub struct ZeroAction;
 impl ActionSource for ZeroAction {
     fn act(
         &mut self,
-        _: &[f32],
+        _: Observation<'_>,
         _: Instant,
         action: &mut [f32],
     ) -> Result<TickStatus, SourceFault> {
@@ -303,11 +305,11 @@ impl PlannerSource {
 impl ActionSource for PlannerSource {
     fn act(
         &mut self,
-        obs: &[f32],
+        obs: Observation<'_>,
         deadline: Instant,
         action: &mut [f32],
     ) -> Result<TickStatus, SourceFault> {
-        match self.agent.act(obs, deadline) {
+        match self.agent.act_on(obs, deadline) {
             Ok(d) => {
                 action.copy_from_slice(self.agent.normalized_action());
                 Ok(TickStatus {

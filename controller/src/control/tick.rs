@@ -14,6 +14,7 @@
 use super::settings::{FaultPolicy, Settings};
 use super::slot::LatestWins;
 use super::source::{ActionSource, SourceFault, TickStatus, Tunables};
+use crate::agent::Observation;
 use crate::bundle::plausibility::ObsBounds;
 use crate::planner::PlanStatus;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -396,7 +397,10 @@ impl Controller {
     fn ask_source(&mut self, deadline: Instant) -> Result<TickStatus, FaultText> {
         self.attempts += 1;
         let inject = self.inject_fault_at == Some(self.attempts);
-        let (source, obs, action) = (&mut self.source, &self.obs, &mut self.action);
+        let (source, action) = (&mut self.source, &mut self.action);
+        // `tick` has checked the size and converted with `obs_to_f32`,
+        // which refused any element not finite in f32: the one check.
+        let obs = Observation::checked_by_tick(&self.obs);
         let r = catch_unwind(AssertUnwindSafe(|| {
             if inject {
                 panic!("injected planner fault (debug.inject_planner_fault_at_tick)");
@@ -647,7 +651,12 @@ mod tests {
 
     struct Broken;
     impl ActionSource for Broken {
-        fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+        fn act(
+            &mut self,
+            _: Observation<'_>,
+            _: Instant,
+            a: &mut [f32],
+        ) -> Result<TickStatus, SourceFault> {
             a.fill(f32::NAN);
             Ok(TickStatus::FIXED)
         }
@@ -671,8 +680,13 @@ mod tests {
     /// does (an error, which the node treats as a planner fault).
     struct Strict;
     impl ActionSource for Strict {
-        fn act(&mut self, o: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
-            if o.iter().any(|x| !x.is_finite()) {
+        fn act(
+            &mut self,
+            o: Observation<'_>,
+            _: Instant,
+            a: &mut [f32],
+        ) -> Result<TickStatus, SourceFault> {
+            if o.as_slice().iter().any(|x| !x.is_finite()) {
                 return Err(SourceFault("observation is NaN or infinite"));
             }
             a.fill(0.5);
@@ -748,7 +762,12 @@ mod tests {
     /// A source that panics on its 3rd call and returns an error on its 5th.
     struct Faulty(u32);
     impl ActionSource for Faulty {
-        fn act(&mut self, _: &[f32], _: Instant, a: &mut [f32]) -> Result<TickStatus, SourceFault> {
+        fn act(
+            &mut self,
+            _: Observation<'_>,
+            _: Instant,
+            a: &mut [f32],
+        ) -> Result<TickStatus, SourceFault> {
             self.0 += 1;
             match self.0 {
                 3 => panic!("boom in the planner"),
