@@ -77,7 +77,7 @@ fn attack_reader(d: u16, after: Duration, attack: impl FnOnce(&hostile::ReaderTa
     )
 }
 
-/// Issue 19 item 7: four forged DATA_FRAGs claiming 1 GiB each, from a GUID
+/// Four forged DATA_FRAGs claiming 1 GiB each, from a GUID
 /// prefix that was never discovered, to the node's observation reader.
 #[test]
 fn forged_data_frags_from_undiscovered_writer_are_dropped() {
@@ -159,7 +159,7 @@ fn forged_data_frags_from_many_prefixes_to_the_discovery_reader_are_bounded() {
     assert_bounded(&run);
 }
 
-/// Issue 19 item 6: a matched peer publishes observations of 10^6 floats
+/// A matched peer publishes observations of 10^6 floats
 /// (8 MB) at 20 Hz for 4 s; they exceed the configured observation size and
 /// are dropped before buffering.
 #[test]

@@ -1,4 +1,4 @@
-//! Issue 12 item 1: the gradient planners' named options reach the node as
+//! The gradient planners' named options reach the node as
 //! parameters. `dream-mpc run` on the shipped pendulum bundle with a preset
 //! and single options set on the command line prints where every setting
 //! came from and plans with them (real DDS on localhost, no peer needed:

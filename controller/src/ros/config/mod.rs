@@ -580,7 +580,7 @@ other_node:
         Config::from_params(Params::from_yaml(text)?)
     }
 
-    /// Issue 12 item 1: every named option of the gradient planners is a
+    /// Every named option of the gradient planners is a
     /// parameter; each `OneOf` value of an `options.*` row parses into its
     /// enum, the preset replaces the bundle's section first and the other
     /// keys override it, and a bad value is refused naming the key.
