@@ -19,6 +19,9 @@
 //! `Scalar` for models with `num_bins = 1`; the reward module outputs one
 //! head's logits and `q` the heads' logits side by side (head-major).
 //!
+//! The TD-MPC2 importer ([`crate::import`]) copies a checkpoint into a
+//! [`WorldModel`] and writes its bundle through these same functions.
+//!
 //! The layout is `latent.kind = "vector"`; an RSSM exporter would write
 //! `kind = "rssm"` plus a `recurrent` module with the same manifest.
 
@@ -309,47 +312,11 @@ pub fn reference_case(
     Ok(case)
 }
 
-/// A world model whose modules the reference vectors describe: the
-/// trainer's [`WorldModel`] and the TD-MPC2 importer's model. Each method
-/// is the module's ONNX graph in libtorch (outputs as the bundle names
-/// them: two-hot logits for reward and Q).
-pub trait ReferenceModel {
-    /// (observation, action, latent) sizes.
-    fn sizes(&self) -> (usize, usize, usize);
-    fn encode(&self, obs: &Tensor) -> Tensor;
-    fn next(&self, z: &Tensor, a: &Tensor) -> Tensor;
-    fn reward_out(&self, z: &Tensor, a: &Tensor) -> Tensor;
-    fn q_out(&self, z: &Tensor, a: &Tensor) -> Tensor;
-    /// (mu, log_std) of the policy.
-    fn pi(&self, z: &Tensor) -> (Tensor, Tensor);
-}
-
-impl ReferenceModel for WorldModel {
-    fn sizes(&self) -> (usize, usize, usize) {
-        (self.obs_size, self.action_size, self.cfg.latent)
-    }
-    fn encode(&self, obs: &Tensor) -> Tensor {
-        WorldModel::encode(self, obs)
-    }
-    fn next(&self, z: &Tensor, a: &Tensor) -> Tensor {
-        WorldModel::next(self, z, a)
-    }
-    fn reward_out(&self, z: &Tensor, a: &Tensor) -> Tensor {
-        self.reward(z, a)
-    }
-    fn q_out(&self, z: &Tensor, a: &Tensor) -> Tensor {
-        self.q_all(z, a, false)
-    }
-    fn pi(&self, z: &Tensor) -> (Tensor, Tensor) {
-        WorldModel::pi(self, z)
-    }
-}
-
 /// Reference vectors for every module: `cases` random cases of `batch`
 /// rows each, seeded by `seed`. Latent inputs are encodings of random
 /// observations (valid SimNorm latents); actions are uniform in [-1, 1].
-pub fn references<M: ReferenceModel>(
-    model: &M,
+pub fn references(
+    model: &WorldModel,
     cases: usize,
     batch: usize,
     seed: u64,
@@ -385,11 +352,11 @@ pub fn references<M: ReferenceModel>(
             ),
             (
                 "reward",
-                Box::new(|x: &[Tensor]| vec![("r", model.reward_out(&x[0], &x[1]))]),
+                Box::new(|x: &[Tensor]| vec![("r", model.reward(&x[0], &x[1]))]),
             ),
             (
                 "q",
-                Box::new(|x: &[Tensor]| vec![("q", model.q_out(&x[0], &x[1]))]),
+                Box::new(|x: &[Tensor]| vec![("q", model.q_all(&x[0], &x[1], false))]),
             ),
         ];
         for (name, f) in za {

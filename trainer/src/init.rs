@@ -12,15 +12,14 @@
 //! outputs ([`check_references`]) before training starts. Start-up only.
 
 use crate::config::{io, TrainError};
-use crate::export::ReferenceModel;
 use crate::learner::Learner;
-use crate::model::{Layer, ModelConfig, WorldModel};
+use crate::model::{Layer, LayerWeights, ModelConfig, WorldModel};
 use dream_mpc::bundle::confine::Limits;
 use dream_mpc::bundle::files::{read_manifest, read_references, read_verified};
 use dream_mpc::bundle::manifest::{Decoding, LatentSpec, Manifest, PlannerDefaults};
 use prost::Message;
 use std::path::{Path, PathBuf};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 use tract_onnx::pb;
 
 /// Where the starting weights come from.
@@ -327,51 +326,18 @@ fn bundle_config(
     Ok(cfg)
 }
 
-/// Copy `v` (of `dims`) into the variable `t`, refusing another shape.
-fn put(t: &Tensor, v: &[f32], dims: &[usize], what: &str) -> Result<(), String> {
-    let want: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-    if want != dims {
-        return Err(format!(
-            "{what}: the bundle has {dims:?}, the model {want:?}"
-        ));
-    }
-    let src = Tensor::from_slice(v)
-        .view(t.size().as_slice())
-        .to_kind(Kind::Float)
-        .to_device(t.device());
-    tch::no_grad(|| {
-        let mut t = t.shallow_clone();
-        t.copy_(&src);
-    });
-    Ok(())
-}
-
+/// `b` into `l` (the bundle's `[out, in]` Gemm and its LayerNorm).
 fn put_layer(l: &Layer, b: &Block, what: &str) -> Result<(), String> {
-    put(&l.linear.ws, &b.w, &b.dims, &format!("{what} weight"))?;
-    match (&l.linear.bs, &b.b) {
-        (Some(t), Some(v)) => put(t, v, &[v.len()], &format!("{what} bias"))?,
-        (None, None) => {}
-        _ => return Err(format!("{what}: bias present on one side only")),
-    }
-    match (&l.norm, &b.ln) {
-        (Some((ln, _)), Some((s, bias))) => {
-            put(
-                ln.ws.as_ref().expect("affine LN"),
-                s,
-                &[s.len()],
-                &format!("{what} LN scale"),
-            )?;
-            put(
-                ln.bs.as_ref().expect("affine LN"),
-                bias,
-                &[bias.len()],
-                &format!("{what} LN bias"),
-            )?;
-        }
-        (None, None) => {}
-        _ => return Err(format!("{what}: LayerNorm present on one side only")),
-    }
-    Ok(())
+    l.set(
+        &LayerWeights {
+            d_in: b.dims[1],
+            d_out: b.dims[0],
+            weight: &b.w,
+            bias: b.b.as_deref(),
+            ln: b.ln.as_ref().map(|(s, h)| (s.as_slice(), h.as_slice())),
+        },
+        &format!("{what} (bundle)"),
+    )
 }
 
 /// Copy every block of the bundle into `model`'s layers, in the
@@ -438,8 +404,8 @@ pub fn check_references(dir: &Path, model: &WorldModel) -> Result<f64, TrainErro
                 Ok(match name.as_str() {
                     "encoder" => vec![("z", model.encode(&input("obs", o)?))],
                     "dynamics" => vec![("z_next", model.next(&input("z", l)?, &input("a", a)?))],
-                    "reward" => vec![("r", model.reward_out(&input("z", l)?, &input("a", a)?))],
-                    "q" => vec![("q", model.q_out(&input("z", l)?, &input("a", a)?))],
+                    "reward" => vec![("r", model.reward(&input("z", l)?, &input("a", a)?))],
+                    "q" => vec![("q", model.q_all(&input("z", l)?, &input("a", a)?, false))],
                     "policy" => {
                         let (mu, ls) = model.pi(&input("z", l)?);
                         vec![("mu", mu), ("log_std", ls)]

@@ -220,6 +220,45 @@ impl Layer {
         self.forward_t(x, 0.0, false)
     }
 
+    /// Overwrite the layer's variables with PyTorch-layout values: weight
+    /// `[d_out, d_in]` row-major, bias `[d_out]`, LayerNorm scale and shift
+    /// `[d_out]`. A shape the layer does not have, or a bias or LayerNorm
+    /// present on one side only, is an error naming `what`. Used by the
+    /// checkpoint importer and by training that starts from a bundle.
+    pub fn set(&self, w: &LayerWeights, what: &str) -> Result<(), String> {
+        put(
+            &self.linear.ws,
+            w.weight,
+            &[w.d_out, w.d_in],
+            &format!("{what} weight"),
+        )?;
+        match (&self.linear.bs, w.bias) {
+            (Some(t), Some(v)) => put(t, v, &[w.d_out], &format!("{what} bias"))?,
+            (None, None) => {}
+            _ => return Err(format!("{what}: bias present on one side only")),
+        }
+        match (&self.norm, w.ln) {
+            (Some((ln, _)), Some((scale, shift))) => {
+                let affine = |t: &Option<Tensor>| t.as_ref().expect("affine LN").shallow_clone();
+                put(
+                    &affine(&ln.ws),
+                    scale,
+                    &[w.d_out],
+                    &format!("{what} LN scale"),
+                )?;
+                put(
+                    &affine(&ln.bs),
+                    shift,
+                    &[w.d_out],
+                    &format!("{what} LN shift"),
+                )?;
+            }
+            (None, None) => {}
+            _ => return Err(format!("{what}: LayerNorm present on one side only")),
+        }
+        Ok(())
+    }
+
     /// Forward with dropout `p` between the Linear and the LayerNorm when
     /// `train` (TD-MPC2's NormedLinear).
     pub fn forward_t(&self, x: &Tensor, p: f64, train: bool) -> Tensor {
@@ -238,6 +277,39 @@ impl Layer {
             }
         }
     }
+}
+
+/// One layer's values in PyTorch layout, borrowed (see [`Layer::set`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LayerWeights<'a> {
+    pub d_in: usize,
+    pub d_out: usize,
+    /// `[d_out, d_in]`, row-major.
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    /// LayerNorm scale and shift.
+    pub ln: Option<(&'a [f32], &'a [f32])>,
+}
+
+/// Copy `v` into the variable `t` when `t` has the shape `dims` (and `v`
+/// its length).
+fn put(t: &Tensor, v: &[f32], dims: &[usize], what: &str) -> Result<(), String> {
+    let have: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    if have != dims || v.len() != dims.iter().product::<usize>() {
+        return Err(format!(
+            "{what}: {} values of shape {dims:?}, the model's variable is {have:?}",
+            v.len()
+        ));
+    }
+    let src = Tensor::from_slice(v)
+        .view(t.size().as_slice())
+        .to_kind(t.kind())
+        .to_device(t.device());
+    tch::no_grad(|| {
+        let mut t = t.shallow_clone();
+        t.copy_(&src);
+    });
+    Ok(())
 }
 
 /// SimNorm: softmax over consecutive groups of `g` along the last axis.
@@ -351,6 +423,11 @@ impl WorldModel {
                 let _ = last.linear.ws.shallow_clone().zero_();
             }
         });
+    }
+
+    /// (observation, action, latent) sizes.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.obs_size, self.action_size, self.cfg.latent)
     }
 
     /// Decoding of the reward and Q heads.

@@ -11,11 +11,11 @@ use dream_mpc::load::{run_module, scaled_error, Bundle};
 use dream_mpc::planner::bundle_model::BundleModel;
 use dream_mpc::planner::{PlanStatus, Planner, PlannerConfig, PlannerKind};
 use dream_mpc_trainer::import::layout::Dims;
-use dream_mpc_trainer::import::model::Tdmpc2Model;
 use dream_mpc_trainer::import::state_dict::python;
 use dream_mpc_trainer::import::{
     import_checkpoint, import_weights, read_weights, ImportError, ImportOptions,
 };
+use dream_mpc_trainer::model::WorldModel;
 use dream_mpc_trainer::reference_planner::{AuthorsBudget, AuthorsPlanner};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -84,7 +84,7 @@ fn against_pytorch(bundle: &Bundle, expected: &Path) -> (f32, f32) {
 /// The imported bundle in `dir` matches PyTorch's `expected.json` (forward
 /// and VJP) and plans like the tch reference on the imported weights `tm`
 /// (2 episodes of 3 ticks), all within 1e-4; `label` names the size.
-fn assert_matches_references(label: &str, dir: &Path, expected: &Path, tm: &Tdmpc2Model) {
+fn assert_matches_references(label: &str, dir: &Path, expected: &Path, tm: &WorldModel) {
     let bundle = Bundle::load(dir).expect("load");
     let (fwd, bwd) = against_pytorch(&bundle, expected);
     eprintln!("{label}: controller vs PyTorch, forward {fwd:.2e}, VJP {bwd:.2e}");
@@ -94,7 +94,7 @@ fn assert_matches_references(label: &str, dir: &Path, expected: &Path, tm: &Tdmp
     assert!(gap < 1e-4, "action gap {gap}");
 }
 
-fn planner_gap(dir: &Path, tm: &Tdmpc2Model, episodes: usize, ticks: usize) -> f32 {
+fn planner_gap(dir: &Path, tm: &WorldModel, episodes: usize, ticks: usize) -> f32 {
     let bundle = Bundle::load(dir).expect("load");
     let model = BundleModel::new(&bundle).expect("model");
     let m = &bundle.manifest;
@@ -123,7 +123,7 @@ fn planner_gap(dir: &Path, tm: &Tdmpc2Model, episodes: usize, ticks: usize) -> f
         ours.reset();
         reference.reset();
         for _ in 0..ticks {
-            let o = Tensor::randn([1, tm.weights.obs as i64], (Kind::Float, Device::Cpu)) * 2.0;
+            let o = Tensor::randn([1, tm.obs_size as i64], (Kind::Float, Device::Cpu)) * 2.0;
             let z0 = tch::no_grad(|| tm.encode(&o));
             let want: Vec<f32> = Vec::try_from(&reference.act(tm, &z0)).expect("action");
             let z0v: Vec<f32> = Vec::try_from(&z0.view([-1])).expect("z0");

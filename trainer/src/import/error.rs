@@ -29,6 +29,9 @@ pub enum ImportError {
     },
     /// A multi-task checkpoint (task embedding or action masks).
     MultiTask { key: String },
+    /// The checked weights do not fit the trainer's model of the same
+    /// sizes (names the layer).
+    Model(String),
     /// Writing the bundle or computing references failed.
     Export(ExportError),
     /// The written bundle did not pass the controller's checks (removed).
@@ -65,6 +68,7 @@ impl std::fmt::Display for ImportError {
                 f,
                 "checkpoint: key `{key}` belongs to a multi-task model; only single-task TD-MPC2 checkpoints can be imported"
             ),
+            ImportError::Model(m) => write!(f, "checkpoint onto the trainer's model: {m}"),
             ImportError::Export(e) => write!(f, "{e}"),
             ImportError::Verify(m) => write!(f, "the imported bundle failed verification: {m}"),
         }

@@ -4,15 +4,15 @@
 //! Steps: read the `.pt` checkpoint's `model` state dict ([`state_dict`],
 //! one Python step with the project's torch, `weights_only=True`); map it
 //! onto checked blocks for the given size ([`layout`]: every key named,
-//! shapes from the size, finite values, single-task only); build the tch
-//! model and the ONNX graphs from the same PyTorch-layout weights
-//! ([`model`]); compute libtorch references (forward and VJP); write the
-//! bundle with the controller's one writer
-//! ([`dream_mpc::bundle::write_bundle`]); load it with the controller and
-//! verify its compiled kernels against the references and tract, as
-//! `dream-mpc check` does. Nothing is written before every check on the
-//! checkpoint has passed, and a bundle that fails verification is removed.
-//! Import-time cost only.
+//! shapes from the size, finite values, single-task only); copy them into
+//! the trainer's own [`WorldModel`] ([`model`]); then export as training
+//! does: the same ONNX graphs and libtorch references (forward and VJP)
+//! ([`crate::export`]) through the controller's one bundle writer
+//! ([`dream_mpc::bundle::write_bundle`]); load the bundle with the
+//! controller and verify its compiled kernels against the references and
+//! tract, as `dream-mpc check` does. Nothing is written before every check
+//! on the checkpoint has passed, and a bundle that fails verification is
+//! removed. Import-time cost only.
 
 mod error;
 pub mod layout;
@@ -21,13 +21,13 @@ pub mod state_dict;
 
 pub use error::ImportError;
 
-use crate::export::{default_planner, ExportError};
+use crate::export::{decoding, default_planner, onnx_modules, references, ExportError};
+use crate::model::WorldModel;
 use dream_mpc::bundle::manifest::{
-    ActionSpec, Decoding, Manifest, ManifestParts, ObservationSpec, PlannerDefaults, Provenance,
+    ActionSpec, Manifest, ManifestParts, ObservationSpec, PlannerDefaults, Provenance,
 };
 use dream_mpc::bundle::{sha256_hex, write_bundle};
 use layout::{map_state_dict, Dims, Tdmpc2Weights};
-use model::{onnx_modules, references, Tdmpc2Model};
 use std::path::{Path, PathBuf};
 
 /// TD-MPC2's discount rule for an episode of `episode_length` agent
@@ -182,35 +182,35 @@ pub fn import_checkpoint(opts: &ImportOptions) -> Result<Manifest, ImportError> 
 
 /// The second half of [`import_checkpoint`]: write and verify the bundle
 /// for weights already read and checked by [`read_weights`]; returns the
-/// manifest and the tch model (for references and the tch planner).
+/// manifest and the trainer's model holding the weights (for references
+/// and the tch planner).
 pub fn import_weights(
     opts: &ImportOptions,
     weights: Tdmpc2Weights,
-) -> Result<(Manifest, Tdmpc2Model), ImportError> {
+) -> Result<(Manifest, WorldModel), ImportError> {
     let discount = opts.check()?;
-    let model = Tdmpc2Model::new(weights);
+    let (_store, model) = model::world_model(&weights)?;
     let refs = references(&model, 3, 4, opts.seed).map_err(ExportError::Torch)?;
-    let modules = onnx_modules(&model.weights);
+    let modules = onnx_modules(&model);
     let ckpt_sha = std::fs::read(&opts.checkpoint)
         .map(|b| sha256_hex(&b))
         .unwrap_or_default();
-    let w = &model.weights;
     let manifest = Manifest::new(ManifestParts {
         task: opts.task.clone(),
         // A TD-MPC2 checkpoint does not record the observations it saw:
         // the node skips the plausibility check and says so at start.
-        observation: ObservationSpec::unnormalized(w.obs, None),
+        observation: ObservationSpec::unnormalized(model.obs_size, None),
         action: ActionSpec {
-            size: w.action,
+            size: model.action_size,
             low: opts.action_low.clone(),
             high: opts.action_high.clone(),
         },
-        latent: w.dims.latent,
-        simnorm_group: w.dims.simnorm,
+        latent: model.cfg.latent,
+        simnorm_group: model.cfg.simnorm_group,
         discount,
         action_repeat: opts.action_repeat,
-        decoding: Decoding::two_hot_or_scalar(w.dims.num_bins, w.dims.vmin, w.dims.vmax),
-        q_ensemble: w.q.len(),
+        decoding: decoding(&model),
+        q_ensemble: model.q.len(),
         planner: opts.planner.clone(),
         provenance: Provenance {
             producer: format!("dream-mpc-train {} import", env!("CARGO_PKG_VERSION")),
@@ -220,7 +220,7 @@ pub fn import_weights(
             notes: Some(format!(
                 "TD-MPC2 checkpoint {} (sha256 {ckpt_sha}), size {}, episode length {}",
                 opts.checkpoint.display(),
-                w.dims.name,
+                weights.dims.name,
                 opts.episode_length
             )),
         },
