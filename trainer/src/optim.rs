@@ -9,8 +9,8 @@
 //! handful of element-wise ops (about 15 kernels, whatever the number of
 //! parameters) from gradients returned by `run_backward` and concatenated
 //! once; [`Adam::step_params`] is the earlier per-parameter loop (about 15
-//! kernels per parameter), kept so the two update paths can be compared
-//! side by side (`DREAM_MPC_UPDATE=per-head`). Both keep the moments in
+//! kernels per parameter), the per-head update's step (the oracle of the
+//! fused update's tests, see `learner/per_head.rs`). Both keep the moments in
 //! the same flat buffers, saved under the same per-parameter names as
 //! before, so checkpoints load across the two. Nothing waits for the
 //! device: the clip factor is a tensor and the bias corrections are host
