@@ -219,6 +219,12 @@ pub(crate) fn compile(
     spec: &ModuleSpec,
     weights: super::gemm::Weights,
 ) -> Result<Program, CompileError> {
+    // The kernel path (`DREAM_MPC_KERNELS`) and the element-wise tuning
+    // (`DREAM_MPC_TUNING`) are resolved here, once, before any program
+    // runs: reading the environment allocates, later reads are one atomic
+    // load in the kernels. Nothing on the planner's path reads them.
+    super::gemm::kernel_path();
+    super::simd::tuned();
     let proto = decode(module, bytes)?;
     let graph = proto
         .graph

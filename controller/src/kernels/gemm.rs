@@ -187,7 +187,7 @@ static PATH: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 /// `avx512`; unset or `auto` = the best the CPU supports); a path the CPU
 /// cannot run, or an unknown name, falls back to the best one with a
 /// message on stderr. The first call reads the environment (allocates);
-/// planners and bundle loading resolve it at start-up, later calls are one
+/// compiling a program resolves it at start-up, later calls are one
 /// atomic load.
 pub fn kernel_path() -> KernelPath {
     let v = PATH.load(std::sync::atomic::Ordering::Relaxed);

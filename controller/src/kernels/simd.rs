@@ -26,7 +26,7 @@ static TUNED: AtomicU8 = AtomicU8::new(0);
 
 /// Whether the tuned element-wise kernels and zero-cotangent skipping are
 /// in use: on unless `DREAM_MPC_TUNING=off` (read on first call, which
-/// allocates; the planner resolves it at start-up with the kernel path).
+/// allocates; compiling a program resolves it with the kernel path).
 pub fn tuned() -> bool {
     match TUNED.load(Ordering::Relaxed) {
         1 => false,

@@ -44,7 +44,8 @@ pub struct BundleTape {
     /// Reward and Q tapes of one slot for `wide_rows` rows (all time steps
     /// at once, see [`LatentModel::reward_steps`]); `None` when `batch x
     /// (slots - 1)` exceeds [`WIDE_MAX_ROWS`] (the sampling planners, whose
-    /// batch is already large), which falls back to one call per step.
+    /// batch is already large) or the tuned kernels are off, which falls
+    /// back to one call per step.
     wide: Option<Wide>,
 }
 
@@ -242,13 +243,19 @@ impl LatentModel for BundleModel {
         let (rw, qw) = (self.reward_decoding.width(), self.value_decoding.width());
         let nqw = self.dims.q_heads * qw;
         let rows = batch * slots.saturating_sub(1);
-        let wide = (rows > batch && rows <= WIDE_MAX_ROWS).then(|| Wide {
-            rows,
-            reward: self.reward.tape(rows, 1),
-            q: self.q.tape(rows, 1),
-            reward_out: vec![0.0; rows * rw],
-            q_out: vec![0.0; rows * nqw],
-        });
+        // The all-steps calls run as one pass with the tuned kernels; with
+        // `DREAM_MPC_TUNING=off` (the reference path) one call per step.
+        // Decided here, when the planner builds its tape at start-up.
+        let wide =
+            (crate::kernels::simd::tuned() && rows > batch && rows <= WIDE_MAX_ROWS).then(|| {
+                Wide {
+                    rows,
+                    reward: self.reward.tape(rows, 1),
+                    q: self.q.tape(rows, 1),
+                    reward_out: vec![0.0; rows * rw],
+                    q_out: vec![0.0; rows * nqw],
+                }
+            });
         let d_rows = if wide.is_some() { rows } else { batch };
         BundleTape {
             dynamics: self.dynamics.tape(batch, slots),

@@ -182,10 +182,6 @@ impl<M: LatentModel> Planner<M> {
     /// (batch [`PlannerConfig::batch`], H + 1 slots). Start-up only.
     pub fn new(model: &M, config: PlannerConfig) -> Result<Self, ConfigError> {
         let dims = model.dims();
-        // Resolve the kernel path (reads DREAM_MPC_KERNELS) before any tick.
-        crate::kernels::gemm::kernel_path();
-        // ... and whether the tuned element-wise kernels run (DREAM_MPC_TUNING).
-        crate::kernels::simd::tuned();
         let ws = Workspace::new(&dims, &config)?;
         let tape = model.tape(config.batch(), config.horizon + 1);
         let terms = Terms::new(&config);

@@ -178,14 +178,14 @@ pub(crate) fn forward<M: LatentModel>(
     // Rewards, and Q for u, of all steps at once (one pass over each
     // weight for H x B rows where the model batches them).
     let (zs, a) = (&ws.z, &ws.a[..h * ba]);
-    steps::reward(model, tape, h, &zs[..h * bl], a, &mut ws.r[..h * b]);
+    model.reward_steps(tape, h, &zs[..h * bl], a, &mut ws.r[..h * b]);
     evals.fwd(model, Module::Reward, h * b);
     if terms.uncertainty {
         let z_u = match terms.at {
             UncertaintyAt::CurrentState => &zs[..h * bl],
             UncertaintyAt::NextState => &zs[bl..(h + 1) * bl],
         };
-        steps::q(model, tape, h, z_u, a, &mut ws.q[..h * b * nq]);
+        model.q_steps(tape, h, z_u, a, &mut ws.q[..h * b * nq]);
         evals.fwd(model, Module::Q, h * b);
     }
     // Terminal value at the policy's mean or sampled action.
@@ -303,7 +303,7 @@ pub(crate) fn backward<M: LatentModel>(
             *dr = if v { g_t } else { 0.0 };
         }
     }
-    steps::reward_vjp(model, tape, h, &ws.dr_steps, &mut ws.dz_r, &mut ws.da_r);
+    model.reward_steps_vjp(tape, h, &ws.dr_steps, &mut ws.dz_r, &mut ws.da_r);
     evals.bwd(model, Module::Reward, h * b);
     if grad_u {
         for t in 0..h {
@@ -317,7 +317,7 @@ pub(crate) fn backward<M: LatentModel>(
                 terms.u_vjp(&ws.q[o..o + nq], s, &mut ws.dq_steps[o..o + nq]);
             }
         }
-        steps::q_vjp(model, tape, h, &ws.dq_steps, &mut ws.dz_u, &mut ws.da_u);
+        model.q_steps_vjp(tape, h, &ws.dq_steps, &mut ws.dz_u, &mut ws.da_u);
         evals.bwd(model, Module::Q, h * b);
     }
     let bl = b * ws.l;
@@ -352,71 +352,6 @@ pub(crate) fn backward<M: LatentModel>(
         });
         if !finite {
             ws.valid[row] = false;
-        }
-    }
-}
-
-/// The all-steps reward and Q calls: the model's batched form when the
-/// tuned kernels are on, else one call per step (the reference path of
-/// `DREAM_MPC_TUNING=off`).
-mod steps {
-    use super::super::model::{self as m, LatentModel};
-    use crate::kernels::simd::tuned;
-
-    pub fn reward<M: LatentModel>(
-        model: &M,
-        tape: &mut M::Tape,
-        h: usize,
-        z: &[f32],
-        a: &[f32],
-        r: &mut [f32],
-    ) {
-        if tuned() {
-            model.reward_steps(tape, h, z, a, r)
-        } else {
-            m::reward_by_step(model, tape, h, z, a, r)
-        }
-    }
-    pub fn reward_vjp<M: LatentModel>(
-        model: &M,
-        tape: &mut M::Tape,
-        h: usize,
-        dr: &[f32],
-        dz: &mut [f32],
-        da: &mut [f32],
-    ) {
-        if tuned() {
-            model.reward_steps_vjp(tape, h, dr, dz, da)
-        } else {
-            m::reward_vjp_by_step(model, tape, h, dr, dz, da)
-        }
-    }
-    pub fn q<M: LatentModel>(
-        model: &M,
-        tape: &mut M::Tape,
-        h: usize,
-        z: &[f32],
-        a: &[f32],
-        q: &mut [f32],
-    ) {
-        if tuned() {
-            model.q_steps(tape, h, z, a, q)
-        } else {
-            m::q_by_step(model, tape, h, z, a, q)
-        }
-    }
-    pub fn q_vjp<M: LatentModel>(
-        model: &M,
-        tape: &mut M::Tape,
-        h: usize,
-        dq: &[f32],
-        dz: &mut [f32],
-        da: &mut [f32],
-    ) {
-        if tuned() {
-            model.q_steps_vjp(tape, h, dq, dz, da)
-        } else {
-            m::q_vjp_by_step(model, tape, h, dq, dz, da)
         }
     }
 }
