@@ -52,7 +52,7 @@ pub use options::{
     Choice, DreamOptions, Optimizer, Preset, Reuse, Uncertainty, UncertaintyAt, ValueAction,
     ValueHeads,
 };
-pub use workspace::Workspace;
+pub use workspace::{GradientBuffers, SamplingBuffers, Workspace};
 
 use crate::rng::Rng;
 use rollout::{Fill, Terms};
@@ -447,20 +447,20 @@ impl<M: LatentModel> Planner<M> {
             for t in 0..h {
                 let src_t = (t + 1).min(h - 1);
                 for row in 0..b {
-                    if !ws.prev_valid[row] {
+                    if !ws.grad.prev_valid[row] {
                         continue;
                     }
                     let (dst, src) = ((t * b + row) * na, (src_t * b + row) * na);
                     for i in 0..na {
                         ws.a[dst + i] =
-                            o.rho * ws.prev_all[src + i] + (1.0 - o.rho) * ws.a[dst + i];
+                            o.rho * ws.grad.prev_all[src + i] + (1.0 - o.rho) * ws.a[dst + i];
                     }
                 }
             }
         }
         ws.valid.iter_mut().for_each(|v| *v = true);
-        ws.adam_m.iter_mut().for_each(|x| *x = 0.0);
-        ws.adam_v.iter_mut().for_each(|x| *x = 0.0);
+        ws.grad.adam_m.iter_mut().for_each(|x| *x = 0.0);
+        ws.grad.adam_v.iter_mut().for_each(|x| *x = 0.0);
         fill
     }
 
@@ -496,7 +496,7 @@ impl<M: LatentModel> Planner<M> {
                 for row in 0..b {
                     if ws.valid[row] {
                         let i = (t * b + row) * na;
-                        sq += ws.da[i..i + na]
+                        sq += ws.grad.da[i..i + na]
                             .iter()
                             .map(|&g| (g as f64) * (g as f64))
                             .sum::<f64>();
@@ -515,13 +515,15 @@ impl<M: LatentModel> Planner<M> {
                 }
                 let o_ = (t * b + row) * na;
                 for i in o_..o_ + na {
-                    let g = scale * ws.da[i];
+                    let g = scale * ws.grad.da[i];
                     let step = match o.optimizer {
                         Optimizer::Sgd => g,
                         Optimizer::Adam => {
-                            ws.adam_m[i] = ADAM_B1 * ws.adam_m[i] + (1.0 - ADAM_B1) * g;
-                            ws.adam_v[i] = ADAM_B2 * ws.adam_v[i] + (1.0 - ADAM_B2) * g * g;
-                            (ws.adam_m[i] / bc1) / ((ws.adam_v[i] / bc2).sqrt() + ADAM_EPS)
+                            ws.grad.adam_m[i] = ADAM_B1 * ws.grad.adam_m[i] + (1.0 - ADAM_B1) * g;
+                            ws.grad.adam_v[i] =
+                                ADAM_B2 * ws.grad.adam_v[i] + (1.0 - ADAM_B2) * g * g;
+                            (ws.grad.adam_m[i] / bc1)
+                                / ((ws.grad.adam_v[i] / bc2).sqrt() + ADAM_EPS)
                         }
                     };
                     let x = ws.a[i] + cfg.step_size * step;
@@ -546,15 +548,15 @@ impl<M: LatentModel> Planner<M> {
             return;
         }
         if cfg.reuse_blend() {
-            for (p, x) in ws.prev_all.iter_mut().zip(&ws.a) {
+            for (p, x) in ws.grad.prev_all.iter_mut().zip(&ws.a) {
                 *p = x.clamp(-1.0, 1.0);
             }
             for row in 0..b {
                 let finite = (0..h).all(|t| {
                     let i = (t * b + row) * na;
-                    ws.prev_all[i..i + na].iter().all(|x| x.is_finite())
+                    ws.grad.prev_all[i..i + na].iter().all(|x| x.is_finite())
                 });
-                ws.prev_valid[row] = finite;
+                ws.grad.prev_valid[row] = finite;
             }
         } else {
             ws.prev.copy_from_slice(&ws.best);
@@ -619,12 +621,12 @@ impl<M: LatentModel> Planner<M> {
         // Mean shift: start from the previous mean moved one step ahead.
         for t in 0..h {
             for i in 0..na {
-                ws.mean[t * na + i] = if cfg.reuse && ws.has_prev {
+                ws.sampling.mean[t * na + i] = if cfg.reuse && ws.has_prev {
                     ws.prev[(t + 1).min(h - 1) * na + i]
                 } else {
                     0.0
                 };
-                ws.std[t * na + i] = cfg.cem_init_std;
+                ws.sampling.std[t * na + i] = cfg.cem_init_std;
             }
         }
         let mut done = 0;
@@ -642,7 +644,7 @@ impl<M: LatentModel> Planner<M> {
                         let eps = self.rng.normal() as f32;
                         let k = t * na + i;
                         ws.a[(t * b + row) * na + i] =
-                            (ws.mean[k] + ws.std[k] * eps).clamp(-1.0, 1.0);
+                            (ws.sampling.mean[k] + ws.sampling.std[k] * eps).clamp(-1.0, 1.0);
                     }
                 }
             }
@@ -673,7 +675,7 @@ impl<M: LatentModel> Planner<M> {
             observe(&mut self.est_iter, t0.elapsed());
         }
         if cfg.reuse {
-            ws.prev.copy_from_slice(&ws.mean);
+            ws.prev.copy_from_slice(&ws.sampling.mean);
             ws.has_prev = ws.best_j > f32::NEG_INFINITY;
         }
         (status, done)

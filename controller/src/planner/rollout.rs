@@ -238,7 +238,7 @@ pub(crate) fn forward<M: LatentModel>(
     }
 }
 
-/// dJ/da for every row (into `ws.da`) from the tape of the last
+/// dJ/da for every row (into `ws.grad.da`) from the tape of the last
 /// [`forward`]; rows whose gradient is not finite are marked invalid.
 /// Cost: the VJPs of the forward's modules on B rows (the H policy calls of
 /// a fill excluded: the initial actions are free variables; the Q calls of
@@ -259,7 +259,7 @@ pub(crate) fn backward<M: LatentModel>(
     let g_h = objective::discount_pow(w, h);
     for row in 0..b {
         let live = ws.valid[row];
-        let dq = &mut ws.dq[row * nq..(row + 1) * nq];
+        let dq = &mut ws.grad.dq[row * nq..(row + 1) * nq];
         let q = &ws.q[(h * b + row) * nq..(h * b + row + 1) * nq];
         let scale = if live { g_h } else { 0.0 };
         match terms.value_heads {
@@ -273,25 +273,31 @@ pub(crate) fn backward<M: LatentModel>(
                 continue;
             }
             let q = &ws.q[(h * b + row) * nq..(h * b + row + 1) * nq];
-            terms.u_vjp(q, -w.beta, &mut ws.du);
-            add(&mut ws.dq[row * nq..(row + 1) * nq], &ws.du);
+            terms.u_vjp(q, -w.beta, &mut ws.grad.du);
+            add(&mut ws.grad.dq[row * nq..(row + 1) * nq], &ws.grad.du);
         }
     }
-    model.q_vjp(tape, h, &ws.dq, &mut ws.dz_tmp, &mut ws.da_tmp);
-    for (k, (dmu, da)) in ws.dmu.iter_mut().zip(&ws.da_tmp).enumerate() {
+    model.q_vjp(
+        tape,
+        h,
+        &ws.grad.dq,
+        &mut ws.grad.dz_tmp,
+        &mut ws.grad.da_tmp,
+    );
+    for (k, (dmu, da)) in ws.grad.dmu.iter_mut().zip(&ws.grad.da_tmp).enumerate() {
         let a = ws.a_term[k];
         *dmu = da * (1.0 - a * a);
     }
     match terms.value_action {
-        ValueAction::Mean => model.pi_vjp(tape, h, &ws.dmu, &mut ws.dz),
+        ValueAction::Mean => model.pi_vjp(tape, h, &ws.grad.dmu, &mut ws.grad.dz),
         ValueAction::Sample => {
-            for (k, dls) in ws.dls.iter_mut().enumerate() {
-                *dls = ws.dmu[k] * ws.log_std[k].exp() * ws.eps_term[k % na];
+            for (k, dls) in ws.grad.dls.iter_mut().enumerate() {
+                *dls = ws.grad.dmu[k] * ws.log_std[k].exp() * ws.eps_term[k % na];
             }
-            model.pi_vjp_full(tape, h, &ws.dmu, &ws.dls, &mut ws.dz);
+            model.pi_vjp_full(tape, h, &ws.grad.dmu, &ws.grad.dls, &mut ws.grad.dz);
         }
     }
-    add(&mut ws.dz, &ws.dz_tmp);
+    add(&mut ws.grad.dz, &ws.grad.dz_tmp);
     evals.bwd(model, Module::Q, b);
     evals.bwd(model, Module::Policy, b);
 
@@ -299,11 +305,20 @@ pub(crate) fn backward<M: LatentModel>(
     // and those of u when it is differentiated.
     for t in 0..h {
         let g_t = objective::discount_pow(w, t);
-        for (dr, &v) in ws.dr_steps[t * b..(t + 1) * b].iter_mut().zip(&ws.valid) {
+        for (dr, &v) in ws.grad.dr_steps[t * b..(t + 1) * b]
+            .iter_mut()
+            .zip(&ws.valid)
+        {
             *dr = if v { g_t } else { 0.0 };
         }
     }
-    model.reward_steps_vjp(tape, h, &ws.dr_steps, &mut ws.dz_r, &mut ws.da_r);
+    model.reward_steps_vjp(
+        tape,
+        h,
+        &ws.grad.dr_steps,
+        &mut ws.grad.dz_r,
+        &mut ws.grad.da_r,
+    );
     evals.bwd(model, Module::Reward, h * b);
     if grad_u {
         for t in 0..h {
@@ -314,41 +329,47 @@ pub(crate) fn backward<M: LatentModel>(
             for row in 0..b {
                 let o = (t * b + row) * nq;
                 let s = if ws.valid[row] { scale } else { 0.0 };
-                terms.u_vjp(&ws.q[o..o + nq], s, &mut ws.dq_steps[o..o + nq]);
+                terms.u_vjp(&ws.q[o..o + nq], s, &mut ws.grad.dq_steps[o..o + nq]);
             }
         }
-        model.q_steps_vjp(tape, h, &ws.dq_steps, &mut ws.dz_u, &mut ws.da_u);
+        model.q_steps_vjp(
+            tape,
+            h,
+            &ws.grad.dq_steps,
+            &mut ws.grad.dz_u,
+            &mut ws.grad.da_u,
+        );
         evals.bwd(model, Module::Q, h * b);
     }
     let bl = b * ws.l;
     for t in (0..h).rev() {
-        // ws.dz holds dJ/dz_{t+1}.
-        let da_t = &mut ws.da[t * ba..(t + 1) * ba];
+        // ws.grad.dz holds dJ/dz_{t+1}.
+        let da_t = &mut ws.grad.da[t * ba..(t + 1) * ba];
         let (dz_u, da_u) = (
-            &ws.dz_u[t * bl..(t + 1) * bl],
-            &ws.da_u[t * ba..(t + 1) * ba],
+            &ws.grad.dz_u[t * bl..(t + 1) * bl],
+            &ws.grad.da_u[t * ba..(t + 1) * ba],
         );
         if grad_u && terms.at == UncertaintyAt::NextState {
             // -beta u(z_{t+1}, a_t): into dz_{t+1} before the dynamics VJP.
-            add(&mut ws.dz, dz_u);
-            model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
+            add(&mut ws.grad.dz, dz_u);
+            model.next_vjp(tape, t, &ws.grad.dz, &mut ws.grad.dz_prev, da_t);
             add(da_t, da_u);
         } else {
-            model.next_vjp(tape, t, &ws.dz, &mut ws.dz_prev, da_t);
+            model.next_vjp(tape, t, &ws.grad.dz, &mut ws.grad.dz_prev, da_t);
         }
-        add(&mut ws.dz_prev, &ws.dz_r[t * bl..(t + 1) * bl]);
-        add(da_t, &ws.da_r[t * ba..(t + 1) * ba]);
+        add(&mut ws.grad.dz_prev, &ws.grad.dz_r[t * bl..(t + 1) * bl]);
+        add(da_t, &ws.grad.da_r[t * ba..(t + 1) * ba]);
         evals.bwd(model, Module::Dynamics, b);
         if grad_u && terms.at == UncertaintyAt::CurrentState {
-            add(&mut ws.dz_prev, dz_u);
+            add(&mut ws.grad.dz_prev, dz_u);
             add(da_t, da_u);
         }
-        std::mem::swap(&mut ws.dz, &mut ws.dz_prev);
+        std::mem::swap(&mut ws.grad.dz, &mut ws.grad.dz_prev);
     }
     for row in 0..b {
         let finite = (0..h).all(|t| {
             let o = (t * b + row) * na;
-            ws.da[o..o + na].iter().all(|x| x.is_finite())
+            ws.grad.da[o..o + na].iter().all(|x| x.is_finite())
         });
         if !finite {
             ws.valid[row] = false;
@@ -398,7 +419,7 @@ pub(crate) fn refit(ws: &mut Workspace, cfg: &PlannerConfig, mppi: bool) {
     let mut live = 0;
     for row in 0..b {
         if ws.valid[row] {
-            ws.order[live] = row;
+            ws.sampling.order[live] = row;
             live += 1;
         }
     }
@@ -407,11 +428,11 @@ pub(crate) fn refit(ws: &mut Workspace, cfg: &PlannerConfig, mppi: bool) {
     }
     let e = cfg.cem_elites.min(live);
     let j = &ws.j;
-    let order = &mut ws.order[..live];
+    let order = &mut ws.sampling.order[..live];
     if e < live {
         order.select_nth_unstable_by(e - 1, |&x, &y| j[y].total_cmp(&j[x]));
     }
-    let elites = &ws.order[..e];
+    let elites = &ws.sampling.order[..e];
     let top = elites
         .iter()
         .map(|&r| j[r])
@@ -423,7 +444,7 @@ pub(crate) fn refit(ws: &mut Workspace, cfg: &PlannerConfig, mppi: bool) {
         } else {
             1.0
         };
-        ws.weights[k] = wk;
+        ws.sampling.weights[k] = wk;
         total += wk;
     }
     for t in 0..h {
@@ -431,18 +452,18 @@ pub(crate) fn refit(ws: &mut Workspace, cfg: &PlannerConfig, mppi: bool) {
             let at = |row: usize| ws.a[(t * b + row) * na + i];
             let mean: f32 = elites
                 .iter()
-                .zip(&ws.weights)
+                .zip(&ws.sampling.weights)
                 .map(|(&r, wk)| wk * at(r))
                 .sum::<f32>()
                 / total;
             let var: f32 = elites
                 .iter()
-                .zip(&ws.weights)
+                .zip(&ws.sampling.weights)
                 .map(|(&r, wk)| wk * (at(r) - mean) * (at(r) - mean))
                 .sum::<f32>()
                 / total;
-            ws.mean[t * na + i] = mean;
-            ws.std[t * na + i] = var.sqrt().clamp(cfg.cem_min_std, cfg.cem_init_std);
+            ws.sampling.mean[t * na + i] = mean;
+            ws.sampling.std[t * na + i] = var.sqrt().clamp(cfg.cem_min_std, cfg.cem_init_std);
         }
     }
 }

@@ -19,8 +19,16 @@ use super::model::ModelDims;
 /// | all steps' reward and Q cotangents and their VJPs | H·G·(1 + Q + 2·L + 2·A) |
 /// | MPPI weights, trace | E + K + 1 |
 ///
-/// plus B flags and B indices; [`Workspace::floats`] returns the float
-/// total. Nothing else is allocated by a planner after start-up.
+/// plus B flags and S indices (S = B for the sampling planners, else 0);
+/// [`Workspace::floats`] returns the float total. Nothing else is
+/// allocated by a planner after start-up.
+///
+/// Each planner kind owns its part: the rollout every kind evaluates
+/// (actions, latents, rewards, Q, policy outputs, J, best, previous,
+/// action, trace) sits in the workspace itself; everything with G or P
+/// above is in [`GradientBuffers`] (`grad`), the mean, std, elite order
+/// and MPPI weights in [`SamplingBuffers`] (`sampling`). The other kinds'
+/// part is allocated empty.
 #[derive(Clone, Debug)]
 pub struct Workspace {
     pub(crate) b: usize,
@@ -44,6 +52,34 @@ pub struct Workspace {
     pub(crate) j: Vec<f32>,
     /// Candidate still alive (its J and gradient have stayed finite).
     pub(crate) valid: Vec<bool>,
+    /// The shared eps of the sampled terminal action, `[A]`.
+    pub(crate) eps_term: Vec<f32>,
+    /// The two Q heads of the terminal value in the last evaluation.
+    pub(crate) heads: [usize; 2],
+    /// Best sequence so far this tick, `[H, A]`, and its J.
+    pub(crate) best: Vec<f32>,
+    pub(crate) best_j: f32,
+    /// Previous tick's best sequence (gradient) or mean (CEM), `[H, A]`.
+    pub(crate) prev: Vec<f32>,
+    pub(crate) has_prev: bool,
+    /// tanh(mu(z0)): the policy action held until an iteration finishes.
+    pub(crate) policy_action: Vec<f32>,
+    /// The action returned by the last tick.
+    pub(crate) action: Vec<f32>,
+    /// Best J after the initial evaluation and after each iteration.
+    pub(crate) trace: Vec<f32>,
+    pub(crate) trace_len: usize,
+    /// The gradient planners' part (empty for the others).
+    pub(crate) grad: GradientBuffers,
+    /// The sampling planners' part (empty for the others).
+    pub(crate) sampling: SamplingBuffers,
+}
+
+/// What only the gradient planners (Grad-MPC, Policy+Grad-MPC, Dream-MPC)
+/// use: cotangents, Adam moments, the all-steps VJPs and blended reuse.
+/// Every buffer has length 0 in a sampling or policy planner.
+#[derive(Clone, Debug)]
+pub struct GradientBuffers {
     pub(crate) da: Vec<f32>,
     pub(crate) adam_m: Vec<f32>,
     pub(crate) adam_v: Vec<f32>,
@@ -67,31 +103,21 @@ pub struct Workspace {
     pub(crate) da_u: Vec<f32>,
     /// Cotangent of the terminal policy's log-std (sampled value action).
     pub(crate) dls: Vec<f32>,
-    /// The shared eps of the sampled terminal action, `[A]`.
-    pub(crate) eps_term: Vec<f32>,
-    /// The two Q heads of the terminal value in the last evaluation.
-    pub(crate) heads: [usize; 2],
     /// Blended reuse: every candidate's sequence of the previous tick,
     /// `[H, B, A]`, clamped, and whether each row is usable.
     pub(crate) prev_all: Vec<f32>,
     pub(crate) prev_valid: Vec<bool>,
-    /// Best sequence so far this tick, `[H, A]`, and its J.
-    pub(crate) best: Vec<f32>,
-    pub(crate) best_j: f32,
-    /// Previous tick's best sequence (gradient) or mean (CEM), `[H, A]`.
-    pub(crate) prev: Vec<f32>,
-    pub(crate) has_prev: bool,
+}
+
+/// What only the sampling planners (CEM, MPPI) use: the action
+/// distribution, the elite order and the MPPI weights. Every buffer has
+/// length 0 in a gradient or policy planner.
+#[derive(Clone, Debug)]
+pub struct SamplingBuffers {
     pub(crate) mean: Vec<f32>,
     pub(crate) std: Vec<f32>,
     pub(crate) order: Vec<usize>,
     pub(crate) weights: Vec<f32>,
-    /// tanh(mu(z0)): the policy action held until an iteration finishes.
-    pub(crate) policy_action: Vec<f32>,
-    /// The action returned by the last tick.
-    pub(crate) action: Vec<f32>,
-    /// Best J after the initial evaluation and after each iteration.
-    pub(crate) trace: Vec<f32>,
-    pub(crate) trace_len: usize,
 }
 
 impl Workspace {
@@ -112,6 +138,7 @@ impl Workspace {
         } else {
             0
         };
+        let sb = if config.kind.is_sampling() { b } else { 0 };
         let v = |n: usize| vec![0.0f32; n];
         Ok(Workspace {
             b,
@@ -128,40 +155,44 @@ impl Workspace {
             a_term: v(b * na),
             j: v(b),
             valid: vec![false; b],
-            da: v(h * g * na),
-            adam_m: v(h * g * na),
-            adam_v: v(h * g * na),
-            dz: v(g * l),
-            dz_prev: v(g * l),
-            dz_tmp: v(g * l),
-            da_tmp: v(g * na),
-            dmu: v(g * na),
-            dr: v(g),
-            dq: v(g * nq),
-            du: v(nq),
-            dr_steps: v(h * g),
-            dq_steps: v(h * g * nq),
-            dz_r: v(h * g * l),
-            da_r: v(h * g * na),
-            dz_u: v(h * g * l),
-            da_u: v(h * g * na),
-            dls: v(g * na),
             eps_term: v(na),
             heads: [0, 0],
-            prev_all: v(h * p * na),
-            prev_valid: vec![false; p],
             best: v(h * na),
             best_j: f32::NEG_INFINITY,
             prev: v(h * na),
             has_prev: false,
-            mean: v(h * na),
-            std: v(h * na),
-            order: vec![0; b],
-            weights: v(e),
             policy_action: v(na),
             action: v(na),
             trace: v(config.budget_iterations(na) + 1),
             trace_len: 0,
+            grad: GradientBuffers {
+                da: v(h * g * na),
+                adam_m: v(h * g * na),
+                adam_v: v(h * g * na),
+                dz: v(g * l),
+                dz_prev: v(g * l),
+                dz_tmp: v(g * l),
+                da_tmp: v(g * na),
+                dmu: v(g * na),
+                dr: v(g),
+                dq: v(g * nq),
+                du: v(nq),
+                dr_steps: v(h * g),
+                dq_steps: v(h * g * nq),
+                dz_r: v(h * g * l),
+                da_r: v(h * g * na),
+                dz_u: v(h * g * l),
+                da_u: v(h * g * na),
+                dls: v(g * na),
+                prev_all: v(h * p * na),
+                prev_valid: vec![false; p],
+            },
+            sampling: SamplingBuffers {
+                mean: v(h * na),
+                std: v(h * na),
+                order: vec![0; sb],
+                weights: v(e),
+            },
         })
     }
 
@@ -176,31 +207,31 @@ impl Workspace {
             &self.log_std,
             &self.a_term,
             &self.j,
-            &self.da,
-            &self.adam_m,
-            &self.adam_v,
-            &self.dz,
-            &self.dz_prev,
-            &self.dz_tmp,
-            &self.da_tmp,
-            &self.dmu,
-            &self.dr,
-            &self.dq,
-            &self.du,
-            &self.dr_steps,
-            &self.dq_steps,
-            &self.dz_r,
-            &self.da_r,
-            &self.dz_u,
-            &self.da_u,
-            &self.dls,
+            &self.grad.da,
+            &self.grad.adam_m,
+            &self.grad.adam_v,
+            &self.grad.dz,
+            &self.grad.dz_prev,
+            &self.grad.dz_tmp,
+            &self.grad.da_tmp,
+            &self.grad.dmu,
+            &self.grad.dr,
+            &self.grad.dq,
+            &self.grad.du,
+            &self.grad.dr_steps,
+            &self.grad.dq_steps,
+            &self.grad.dz_r,
+            &self.grad.da_r,
+            &self.grad.dz_u,
+            &self.grad.da_u,
+            &self.grad.dls,
             &self.eps_term,
-            &self.prev_all,
+            &self.grad.prev_all,
             &self.best,
             &self.prev,
-            &self.mean,
-            &self.std,
-            &self.weights,
+            &self.sampling.mean,
+            &self.sampling.std,
+            &self.sampling.weights,
             &self.policy_action,
             &self.action,
             &self.trace,
