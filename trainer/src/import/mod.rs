@@ -189,7 +189,7 @@ pub fn import_weights(
     weights: Tdmpc2Weights,
 ) -> Result<(Manifest, WorldModel), ImportError> {
     let discount = opts.check()?;
-    let (_store, model) = model::world_model(&weights)?;
+    let model = model::world_model(&weights)?;
     let refs = references(&model, 3, 4, opts.seed).map_err(ExportError::Torch)?;
     let modules = onnx_modules(&model);
     let ckpt_sha = std::fs::read(&opts.checkpoint)

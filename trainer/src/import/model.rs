@@ -9,7 +9,7 @@
 
 use super::error::ImportError;
 use super::layout::{Block, Tail, Tdmpc2Weights};
-use crate::model::{LayerWeights, Mlp, ModelConfig, WorldModel};
+use crate::model::{Act, LayerWeights, Mlp, ModelConfig, WorldModel};
 use tch::nn;
 
 /// TD-MPC2's sizes as the trainer's model configuration: MLP width
@@ -46,8 +46,8 @@ fn load(mlp: &Mlp, blocks: &[Block], what: &str) -> Result<(), ImportError> {
     for (k, (layer, b)) in mlp.layers.iter().zip(blocks).enumerate() {
         let act_matches = match (&layer.norm, b.tail) {
             (None, Tail::None) => true,
-            (Some((_, crate::model::Act::Mish)), Tail::Mish) => true,
-            (Some((_, crate::model::Act::SimNorm(g))), Tail::SimNorm(h)) => *g == h,
+            (Some((_, Act::Mish)), Tail::Mish) => true,
+            (Some((_, Act::SimNorm(g))), Tail::SimNorm(h)) => *g == h,
             _ => false,
         };
         if !act_matches {
@@ -70,10 +70,10 @@ fn load(mlp: &Mlp, blocks: &[Block], what: &str) -> Result<(), ImportError> {
     Ok(())
 }
 
-/// The trainer's model (CPU, f32) holding the checkpoint's weights. Its
-/// variables live on after the returned store is dropped (the layers hold
-/// them), so the store is returned only for callers that save or train.
-pub fn world_model(w: &Tdmpc2Weights) -> Result<(nn::VarStore, WorldModel), ImportError> {
+/// The trainer's model (CPU, f32) holding the checkpoint's weights. The
+/// layers hold their variables, so the model outlives the store it was
+/// built in.
+pub fn world_model(w: &Tdmpc2Weights) -> Result<WorldModel, ImportError> {
     let cfg = model_config(w);
     cfg.validate()
         .map_err(|e| ImportError::Model(e.to_string()))?;
@@ -86,5 +86,5 @@ pub fn world_model(w: &Tdmpc2Weights) -> Result<(nn::VarStore, WorldModel), Impo
     for (k, (head, blocks)) in m.q.iter().zip(&w.q).enumerate() {
         load(head, blocks, &format!("Q head {k}"))?;
     }
-    Ok((vs, m))
+    Ok(m)
 }
